@@ -1,0 +1,124 @@
+/*
+ * config.h - the configuration: one directive per line, read by a
+ * table-driven parser (config.c). The table row of each directive gives its
+ * name, arity, default, bounds and a one-line doc; `postern check` and
+ * docs/config.md follow the same table.
+ */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+enum listen_role {
+	ROLE_MX = 0,	  /* port 25: local delivery only, never relays */
+	ROLE_SUBMISSION,  /* 587/2525: STARTTLS, then AUTH (submission issue) */
+	ROLE_SUBMISSIONS, /* 465: implicit TLS, then AUTH (submission issue) */
+};
+
+enum log_level {
+	LOG_LEVEL_DEBUG = 0,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_NOTICE,
+	LOG_LEVEL_WARNING,
+	LOG_LEVEL_ERROR,
+};
+
+enum sync_method {
+	SYNC_SYNCFS = 0, /* one syncfs(2) per batch and file system */
+	SYNC_FSYNC,	 /* fsync(2) of every file and directory touched */
+};
+
+struct config_listener {
+	char addr_text[80]; /* as written: "127.0.0.1:25", "[::1]:25" */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	enum listen_role role;
+	unsigned line; /* where it was declared */
+};
+
+/* A local mailbox: canonical address, split, lower-case ASCII. */
+struct config_mailbox {
+	char *local;  /* local part, validated: [A-Za-z0-9._+=-], no
+			 leading or trailing dot, no "..", <= 64 octets */
+	char *domain; /* one of config.domains */
+};
+
+struct config {
+	char *file; /* path it was read from, or "(built-in)" */
+
+	char *hostname;	    /* our name in the greeting and Received */
+	char **domains;	    /* lower case; the domains we accept mail for */
+	size_t n_domains;
+	struct config_mailbox *mailboxes; /* sorted by domain, then local */
+	size_t n_mailboxes;
+	char *maildir;	    /* template, %d domain, %n local part, %% */
+	char *spool;	    /* spool directory (absolute after load) */
+	char *user;	    /* account the workers run as, or NULL */
+
+	struct config_listener *listeners;
+	size_t n_listeners;
+
+	unsigned workers;	  /* 0: one per core */
+	uint64_t max_message_size; /* octets, after dot-unstuffing */
+	unsigned max_recipients;
+	unsigned max_sessions;	  /* per server, shared among workers */
+	unsigned error_limit;	  /* errors before 421 and close */
+	unsigned hop_limit;	  /* Received headers before 554 5.4.6 */
+	uint64_t header_size_limit; /* octets of header section */
+
+	/* Timeouts in seconds, RFC 5321 section 4.5.3.2. */
+	unsigned timeout_command; /* waiting for the next command */
+	unsigned timeout_data;	  /* between two reads inside DATA/BDAT */
+	unsigned timeout_shutdown; /* SIGTERM: open sessions may finish */
+	unsigned greet_delay;	  /* seconds before the 220 (0: none) */
+
+	enum log_level log_level;
+	enum sync_method sync_method;
+};
+
+/*
+ * Read and validate a configuration file. On success *cfg_r holds a new
+ * config and 0 is returned. On failure -1 is returned and every error found
+ * has been written to `errors` as "file:line: message\n" (all errors, not
+ * only the first).
+ */
+int config_load(const char *path, struct config **cfg_r, FILE *errors);
+
+/* The embedded development configuration (see docs/config.md). */
+int config_load_builtin(struct config **cfg_r, FILE *errors);
+
+/* Parse a configuration held in memory; `name` is used in messages. */
+int config_load_string(const char *name, const char *text,
+		       struct config **cfg_r, FILE *errors);
+
+void config_free(struct config **cfg);
+
+/* Is `domain` (any case, no trailing dot) one of ours? */
+bool config_is_local_domain(const struct config *cfg, const char *domain);
+
+/*
+ * Find a local mailbox by local part and domain (ASCII case-insensitive).
+ * Returns NULL when there is none.
+ */
+const struct config_mailbox *config_find_mailbox(const struct config *cfg,
+						 const char *local,
+						 const char *domain);
+
+/*
+ * Expand the maildir template for `mb` into buf. Returns 0, or -1 when the
+ * result does not fit or a part is unsafe (see maildir_check_part()).
+ */
+int config_maildir_path(const struct config *cfg,
+			const struct config_mailbox *mb, char *buf,
+			size_t size);
+
+/* Write docs/config.md-style text for every directive (postern directives). */
+void config_write_reference(FILE *out);
+
+const char *config_role_name(enum listen_role role);
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * maildir.h - Maildir paths and delivery (https://cr.yp.to/proto/maildir.html).
+ *
+ * Paths are built only from validated parts (THREATS F-01): a part that
+ * could leave the Maildir root is refused, never rewritten.
+ */
+#ifndef POSTERN_MAILDIR_H
+#define POSTERN_MAILDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * Is `part` (a local part or domain going into a path) safe? Refused: empty,
+ * longer than 255, a leading '.', "..", '/', NUL, any octet outside
+ * [A-Za-z0-9._+-=] (no control, space, quote or non-ASCII octet).
+ */
+bool maildir_check_part(const char *part, size_t len);
+
+/*
+ * Expand a template: %d domain, %n local part, %% a percent sign. Both parts
+ * must pass maildir_check_part(). Returns 0, or -1 (unsafe part, unknown
+ * %-sequence, or no room).
+ */
+int maildir_expand(const char *tmpl, const char *local, const char *domain,
+		   char *buf, size_t size);
+
+/*
+ * The unique file name for message `queue_id` received at `when`:
+ * "<when>.<queue_id>.<host>", with '/' in the host written as "\057" and ':'
+ * as "\072". Deterministic, so recovery can tell whether a delivery
+ * happened. Returns 0 or -1 (no room).
+ */
+int maildir_name(long when, const char *queue_id, const char *hostname,
+		 char *buf, size_t size);
+
+/*
+ * Create <dir>, <dir>/tmp, <dir>/new and <dir>/cur (mode 0700) when missing,
+ * refusing any component that is a symbolic link. Returns 0 or -1 (errno).
+ */
+int maildir_create(const char *dir);
+
+/*
+ * Put the file `src_path` into the Maildir `dir` under `name`: hard-link it
+ * as tmp/<name> (falling back to a copy when the spool is on another file
+ * system), then rename it to new/<name>. Nothing is made durable here: the
+ * caller syncs (spool.c). Never follows a symbolic link in tmp/ or new/.
+ * Returns 0, 1 when new/<name> or cur/<name>:* exists already (delivered
+ * before a crash), or -1 (errno set).
+ */
+int maildir_deliver(const char *dir, const char *name, const char *src_path);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * session.h - the SMTP state machine (RFC 5321 and extensions), I/O-free.
+ *
+ * Bytes go in with session_input(); replies come out of session_output();
+ * message content goes to the caller through session_ops. The engine never
+ * touches a socket, a file or a clock of its own (but for the Received
+ * header's date), so the event loop, a unit test and a fuzzer drive it
+ * alike.
+ *
+ * Ownership: the caller owns the params and the config they point to, and
+ * keeps them alive as long as the session.
+ */
+#ifndef POSTERN_SESSION_H
+#define POSTERN_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "spool.h"
+
+struct session;
+
+struct session_params {
+	const struct config *cfg;
+	enum listen_role role;
+	const char *id;		 /* session id for logs, e.g. "a1b2c3" */
+	const char *client_addr; /* "192.0.2.1" or "2001:db8::1" */
+};
+
+/* The envelope handed over at end of data. */
+struct session_envelope {
+	const char *sender; /* canonical, without brackets; "" for <> */
+	const struct spool_rcpt *rcpts;
+	size_t n_rcpts;
+	unsigned long long size; /* octets written, Received header included */
+};
+
+/*
+ * What the engine asks of its driver. Each returns 0 on success; a -1 from
+ * msg_begin or msg_write makes the transaction end with 451 4.3.0.
+ */
+struct session_ops {
+	/* A message begins; write its queue id (< SPOOL_ID_MAX) to id_r. */
+	int (*msg_begin)(void *ctx, char *id_r);
+	/* Content, in order: the Received header, then the message as
+	   stored (dot-unstuffed, CRLF line ends kept). */
+	int (*msg_write)(void *ctx, const void *buf, size_t len);
+	/* The message is refused or the session ends: throw it away. */
+	void (*msg_abort)(void *ctx);
+	/* End of data, all checks passed: make it durable and deliver, then
+	   call session_commit_done(). The session is parked until then. */
+	void (*msg_commit)(void *ctx, const struct session_envelope *env);
+};
+
+struct session *session_new(const struct session_params *params,
+			    const struct session_ops *ops, void *ctx);
+/* Frees the session; a message still open is aborted. */
+void session_free(struct session **s);
+
+/* Send the greeting now (the driver may wait greet-delay first). */
+void session_greet(struct session *s);
+
+/* Feed bytes from the client. */
+void session_input(struct session *s, const void *buf, size_t len);
+
+/* The commit asked for by msg_commit finished: result 0 gives
+   "250 2.0.0 Ok: queued as <id>", -1 gives 451 4.3.0. */
+void session_commit_done(struct session *s, int result);
+
+/* The current state's timeout expired: 421 4.4.2 and close. */
+void session_timeout(struct session *s);
+
+/* The server is stopping: idle sessions get 421 4.3.2 now, a session in
+   a transaction finishes it and gets 421 at its next command. */
+void session_shutdown(struct session *s);
+
+/* Replies waiting to be sent; consume what was written. */
+const char *session_output(const struct session *s, size_t *len_r);
+void session_output_consume(struct session *s, size_t n);
+
+/* Once the output is flushed, close the connection. */
+bool session_is_closing(const struct session *s);
+/* Parked: waiting for a commit; do not expect progress from input. */
+bool session_is_parked(const struct session *s);
+/* Input bytes held but not yet processed (bounded by the engine). */
+size_t session_pending_input(const struct session *s);
+/* Seconds the driver should wait for input in the current state. */
+unsigned session_timeout_secs(const struct session *s);
+
+/* Log the disconnect line with the session's counters. `reason` is a
+   word: quit, timeout, eof, error, shutdown. */
+void session_log_disconnect(const struct session *s, const char *reason);
+
+#endif

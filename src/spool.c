@@ -1,0 +1,1840 @@
+/*
+ * spool.c - durable acceptance of messages (docs/durability.md).
+ *
+ * Layout under the spool directory:
+ *   <area>/tmp/<id>           message data while it arrives (and until the
+ *                             commit is reaped)
+ *   <area>/tmp/<id>.env       the envelope being written
+ *   <area>/committed/<id>     the envelope; its rename into committed/ is the
+ *                             commit point
+ *   quarantine/               corrupt files found by recovery
+ *
+ * The event-loop thread creates and writes data files. One committer thread
+ * per spool makes batches of messages durable, delivers them into their
+ * Maildirs by hard link and makes that durable too (group commit), then
+ * hands the results back through an eventfd (spool_commit_fd).
+ */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "maildir.h"
+
+#define SPOOL_BATCH_MAX 256	 /* messages per group commit */
+#define SPOOL_ENV_MAX (4u << 20) /* largest envelope file read back */
+#define SPOOL_PATH_MAX 4096
+#define SPOOL_MDNAME_MAX 1200 /* "<when>.<id>." + 255 octets escaped */
+#define SPOOL_CACHE_BUCKETS 1024
+#define SPOOL_CACHE_MAX 4096 /* known Maildirs before the cache is reset */
+#define SPOOL_DEVS_MAX 16     /* file systems with a kept syncfs() fd */
+#define SPOOL_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+#define SPOOL_NEW_FLAGS                                                        \
+	(O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC)
+#define SPOOL_ENV_MAGIC "postern-envelope 1"
+
+/* XXX: belongs in maildir.h (see maildir.c). */
+int maildir_deliver_fresh(const char *dir, const char *name,
+			  const char *src_path);
+
+/* ---- the file-system seam ---------------------------------------------- */
+
+static int
+spool_sys_openat(int dirfd, const char *path, int flags, int mode)
+{
+	return openat(dirfd, path, flags, (mode_t)mode);
+}
+
+static ssize_t
+spool_sys_write(int fd, const void *buf, size_t len)
+{
+	return write(fd, buf, len);
+}
+
+static int
+spool_sys_mkdirat(int dirfd, const char *path, int mode)
+{
+	return mkdirat(dirfd, path, (mode_t)mode);
+}
+
+static int
+spool_sys_renameat(int fromfd, const char *from, int tofd, const char *to,
+		   unsigned int flags)
+{
+	return renameat2(fromfd, from, tofd, to, flags);
+}
+
+struct spool_fs_ops spool_fs = {
+	.openat = spool_sys_openat,
+	.write = spool_sys_write,
+	.fsync = fsync,
+	.syncfs = syncfs,
+	.mkdirat = spool_sys_mkdirat,
+	.renameat = spool_sys_renameat,
+	.linkat = linkat,
+	.unlinkat = unlinkat,
+};
+
+/* ---- types --------------------------------------------------------------- */
+
+/* An envelope, as written to and read from committed/<id>. */
+struct spool_env {
+	char id[SPOOL_ID_MAX];
+	long long time; /* unix seconds, names the Maildir file */
+	uint64_t size;	/* octets of the data file */
+	const char *sender;
+	struct spool_rcpt *rcpts;
+	size_t n_rcpts;
+	char *store; /* owns the strings and rcpts above */
+};
+
+/* A Maildir the committer has created or seen (committer thread only). */
+struct spool_md {
+	struct spool_md *next;
+	dev_t dev;
+	unsigned gen;	      /* batch that last delivered here */
+	unsigned failed_gen; /* batch whose sync of it failed */
+	char path[];
+};
+
+struct spool_dev {
+	dev_t dev;
+	int fd;
+	unsigned failed_gen;
+};
+
+struct spool_msg {
+	struct spool *sp;
+	struct spool_msg *next;
+	char id[SPOOL_ID_MAX];
+	long time;
+	int fd;
+	uint64_t size;
+	int error; /* first errno of a write, or of the envelope copy */
+
+	/* Set by spool_msg_commit(), then owned by the committer. */
+	struct spool_env env;
+	spool_commit_cb *cb;
+	void *arg;
+	struct spool_md **mds; /* per recipient; NULL: duplicate Maildir */
+	unsigned char *state;  /* per recipient: SPOOL_RCPT_* */
+	int result;
+	int fail_step; /* 0: none */
+	int fail_errno;
+	bool env_created;
+	bool committed;
+};
+
+enum {
+	SPOOL_RCPT_NONE = 0,
+	SPOOL_RCPT_DELIVERED, /* linked by this batch: undo on failure */
+	SPOOL_RCPT_PRESENT,   /* was there already: never undone */
+};
+
+struct spool {
+	char *area_path;
+	char *hostname;
+	enum sync_method sync;
+	int area_fd, tmp_fd, committed_fd, event_fd;
+
+	pthread_t thread;
+	bool has_thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct spool_msg *pend_head, *pend_tail; /* under mu */
+	struct spool_msg *done_head, *done_tail; /* under mu */
+	bool stopping;				 /* under mu */
+	bool paused; /* under mu; tests hold batches back with it */
+	size_t in_flight; /* loop thread: committed, not yet reaped */
+
+	/* Committer thread only. */
+	struct spool_md *cache[SPOOL_CACHE_BUCKETS];
+	size_t n_cache;
+	struct spool_dev devs[SPOOL_DEVS_MAX];
+	size_t n_devs;
+	unsigned gen;
+};
+
+static unsigned spool_counter; /* per process, atomic */
+
+static const char *
+spool_errname(int err)
+{
+	const char *s = strerrorname_np(err);
+
+	return s != NULL ? s : "unknown";
+}
+
+/* ---- envelope format (docs/queue-format.md) ---------------------------- */
+
+/* Octets written as themselves; everything else is %XX. */
+static bool
+spool_env_plain(unsigned char c)
+{
+	return c >= 0x21 && c <= 0x7e && c != '%';
+}
+
+static size_t
+spool_env_esc_len(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++)
+		n += spool_env_plain((unsigned char)*s) ? 1 : 3;
+	return n;
+}
+
+static char *
+spool_env_esc(char *o, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (spool_env_plain(c)) {
+			*o++ = (char)c;
+		} else {
+			*o++ = '%';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	return o;
+}
+
+/* RFC 5321 section 2.3.8: envelope values never hold CR or LF. */
+static bool
+spool_env_value_ok(const char *s)
+{
+	return s != NULL && strpbrk(s, "\r\n") == NULL;
+}
+
+static bool
+spool_id_ok(const char *s, size_t len)
+{
+	if (len == 0 || len >= SPOOL_ID_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+		      (c >= 'a' && c <= 'z')))
+			return false;
+	}
+	return true;
+}
+
+static char *
+spool_env_put(char *o, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(o, s, n);
+	return o + n;
+}
+
+/*
+ * Serialise `env` into a new buffer. Fails (EINVAL) when a value holds CR
+ * or LF, the id is malformed, or there is no recipient.
+ */
+static int
+spool_env_format(const struct spool_env *env, char **buf_r, size_t *len_r)
+{
+	char num[64], *buf, *o;
+	size_t total;
+	int n;
+
+	if (!spool_id_ok(env->id, strlen(env->id)) || env->n_rcpts == 0 ||
+	    !spool_env_value_ok(env->sender) || env->time < 0)
+		goto inval;
+	n = snprintf(num, sizeof(num), "time %lld\nsize %" PRIu64 "\n",
+		     env->time, env->size);
+	if (n < 0 || (size_t)n >= sizeof(num))
+		goto inval;
+	total = sizeof(SPOOL_ENV_MAGIC "\nid \n") + strlen(env->id) +
+		(size_t)n + sizeof("sender \n") +
+		spool_env_esc_len(env->sender) + sizeof("end\n");
+	for (size_t i = 0; i < env->n_rcpts; i++) {
+		const struct spool_rcpt *r = &env->rcpts[i];
+
+		if (!spool_env_value_ok(r->address) ||
+		    !spool_env_value_ok(r->maildir) || r->address[0] == '\0' ||
+		    r->maildir[0] == '\0')
+			goto inval;
+		total += sizeof("rcpt  \n") + spool_env_esc_len(r->address) +
+			 spool_env_esc_len(r->maildir);
+	}
+	buf = malloc(total);
+	if (buf == NULL)
+		return -1;
+	o = spool_env_put(buf, SPOOL_ENV_MAGIC "\nid ");
+	o = spool_env_put(o, env->id);
+	*o++ = '\n';
+	o = spool_env_put(o, num);
+	o = spool_env_put(o, "sender ");
+	o = spool_env_esc(o, env->sender);
+	*o++ = '\n';
+	for (size_t i = 0; i < env->n_rcpts; i++) {
+		o = spool_env_put(o, "rcpt ");
+		o = spool_env_esc(o, env->rcpts[i].address);
+		*o++ = ' ';
+		o = spool_env_esc(o, env->rcpts[i].maildir);
+		*o++ = '\n';
+	}
+	o = spool_env_put(o, "end\n");
+	*buf_r = buf;
+	*len_r = (size_t)(o - buf);
+	return 0;
+inval:
+	errno = EINVAL;
+	return -1;
+}
+
+static int
+spool_hex(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1; /* lower case is not canonical */
+}
+
+/*
+ * Decode an escaped value into *o (NUL-terminated). Only the canonical
+ * form is accepted: plain octets raw, the others as %XX in upper case, so
+ * every value has exactly one spelling. Returns 0 or -1.
+ */
+static int
+spool_env_unesc(const char *s, size_t len, char **o, const char **value_r)
+{
+	char *d = *o;
+
+	*value_r = d;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int hi, lo;
+
+		if (spool_env_plain(c)) {
+			*d++ = (char)c;
+			continue;
+		}
+		if (c != '%' || len - i < 3)
+			return -1;
+		hi = spool_hex((unsigned char)s[i + 1]);
+		lo = spool_hex((unsigned char)s[i + 2]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		c = (unsigned char)(hi << 4 | lo);
+		if (spool_env_plain(c) || c == '\0' || c == '\r' || c == '\n')
+			return -1;
+		*d++ = (char)c;
+		i += 2;
+	}
+	*d++ = '\0';
+	*o = d;
+	return 0;
+}
+
+/* A decimal number without sign or leading zero, at most `max`. */
+static int
+spool_env_number(const char *s, size_t len, uint64_t max, uint64_t *v_r)
+{
+	uint64_t v = 0;
+
+	if (len == 0 || len > 20 || (s[0] == '0' && len > 1))
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned d = (unsigned char)s[i] - '0';
+
+		if (d > 9 || v > (max - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*v_r = v;
+	return 0;
+}
+
+static void
+spool_env_free(struct spool_env *env)
+{
+	free(env->store);
+	free(env->rcpts);
+	memset(env, 0, sizeof(*env));
+}
+
+enum { SPOOL_K_ID = 1, SPOOL_K_TIME = 2, SPOOL_K_SIZE = 4, SPOOL_K_SENDER = 8 };
+
+/* One "key value" line of the body (not the magic, not "end"). */
+static int
+spool_env_line(struct spool_env *env, const char *line, size_t len,
+	       unsigned *seen, char **store, const char **error_r)
+{
+	const char *sp = memchr(line, ' ', len), *val, *sp2;
+	size_t klen, vlen;
+	uint64_t v;
+	unsigned bit;
+
+	if (sp == NULL) {
+		*error_r = "line without value";
+		return -1;
+	}
+	klen = (size_t)(sp - line);
+	val = sp + 1;
+	vlen = len - klen - 1;
+#define KEY(k) (klen == sizeof(k) - 1 && memcmp(line, k, klen) == 0)
+	if (KEY("rcpt")) {
+		struct spool_rcpt *r = &env->rcpts[env->n_rcpts];
+
+		sp2 = memchr(val, ' ', vlen);
+		if (sp2 == NULL || sp2 == val || sp2 == val + vlen - 1 ||
+		    spool_env_unesc(val, (size_t)(sp2 - val), store,
+				    &r->address) < 0 ||
+		    spool_env_unesc(sp2 + 1, vlen - (size_t)(sp2 - val) - 1,
+				    store, &r->maildir) < 0) {
+			*error_r = "bad rcpt";
+			return -1;
+		}
+		env->n_rcpts++;
+		return 0;
+	}
+	bit = KEY("id")	       ? SPOOL_K_ID
+	      : KEY("time")    ? SPOOL_K_TIME
+	      : KEY("size")    ? SPOOL_K_SIZE
+	      : KEY("sender") ? SPOOL_K_SENDER
+			       : 0;
+#undef KEY
+	if (bit == 0) {
+		*error_r = "unknown key";
+		return -1;
+	}
+	if (*seen & bit) {
+		*error_r = "duplicate key";
+		return -1;
+	}
+	*seen |= bit;
+	switch (bit) {
+	case SPOOL_K_ID:
+		if (!spool_id_ok(val, vlen))
+			break;
+		memcpy(env->id, val, vlen);
+		env->id[vlen] = '\0';
+		return 0;
+	case SPOOL_K_TIME:
+		if (spool_env_number(val, vlen, LLONG_MAX, &v) < 0)
+			break;
+		env->time = (long long)v;
+		return 0;
+	case SPOOL_K_SIZE:
+		if (spool_env_number(val, vlen, UINT64_MAX, &env->size) < 0)
+			break;
+		return 0;
+	default:
+		if (spool_env_unesc(val, vlen, store, &env->sender) < 0)
+			break;
+		return 0;
+	}
+	*error_r = "bad value";
+	return -1;
+}
+
+/*
+ * Parse an envelope file. Everything must be right: the magic first line,
+ * each single key exactly once, at least one rcpt, "end" as the last line
+ * and nothing after it. A file cut anywhere is refused, never partially
+ * used (THREATS Q-01, Q-02). On success env owns its strings.
+ */
+static int
+spool_env_parse(const char *buf, size_t len, struct spool_env *env,
+		const char **error_r)
+{
+	const char *p = buf, *end = buf + len;
+	unsigned seen = 0;
+	size_t n_rcpt = 0;
+	bool has_end = false;
+	char *store;
+
+	memset(env, 0, sizeof(*env));
+	if (len == 0 || buf[len - 1] != '\n') {
+		*error_r = "truncated";
+		return -1;
+	}
+	if (memchr(buf, '\0', len) != NULL) {
+		*error_r = "NUL octet";
+		return -1;
+	}
+	for (const char *q = buf; q < end; q++)
+		if (*q == '\n' && end - q > 5 && memcmp(q + 1, "rcpt ", 5) == 0)
+			n_rcpt++;
+	env->store = malloc(len + 1);
+	env->rcpts = calloc(n_rcpt + 1, sizeof(*env->rcpts));
+	if (env->store == NULL || env->rcpts == NULL) {
+		*error_r = "out of memory";
+		goto fail;
+	}
+	store = env->store;
+	for (unsigned line_no = 0; p < end; line_no++) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		size_t llen = (size_t)(eol - p);
+
+		if (has_end) {
+			*error_r = "data after end";
+			goto fail;
+		}
+		if (line_no == 0) {
+			if (llen != sizeof(SPOOL_ENV_MAGIC) - 1 ||
+			    memcmp(p, SPOOL_ENV_MAGIC, llen) != 0) {
+				*error_r = "bad magic";
+				goto fail;
+			}
+		} else if (llen == 3 && memcmp(p, "end", 3) == 0) {
+			has_end = true;
+		} else if (spool_env_line(env, p, llen, &seen, &store,
+					  error_r) < 0) {
+			goto fail;
+		}
+		p = eol + 1;
+	}
+	if (!has_end) {
+		*error_r = "no end";
+		goto fail;
+	}
+	if (seen != (SPOOL_K_ID | SPOOL_K_TIME | SPOOL_K_SIZE |
+		     SPOOL_K_SENDER) ||
+	    env->n_rcpts == 0) {
+		*error_r = "missing key";
+		goto fail;
+	}
+	return 0;
+fail:
+	spool_env_free(env);
+	return -1;
+}
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static int
+spool_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = spool_fs.write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Is `s` usable as a spool area (one path component we created)? */
+static bool
+spool_area_ok(const char *s)
+{
+	return s != NULL && strcmp(s, "quarantine") != 0 &&
+	       maildir_check_part(s, strlen(s)) && strchr(s, '+') == NULL &&
+	       strchr(s, '=') == NULL;
+}
+
+static void
+spool_close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Open (creating when missing) directory `name` under dfd, 0700. */
+static int
+spool_open_dir(int dfd, const char *name)
+{
+	if (spool_fs.mkdirat(dfd, name, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return spool_fs.openat(dfd, name, SPOOL_DIR_FLAGS, 0);
+}
+
+/* ---- open and close ------------------------------------------------------ */
+
+static void *spool_committer(void *arg);
+
+/*
+ * Open the area of this process and start its committer. The spool
+ * directory is made absolute (realpath) so that the hard-link source
+ * path stays valid whatever the process's working directory becomes.
+ */
+int
+spool_open(const char *dir, const char *area, const char *hostname,
+	   enum sync_method sync, struct spool **spool_r, const char **error_r)
+{
+	struct spool *sp;
+	char *root = NULL, path[SPOOL_PATH_MAX];
+	int root_fd = -1, n;
+	sigset_t all, old;
+
+	*spool_r = NULL;
+	*error_r = "invalid area name";
+	if (!spool_area_ok(area))
+		return -1;
+	sp = calloc(1, sizeof(*sp));
+	if (sp == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	sp->area_fd = sp->tmp_fd = sp->committed_fd = sp->event_fd = -1;
+	sp->sync = sync;
+	pthread_mutex_init(&sp->mu, NULL);
+	pthread_cond_init(&sp->cv, NULL);
+	*error_r = "cannot create the spool directory";
+	if (spool_fs.mkdirat(AT_FDCWD, dir, 0700) < 0 && errno != EEXIST)
+		goto fail;
+	root = realpath(dir, NULL);
+	*error_r = "cannot open the spool directory";
+	if (root == NULL)
+		goto fail;
+	root_fd = spool_fs.openat(AT_FDCWD, root, SPOOL_DIR_FLAGS, 0);
+	if (root_fd < 0)
+		goto fail;
+	*error_r = "cannot create the spool area";
+	sp->area_fd = spool_open_dir(root_fd, area);
+	if (sp->area_fd < 0)
+		goto fail;
+	sp->tmp_fd = spool_open_dir(sp->area_fd, "tmp");
+	sp->committed_fd = spool_open_dir(sp->area_fd, "committed");
+	if (sp->tmp_fd < 0 || sp->committed_fd < 0)
+		goto fail;
+	n = snprintf(path, sizeof(path), "%s/%s", root, area);
+	*error_r = "spool path too long";
+	if (n < 0 || (size_t)n >= sizeof(path) - SPOOL_ID_MAX - 8)
+		goto fail;
+	sp->area_path = strdup(path);
+	sp->hostname = strdup(hostname != NULL ? hostname : "localhost");
+	sp->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	*error_r = "out of resources";
+	if (sp->area_path == NULL || sp->hostname == NULL || sp->event_fd < 0)
+		goto fail;
+	/* Signals stay with the loop thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	n = pthread_create(&sp->thread, NULL, spool_committer, sp);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	*error_r = "cannot start the committer thread";
+	if (n != 0)
+		goto fail;
+	sp->has_thread = true;
+	close(root_fd);
+	free(root);
+	*spool_r = sp;
+	return 0;
+fail:
+	if (root_fd >= 0)
+		close(root_fd);
+	free(root);
+	spool_close(&sp);
+	return -1;
+}
+
+static void
+spool_msg_free(struct spool_msg *m)
+{
+	spool_close_fd(&m->fd);
+	spool_env_free(&m->env);
+	free(m->mds);
+	free(m->state);
+	free(m);
+}
+
+/* Remove the spool files of a message whose commit succeeded. */
+static void
+spool_msg_finish(struct spool_msg *m)
+{
+	struct spool *sp = m->sp;
+
+	if (m->result == 0) {
+		if (spool_fs.unlinkat(sp->committed_fd, m->id, 0) < 0)
+			log_warning(m->id, "spool unlink-committed error=%s",
+				    spool_errname(errno));
+		if (spool_fs.unlinkat(sp->tmp_fd, m->id, 0) < 0)
+			log_warning(m->id, "spool unlink-data error=%s",
+				    spool_errname(errno));
+	}
+	spool_msg_free(m);
+}
+
+/*
+ * Stop the committer after it has finished every pending commit. Finished
+ * commits that were never reaped are cleaned up without their callbacks
+ * (the caller has stopped caring; the messages stay delivered). Messages
+ * begun and neither committed nor aborted must not exist at this point.
+ */
+void
+spool_close(struct spool **spool)
+{
+	struct spool *sp = *spool;
+
+	if (sp == NULL)
+		return;
+	*spool = NULL;
+	if (sp->has_thread) {
+		pthread_mutex_lock(&sp->mu);
+		sp->stopping = true;
+		sp->paused = false;
+		pthread_cond_broadcast(&sp->cv);
+		pthread_mutex_unlock(&sp->mu);
+		pthread_join(sp->thread, NULL);
+	}
+	while (sp->done_head != NULL) {
+		struct spool_msg *m = sp->done_head;
+
+		sp->done_head = m->next;
+		spool_msg_finish(m);
+	}
+	for (size_t i = 0; i < SPOOL_CACHE_BUCKETS; i++) {
+		while (sp->cache[i] != NULL) {
+			struct spool_md *md = sp->cache[i];
+
+			sp->cache[i] = md->next;
+			free(md);
+		}
+	}
+	for (size_t i = 0; i < sp->n_devs; i++)
+		close(sp->devs[i].fd);
+	spool_close_fd(&sp->area_fd);
+	spool_close_fd(&sp->tmp_fd);
+	spool_close_fd(&sp->committed_fd);
+	spool_close_fd(&sp->event_fd);
+	pthread_cond_destroy(&sp->cv);
+	pthread_mutex_destroy(&sp->mu);
+	free(sp->area_path);
+	free(sp->hostname);
+	free(sp);
+}
+
+/* ---- messages (loop thread) ---------------------------------------------- */
+
+/*
+ * A queue id unique across processes and restarts: seconds (9 hex
+ * digits), microseconds (5), pid (6, pid_max is at most 2^22) and a
+ * per-process counter (3), 23 characters of [0-9a-f]. O_EXCL catches the
+ * impossible collision and the caller tries again.
+ */
+static int
+spool_make_id(char *buf, size_t size, long *time_r)
+{
+	struct timeval tv;
+	unsigned c = __atomic_fetch_add(&spool_counter, 1, __ATOMIC_RELAXED);
+	int n;
+
+	gettimeofday(&tv, NULL);
+	n = snprintf(buf, size, "%09llx%05lx%06lx%03x",
+		     (unsigned long long)tv.tv_sec & 0xfffffffffULL,
+		     (unsigned long)tv.tv_usec & 0xfffffUL,
+		     (unsigned long)getpid() & 0xffffffUL, c & 0xfffU);
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	*time_r = (long)tv.tv_sec;
+	return 0;
+}
+
+int
+spool_msg_begin(struct spool *sp, struct spool_msg **msg_r)
+{
+	struct spool_msg *m;
+
+	*msg_r = NULL;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return -1;
+	m->sp = sp;
+	m->fd = -1;
+	for (int attempt = 0; attempt < 4 && m->fd < 0; attempt++) {
+		if (spool_make_id(m->id, sizeof(m->id), &m->time) < 0)
+			break;
+		m->fd = spool_fs.openat(sp->tmp_fd, m->id, SPOOL_NEW_FLAGS,
+					0600);
+		if (m->fd < 0 && errno != EEXIST)
+			break;
+	}
+	if (m->fd < 0) {
+		log_error("spool", "spool begin error=%s",
+			  spool_errname(errno));
+		free(m);
+		return -1;
+	}
+	*msg_r = m;
+	return 0;
+}
+
+const char *
+spool_msg_id(const struct spool_msg *msg)
+{
+	return msg->id;
+}
+
+/* Plain write(2): the data sits in the page cache until the group sync. */
+int
+spool_msg_write(struct spool_msg *msg, const void *buf, size_t len)
+{
+	if (msg->error != 0)
+		return -1;
+	if (spool_write_all(msg->fd, buf, len) < 0) {
+		msg->error = errno;
+		log_warning(msg->id, "spool write error=%s",
+			    spool_errname(errno));
+		return -1;
+	}
+	msg->size += len;
+	return 0;
+}
+
+uint64_t
+spool_msg_size(const struct spool_msg *msg)
+{
+	return msg->size;
+}
+
+void
+spool_msg_abort(struct spool_msg **msg)
+{
+	struct spool_msg *m = *msg;
+
+	if (m == NULL)
+		return;
+	*msg = NULL;
+	spool_close_fd(&m->fd);
+	if (spool_fs.unlinkat(m->sp->tmp_fd, m->id, 0) < 0)
+		log_warning(m->id, "spool abort error=%s",
+			    spool_errname(errno));
+	spool_msg_free(m);
+}
+
+/* Copy the envelope into one allocation owned by the message. */
+static int
+spool_msg_copy_env(struct spool_msg *m, const char *sender,
+		   const struct spool_rcpt *rcpts, size_t n_rcpts)
+{
+	size_t total = strlen(sender) + 1;
+	char *o;
+
+	for (size_t i = 0; i < n_rcpts; i++)
+		total += strlen(rcpts[i].address) + strlen(rcpts[i].maildir) +
+			 2;
+	m->env.store = malloc(total);
+	m->env.rcpts = calloc(n_rcpts + 1, sizeof(*m->env.rcpts));
+	m->mds = calloc(n_rcpts + 1, sizeof(*m->mds));
+	m->state = calloc(n_rcpts + 1, 1);
+	if (m->env.store == NULL || m->env.rcpts == NULL || m->mds == NULL ||
+	    m->state == NULL)
+		return -1;
+	o = m->env.store;
+	m->env.sender = o;
+	o = spool_env_put(o, sender) + 1;
+	o[-1] = '\0';
+	for (size_t i = 0; i < n_rcpts; i++) {
+		m->env.rcpts[i].address = o;
+		o = spool_env_put(o, rcpts[i].address) + 1;
+		o[-1] = '\0';
+		m->env.rcpts[i].maildir = o;
+		o = spool_env_put(o, rcpts[i].maildir) + 1;
+		o[-1] = '\0';
+	}
+	m->env.n_rcpts = n_rcpts;
+	memcpy(m->env.id, m->id, sizeof(m->id));
+	m->env.time = m->time;
+	m->env.size = m->size;
+	return 0;
+}
+
+void
+spool_msg_commit(struct spool_msg *msg, const char *sender,
+		 const struct spool_rcpt *rcpts, size_t n_rcpts,
+		 spool_commit_cb *cb, void *arg)
+{
+	struct spool *sp = msg->sp;
+
+	msg->cb = cb;
+	msg->arg = arg;
+	msg->result = -1;
+	if (spool_msg_copy_env(msg, sender != NULL ? sender : "", rcpts,
+			       n_rcpts) < 0 &&
+	    msg->error == 0)
+		msg->error = ENOMEM;
+	/* With syncfs the data needs no descriptor of its own any more. */
+	if (sp->sync == SYNC_SYNCFS)
+		spool_close_fd(&msg->fd);
+	msg->next = NULL;
+	sp->in_flight++;
+	pthread_mutex_lock(&sp->mu);
+	if (sp->pend_tail != NULL)
+		sp->pend_tail->next = msg;
+	else
+		sp->pend_head = msg;
+	sp->pend_tail = msg;
+	pthread_cond_signal(&sp->cv);
+	pthread_mutex_unlock(&sp->mu);
+}
+
+int
+spool_commit_fd(const struct spool *sp)
+{
+	return sp->event_fd;
+}
+
+size_t
+spool_commits_pending(const struct spool *sp)
+{
+	return sp->in_flight;
+}
+
+/*
+ * Run the callbacks of finished commits, then remove the spool files of
+ * the successful ones. No sync is needed for the removal: if it is lost
+ * in a crash, recovery finds every delivery already done (the Maildir name
+ * is deterministic) and just removes the files again.
+ */
+void
+spool_commit_reap(struct spool *sp)
+{
+	struct spool_msg *list;
+	uint64_t v;
+
+	if (read(sp->event_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warning("spool", "spool eventfd error=%s",
+			    spool_errname(errno));
+	pthread_mutex_lock(&sp->mu);
+	list = sp->done_head;
+	sp->done_head = sp->done_tail = NULL;
+	pthread_mutex_unlock(&sp->mu);
+	while (list != NULL) {
+		struct spool_msg *m = list;
+
+		list = m->next;
+		sp->in_flight--;
+		if (m->cb != NULL)
+			m->cb(m, m->result, m->arg);
+		spool_msg_finish(m);
+	}
+}
+
+/* ---- the committer ------------------------------------------------------- */
+
+static void
+spool_fail(struct spool_msg *m, int step, int err)
+{
+	if (m->fail_step == 0) {
+		m->fail_step = step;
+		m->fail_errno = err;
+	}
+}
+
+static bool
+spool_live(const struct spool_msg *m)
+{
+	return m->fail_step == 0;
+}
+
+static unsigned
+spool_hash(const char *s)
+{
+	unsigned h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % SPOOL_CACHE_BUCKETS;
+}
+
+static void
+spool_cache_reset(struct spool *sp)
+{
+	for (size_t i = 0; i < SPOOL_CACHE_BUCKETS; i++) {
+		while (sp->cache[i] != NULL) {
+			struct spool_md *md = sp->cache[i];
+
+			sp->cache[i] = md->next;
+			free(md);
+		}
+	}
+	sp->n_cache = 0;
+}
+
+/*
+ * The Maildir `path`, created if this spool has not seen it yet. Cached
+ * with its device so that step 5 knows which file systems to sync.
+ */
+static struct spool_md *
+spool_cache_get(struct spool *sp, const char *path)
+{
+	unsigned h = spool_hash(path);
+	struct spool_md *md;
+	struct stat st;
+	size_t len;
+
+	for (md = sp->cache[h]; md != NULL; md = md->next)
+		if (strcmp(md->path, path) == 0)
+			return md;
+	if (maildir_create(path) < 0 || stat(path, &st) < 0)
+		return NULL;
+	len = strlen(path);
+	md = malloc(sizeof(*md) + len + 1);
+	if (md == NULL)
+		return NULL;
+	memcpy(md->path, path, len + 1);
+	md->dev = st.st_dev;
+	md->gen = md->failed_gen = 0;
+	md->next = sp->cache[h];
+	sp->cache[h] = md;
+	sp->n_cache++;
+	return md;
+}
+
+/* Step 1: write tmp/<id>.env (and with SYNC_FSYNC, fsync it and the data). */
+static int
+spool_step_envelope(struct spool *sp, struct spool_msg *m)
+{
+	char name[SPOOL_ID_MAX + 8], *buf;
+	size_t len;
+	int fd, r = -1, saved;
+
+	m->env.size = m->size;
+	if (spool_env_format(&m->env, &buf, &len) < 0)
+		return -1;
+	snprintf(name, sizeof(name), "%s.env", m->id);
+	fd = spool_fs.openat(sp->tmp_fd, name, SPOOL_NEW_FLAGS, 0600);
+	if (fd >= 0) {
+		m->env_created = true;
+		r = spool_write_all(fd, buf, len);
+		if (r == 0 && sp->sync == SYNC_FSYNC)
+			r = spool_fs.fsync(fd) < 0 || spool_fs.fsync(m->fd) < 0
+				    ? -1
+				    : 0;
+		saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	spool_close_fd(&m->fd);
+	free(buf);
+	return r;
+}
+
+/* Fail every live message of the batch (a batch-wide sync failed). */
+static void
+spool_fail_all(struct spool_msg **msgs, size_t n, int step, int err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (spool_live(msgs[i]))
+			spool_fail(msgs[i], step, err);
+}
+
+static bool
+spool_any_live(struct spool_msg **msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (spool_live(msgs[i]))
+			return true;
+	return false;
+}
+
+/* Steps 1-3: envelopes written and durable, renamed into committed/. */
+static void
+spool_steps_commit(struct spool *sp, struct spool_msg **msgs, size_t n)
+{
+	char name[SPOOL_ID_MAX + 8];
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		if (spool_live(msgs[i]) &&
+		    spool_step_envelope(sp, msgs[i]) < 0)
+			spool_fail(msgs[i], 1, errno);
+	if (!spool_any_live(msgs, n))
+		return;
+	/* Step 2: data and envelopes durable before the commit point. */
+	r = sp->sync == SYNC_SYNCFS ? spool_fs.syncfs(sp->area_fd)
+				    : spool_fs.fsync(sp->tmp_fd);
+	if (r < 0) {
+		spool_fail_all(msgs, n, 2, errno);
+		return;
+	}
+	/* Step 3: the commit point, then made durable. */
+	for (size_t i = 0; i < n; i++) {
+		struct spool_msg *m = msgs[i];
+
+		if (!spool_live(m))
+			continue;
+		snprintf(name, sizeof(name), "%s.env", m->id);
+		if (spool_fs.renameat(sp->tmp_fd, name, sp->committed_fd,
+				      m->id, RENAME_NOREPLACE) < 0) {
+			spool_fail(m, 3, errno);
+			continue;
+		}
+		m->env_created = false;
+		m->committed = true;
+	}
+	if (!spool_any_live(msgs, n))
+		return;
+	r = sp->sync == SYNC_SYNCFS ? spool_fs.syncfs(sp->area_fd)
+				    : spool_fs.fsync(sp->committed_fd);
+	if (r < 0)
+		spool_fail_all(msgs, n, 3, errno);
+}
+
+/* Step 4 for one message: link it into every recipient's Maildir. */
+static void
+spool_step_deliver(struct spool *sp, struct spool_msg *m)
+{
+	char name[SPOOL_MDNAME_MAX], src[SPOOL_PATH_MAX];
+	struct stat st;
+	int n;
+
+	n = snprintf(src, sizeof(src), "%s/tmp/%s", sp->area_path, m->id);
+	if (n < 0 || (size_t)n >= sizeof(src) ||
+	    maildir_name(m->time, m->id, sp->hostname, name, sizeof(name)) <
+		    0) {
+		spool_fail(m, 4, ENAMETOOLONG);
+		return;
+	}
+	for (size_t i = 0; i < m->env.n_rcpts && spool_live(m); i++) {
+		const char *dir = m->env.rcpts[i].maildir;
+		struct spool_md *md;
+		bool dup = false;
+		int r;
+
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = strcmp(m->env.rcpts[j].maildir, dir) == 0;
+		if (dup)
+			continue; /* one copy per Maildir */
+		md = spool_cache_get(sp, dir);
+		if (md == NULL) {
+			spool_fail(m, 4, errno);
+			break;
+		}
+		r = maildir_deliver_fresh(dir, name, src);
+		if (r < 0 && errno == ENOENT && maildir_create(dir) == 0) {
+			/* Removed since we cached it: created again. */
+			if (stat(dir, &st) == 0)
+				md->dev = st.st_dev;
+			r = maildir_deliver_fresh(dir, name, src);
+		}
+		if (r < 0) {
+			spool_fail(m, 4, errno);
+			break;
+		}
+		m->mds[i] = md;
+		m->state[i] = r == 0 ? SPOOL_RCPT_DELIVERED : SPOOL_RCPT_PRESENT;
+		md->gen = sp->gen;
+	}
+}
+
+/* A descriptor on file system `dev` for syncfs(); *tmp when not kept. */
+static int
+spool_dev_fd(struct spool *sp, const struct spool_md *md, bool *tmp)
+{
+	int fd;
+
+	*tmp = false;
+	for (size_t i = 0; i < sp->n_devs; i++)
+		if (sp->devs[i].dev == md->dev)
+			return sp->devs[i].fd;
+	fd = spool_fs.openat(AT_FDCWD, md->path, SPOOL_DIR_FLAGS, 0);
+	if (fd < 0)
+		return -1;
+	if (sp->n_devs < SPOOL_DEVS_MAX) {
+		sp->devs[sp->n_devs].dev = md->dev;
+		sp->devs[sp->n_devs++].fd = fd;
+	} else {
+		*tmp = true;
+	}
+	return fd;
+}
+
+/* fsync() new/ of one Maildir (SYNC_FSYNC); 0 or -1. */
+static int
+spool_fsync_new(const struct spool_md *md)
+{
+	int dfd, fd, r, saved;
+
+	dfd = spool_fs.openat(AT_FDCWD, md->path, SPOOL_DIR_FLAGS, 0);
+	if (dfd < 0)
+		return -1;
+	fd = spool_fs.openat(dfd, "new", SPOOL_DIR_FLAGS, 0);
+	saved = errno;
+	close(dfd);
+	errno = saved;
+	if (fd < 0)
+		return -1;
+	r = spool_fs.fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
+}
+
+/* One file system synced by step 5 of this batch, and how it went. */
+struct spool_synced {
+	dev_t dev;
+	int r;
+};
+
+/*
+ * syncfs() the file system of `md` unless this batch did already; the
+ * result is remembered per file system, because a write-back error is
+ * reported only once and every Maildir on that file system must see it.
+ */
+static int
+spool_syncfs_md(struct spool *sp, const struct spool_md *md,
+		struct spool_synced *done, size_t *n_done)
+{
+	bool tmp;
+	int fd, r, saved;
+
+	for (size_t i = 0; i < *n_done; i++)
+		if (done[i].dev == md->dev)
+			return done[i].r;
+	fd = spool_dev_fd(sp, md, &tmp);
+	r = fd < 0 ? -1 : spool_fs.syncfs(fd);
+	saved = errno;
+	if (fd >= 0 && tmp)
+		close(fd);
+	if (*n_done < SPOOL_BATCH_MAX) {
+		done[*n_done].dev = md->dev;
+		done[(*n_done)++].r = r;
+	}
+	errno = saved;
+	return r;
+}
+
+/*
+ * Step 5: make the deliveries durable. syncfs() once per file system, or
+ * fsync() of each new/ touched; a message with a delivery under a
+ * Maildir whose sync failed fails.
+ */
+static void
+spool_step_sync_maildirs(struct spool *sp, struct spool_msg **msgs, size_t n)
+{
+	struct spool_synced done[SPOOL_BATCH_MAX];
+	size_t n_done = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		struct spool_msg *m = msgs[i];
+
+		for (size_t j = 0; j < m->env.n_rcpts; j++) {
+			struct spool_md *md = m->mds[j];
+
+			if (m->state[j] == SPOOL_RCPT_NONE || md == NULL ||
+			    md->gen != sp->gen)
+				continue;
+			/* Each Maildir once per batch: mark it seen. */
+			md->gen = sp->gen - 1;
+			if (sp->sync == SYNC_FSYNC)
+				r = spool_fsync_new(md);
+			else
+				r = spool_syncfs_md(sp, md, done, &n_done);
+			if (r < 0) {
+				md->failed_gen = sp->gen;
+				log_error("spool", "spool sync-maildir error=%s",
+					  spool_errname(errno));
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct spool_msg *m = msgs[i];
+
+		for (size_t j = 0; j < m->env.n_rcpts; j++)
+			if (m->state[j] != SPOOL_RCPT_NONE &&
+			    m->mds[j] != NULL &&
+			    m->mds[j]->failed_gen == sp->gen)
+				spool_fail(m, 5, EIO);
+	}
+}
+
+/* Remove new/<name> from the Maildir `dir` (undo of a delivery). */
+static void
+spool_undeliver(const char *dir, const char *name)
+{
+	int dfd, nfd;
+
+	dfd = spool_fs.openat(AT_FDCWD, dir, SPOOL_DIR_FLAGS, 0);
+	if (dfd < 0)
+		return;
+	nfd = spool_fs.openat(dfd, "new", SPOOL_DIR_FLAGS, 0);
+	if (nfd >= 0) {
+		spool_fs.unlinkat(nfd, name, 0);
+		close(nfd);
+	}
+	close(dfd);
+}
+
+/*
+ * Step 6 for a failed message: the client will hear 451 and send it
+ * again, so everything this batch did for it is taken back - its new
+ * deliveries first, then its envelope and data. If the undo is cut short
+ * by a crash, recovery may finish the message instead: a duplicate, never
+ * a loss (nothing was acknowledged).
+ */
+static void
+spool_undo(struct spool *sp, struct spool_msg *m)
+{
+	char name[SPOOL_MDNAME_MAX];
+
+	log_warning(m->id, "spool commit-failed step=%d error=%s",
+		    m->fail_step, spool_errname(m->fail_errno));
+	if (maildir_name(m->time, m->id, sp->hostname, name, sizeof(name)) ==
+	    0)
+		for (size_t i = 0; i < m->env.n_rcpts; i++)
+			if (m->state[i] == SPOOL_RCPT_DELIVERED)
+				spool_undeliver(m->env.rcpts[i].maildir, name);
+	if (m->committed)
+		spool_fs.unlinkat(sp->committed_fd, m->id, 0);
+	if (m->env_created) {
+		snprintf(name, sizeof(name), "%s.env", m->id);
+		spool_fs.unlinkat(sp->tmp_fd, name, 0);
+	}
+	spool_close_fd(&m->fd);
+	spool_fs.unlinkat(sp->tmp_fd, m->id, 0);
+}
+
+/* Steps 1-6 for one batch; step 7 is the caller's. */
+static void
+spool_commit_batch(struct spool *sp, struct spool_msg **msgs, size_t n)
+{
+	sp->gen += 2; /* gen - 1 marks "synced in this batch" */
+	if (sp->n_cache > SPOOL_CACHE_MAX)
+		spool_cache_reset(sp);
+	for (size_t i = 0; i < n; i++) {
+		struct spool_msg *m = msgs[i];
+
+		m->result = -1;
+		if (m->error != 0)
+			spool_fail(m, 1, m->error);
+		else if (m->env.n_rcpts == 0)
+			spool_fail(m, 1, EINVAL);
+	}
+	spool_steps_commit(sp, msgs, n);
+	for (size_t i = 0; i < n; i++)
+		if (spool_live(msgs[i]))
+			spool_step_deliver(sp, msgs[i]);
+	spool_step_sync_maildirs(sp, msgs, n);
+	for (size_t i = 0; i < n; i++) {
+		if (spool_live(msgs[i]))
+			msgs[i]->result = 0;
+		else
+			spool_undo(sp, msgs[i]);
+	}
+}
+
+static void *
+spool_committer(void *arg)
+{
+	struct spool *sp = arg;
+	struct spool_msg *batch[SPOOL_BATCH_MAX];
+	const uint64_t one = 1;
+
+	for (;;) {
+		size_t n = 0;
+
+		pthread_mutex_lock(&sp->mu);
+		while (!sp->stopping && (sp->paused || sp->pend_head == NULL))
+			pthread_cond_wait(&sp->cv, &sp->mu);
+		while (n < SPOOL_BATCH_MAX && sp->pend_head != NULL) {
+			batch[n++] = sp->pend_head;
+			sp->pend_head = sp->pend_head->next;
+		}
+		if (sp->pend_head == NULL)
+			sp->pend_tail = NULL;
+		pthread_mutex_unlock(&sp->mu);
+		if (n == 0)
+			break; /* stopping, nothing left */
+		spool_commit_batch(sp, batch, n);
+		/* Step 7: hand the results to the loop thread. */
+		for (size_t i = 0; i + 1 < n; i++)
+			batch[i]->next = batch[i + 1];
+		batch[n - 1]->next = NULL;
+		pthread_mutex_lock(&sp->mu);
+		if (sp->done_tail != NULL)
+			sp->done_tail->next = batch[0];
+		else
+			sp->done_head = batch[0];
+		sp->done_tail = batch[n - 1];
+		pthread_mutex_unlock(&sp->mu);
+		if (write(sp->event_fd, &one, sizeof(one)) < 0 &&
+		    errno != EAGAIN)
+			log_error("spool", "spool eventfd error=%s",
+				  spool_errname(errno));
+	}
+	return NULL;
+}
+
+/* ---- recovery ------------------------------------------------------------ */
+
+struct spool_rec {
+	int root_fd, area_fd, tmp_fd, committed_fd;
+	const char *dir, *area, *hostname;
+	char **keep; /* tmp/ data of messages left for a later recovery */
+	size_t n_keep;
+	char **done; /* committed/ names finished, removed after the sync */
+	size_t n_done;
+	dev_t devs[64]; /* file systems to sync before removing anything */
+	int dev_fds[64];
+	size_t n_devs;
+	bool sync_failed;
+	int delivered; /* messages that needed a new delivery */
+};
+
+/* Names in directory `fd` (not "." or ".."), as a NULL-ended array. */
+static char **
+spool_list_dir(int fd, size_t *n_r)
+{
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int dfd = dup(fd);
+
+	*n_r = 0;
+	if (dfd < 0)
+		return NULL;
+	d = fdopendir(dfd);
+	if (d == NULL) {
+		close(dfd);
+		return NULL;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n + 1 >= cap) {
+			size_t ncap = cap != 0 ? cap * 2 : 16;
+			char **nn = realloc(names, ncap * sizeof(*names));
+
+			if (nn == NULL)
+				goto fail;
+			names = nn;
+			cap = ncap;
+		}
+		names[n] = strdup(de->d_name);
+		if (names[n] == NULL)
+			goto fail;
+		names[++n] = NULL;
+	}
+	closedir(d);
+	if (names == NULL)
+		names = calloc(1, sizeof(*names));
+	*n_r = n;
+	return names;
+fail:
+	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return NULL;
+}
+
+static void
+spool_free_list(char **names, size_t n)
+{
+	if (names == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* Append a copy of `name` to a list; false when out of memory. */
+static bool
+spool_list_add(char ***list, size_t *n, const char *name)
+{
+	char **l = realloc(*list, (*n + 1) * sizeof(*l));
+
+	if (l == NULL)
+		return false;
+	*list = l;
+	l[*n] = strdup(name);
+	if (l[*n] == NULL)
+		return false;
+	(*n)++;
+	return true;
+}
+
+static bool
+spool_list_has(char *const *list, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Move `name` from directory `fd` into <spool>/quarantine/ as
+ * "<area>.<name><suffix>.<k>" (or "<area>.ino<inode>..." when the name is
+ * not a plain id), never replacing anything there.
+ */
+static void
+spool_quarantine(struct spool_rec *rc, int fd, const char *name,
+		 const char *suffix, const char *reason)
+{
+	char qname[NAME_MAX + 1], esc[128];
+	struct stat st;
+	int qfd, n;
+
+	log_escape(esc, sizeof(esc), name, strlen(name), 64);
+	if (fd < 0 || fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	qfd = spool_open_dir(rc->root_fd, "quarantine");
+	if (qfd < 0) {
+		log_error("spool", "spool quarantine area=%s file=%s error=%s",
+			  rc->area, esc, spool_errname(errno));
+		return;
+	}
+	for (int k = 0; k < 100; k++) {
+		if (spool_id_ok(name, strlen(name)))
+			n = snprintf(qname, sizeof(qname), "%s.%s%s.%d",
+				     rc->area, name, suffix, k);
+		else
+			n = snprintf(qname, sizeof(qname), "%s.ino%ju%s.%d",
+				     rc->area, (uintmax_t)st.st_ino, suffix,
+				     k);
+		if (n < 0 || (size_t)n >= sizeof(qname))
+			break;
+		if (spool_fs.renameat(fd, name, qfd, qname,
+				      RENAME_NOREPLACE) == 0) {
+			log_warning("spool",
+				    "spool quarantined area=%s file=%s "
+				    "reason=\"%s\" as=%s",
+				    rc->area, esc, reason, qname);
+			break;
+		}
+		if (errno != EEXIST) {
+			log_error("spool",
+				  "spool quarantine area=%s file=%s error=%s",
+				  rc->area, esc, spool_errname(errno));
+			break;
+		}
+	}
+	close(qfd);
+}
+
+/* Read committed/<name> (a regular file, bounded) into a new buffer. */
+static char *
+spool_read_env(int dfd, const char *name, size_t *len_r)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t off = 0;
+	int fd;
+
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size > SPOOL_ENV_MAX)
+		goto fail;
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL)
+		goto fail;
+	while (off < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* shrank under us: the parser will refuse */
+		off += (size_t)n;
+	}
+	close(fd);
+	*len_r = off;
+	return buf;
+fail:
+	free(buf);
+	close(fd);
+	return NULL;
+}
+
+/* Remember the file system of Maildir `dir` for the sync of phase 2. */
+static void
+spool_rec_add_dev(struct spool_rec *rc, const char *dir)
+{
+	struct stat st;
+	int fd;
+
+	fd = spool_fs.openat(AT_FDCWD, dir, SPOOL_DIR_FLAGS, 0);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc->sync_failed = true;
+		goto out;
+	}
+	for (size_t i = 0; i < rc->n_devs; i++)
+		if (rc->devs[i] == st.st_dev)
+			goto out;
+	if (rc->n_devs < sizeof(rc->devs) / sizeof(rc->devs[0])) {
+		rc->devs[rc->n_devs] = st.st_dev;
+		rc->dev_fds[rc->n_devs++] = fd;
+		return;
+	}
+	if (spool_fs.syncfs(fd) < 0) /* too many file systems: sync now */
+		rc->sync_failed = true;
+out:
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * Deliver one committed message to every recipient that does not have it
+ * yet (maildir_deliver() recognises a finished delivery by its name).
+ * Returns true when every recipient has it now (durable after phase 2).
+ * Without data, only looks: true when every recipient had it already.
+ */
+static bool
+spool_rec_deliver(struct spool_rec *rc, const struct spool_env *env,
+		  const char *src, bool has_data)
+{
+	char name[SPOOL_MDNAME_MAX];
+	bool ok = true, fresh = false;
+
+	if (maildir_name((long)env->time, env->id, rc->hostname, name,
+			 sizeof(name)) < 0)
+		return false;
+	for (size_t i = 0; i < env->n_rcpts && ok; i++) {
+		const char *dir = env->rcpts[i].maildir;
+		int r = -1;
+
+		if (!has_data || maildir_create(dir) == 0)
+			r = maildir_deliver(dir, name, src);
+		if (r < 0 && has_data)
+			log_error(env->id,
+				  "spool recover-deliver rcpt=%zu error=%s", i,
+				  spool_errname(errno));
+		if (r < 0)
+			ok = false;
+		else
+			spool_rec_add_dev(rc, dir);
+		fresh = fresh || r == 0;
+	}
+	if (ok && fresh)
+		rc->delivered++;
+	return ok;
+}
+
+/*
+ * Phase 1 for committed/<name>: check it, deliver it, and put it on the
+ * done list (removed after the sync) or the keep list (left for the next
+ * recovery, logged). A corrupt envelope, or data that does not match it,
+ * goes to quarantine with its data file.
+ */
+static void
+spool_rec_committed(struct spool_rec *rc, const char *name)
+{
+	char src[SPOOL_PATH_MAX], *buf;
+	const char *error = "unreadable";
+	struct spool_env env;
+	struct stat st;
+	size_t len = 0;
+	bool has_data, parsed = false;
+	int n;
+
+	if (!spool_id_ok(name, strlen(name))) {
+		spool_quarantine(rc, rc->committed_fd, name, ".env",
+				 "bad name");
+		return;
+	}
+	buf = spool_read_env(rc->committed_fd, name, &len);
+	if (buf != NULL && spool_env_parse(buf, len, &env, &error) == 0) {
+		parsed = true;
+		if (strcmp(env.id, name) != 0)
+			error = "id does not match";
+	}
+	free(buf);
+	if (!parsed || strcmp(env.id, name) != 0)
+		goto quarantine;
+	has_data = fstatat(rc->tmp_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (has_data && (!S_ISREG(st.st_mode) ||
+			 (uint64_t)st.st_size != env.size)) {
+		error = "data does not match";
+		goto quarantine;
+	}
+	n = snprintf(src, sizeof(src), "%s/%s/tmp/%s", rc->dir, rc->area,
+		     name);
+	if (n > 0 && (size_t)n < sizeof(src) &&
+	    spool_rec_deliver(rc, &env, src, has_data)) {
+		if (!spool_list_add(&rc->done, &rc->n_done, name))
+			spool_list_add(&rc->keep, &rc->n_keep, name);
+	} else if (!has_data) {
+		error = "data missing, not delivered everywhere";
+		goto quarantine;
+	} else {
+		log_error(name, "spool recover-deferred");
+		spool_list_add(&rc->keep, &rc->n_keep, name);
+	}
+	spool_env_free(&env);
+	return;
+quarantine:
+	if (parsed)
+		spool_env_free(&env);
+	spool_quarantine(rc, rc->committed_fd, name, ".env", error);
+	spool_quarantine(rc, rc->tmp_fd, name, ".data", error);
+}
+
+/* Phase 4: remove every tmp/ entry except data still needed. */
+static void
+spool_rec_sweep_tmp(struct spool_rec *rc)
+{
+	size_t n;
+	char **names = spool_list_dir(rc->tmp_fd, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		char esc[128];
+
+		if (spool_list_has(rc->keep, rc->n_keep, names[i]) ||
+		    spool_fs.unlinkat(rc->tmp_fd, names[i], 0) == 0)
+			continue;
+		log_warning("spool",
+			    "spool recover-unlink area=%s file=%s error=%s",
+			    rc->area,
+			    log_escape(esc, sizeof(esc), names[i],
+				       strlen(names[i]), 64),
+			    spool_errname(errno));
+	}
+	spool_free_list(names, n);
+}
+
+/*
+ * Recover one area: (1) finish committed messages, (2) sync every Maildir
+ * file system written to, (3) only then remove their envelopes and data,
+ * (4) remove uncommitted files, (5) remove the area when empty.
+ */
+static int
+spool_rec_area(int root_fd, const char *dir, const char *area,
+	       const char *hostname)
+{
+	struct spool_rec rc = {.root_fd = root_fd,
+			       .dir = dir,
+			       .area = area,
+			       .hostname = hostname,
+			       .tmp_fd = -1,
+			       .committed_fd = -1};
+	char **names;
+	size_t n;
+
+	rc.area_fd = spool_fs.openat(root_fd, area, SPOOL_DIR_FLAGS, 0);
+	if (rc.area_fd < 0)
+		return -1;
+	rc.committed_fd = spool_fs.openat(rc.area_fd, "committed",
+					  SPOOL_DIR_FLAGS, 0);
+	rc.tmp_fd = spool_fs.openat(rc.area_fd, "tmp", SPOOL_DIR_FLAGS, 0);
+	if (rc.committed_fd >= 0) {
+		names = spool_list_dir(rc.committed_fd, &n);
+		for (size_t i = 0; i < n; i++)
+			spool_rec_committed(&rc, names[i]);
+		spool_free_list(names, n);
+	}
+	for (size_t i = 0; i < rc.n_devs; i++) {
+		if (spool_fs.syncfs(rc.dev_fds[i]) < 0)
+			rc.sync_failed = true;
+		close(rc.dev_fds[i]);
+	}
+	if (rc.sync_failed) {
+		log_error("spool", "spool recover-sync area=%s error=%s", area,
+			  spool_errname(errno));
+		for (size_t i = 0; i < rc.n_done; i++)
+			spool_list_add(&rc.keep, &rc.n_keep, rc.done[i]);
+	} else {
+		for (size_t i = 0; i < rc.n_done; i++) {
+			spool_fs.unlinkat(rc.committed_fd, rc.done[i], 0);
+			spool_fs.unlinkat(rc.tmp_fd, rc.done[i], 0);
+			log_info(rc.done[i], "spool recovered");
+		}
+	}
+	if (rc.tmp_fd >= 0)
+		spool_rec_sweep_tmp(&rc);
+	spool_close_fd(&rc.tmp_fd);
+	spool_close_fd(&rc.committed_fd);
+	/* Both fail harmlessly (ENOTEMPTY) while something is kept. */
+	spool_fs.unlinkat(rc.area_fd, "tmp", AT_REMOVEDIR);
+	spool_fs.unlinkat(rc.area_fd, "committed", AT_REMOVEDIR);
+	spool_close_fd(&rc.area_fd);
+	if (spool_fs.unlinkat(root_fd, area, AT_REMOVEDIR) < 0 &&
+	    errno != ENOTEMPTY && errno != EEXIST)
+		log_warning("spool", "spool recover-rmdir area=%s error=%s",
+			    area, spool_errname(errno));
+	spool_free_list(rc.keep, rc.n_keep);
+	spool_free_list(rc.done, rc.n_done);
+	return rc.delivered;
+}
+
+static bool
+spool_area_wanted(const char *name, const char *const *areas)
+{
+	if (areas == NULL)
+		return true;
+	for (; *areas != NULL; areas++)
+		if (strcmp(*areas, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Recover the areas under `dir` (see spool.h). A message that cannot be
+ * finished now (a Maildir refuses it) is logged and left in place for the
+ * next recovery; it is not counted as an operational error, so one broken
+ * Maildir cannot keep the server from starting.
+ */
+int
+spool_recover(const char *dir, const char *const *areas,
+	      const char *hostname)
+{
+	int root_fd, total = 0;
+	char **names;
+	size_t n;
+
+	if (hostname == NULL)
+		hostname = "localhost";
+	root_fd = spool_fs.openat(AT_FDCWD, dir, SPOOL_DIR_FLAGS, 0);
+	if (root_fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		log_error("spool", "spool recover error=%s",
+			  spool_errname(errno));
+		return -1;
+	}
+	names = spool_list_dir(root_fd, &n);
+	if (names == NULL) {
+		close(root_fd);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		int r;
+
+		if (!spool_area_ok(names[i]) ||
+		    !spool_area_wanted(names[i], areas) ||
+		    fstatat(root_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode))
+			continue;
+		r = spool_rec_area(root_fd, dir, names[i], hostname);
+		if (r > 0)
+			total += r;
+	}
+	spool_free_list(names, n);
+	close(root_fd);
+	return total;
+}

@@ -1,0 +1,326 @@
+"""Fixtures for the postern integration tests: a real server (the ASan and
+UBSan build named by $POSTERN_BIN) on loopback ports, in a temporary
+directory of its own.
+
+`server` is one default server per test module; `make_server(**options)`
+starts a server with extra or changed directives for one test. Both stop
+the server with SIGTERM at teardown and fail the test when it did not exit
+0 or when its stderr holds a sanitizer report.
+"""
+
+import os
+import signal
+import smtplib
+import subprocess
+import time
+
+import pytest
+
+from helpers import (RawClient, children, free_port, list_dir, read_file,
+                     wait_for)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+POSTERN_BIN = os.environ.get("POSTERN_BIN",
+                             os.path.join(REPO, "build-test", "postern"))
+
+HOSTNAME = "mx.local.test"
+SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
+START_TIMEOUT = 10.0
+
+
+def postern_bin():
+    if not os.access(POSTERN_BIN, os.X_OK):
+        pytest.fail("postern binary not found at %s (run `make unit`)"
+                    % POSTERN_BIN)
+    return POSTERN_BIN
+
+
+class Server:
+    """One postern process tree, its configuration and its directories."""
+
+    def __init__(self, root, **options):
+        self.root = str(root)
+        self.port = options.pop("port", None) or free_port()
+        self.spool = os.path.join(self.root, "spool")
+        self.mailroot = os.path.join(self.root, "mail")
+        self.conf = os.path.join(self.root, "postern.conf")
+        self.stderr_path = os.path.join(self.root, "server.stderr")
+        self.stdout_path = os.path.join(self.root, "server.stdout")
+        self.mailboxes = ["alice@local.test", "bob@local.test"]
+        self.options = {
+            "hostname": HOSTNAME,
+            "domains": "local.test",
+            "spool": self.spool,
+            "maildir": os.path.join(self.mailroot, "%d", "%n", "Maildir"),
+            "workers": "2",
+            "max-message-size": "10M",
+            "timeout-shutdown": "5s",
+        }
+        if "mailbox" in options:
+            self.mailboxes = options.pop("mailbox").split()
+        for k, v in options.items():
+            self.options[k.replace("_", "-")] = str(v)
+        self.listen = ["127.0.0.1:%d mx" % self.port,
+                       "[::1]:%d mx" % self.port]
+        self.extra_lines = []
+        self.proc = None
+        self.pgid = None
+        self.returncodes = []
+        os.makedirs(self.spool, exist_ok=True)
+        os.makedirs(self.mailroot, exist_ok=True)
+        self.write_config()
+
+    # -- configuration ---------------------------------------------------
+    def config_text(self):
+        lines = ["# written by tests/integration/conftest.py"]
+        for k, v in self.options.items():
+            lines.append("%s %s" % (k, v))
+        lines.append("mailbox " + " ".join(self.mailboxes))
+        for listen in self.listen:
+            lines.append("listen " + listen)
+        lines.extend(self.extra_lines)
+        return "\n".join(lines) + "\n"
+
+    def write_config(self, text=None):
+        with open(self.conf, "w") as f:
+            f.write(self.config_text() if text is None else text)
+
+    @property
+    def timeout_shutdown(self):
+        v = self.options.get("timeout-shutdown", "5s")
+        return int(v.rstrip("smh")) * {"s": 1, "m": 60, "h": 3600}.get(
+            v[-1], 1)
+
+    # -- process ---------------------------------------------------------
+    def log(self):
+        """Everything the server wrote to stderr so far (all runs)."""
+        try:
+            return read_file(self.stderr_path).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def stdout(self):
+        try:
+            return read_file(self.stdout_path).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, pred, timeout=5.0, start=0):
+        """Wait until pred(log text from offset `start`) is true."""
+        return wait_for(lambda: pred(self.log()[start:]), timeout)
+
+    def start(self):
+        assert self.proc is None or self.proc.poll() is not None
+        out_start = len(self.log()) + len(self.stdout())
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        with open(self.stderr_path, "ab") as err, \
+                open(self.stdout_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [postern_bin(), "serve", "-c", self.conf, "-f"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                cwd=self.root, start_new_session=True, env=env)
+        self.pgid = self.proc.pid
+        self.wait_ready(out_start)
+        return self
+
+    def wait_ready(self, out_start):
+        """Bounded wait for one "listening" line per listener, or failing
+        that, for the port to accept connections."""
+        deadline = time.monotonic() + START_TIMEOUT
+        probe_after = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail("postern exited with %s at start:\n%s"
+                            % (self.proc.returncode, self.log()[-3000:]))
+            text = (self.log() + self.stdout())[out_start:]
+            if text.count("listening") >= len(self.listen):
+                return
+            if time.monotonic() > probe_after and self._accepts():
+                return
+            time.sleep(0.05)
+        pytest.fail("postern did not start listening within %ss:\n%s"
+                    % (START_TIMEOUT, self.log()[-3000:]))
+
+    def _accepts(self):
+        import socket
+        try:
+            s = socket.create_connection(("127.0.0.1", self.port), 0.5)
+            s.close()
+            return True
+        except OSError:
+            return False
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def workers(self):
+        return children(self.proc.pid)
+
+    def group_pids(self):
+        out = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[0] != "Z" and int(fields[2]) == self.pgid:
+                out.append(int(name))
+        return out
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def stop(self, timeout=None):
+        """SIGTERM the master; wait for it and its children to exit.
+        Returns the exit status."""
+        if not self.running():
+            return self.proc.returncode if self.proc else None
+        if timeout is None:
+            timeout = self.timeout_shutdown + 10
+        self.signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_group()
+            pytest.fail("postern did not exit within %ss of SIGTERM"
+                        % timeout)
+        left = wait_for(lambda: not self.group_pids(), 5.0)
+        if not left:
+            stray = self.group_pids()
+            self.kill_group()
+            pytest.fail("processes left after the master exited: %s"
+                        % stray)
+        self.returncodes.append(rc)
+        return rc
+
+    def kill_group(self):
+        """SIGKILL every process of the server's process group."""
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.proc is not None:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        wait_for(lambda: not self.group_pids(), 5.0)
+
+    def sanitizer_report(self):
+        text = self.log() + self.stdout()
+        for mark in SANITIZER_MARKS:
+            i = text.find(mark)
+            if i >= 0:
+                return text[max(0, i - 200):i + 3000]
+        return None
+
+    # -- mail ------------------------------------------------------------
+    def maildir(self, user="alice", domain="local.test"):
+        return os.path.join(self.mailroot, domain, user, "Maildir")
+
+    def new_dir(self, user="alice", domain="local.test"):
+        return os.path.join(self.maildir(user, domain), "new")
+
+    def new_files(self, user="alice", domain="local.test"):
+        d = self.new_dir(user, domain)
+        return [os.path.join(d, n) for n in list_dir(d)]
+
+    def snapshot(self):
+        """Every file under the mail root now (for deltas)."""
+        out = set()
+        for dirpath, _, files in os.walk(self.mailroot):
+            for n in files:
+                out.add(os.path.join(dirpath, n))
+        return out
+
+    def client(self, host="127.0.0.1", **kw):
+        return RawClient(self.port, host, **kw)
+
+    def smtp(self, host="127.0.0.1"):
+        s = smtplib.SMTP(host, self.port, local_hostname="client.example",
+                         timeout=10)
+        return s
+
+    def send(self, rcpts, msg, sender="s@example.org", host="127.0.0.1"):
+        """Deliver `msg` (bytes, CRLF lines) with smtplib; returns the
+        final (code, text) of DATA."""
+        if isinstance(rcpts, str):
+            rcpts = [rcpts]
+        with self.smtp(host) as s:
+            s.ehlo("client.example")
+            code, resp = s.mail(sender)
+            assert code == 250, (code, resp)
+            for r in rcpts:
+                code, resp = s.rcpt(r)
+                assert code == 250, (r, code, resp)
+            code, resp = s.data(msg)
+            return code, resp.decode("utf-8", "replace")
+
+
+def finish(server):
+    """Teardown: stop the server and check exit status and sanitizers."""
+    problems = []
+    if server.proc is not None:
+        if server.running():
+            try:
+                rc = server.stop()
+            except BaseException as e:  # pytest.fail inside stop()
+                problems.append(str(e))
+                rc = None
+            if rc is not None and rc != 0:
+                problems.append("postern exited with status %s on SIGTERM"
+                                % rc)
+        if server.group_pids():
+            server.kill_group()
+    report = server.sanitizer_report()
+    if report:
+        problems.append("sanitizer report in server output:\n" + report)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server with the default test configuration per test module."""
+    srv = Server(tmp_path_factory.mktemp("postern"))
+    srv.start()
+    yield srv
+    finish(srv)
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Factory: make_server(**directives) -> a started Server. Directive
+    names use '_' for '-'; mailbox="a@x b@x" replaces the mailbox list.
+    Pass start=False to get it unstarted."""
+    made = []
+
+    def make(start=True, **options):
+        root = os.path.join(str(tmp_path), "srv%d" % len(made))
+        os.makedirs(root)
+        srv = Server(root, **options)
+        made.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield make
+    errors = []
+    for srv in made:
+        try:
+            finish(srv)
+        except BaseException as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)

@@ -1,0 +1,175 @@
+"""Signals and crash safety: SIGHUP reload (good and bad file), SIGTERM
+during a load, kill -9 of one worker and of the whole process group
+(THREATS Q-02: nothing acknowledged is ever lost, nothing partial is
+delivered, the spool is recovered)."""
+
+import os
+import signal
+import subprocess
+import time
+
+from helpers import (LoadClients, check_load_delivery, children, list_dir,
+                     spool_leftovers, wait_for)
+
+
+def rcpt_code(srv, addr):
+    with srv.client() as c:
+        c.ehlo()
+        c.expect_cmd("MAIL FROM:<s@example.org>", 250)
+        return c.cmd("RCPT TO:<%s>" % addr).code
+
+
+def test_sighup_good_config(make_server):
+    srv = make_server()
+    assert rcpt_code(srv, "carol@local.test") == 550
+    srv.mailboxes.append("carol@local.test")
+    srv.write_config()
+    srv.signal(signal.SIGHUP)
+    assert wait_for(lambda: rcpt_code(srv, "carol@local.test") == 250, 10,
+                    step=0.2), "carol unknown after reload"
+    assert rcpt_code(srv, "alice@local.test") == 250
+    assert srv.running()
+    # the reload also reaches every worker: many fresh sessions agree
+    assert all(rcpt_code(srv, "carol@local.test") == 250 for _ in range(8))
+
+
+def test_sighup_bad_config_keeps_old(make_server):
+    srv = make_server()
+    good = srv.config_text()
+    start = len(srv.log())
+    bad_line = "bogus-directive 42"
+    srv.write_config(good + "mailbox carol@local.test\n" + bad_line + "\n")
+    bad_lineno = (good + "mailbox carol@local.test\n").count("\n") + 1
+    srv.signal(signal.SIGHUP)
+    said = srv.wait_log(
+        lambda t: "bogus-directive" in t or
+        ("postern.conf:%d" % bad_lineno) in t, 5, start)
+    assert said, "no log line about the refused file:\n%s" % \
+        srv.log()[start:]
+    time.sleep(0.5)
+    assert srv.running()
+    # the old configuration is still in force, in every worker
+    for _ in range(6):
+        assert rcpt_code(srv, "alice@local.test") == 250
+        assert rcpt_code(srv, "carol@local.test") == 550
+    # and a later good reload still works
+    srv.mailboxes.append("carol@local.test")
+    srv.write_config()
+    srv.signal(signal.SIGHUP)
+    assert wait_for(lambda: rcpt_code(srv, "carol@local.test") == 250, 10,
+                    step=0.2)
+
+
+def test_sigterm_during_load(make_server):
+    srv = make_server(timeout_shutdown="3s")
+    idle = srv.client()
+    idle.greeting()
+    load = LoadClients(srv.port, threads=4, per_thread=2000,
+                       seconds=40).start()
+    try:
+        assert load.wait_count(40, 30), "load did not get going: %s" % \
+            load.errors[:3]
+        t = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        try:
+            rc = srv.proc.wait(srv.timeout_shutdown + 5)
+        except subprocess.TimeoutExpired:
+            rc = None
+        took = time.monotonic() - t
+    finally:
+        load.stop()
+    assert rc == 0, "exit status %s after SIGTERM" % rc
+    assert took <= srv.timeout_shutdown + 5, took
+    assert wait_for(lambda: not srv.group_pids(), 5), srv.group_pids()
+    # the idle session was told, or at least closed
+    assert idle.wait_closed(2)
+    assert idle.trailing in (b"",) or idle.trailing.startswith(b"421 "), \
+        idle.trailing
+    idle.close()
+    check_load_delivery(srv.new_dir("alice"), load)
+    assert not spool_leftovers(srv.spool), spool_leftovers(srv.spool)[:10]
+
+
+def test_kill_one_worker_during_smtp_source(make_server):
+    srv = make_server()
+    workers = wait_for(lambda: len(srv.workers()) >= 2 and srv.workers(), 5)
+    assert workers and len(workers) >= 2, workers
+    src = subprocess.Popen(
+        ["/usr/sbin/smtp-source", "-s", "10", "-m", "1500", "-l", "1024",
+         "-f", "s@example.org", "-t", "bob@local.test",
+         "127.0.0.1:%d" % srv.port],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    load = LoadClients(srv.port, threads=3, per_thread=1500,
+                       seconds=40).start()
+    try:
+        assert load.wait_count(30, 30), load.errors[:3]
+        assert wait_for(lambda: len(list_dir(srv.new_dir("bob"))) > 50, 20)
+        victim = workers[0]
+        os.kill(victim, signal.SIGKILL)
+        replaced = wait_for(
+            lambda: (victim not in srv.workers()
+                     and len(srv.workers()) >= len(workers)), 10)
+        assert replaced, "worker not restarted: %s" % srv.workers()
+        n = load.count()
+        assert load.wait_count(n + 30, 30), load.errors[-3:]
+    finally:
+        load.stop()
+        try:
+            src.wait(90)
+        except subprocess.TimeoutExpired:
+            src.kill()
+            src.wait(10)
+    assert srv.running()
+    # the server still delivers
+    code, text = srv.send("alice@local.test",
+                          b"Subject: after kill\r\n\r\nok\r\n")
+    assert code == 250, text
+    # the dead worker's spool area is recovered: nothing acknowledged lost
+    assert wait_for(lambda: not spool_leftovers(srv.spool), 10), \
+        spool_leftovers(srv.spool)[:10]
+    check_load_delivery(srv.new_dir("alice"), _add_after_kill(load, srv))
+    # bob's files (smtp-source) are whole and unique too
+    from helpers import maildir_messages
+    got = maildir_messages(srv.new_dir("bob"))
+    assert all(len(v) == 1 for v in got.values())
+    for qid, [(path, rest)] in got.items():
+        assert rest.startswith(b"From: <s@example.org>\r\n"), path
+        assert rest.endswith(b"\r\n"), path
+
+
+def _add_after_kill(load, srv):
+    """The after-kill message sent with srv.send() is in alice's new/ too;
+    add it to the load's books so check_load_delivery() knows it."""
+    from helpers import maildir_messages
+    msg = b"Subject: after kill\r\n\r\nok\r\n"
+    for qid, v in maildir_messages(srv.new_dir("alice")).items():
+        if v[0][1] == msg:
+            load.attempted["after-kill"] = msg
+            load.accepted[qid] = "after-kill"
+    return load
+
+
+def test_kill_process_group_and_recover(make_server):
+    srv = make_server()
+    load = LoadClients(srv.port, threads=6, per_thread=2000,
+                       seconds=40).start()
+    try:
+        assert load.wait_count(60, 30), load.errors[:3]
+        time.sleep(0.3)
+        srv.kill_group()
+        assert not srv.group_pids()
+    finally:
+        assert load.stop(), "load threads did not stop"
+    n_acked = len(load.accepted)
+    assert n_acked >= 60
+    # restart on the same spool and Maildirs
+    srv.start()
+    assert wait_for(lambda: not spool_leftovers(srv.spool), 10), \
+        "spool not empty after recovery: %s" % \
+        spool_leftovers(srv.spool)[:10]
+    got = check_load_delivery(srv.new_dir("alice"), load)
+    assert len(got) >= n_acked
+    # the restarted server works
+    code, text = srv.send("bob@local.test", b"Subject: again\r\n\r\nok\r\n")
+    assert code == 250, text
+    assert len(children(srv.pid)) >= 1
