@@ -82,7 +82,7 @@ class Holder:
                 return
             if not line.startswith(b"220-"):
                 self._fail(s, "reply " + line[:3].decode("ascii",
-                                                          "replace"))
+                                                         "replace"))
                 return
 
     def open_all(self):

@@ -27,7 +27,7 @@ bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *sid, const char *fmt, ...)
 	LOG_PRINTF(3, 4);
 void log_vmsg(enum log_level level, const char *sid, const char *fmt,
-	      va_list ap);
+	      va_list ap) LOG_PRINTF(3, 0);
 
 /*
  * Escape peer-supplied bytes for a logfmt value into buf: printable ASCII

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "log.h"
 #include "session.h"
 
 static struct config *fz_cfg;
@@ -110,6 +111,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fz_cfg == NULL) {
 		FILE *err = fopen("/dev/null", "w");
 
+		log_set_level(LOG_LEVEL_ERROR);
 		/* Small limits so the limit paths are reachable. */
 		if (config_load_string(
 			    "fuzz",

@@ -42,6 +42,8 @@ class Server:
     def __init__(self, root, **options):
         self.root = str(root)
         self.port = options.pop("port", None) or free_port()
+        # extra ASAN_OPTIONS, e.g. a small quarantine for memory tests
+        self.asan_extra = options.pop("asan_extra", "")
         self.spool = os.path.join(self.root, "spool")
         self.mailroot = os.path.join(self.root, "mail")
         self.conf = os.path.join(self.root, "postern.conf")
@@ -115,6 +117,8 @@ class Server:
         out_start = len(self.log()) + len(self.stdout())
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        if self.asan_extra:
+            env["ASAN_OPTIONS"] += ":" + self.asan_extra
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         with open(self.stderr_path, "ab") as err, \
                 open(self.stdout_path, "ab") as out:

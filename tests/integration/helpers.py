@@ -477,3 +477,20 @@ def spool_leftovers(spool):
         if {"tmp", "committed", "quarantine"} & set(parts):
             out.append(f)
     return out
+
+
+# Foreground log lines may carry "<timestamp> postern[<pid>]: " before the
+# "<sid> <event> key=value ..." part (log.c); this strips it.
+LOG_PREFIX_RE = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z? \S+\[\d+\]: ")
+
+
+def log_events(text):
+    """(sid, event, rest-of-line) for every log line."""
+    out = []
+    for line in text.splitlines():
+        line = LOG_PREFIX_RE.sub("", line, count=1)
+        parts = line.split(" ", 2)
+        if len(parts) >= 2:
+            out.append((parts[0], parts[1], parts[2] if len(parts) > 2
+                        else ""))
+    return out

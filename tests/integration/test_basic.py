@@ -7,7 +7,8 @@ import re
 import subprocess
 import uuid
 
-from helpers import (check_received, read_file, split_received, wait_for)
+from helpers import (LOG_PREFIX_RE, check_received, log_events, read_file,
+                     split_received, wait_for)
 
 EXPECTED_KEYWORDS = {"PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES",
                      "SMTPUTF8", "CHUNKING"}
@@ -203,17 +204,15 @@ def test_log_events_for_one_delivery(server):
     qid, _, _ = deliver_one(server)
 
     def lines_for_sid():
-        log = server.log()
-        acc = [line for line in log.splitlines()
-               if re.match(r"^\S+ accepted\b", line) and qid in line]
+        events = log_events(server.log())
+        acc = [sid for sid, ev, rest in events
+               if ev == "accepted" and qid in rest]
         if not acc:
             return None
-        sid = acc[0].split()[0]
-        events = {line.split()[1] for line in log.splitlines()
-                  if line.startswith(sid + " ") and len(line.split()) > 1}
-        if {"connect", "mail", "rcpt", "accepted",
-                "disconnect"} <= events:
-            return sid, events
+        sid = acc[0]
+        seen = {ev for s, ev, _ in events if s == sid}
+        if {"connect", "mail", "rcpt", "accepted", "disconnect"} <= seen:
+            return sid, seen
         return None
 
     got = wait_for(lines_for_sid, 5)
@@ -229,8 +228,14 @@ def test_log_lines_well_formed(server):
     for line in log.splitlines():
         if not line:
             continue
-        # "<sid> <event> key=value ..."
-        assert re.match(r"^\S+ [A-Za-z][\w.-]*( |$)", line), line
+        # "[<time> postern[pid]: ]<sid> <event> key=value ..."
+        rest = LOG_PREFIX_RE.sub("", line, count=1)
+        assert re.match(r"^\S+ [A-Za-z][\w.-]*( |$)", rest), line
+        if rest.startswith("- "):
+            continue  # process-level notices may be free text
+        # session events are logfmt: key=value or key="escaped"
+        for field in re.sub(r'"(\\.|[^"\\])*"', '""', rest).split()[2:]:
+            assert "=" in field, (field, line)
 
 
 def test_log_never_holds_body_text(server):
