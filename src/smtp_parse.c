@@ -79,6 +79,7 @@ struct verb_row {
 	enum smtp_verb verb;
 };
 
+/* clang-format off */
 #define VERB(n, v) { n, sizeof(n) - 1, v }
 
 /*
@@ -121,7 +122,9 @@ static const struct verb_row verb_table[] = {
 	VERB("OPTIONS", SMTP_VERB_NON_SMTP),
 	VERB("DELETE", SMTP_VERB_NON_SMTP),
 };
+/* clang-format on */
 
+/* clang-format off */
 static const char *const verb_names[SMTP_VERB_COUNT] = {
 	[SMTP_VERB_UNKNOWN] = "UNKNOWN",
 	[SMTP_VERB_HELO] = "HELO",
@@ -141,6 +144,7 @@ static const char *const verb_names[SMTP_VERB_COUNT] = {
 	[SMTP_VERB_UNIMPLEMENTED] = "UNIMPLEMENTED",
 	[SMTP_VERB_NON_SMTP] = "NON-SMTP",
 };
+/* clang-format on */
 
 /* The verb for the first word of a line; a word ending in ':' is a header
  * line sent as a command ("Host:", "User-Agent:"), THREATS P-05. */
@@ -529,7 +533,8 @@ pp_domain(struct pp *pp, char *out, size_t *out_len_r, bool *is_literal_r,
 			if (olen + n > SMTP_DOMAIN_MAX)
 				return SMTP_PERR_TOO_LONG;
 			for (i = 0; i < n; i++)
-				out[olen++] = (char)to_lower(pp->s[pp->pos + i]);
+				out[olen++] =
+				    (char)to_lower(pp->s[pp->pos + i]);
 			label += n;
 			last_hyphen = c == '-';
 			pp->pos += n;
@@ -847,8 +852,7 @@ enum smtp_perr
 smtp_parse_mail(const char *args, size_t len, struct smtp_path *path_r,
 		struct smtp_mail_params *params_r)
 {
-	struct pp pp = { (const unsigned char *)args, len, 0, PP_LENIENT,
-			 false };
+	struct pp pp = {(const unsigned char *)args, len, 0, PP_LENIENT, false};
 	enum smtp_perr r;
 	unsigned seen = 0;
 	struct param p;
@@ -891,8 +895,8 @@ enum smtp_perr
 smtp_parse_rcpt(const char *args, size_t len, bool smtputf8,
 		struct smtp_path *path_r)
 {
-	struct pp pp = { (const unsigned char *)args, len, 0,
-			 smtputf8 ? PP_UTF8 : PP_ASCII, false };
+	struct pp pp = {(const unsigned char *)args, len, 0,
+			smtputf8 ? PP_UTF8 : PP_ASCII, false};
 	enum smtp_perr r;
 	struct param p;
 	int k;
@@ -1030,8 +1034,7 @@ bool
 smtp_helo_valid(const char *args, size_t len)
 {
 	char out[SMTP_DOMAIN_MAX + 1];
-	struct pp pp = { (const unsigned char *)args, len, 0, PP_ASCII,
-			 false };
+	struct pp pp = {(const unsigned char *)args, len, 0, PP_ASCII, false};
 	size_t out_len;
 	bool lit;
 

@@ -114,7 +114,8 @@ struct smtp_mail_params {
  *    RCPT knows none yet. AUTH= is xtext-decoded (RFC 3461 4) and refused
  *    if the result holds a CTL.
  *  - "<>" is allowed for MAIL only.
- * Returns SMTP_PERR_OK or the first error.
+ * Returns SMTP_PERR_OK or the first error. On SMTP_PERR_NO_DOMAIN,
+ * path_r->local holds the local part (RFC 5321 4.5.1 "Postmaster").
  */
 enum smtp_perr smtp_parse_mail(const char *args, size_t len,
 			       struct smtp_path *path_r,
@@ -142,7 +143,7 @@ int smtp_parse_bdat(const char *args, size_t len, uint64_t *size_r,
 /*
  * Is a HELO/EHLO argument acceptable? A domain (LDH labels, a trailing dot
  * allowed) or an address literal; no spaces after it (EHLO takes one
- * argument). Returns true when acceptable.
+ * argument; trailing spaces are tolerated). Returns true when acceptable.
  */
 bool smtp_helo_valid(const char *args, size_t len);
 

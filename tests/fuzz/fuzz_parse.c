@@ -24,13 +24,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(x)                                                          \
-	do {                                                              \
-		if (!(x)) {                                               \
-			fprintf(stderr, "%s:%d: oracle failed: %s\n",     \
-				__FILE__, __LINE__, #x);                  \
-			abort();                                          \
-		}                                                         \
+#define CHECK(x)                                                               \
+	do {                                                                   \
+		if (!(x)) {                                                    \
+			fprintf(stderr, "%s:%d: oracle failed: %s\n",          \
+				__FILE__, __LINE__, #x);                       \
+			abort();                                               \
+		}                                                              \
 	} while (0)
 
 static void
@@ -111,7 +111,7 @@ check_round_trip(const struct smtp_path *p, bool is_mail, bool utf8)
 static bool
 ref_utf8_valid(const uint8_t *s, size_t len)
 {
-	static const uint32_t min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+	static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
 	size_t i = 0, n, k;
 	uint32_t cp;
 
@@ -181,8 +181,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(mp.body <= SMTP_BODY_8BITMIME);
 	}
 	if (cmd.verb == SMTP_VERB_MAIL &&
-	    smtp_parse_mail(cmd.args, cmd.args_len, &path, &mp) ==
-		    SMTP_PERR_OK)
+	    smtp_parse_mail(cmd.args, cmd.args_len, &path, &mp) == SMTP_PERR_OK)
 		check_path(&path, mp.smtputf8);
 
 	if (smtp_parse_rcpt(line, len, utf8, &path) == SMTP_PERR_OK) {

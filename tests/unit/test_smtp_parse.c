@@ -105,6 +105,7 @@ struct path_case {
 #define PUNK SMTP_PERR_PARAM_UNKNOWN
 #define PBIG SMTP_PERR_SIZE_TOO_BIG
 
+/* clang-format off */
 static const struct path_case path_cases[] = {
 	/* Plain and null paths. */
 	{ MAIL, B("FROM:<>"), OK, "", "", F_NULL },
@@ -337,6 +338,7 @@ static const struct path_case path_cases[] = {
 	{ RCPT, B("TO:<a@b>   "), OK, "a", "b", 0 },
 	{ RCPT, B("TO:<a@b>x"), SYN, NULL, NULL, 0 },
 };
+/* clang-format on */
 
 /* Expected MAIL parameters for the valid cases that have some. */
 struct param_case {
@@ -349,6 +351,7 @@ struct param_case {
 	const char *auth; /* NULL: no AUTH= */
 };
 
+/* clang-format off */
 static const struct param_case param_cases[] = {
 	{ B("FROM:<x@x>"), false, 0, SMTP_BODY_NONE, false, NULL },
 	{ B("FROM:<x@x> SIZE=1000"), true, 1000, SMTP_BODY_NONE, false,
@@ -372,6 +375,7 @@ static const struct param_case param_cases[] = {
 	  "\xc3\xa9" },
 	{ B("FROM:<> SIZE=5"), true, 5, SMTP_BODY_NONE, false, NULL },
 };
+/* clang-format on */
 
 static enum smtp_perr
 parse_kind(enum kind kind, const char *s, size_t len, struct smtp_path *p,
@@ -513,6 +517,7 @@ struct relay_case {
 	const char *local, *domain; /* of the RCPT when OK */
 };
 
+/* clang-format off */
 static const struct relay_case relay_cases[] = {
 	{ "<>", "<relaytest@nmap.scanme.org>", OK, OK, "relaytest",
 	  "nmap.scanme.org" },
@@ -554,6 +559,7 @@ static const struct relay_case relay_cases[] = {
 	  "<nmap.scanme.org!relaytest@mx.local.test>", OK, OK,
 	  "nmap.scanme.org!relaytest", "mx.local.test" },
 };
+/* clang-format on */
 
 static void
 test_nmap_relay_forms(void **state)
@@ -570,8 +576,8 @@ test_nmap_relay_forms(void **state)
 
 		n = snprintf(buf, sizeof(buf), "FROM:%s", c->from);
 		assert_true(n > 0 && (size_t)n < sizeof(buf));
-		pc = (struct path_case){ MAIL, buf, (size_t)n, c->from_err,
-					 NULL, NULL, 0 };
+		pc = (struct path_case){MAIL, buf,  (size_t)n, c->from_err,
+					NULL, NULL, 0};
 		if (strcmp(c->from, "<>") == 0)
 			pc.flags = F_NULL;
 		else if (strchr(c->from, '[') != NULL)
@@ -580,8 +586,8 @@ test_nmap_relay_forms(void **state)
 
 		n = snprintf(buf, sizeof(buf), "TO:%s", c->to);
 		assert_true(n > 0 && (size_t)n < sizeof(buf));
-		pc = (struct path_case){ RCPT, buf, (size_t)n, c->to_err,
-					 c->local, c->domain, 0 };
+		pc = (struct path_case){
+		    RCPT, buf, (size_t)n, c->to_err, c->local, c->domain, 0};
 		if (c->domain != NULL && c->domain[0] == '[')
 			pc.flags = F_LIT;
 		run_path_case(&pc);
@@ -635,8 +641,8 @@ test_limits(void **state)
 	assert_int_equal(smtp_parse_rcpt(buf, o, false, &p), SMTP_PERR_SYNTAX);
 
 	/* whole path: 256 ok, 257 too long ("<" 1@ 252 ">" = 256) */
-	o = (size_t)snprintf(buf, sizeof(buf), "TO:<a@%s.%s.%s.%.60s>",
-			     label63, label63, label63, label63);
+	o = (size_t)snprintf(buf, sizeof(buf), "TO:<a@%s.%s.%s.%.60s>", label63,
+			     label63, label63, label63);
 	assert_int_equal(o - 3, 256);
 	assert_int_equal(smtp_parse_rcpt(buf, o, false, &p), SMTP_PERR_OK);
 	assert_int_equal(p.domain_len, 252);
@@ -647,14 +653,14 @@ test_limits(void **state)
 			 SMTP_PERR_TOO_LONG);
 
 	/* the route counts towards the 256 */
-	o = (size_t)snprintf(buf, sizeof(buf), "TO:<@%s.%s.%s.%s:a@b>",
-			     label63, label63, label63, label63);
+	o = (size_t)snprintf(buf, sizeof(buf), "TO:<@%s.%s.%s.%s:a@b>", label63,
+			     label63, label63, label63);
 	assert_int_equal(smtp_parse_rcpt(buf, o, false, &p),
 			 SMTP_PERR_TOO_LONG);
 
 	/* domain: more than 255 */
-	o = (size_t)snprintf(buf, sizeof(buf), "TO:<a@%s.%s.%s.%s.%s>",
-			     label63, label63, label63, label63, label63);
+	o = (size_t)snprintf(buf, sizeof(buf), "TO:<a@%s.%s.%s.%s.%s>", label63,
+			     label63, label63, label63, label63);
 	assert_int_equal(smtp_parse_rcpt(buf, o, false, &p),
 			 SMTP_PERR_TOO_LONG);
 
@@ -737,6 +743,7 @@ struct utf8_case {
 	bool valid;
 };
 
+/* clang-format off */
 static const struct utf8_case utf8_cases[] = {
 	{ B(""), true },
 	{ B("plain ascii"), true },
@@ -771,6 +778,7 @@ static const struct utf8_case utf8_cases[] = {
 	{ B("\xc3\xc3\xa9"), false },
 	{ B("a\xce\xb4" "b\xff"), false },
 };
+/* clang-format on */
 
 static void
 test_utf8(void **state)
@@ -799,6 +807,7 @@ struct cmd_case {
 	const char *args;
 };
 
+/* clang-format off */
 static const struct cmd_case cmd_cases[] = {
 	{ B("MAIL FROM:<x>"), SMTP_VERB_MAIL, true, "FROM:<x>" },
 	{ B("mail from:<x>"), SMTP_VERB_MAIL, true, "from:<x>" },
@@ -865,6 +874,7 @@ static const struct cmd_case cmd_cases[] = {
 	{ B("Host:mx"), SMTP_VERB_UNKNOWN, false, "" },
 	{ B("GETX /"), SMTP_VERB_UNKNOWN, true, "/" },
 };
+/* clang-format on */
 
 static void
 check_cmd(const char *line, size_t len, const struct cmd_case *c)
@@ -874,8 +884,8 @@ check_cmd(const char *line, size_t len, const struct cmd_case *c)
 
 	smtp_parse_command(line, len, &cmd);
 	if (cmd.verb != c->verb)
-		fail_msg("\"%.*s\": verb %d, want %d", (int)len, line,
-			 cmd.verb, c->verb);
+		fail_msg("\"%.*s\": verb %d, want %d", (int)len, line, cmd.verb,
+			 c->verb);
 	assert_int_equal(cmd.has_space, c->has_space);
 	assert_int_equal(cmd.args_len, alen);
 	assert_true(cmd.args >= line && cmd.args + cmd.args_len == line + len);
@@ -902,9 +912,9 @@ test_commands(void **state)
 		struct smtp_path p;
 		struct smtp_mail_params mp;
 
-		assert_int_equal(smtp_parse_mail(cmd.args, cmd.args_len, &p,
-						 &mp),
-				 SMTP_PERR_SYNTAX);
+		assert_int_equal(
+		    smtp_parse_mail(cmd.args, cmd.args_len, &p, &mp),
+		    SMTP_PERR_SYNTAX);
 	}
 	smtp_parse_command(NULL, 0, &cmd);
 	assert_int_equal(cmd.verb, SMTP_VERB_UNKNOWN);
@@ -930,7 +940,7 @@ test_verb_names(void **state)
 		assert_true(strlen(name) > 0);
 	}
 	assert_string_equal(smtp_verb_name(SMTP_VERB_COUNT), "?");
-	assert_string_equal(smtp_verb_name((enum smtp_verb)-1), "?");
+	assert_string_equal(smtp_verb_name((enum smtp_verb)99), "?");
 }
 
 /* ------------------------------------------------------------------ */
@@ -944,6 +954,7 @@ struct bdat_case {
 	bool last;
 };
 
+/* clang-format off */
 static const struct bdat_case bdat_cases[] = {
 	{ B("0"), 0, 0, false },
 	{ B("1"), 0, 1, false },
@@ -972,6 +983,7 @@ static const struct bdat_case bdat_cases[] = {
 	{ B("0x10"), -1, 0, false },
 	{ B("1 LAST\x00"), -1, 0, false },
 };
+/* clang-format on */
 
 static void
 test_bdat(void **state)
@@ -1007,6 +1019,7 @@ struct helo_case {
 	bool valid;
 };
 
+/* clang-format off */
 static const struct helo_case helo_cases[] = {
 	{ B("c.example"), true },
 	{ B("C.Example"), true },
@@ -1042,6 +1055,7 @@ static const struct helo_case helo_cases[] = {
 	{ B("c.example\r"), false },
 	{ B("a\x00"), false },
 };
+/* clang-format on */
 
 static void
 test_helo(void **state)
@@ -1075,16 +1089,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_paths),
-		cmocka_unit_test(test_mail_params),
-		cmocka_unit_test(test_nmap_relay_forms),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_format),
-		cmocka_unit_test(test_utf8),
-		cmocka_unit_test(test_commands),
-		cmocka_unit_test(test_verb_names),
-		cmocka_unit_test(test_bdat),
-		cmocka_unit_test(test_helo),
+	    cmocka_unit_test(test_paths),
+	    cmocka_unit_test(test_mail_params),
+	    cmocka_unit_test(test_nmap_relay_forms),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_format),
+	    cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_commands),
+	    cmocka_unit_test(test_verb_names),
+	    cmocka_unit_test(test_bdat),
+	    cmocka_unit_test(test_helo),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
