@@ -23,14 +23,6 @@
 #define MAILDIR_PART_MAX 255
 #define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
-/*
- * XXX: declared here and in spool.c until maildir.h carries it. Same as
- * maildir_deliver() but without the scan of cur/, for a name that cannot
- * have been delivered before (a fresh queue id): scanning a big cur/ on
- * every delivery would cost milliseconds.
- */
-int maildir_deliver_fresh(const char *dir, const char *name,
-			  const char *src_path);
 
 static bool
 maildir_part_char(unsigned char c)
@@ -121,8 +113,8 @@ fail:
  * the name never holds a space, a control octet or a non-ASCII byte.
  */
 int
-maildir_name(long when, const char *queue_id, const char *hostname,
-	     char *buf, size_t size)
+maildir_name(long when, const char *queue_id, const char *hostname, char *buf,
+	     size_t size)
 {
 	size_t o;
 	int n;
@@ -292,10 +284,9 @@ maildir_copy(const char *src_path, int tfd, const char *name)
 			     O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
 	if (in < 0)
 		return -1;
-	out = spool_fs.openat(tfd, name,
-			      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-				      O_CLOEXEC,
-			      0600);
+	out = spool_fs.openat(
+	    tfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
 	if (out < 0)
 		goto fail_in;
 	for (;;) {
@@ -307,8 +298,8 @@ maildir_copy(const char *src_path, int tfd, const char *name)
 		if (n == 0)
 			break;
 		for (ssize_t off = 0; off < n;) {
-			ssize_t w = spool_fs.write(out, buf + off,
-						   (size_t)(n - off));
+			ssize_t w =
+			    spool_fs.write(out, buf + off, (size_t)(n - off));
 
 			if (w < 0 && errno == EINTR)
 				continue;
@@ -440,8 +431,7 @@ maildir_deliver(const char *dir, const char *name, const char *src_path)
 }
 
 int
-maildir_deliver_fresh(const char *dir, const char *name,
-		      const char *src_path)
+maildir_deliver_fresh(const char *dir, const char *name, const char *src_path)
 {
 	return maildir_put(dir, name, src_path, false);
 }

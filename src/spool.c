@@ -40,15 +40,11 @@
 #define SPOOL_MDNAME_MAX 1200 /* "<when>.<id>." + 255 octets escaped */
 #define SPOOL_CACHE_BUCKETS 1024
 #define SPOOL_CACHE_MAX 4096 /* known Maildirs before the cache is reset */
-#define SPOOL_DEVS_MAX 16     /* file systems with a kept syncfs() fd */
+#define SPOOL_DEVS_MAX 16    /* file systems with a kept syncfs() fd */
 #define SPOOL_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-#define SPOOL_NEW_FLAGS                                                        \
-	(O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC)
+#define SPOOL_NEW_FLAGS (O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC)
 #define SPOOL_ENV_MAGIC "postern-envelope 1"
 
-/* XXX: belongs in maildir.h (see maildir.c). */
-int maildir_deliver_fresh(const char *dir, const char *name,
-			  const char *src_path);
 
 /* ---- the file-system seam ---------------------------------------------- */
 
@@ -78,14 +74,14 @@ spool_sys_renameat(int fromfd, const char *from, int tofd, const char *to,
 }
 
 struct spool_fs_ops spool_fs = {
-	.openat = spool_sys_openat,
-	.write = spool_sys_write,
-	.fsync = fsync,
-	.syncfs = syncfs,
-	.mkdirat = spool_sys_mkdirat,
-	.renameat = spool_sys_renameat,
-	.linkat = linkat,
-	.unlinkat = unlinkat,
+    .openat = spool_sys_openat,
+    .write = spool_sys_write,
+    .fsync = fsync,
+    .syncfs = syncfs,
+    .mkdirat = spool_sys_mkdirat,
+    .renameat = spool_sys_renameat,
+    .linkat = linkat,
+    .unlinkat = unlinkat,
 };
 
 /* ---- types --------------------------------------------------------------- */
@@ -105,7 +101,7 @@ struct spool_env {
 struct spool_md {
 	struct spool_md *next;
 	dev_t dev;
-	unsigned gen;	      /* batch that last delivered here */
+	unsigned gen;	     /* batch that last delivered here */
 	unsigned failed_gen; /* batch whose sync of it failed */
 	char path[];
 };
@@ -157,7 +153,7 @@ struct spool {
 	struct spool_msg *pend_head, *pend_tail; /* under mu */
 	struct spool_msg *done_head, *done_tail; /* under mu */
 	bool stopping;				 /* under mu */
-	bool paused; /* under mu; tests hold batches back with it */
+	bool paused;	  /* under mu; tests hold batches back with it */
 	size_t in_flight; /* loop thread: committed, not yet reaped */
 
 	/* Committer thread only. */
@@ -412,11 +408,11 @@ spool_env_line(struct spool_env *env, const char *line, size_t len,
 		env->n_rcpts++;
 		return 0;
 	}
-	bit = KEY("id")	       ? SPOOL_K_ID
-	      : KEY("time")    ? SPOOL_K_TIME
-	      : KEY("size")    ? SPOOL_K_SIZE
+	bit = KEY("id")	      ? SPOOL_K_ID
+	      : KEY("time")   ? SPOOL_K_TIME
+	      : KEY("size")   ? SPOOL_K_SIZE
 	      : KEY("sender") ? SPOOL_K_SENDER
-			       : 0;
+			      : 0;
 #undef KEY
 	if (bit == 0) {
 		*error_r = "unknown key";
@@ -513,8 +509,8 @@ spool_env_parse(const char *buf, size_t len, struct spool_env *env,
 		*error_r = "no end";
 		goto fail;
 	}
-	if (seen != (SPOOL_K_ID | SPOOL_K_TIME | SPOOL_K_SIZE |
-		     SPOOL_K_SENDER) ||
+	if (seen !=
+		(SPOOL_K_ID | SPOOL_K_TIME | SPOOL_K_SIZE | SPOOL_K_SENDER) ||
 	    env->n_rcpts == 0) {
 		*error_r = "missing key";
 		goto fail;
@@ -770,8 +766,8 @@ spool_msg_begin(struct spool *sp, struct spool_msg **msg_r)
 	for (int attempt = 0; attempt < 4 && m->fd < 0; attempt++) {
 		if (spool_make_id(m->id, sizeof(m->id), &m->time) < 0)
 			break;
-		m->fd = spool_fs.openat(sp->tmp_fd, m->id, SPOOL_NEW_FLAGS,
-					0600);
+		m->fd =
+		    spool_fs.openat(sp->tmp_fd, m->id, SPOOL_NEW_FLAGS, 0600);
 		if (m->fd < 0 && errno != EEXIST)
 			break;
 	}
@@ -837,8 +833,8 @@ spool_msg_copy_env(struct spool_msg *m, const char *sender,
 	char *o;
 
 	for (size_t i = 0; i < n_rcpts; i++)
-		total += strlen(rcpts[i].address) + strlen(rcpts[i].maildir) +
-			 2;
+		total +=
+		    strlen(rcpts[i].address) + strlen(rcpts[i].maildir) + 2;
 	m->env.store = malloc(total);
 	m->env.rcpts = calloc(n_rcpts + 1, sizeof(*m->env.rcpts));
 	m->mds = calloc(n_rcpts + 1, sizeof(*m->mds));
@@ -1025,8 +1021,8 @@ spool_step_envelope(struct spool *sp, struct spool_msg *m)
 		r = spool_write_all(fd, buf, len);
 		if (r == 0 && sp->sync == SYNC_FSYNC)
 			r = spool_fs.fsync(fd) < 0 || spool_fs.fsync(m->fd) < 0
-				    ? -1
-				    : 0;
+				? -1
+				: 0;
 		saved = errno;
 		close(fd);
 		errno = saved;
@@ -1062,8 +1058,7 @@ spool_steps_commit(struct spool *sp, struct spool_msg **msgs, size_t n)
 	int r;
 
 	for (size_t i = 0; i < n; i++)
-		if (spool_live(msgs[i]) &&
-		    spool_step_envelope(sp, msgs[i]) < 0)
+		if (spool_live(msgs[i]) && spool_step_envelope(sp, msgs[i]) < 0)
 			spool_fail(msgs[i], 1, errno);
 	if (!spool_any_live(msgs, n))
 		return;
@@ -1081,8 +1076,8 @@ spool_steps_commit(struct spool *sp, struct spool_msg **msgs, size_t n)
 		if (!spool_live(m))
 			continue;
 		snprintf(name, sizeof(name), "%s.env", m->id);
-		if (spool_fs.renameat(sp->tmp_fd, name, sp->committed_fd,
-				      m->id, RENAME_NOREPLACE) < 0) {
+		if (spool_fs.renameat(sp->tmp_fd, name, sp->committed_fd, m->id,
+				      RENAME_NOREPLACE) < 0) {
 			spool_fail(m, 3, errno);
 			continue;
 		}
@@ -1108,7 +1103,7 @@ spool_step_deliver(struct spool *sp, struct spool_msg *m)
 	n = snprintf(src, sizeof(src), "%s/tmp/%s", sp->area_path, m->id);
 	if (n < 0 || (size_t)n >= sizeof(src) ||
 	    maildir_name(m->time, m->id, sp->hostname, name, sizeof(name)) <
-		    0) {
+		0) {
 		spool_fail(m, 4, ENAMETOOLONG);
 		return;
 	}
@@ -1139,7 +1134,8 @@ spool_step_deliver(struct spool *sp, struct spool_msg *m)
 			break;
 		}
 		m->mds[i] = md;
-		m->state[i] = r == 0 ? SPOOL_RCPT_DELIVERED : SPOOL_RCPT_PRESENT;
+		m->state[i] =
+		    r == 0 ? SPOOL_RCPT_DELIVERED : SPOOL_RCPT_PRESENT;
 		md->gen = sp->gen;
 	}
 }
@@ -1248,10 +1244,11 @@ spool_step_sync_maildirs(struct spool *sp, struct spool_msg **msgs, size_t n)
 			if (sp->sync == SYNC_FSYNC)
 				r = spool_fsync_new(md);
 			else
-				r = 0;
+				r = spool_syncfs_md(sp, md, done, &n_done);
 			if (r < 0) {
 				md->failed_gen = sp->gen;
-				log_error("spool", "spool sync-maildir error=%s",
+				log_error("spool",
+					  "spool sync-maildir error=%s",
 					  spool_errname(errno));
 			}
 		}
@@ -1296,10 +1293,9 @@ spool_undo(struct spool *sp, struct spool_msg *m)
 {
 	char name[SPOOL_MDNAME_MAX];
 
-	log_warning(m->id, "spool commit-failed step=%d error=%s",
-		    m->fail_step, spool_errname(m->fail_errno));
-	if (maildir_name(m->time, m->id, sp->hostname, name, sizeof(name)) ==
-	    0)
+	log_warning(m->id, "spool commit-failed step=%d error=%s", m->fail_step,
+		    spool_errname(m->fail_errno));
+	if (maildir_name(m->time, m->id, sp->hostname, name, sizeof(name)) == 0)
 		for (size_t i = 0; i < m->env.n_rcpts; i++)
 			if (m->state[i] == SPOOL_RCPT_DELIVERED)
 				spool_undeliver(m->env.rcpts[i].maildir, name);
@@ -1513,12 +1509,11 @@ spool_quarantine(struct spool_rec *rc, int fd, const char *name,
 				     rc->area, name, suffix, k);
 		else
 			n = snprintf(qname, sizeof(qname), "%s.ino%ju%s.%d",
-				     rc->area, (uintmax_t)st.st_ino, suffix,
-				     k);
+				     rc->area, (uintmax_t)st.st_ino, suffix, k);
 		if (n < 0 || (size_t)n >= sizeof(qname))
 			break;
-		if (spool_fs.renameat(fd, name, qfd, qname,
-				      RENAME_NOREPLACE) == 0) {
+		if (spool_fs.renameat(fd, name, qfd, qname, RENAME_NOREPLACE) ==
+		    0) {
 			log_warning("spool",
 				    "spool quarantined area=%s file=%s "
 				    "reason=\"%s\" as=%s",
@@ -1667,13 +1662,12 @@ spool_rec_committed(struct spool_rec *rc, const char *name)
 	if (!parsed || strcmp(env.id, name) != 0)
 		goto quarantine;
 	has_data = fstatat(rc->tmp_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-	if (has_data && (!S_ISREG(st.st_mode) ||
-			 (uint64_t)st.st_size != env.size)) {
+	if (has_data &&
+	    (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != env.size)) {
 		error = "data does not match";
 		goto quarantine;
 	}
-	n = snprintf(src, sizeof(src), "%s/%s/tmp/%s", rc->dir, rc->area,
-		     name);
+	n = snprintf(src, sizeof(src), "%s/%s/tmp/%s", rc->dir, rc->area, name);
 	if (n > 0 && (size_t)n < sizeof(src) &&
 	    spool_rec_deliver(rc, &env, src, has_data)) {
 		if (!spool_list_add(&rc->done, &rc->n_done, name))
@@ -1738,8 +1732,8 @@ spool_rec_area(int root_fd, const char *dir, const char *area,
 	rc.area_fd = spool_fs.openat(root_fd, area, SPOOL_DIR_FLAGS, 0);
 	if (rc.area_fd < 0)
 		return -1;
-	rc.committed_fd = spool_fs.openat(rc.area_fd, "committed",
-					  SPOOL_DIR_FLAGS, 0);
+	rc.committed_fd =
+	    spool_fs.openat(rc.area_fd, "committed", SPOOL_DIR_FLAGS, 0);
 	rc.tmp_fd = spool_fs.openat(rc.area_fd, "tmp", SPOOL_DIR_FLAGS, 0);
 	if (rc.committed_fd >= 0) {
 		names = spool_list_dir(rc.committed_fd, &n);
@@ -1799,8 +1793,7 @@ spool_area_wanted(const char *name, const char *const *areas)
  * Maildir cannot keep the server from starting.
  */
 int
-spool_recover(const char *dir, const char *const *areas,
-	      const char *hostname)
+spool_recover(const char *dir, const char *const *areas, const char *hostname)
 {
 	int root_fd, total = 0;
 	char **names;

@@ -109,8 +109,8 @@ struct spool_fs_ops {
 	int (*fsync)(int fd);
 	int (*syncfs)(int fd);
 	int (*mkdirat)(int dirfd, const char *path, int mode);
-	int (*renameat)(int fromfd, const char *from, int tofd,
-			const char *to, unsigned int flags);
+	int (*renameat)(int fromfd, const char *from, int tofd, const char *to,
+			unsigned int flags);
 	int (*linkat)(int fromfd, const char *from, int tofd, const char *to,
 		      int flags);
 	int (*unlinkat)(int dirfd, const char *path, int flags);

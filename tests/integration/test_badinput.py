@@ -10,7 +10,8 @@ import uuid
 import pytest
 
 from conftest import Server, finish
-from helpers import (Closed, read_file, split_received, tree_rss_kib)
+from helpers import (Closed, read_file, split_received, tree_rss_kib,
+                     wait_for)
 
 LIMIT = 1024 * 1024  # max-message-size of limits_server
 HEADER_LIMIT = 8192  # header-size-limit of limits_server
@@ -623,3 +624,77 @@ def test_extension_traversal_stays_inside(server):
         rel = os.path.relpath(f, root)
         assert (rel.startswith("mail/local.test/alice/Maildir/")
                 or rel.startswith("spool/") or rel.startswith("server.")), f
+
+
+# -- F-03: nothing injected into the Received header -------------------------
+
+
+@pytest.mark.parametrize("helo", [
+    b'a)(b\\c"d;e@f<g>',
+    b"=?utf-8?q?a=0D=0AX-Injected:_1?=",
+    b"evil(comment",
+])
+def test_received_header_not_injectable(server, helo):
+    before = set(server.new_files("alice"))
+    with server.client() as c:
+        c.greeting()
+        r = c.cmd(b"EHLO " + helo)
+        if r.code != 250:
+            assert r.is_(501, "5.5.2") or r.is_(501, "5.5.4"), r
+            return
+        c.expect_cmd("MAIL FROM:<=?utf-8?q?a=0D=0AX-Injected:_1?="
+                     "@example.org>", 250)
+        c.expect_cmd("RCPT TO:<alice@local.test>", 250)
+        c.expect_cmd("DATA", 354)
+        c.send(b"Subject: f03\r\n\r\nx\r\n.\r\n")
+        c.expect(250)
+    new = set(server.new_files("alice")) - before
+    assert len(new) == 1
+    hdr, rest = split_received(read_file(new.pop()))
+    assert rest == b"Subject: f03\r\n\r\nx\r\n"
+    text = hdr.decode("latin-1")
+    # one field: no line of the header starts a new field
+    for line in text.split("\r\n")[1:-1]:
+        assert line[:1] in (" ", "\t"), text
+    assert "X-Injected" not in text.replace("X-Injected:_1", "")
+    # comments stay balanced
+    assert text.count("(") == text.count(")"), text
+
+
+# -- X-01.2: concurrency limit -------------------------------------------------
+
+
+def check_max_sessions(srv, n):
+    held = []
+    try:
+        for i in range(n):
+            c = srv.client()
+            held.append(c)
+            r = c.reply()
+            assert r.code == 220, "session %d of %d refused: %r" % (
+                i + 1, n, r)
+        with srv.client() as c:
+            c.expect(421, "4.7.0")
+            assert c.wait_closed(5)
+        held.pop().close()
+        # the slot is given back
+        assert wait_for(lambda: _greets(srv), 5, step=0.1), \
+            "no 220 after a session ended"
+    finally:
+        for c in held:
+            c.close()
+
+
+def test_max_sessions(make_server):
+    check_max_sessions(make_server(max_sessions=4, workers=1), 4)
+
+
+def test_max_sessions_shared_among_workers(make_server):
+    """max-sessions counts for the whole server (config.h), however the
+    kernel spreads connections over the workers."""
+    check_max_sessions(make_server(max_sessions=40, workers=2), 40)
+
+
+def _greets(srv):
+    with srv.client() as c:
+        return c.reply().code == 220

@@ -293,3 +293,27 @@ def test_cli_check_missing_file(tmp_path):
     p = run_cli("check", "-c", str(tmp_path / "nonexistent.conf"))
     assert p.returncode != 0
     assert p.stderr.strip()
+
+
+def test_starttls_not_offered_yet(server):
+    with server.client() as c:
+        c.ehlo()
+        r = c.cmd("STARTTLS")
+        assert (r.code, r.enh) in [(502, "5.5.1"), (454, "4.7.0")], r
+        c.expect_cmd("MAIL FROM:<s@example.org>", 250)
+        c.expect_cmd("RCPT TO:<alice@local.test>", 250)
+
+
+def test_ehlo_without_name(server):
+    with server.client() as c:
+        c.greeting()
+        r = c.cmd("EHLO")
+        assert r.code == 501, r
+        c.expect_cmd("EHLO c.example", 250)
+
+
+def test_ehlo_address_literal(server):
+    with server.client() as c:
+        c.greeting()
+        c.expect_cmd("EHLO [127.0.0.1]", 250)
+        c.expect_cmd("EHLO [IPv6:::1]", 250)

@@ -19,8 +19,6 @@
 #include "maildir.h"
 #include "spool.h"
 
-int maildir_deliver_fresh(const char *dir, const char *name,
-			  const char *src_path);
 
 static char root[64];
 
@@ -92,32 +90,15 @@ static const struct {
 	size_t len; /* 0: strlen */
 	bool ok;
 } part_cases[] = {
-	{"alice", 0, true},
-	{"a.b", 0, true},
-	{"a+ext", 0, true},
-	{"a-b_c=d", 0, true},
-	{"Z9", 0, true},
-	{"a.", 0, true},
-	{"", 0, false},
-	{".", 0, false},
-	{"..", 0, false},
-	{".hidden", 0, false},
-	{"a..b", 0, false},
-	{"../etc", 0, false},
-	{"a/b", 0, false},
-	{"/", 0, false},
-	{"a\0b", 3, false},
-	{"a b", 0, false},
-	{"a\tb", 0, false},
-	{"\xc3\xa9t\xc3\xa9", 0, false},
-	{"a\"b", 0, false},
-	{"a:b", 0, false},
-	{"a%b", 0, false},
-	{"a\\b", 0, false},
-	{"a,b", 0, false},
-	{"a;b", 0, false},
-	{"a|b", 0, false},
-	{"a\nb", 0, false},
+    {"alice", 0, true},	   {"a.b", 0, true},   {"a+ext", 0, true},
+    {"a-b_c=d", 0, true},  {"Z9", 0, true},    {"a.", 0, true},
+    {"", 0, false},	   {".", 0, false},    {"..", 0, false},
+    {".hidden", 0, false}, {"a..b", 0, false}, {"../etc", 0, false},
+    {"a/b", 0, false},	   {"/", 0, false},    {"a\0b", 3, false},
+    {"a b", 0, false},	   {"a\tb", 0, false}, {"\xc3\xa9t\xc3\xa9", 0, false},
+    {"a\"b", 0, false},	   {"a:b", 0, false},  {"a%b", 0, false},
+    {"a\\b", 0, false},	   {"a,b", 0, false},  {"a;b", 0, false},
+    {"a|b", 0, false},	   {"a\nb", 0, false},
 };
 
 static void
@@ -128,9 +109,8 @@ test_check_part(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(part_cases) / sizeof(part_cases[0]);
 	     i++) {
-		size_t len = part_cases[i].len != 0
-				     ? part_cases[i].len
-				     : strlen(part_cases[i].s);
+		size_t len = part_cases[i].len != 0 ? part_cases[i].len
+						    : strlen(part_cases[i].s);
 
 		if (maildir_check_part(part_cases[i].s, len) !=
 		    part_cases[i].ok)
@@ -153,19 +133,19 @@ test_expand(void **state)
 	static const struct {
 		const char *tmpl, *local, *domain, *want; /* want NULL: -1 */
 	} cases[] = {
-		{"/var/mail/%d/%n/Maildir", "alice", "example.org",
-		 "/var/mail/example.org/alice/Maildir"},
-		{"%n%%%d", "a", "b", "a%b"},
-		{"/m/%n", "a.b+x", "d", "/m/a.b+x"},
-		{"/plain", "a", "d", "/plain"},
-		{"/m/%x", "a", "d", NULL},
-		{"/m/%", "a", "d", NULL},
-		{"/m/%n", "../../etc", "d", NULL},
-		{"/m/%n", "alice/../bob", "d", NULL},
-		{"/m/%d", "a", "..", NULL},
-		{"/m/%n", "", "d", NULL},
-		{"/m/%n", ".x", "d", NULL},
-		{"/m", "a b", "d", NULL}, /* checked even when unused */
+	    {"/var/mail/%d/%n/Maildir", "alice", "example.org",
+	     "/var/mail/example.org/alice/Maildir"},
+	    {"%n%%%d", "a", "b", "a%b"},
+	    {"/m/%n", "a.b+x", "d", "/m/a.b+x"},
+	    {"/plain", "a", "d", "/plain"},
+	    {"/m/%x", "a", "d", NULL},
+	    {"/m/%", "a", "d", NULL},
+	    {"/m/%n", "../../etc", "d", NULL},
+	    {"/m/%n", "alice/../bob", "d", NULL},
+	    {"/m/%d", "a", "..", NULL},
+	    {"/m/%n", "", "d", NULL},
+	    {"/m/%n", ".x", "d", NULL},
+	    {"/m", "a b", "d", NULL}, /* checked even when unused */
 	};
 	char buf[256];
 
@@ -197,16 +177,13 @@ test_name(void **state)
 	char buf[128];
 
 	(void)state;
-	assert_int_equal(maildir_name(1700000000, "0abc", "a/b:c", buf,
-				      sizeof(buf)),
-			 0);
+	assert_int_equal(
+	    maildir_name(1700000000, "0abc", "a/b:c", buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "1700000000.0abc.a\\057b\\072c");
-	assert_int_equal(maildir_name(5, "id", "mx.example.org", buf,
-				      sizeof(buf)),
-			 0);
+	assert_int_equal(
+	    maildir_name(5, "id", "mx.example.org", buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "5.id.mx.example.org");
-	assert_int_equal(maildir_name(5, "id", "a b\x01\xff", buf,
-				      sizeof(buf)),
+	assert_int_equal(maildir_name(5, "id", "a b\x01\xff", buf, sizeof(buf)),
 			 0);
 	assert_string_equal(buf, "5.id.a\\040b\\001\\377");
 	assert_null(strchr(buf, '/'));
@@ -416,17 +393,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_check_part),
-		cmocka_unit_test(test_expand),
-		cmocka_unit_test(test_name),
-		cmocka_unit_test_setup_teardown(test_create, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deliver, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deliver_symlinked_dirs,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deliver_planted_tmp, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_deliver_copy, setup,
-						teardown),
+	    cmocka_unit_test(test_check_part),
+	    cmocka_unit_test(test_expand),
+	    cmocka_unit_test(test_name),
+	    cmocka_unit_test_setup_teardown(test_create, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deliver, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deliver_symlinked_dirs, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_deliver_planted_tmp, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_deliver_copy, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,6 +43,9 @@ teardown(void **state)
 	return nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void path_of(char *buf, size_t size, const char *fmt, ...)
+    LOG_PRINTF(3, 4);
+
 static void
 path_of(char *buf, size_t size, const char *fmt, ...)
 {
@@ -96,8 +99,8 @@ rand_string(char *buf, size_t max, unsigned *seed, bool nonempty)
 	if (nonempty && len == 0)
 		len = 1;
 	for (size_t i = 0; i < len; i++)
-		buf[i] = env_chars[(size_t)rand_r(seed) %
-				   (sizeof(env_chars) - 1)];
+		buf[i] =
+		    env_chars[(size_t)rand_r(seed) % (sizeof(env_chars) - 1)];
 	buf[len] = '\0';
 }
 
@@ -154,15 +157,17 @@ static void
 test_env_format_refuses(void **state)
 {
 	struct spool_rcpt r = {"a@b", "/m"}, bad = {"a\r\n@b", "/m"};
-	struct spool_env e = {.id = "abc", .sender = "", .rcpts = &r,
-			      .n_rcpts = 1};
+	struct spool_env e = {
+	    .id = "abc", .sender = "", .rcpts = &r, .n_rcpts = 1};
 	char *buf;
 	size_t len;
 
 	(void)state;
 	assert_int_equal(spool_env_format(&e, &buf, &len), 0);
-	assert_memory_equal(buf, "postern-envelope 1\nid abc\ntime 0\n"
-				 "size 0\nsender \nrcpt a@b /m\nend\n", len);
+	assert_memory_equal(buf,
+			    "postern-envelope 1\nid abc\ntime 0\n"
+			    "size 0\nsender \nrcpt a@b /m\nend\n",
+			    len);
 	assert_int_equal(len, 64);
 	free(buf);
 	e.sender = "x\ny";
@@ -187,59 +192,59 @@ test_env_parse_table(void **state)
 		const char *text;
 		bool ok;
 	} cases[] = {
-		{ENV_HEAD "sender a@b\nrcpt x@y /m\nend\n", true},
-		{ENV_HEAD "sender \nrcpt x%20y@z /m%25\nend\n", true},
-		{"id abc\ntime 5\nsize 7\nsender \npostern-envelope 1\n"
-		 "rcpt x /m\nend\n",
-		 false},
-		{"postern-envelope 2\nid abc\ntime 5\nsize 7\nsender \n"
-		 "rcpt x /m\nend\n",
-		 false},
-		{ENV_HEAD "sender \nrcpt x /m\nend\nend\n", false},
-		{ENV_HEAD "sender \nrcpt x /m\nend\nx", false},
-		{ENV_HEAD "sender \nrcpt x /m\nend", false},
-		{ENV_HEAD "sender \nrcpt x /m\n", false},
-		{ENV_HEAD "sender \nend\n", false},
-		{ENV_HEAD "rcpt x /m\nend\n", false},
-		{ENV_HEAD "sender \nsender \nrcpt x /m\nend\n", false},
-		{ENV_HEAD "id abc\nsender \nrcpt x /m\nend\n", false},
-		{ENV_HEAD "sender \nrcpt x /m\nmode 1\nend\n", false},
-		{ENV_HEAD "sender \nrcpt x /m\nsender\nend\n", false},
-		{ENV_HEAD "sender \nrcpt x\nend\n", false},
-		{ENV_HEAD "sender \nrcpt x /m /n\nend\n", false},
-		{ENV_HEAD "sender \nrcpt  /m\nend\n", false},
-		{ENV_HEAD "sender \nrcpt x \nend\n", false},
-		{ENV_HEAD "sender a b\nrcpt x /m\nend\n", false},
-		{ENV_HEAD "sender a\tb\nrcpt x /m\nend\n", false},
-		{ENV_HEAD "sender a%2\nrcpt x /m\nend\n", false},
-		{ENV_HEAD "sender a%2g\nrcpt x /m\nend\n", false},
-		{ENV_HEAD "sender a%2a\nrcpt x /m\nend\n", false}, /* lower */
-		{ENV_HEAD "sender %41\nrcpt x /m\nend\n", false}, /* 'A' */
-		{ENV_HEAD "sender %0A\nrcpt x /m\nend\n", false},
-		{ENV_HEAD "sender %0D\nrcpt x /m\nend\n", false},
-		{ENV_HEAD "sender %00\nrcpt x /m\nend\n", false},
-		{ENV_HEAD "sender \xff\nrcpt x /m\nend\n", false},
-		{ENV_HEAD "sender \nrcpt x /m\r\nend\n", false},
-		{"postern-envelope 1\nid abc\ntime 05\nsize 7\nsender \n"
-		 "rcpt x /m\nend\n",
-		 false},
-		{"postern-envelope 1\nid abc\ntime -5\nsize 7\nsender \n"
-		 "rcpt x /m\nend\n",
-		 false},
-		{"postern-envelope 1\nid abc\ntime 5\nsize 18446744073709551616"
-		 "\nsender \nrcpt x /m\nend\n",
-		 false},
-		{"postern-envelope 1\nid a/b\ntime 5\nsize 7\nsender \n"
-		 "rcpt x /m\nend\n",
-		 false},
-		{"postern-envelope 1\nid 012345678901234567890123\ntime 5\n"
-		 "size 7\nsender \nrcpt x /m\nend\n",
-		 false},
-		{"postern-envelope 1\nid \ntime 5\nsize 7\nsender \n"
-		 "rcpt x /m\nend\n",
-		 false},
-		{"", false},
-		{"\n", false},
+	    {ENV_HEAD "sender a@b\nrcpt x@y /m\nend\n", true},
+	    {ENV_HEAD "sender \nrcpt x%20y@z /m%25\nend\n", true},
+	    {"id abc\ntime 5\nsize 7\nsender \npostern-envelope 1\n"
+	     "rcpt x /m\nend\n",
+	     false},
+	    {"postern-envelope 2\nid abc\ntime 5\nsize 7\nsender \n"
+	     "rcpt x /m\nend\n",
+	     false},
+	    {ENV_HEAD "sender \nrcpt x /m\nend\nend\n", false},
+	    {ENV_HEAD "sender \nrcpt x /m\nend\nx", false},
+	    {ENV_HEAD "sender \nrcpt x /m\nend", false},
+	    {ENV_HEAD "sender \nrcpt x /m\n", false},
+	    {ENV_HEAD "sender \nend\n", false},
+	    {ENV_HEAD "rcpt x /m\nend\n", false},
+	    {ENV_HEAD "sender \nsender \nrcpt x /m\nend\n", false},
+	    {ENV_HEAD "id abc\nsender \nrcpt x /m\nend\n", false},
+	    {ENV_HEAD "sender \nrcpt x /m\nmode 1\nend\n", false},
+	    {ENV_HEAD "sender \nrcpt x /m\nsender\nend\n", false},
+	    {ENV_HEAD "sender \nrcpt x\nend\n", false},
+	    {ENV_HEAD "sender \nrcpt x /m /n\nend\n", false},
+	    {ENV_HEAD "sender \nrcpt  /m\nend\n", false},
+	    {ENV_HEAD "sender \nrcpt x \nend\n", false},
+	    {ENV_HEAD "sender a b\nrcpt x /m\nend\n", false},
+	    {ENV_HEAD "sender a\tb\nrcpt x /m\nend\n", false},
+	    {ENV_HEAD "sender a%2\nrcpt x /m\nend\n", false},
+	    {ENV_HEAD "sender a%2g\nrcpt x /m\nend\n", false},
+	    {ENV_HEAD "sender a%2a\nrcpt x /m\nend\n", false}, /* lower */
+	    {ENV_HEAD "sender %41\nrcpt x /m\nend\n", false},  /* 'A' */
+	    {ENV_HEAD "sender %0A\nrcpt x /m\nend\n", false},
+	    {ENV_HEAD "sender %0D\nrcpt x /m\nend\n", false},
+	    {ENV_HEAD "sender %00\nrcpt x /m\nend\n", false},
+	    {ENV_HEAD "sender \xff\nrcpt x /m\nend\n", false},
+	    {ENV_HEAD "sender \nrcpt x /m\r\nend\n", false},
+	    {"postern-envelope 1\nid abc\ntime 05\nsize 7\nsender \n"
+	     "rcpt x /m\nend\n",
+	     false},
+	    {"postern-envelope 1\nid abc\ntime -5\nsize 7\nsender \n"
+	     "rcpt x /m\nend\n",
+	     false},
+	    {"postern-envelope 1\nid abc\ntime 5\nsize 18446744073709551616"
+	     "\nsender \nrcpt x /m\nend\n",
+	     false},
+	    {"postern-envelope 1\nid a/b\ntime 5\nsize 7\nsender \n"
+	     "rcpt x /m\nend\n",
+	     false},
+	    {"postern-envelope 1\nid 012345678901234567890123\ntime 5\n"
+	     "size 7\nsender \nrcpt x /m\nend\n",
+	     false},
+	    {"postern-envelope 1\nid \ntime 5\nsize 7\nsender \n"
+	     "rcpt x /m\nend\n",
+	     false},
+	    {"", false},
+	    {"\n", false},
 	};
 
 	(void)state;
@@ -257,12 +262,13 @@ test_env_parse_table(void **state)
 	}
 	/* An embedded NUL. */
 	{
-		static const char t[] = ENV_HEAD "sender a\0b\nrcpt x /m\nend\n";
+		static const char t[] =
+		    ENV_HEAD "sender a\0b\nrcpt x /m\nend\n";
 		struct spool_env env;
 		const char *error;
 
 		assert_int_equal(
-			spool_env_parse(t, sizeof(t) - 1, &env, &error), -1);
+		    spool_env_parse(t, sizeof(t) - 1, &env, &error), -1);
 	}
 }
 
@@ -387,8 +393,7 @@ round_trip(enum sync_method sync)
 	wait_done(sp, &run, 1);
 	assert_int_equal(spool_commits_pending(sp), 0);
 	assert_int_equal(run.result[0], 0);
-	delivered_path(p, sizeof(p), "mail/u0/Maildir", run.time[0],
-		       run.id[0]);
+	delivered_path(p, sizeof(p), "mail/u0/Maildir", run.time[0], run.id[0]);
 	assert_int_equal(stat(p, &a), 0);
 	assert_int_equal(a.st_size, 14);
 	assert_int_equal(a.st_nlink, 1);
@@ -399,8 +404,7 @@ round_trip(enum sync_method sync)
 	spool_msg_commit(m, "", rcpts, 4, record_cb, &run);
 	wait_done(sp, &run, 2);
 	assert_int_equal(run.result[1], 0);
-	delivered_path(p, sizeof(p), "mail/u0/Maildir", run.time[1],
-		       run.id[1]);
+	delivered_path(p, sizeof(p), "mail/u0/Maildir", run.time[1], run.id[1]);
 	assert_int_equal(stat(p, &a), 0);
 	assert_int_equal(a.st_nlink, 3);
 	for (int i = 1; i < 3; i++) {
@@ -458,8 +462,8 @@ batch_of_100(enum sync_method sync, bool paused)
 		char text[32];
 
 		snprintf(text, sizeof(text), "message %d", i);
-		spool_msg_commit(begin_write(sp, text), "s@x", &r, 1,
-				 record_cb, &run);
+		spool_msg_commit(begin_write(sp, text), "s@x", &r, 1, record_cb,
+				 &run);
 	}
 	if (paused)
 		set_paused(sp, false);
@@ -497,10 +501,8 @@ test_commit_refused(void **state)
 	(void)state;
 	path_of(md, sizeof(md), "mail/Maildir");
 	spool_msg_commit(begin_write(sp, "a"), "s@x", &r, 0, record_cb, &run);
-	spool_msg_commit(begin_write(sp, "b"), "s\n@x", &r, 1, record_cb,
-			 &run);
-	spool_msg_commit(begin_write(sp, "c"), "s@x", &bad, 1, record_cb,
-			 &run);
+	spool_msg_commit(begin_write(sp, "b"), "s\n@x", &r, 1, record_cb, &run);
+	spool_msg_commit(begin_write(sp, "c"), "s@x", &bad, 1, record_cb, &run);
 	m = begin_write(sp, "d");
 	m->error = EIO; /* as if a write had failed */
 	assert_int_equal(spool_msg_write(m, "x", 1), -1);
@@ -535,14 +537,13 @@ test_open_refused(void **state)
 	const char *error = NULL;
 
 	(void)state;
-	assert_int_equal(spool_open(spool_dir, "../x", "h", SYNC_SYNCFS, &sp,
-				    &error),
-			 -1);
+	assert_int_equal(
+	    spool_open(spool_dir, "../x", "h", SYNC_SYNCFS, &sp, &error), -1);
 	assert_non_null(error);
 	assert_null(sp);
-	assert_int_equal(spool_open(spool_dir, "quarantine", "h",
-				    SYNC_SYNCFS, &sp, &error),
-			 -1);
+	assert_int_equal(
+	    spool_open(spool_dir, "quarantine", "h", SYNC_SYNCFS, &sp, &error),
+	    -1);
 	assert_int_equal(spool_open("/proc/nonexistent/x", "1", "h",
 				    SYNC_SYNCFS, &sp, &error),
 			 -1);
@@ -557,8 +558,8 @@ plant(const char *area, const char *id, long t, const char *data,
 {
 	char p[512], *buf = NULL;
 	struct spool_rcpt r[4];
-	struct spool_env e = {.time = t, .sender = "s@x", .rcpts = r,
-			      .n_rcpts = n};
+	struct spool_env e = {
+	    .time = t, .sender = "s@x", .rcpts = r, .n_rcpts = n};
 	size_t len;
 	int fd;
 
@@ -627,8 +628,8 @@ test_recover(void **state)
 	/* 4: data gone, not delivered -> quarantined. */
 	plant("77", "id4", 100, NULL, NULL, only_a, 1);
 	/* 5: corrupt envelope -> quarantined with its data. */
-	plant("77", "id5", 100, "five",
-	      "postern-envelope 1\nid id5\ntime 1\n", only_a, 1);
+	plant("77", "id5", 100, "five", "postern-envelope 1\nid id5\ntime 1\n",
+	      only_a, 1);
 	/* 6: data size does not match -> quarantined. */
 	plant("77", "id6", 100, "six", NULL, only_a, 1);
 	path_of(p, sizeof(p), "spool/77/tmp/id6");
@@ -711,10 +712,10 @@ test_recover_deferred(void **state)
 
 /* ---- fault injection -------------------------------------------------- */
 
-static int fi_at;	  /* fail the call with this number (1-based) */
-static bool fi_crash;	  /* ... and every call after it */
-static int fi_err;	  /* errno to fail with */
-static int fi_calls;	  /* calls so far (atomic) */
+static int fi_at;     /* fail the call with this number (1-based) */
+static bool fi_crash; /* ... and every call after it */
+static int fi_err;    /* errno to fail with */
+static int fi_calls;  /* calls so far (atomic) */
 
 /* The sequence of calls, one letter each, for the ordering checks:
    o openat, w write, f fsync, s syncfs, m mkdirat, C rename into
@@ -798,8 +799,8 @@ fi_unlinkat(int d, const char *p, int f)
 }
 
 static const struct spool_fs_ops fi_ops = {
-	fi_openat, fi_write,	fi_fsync,  fi_syncfs,
-	fi_mkdirat, fi_renameat, fi_linkat, fi_unlinkat,
+    fi_openat,	fi_write,    fi_fsync,	fi_syncfs,
+    fi_mkdirat, fi_renameat, fi_linkat, fi_unlinkat,
 };
 
 #define FI_MSGS 3
@@ -838,6 +839,7 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 	fi_at = 0;
 	sp = open_spool(sync);
 	set_paused(sp, true);
+	memset(fi_trace, 0, sizeof(fi_trace));
 	fi_calls = 0;
 	fi_crash = crash;
 	fi_err = err;
@@ -866,6 +868,25 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 	spool_close(&sp);
 	out.calls = fi_calls;
 	fi_at = 0;
+	if (!crash && at > 0 && (size_t)at <= sizeof(fi_trace)) {
+		/* A failed sync before the callbacks: whatever it was to make
+		   durable must not be acknowledged. With syncfs every message
+		   of the batch depends on every sync. */
+		char op = fi_trace[at - 1];
+		const char *cb = memchr(fi_trace, '!', sizeof(fi_trace));
+
+		if ((op == 's' || op == 'f') && cb != NULL &&
+		    fi_trace + at - 1 < cb) {
+			int n_failed = 0;
+
+			for (int i = 0; i < run.n_done; i++)
+				n_failed += run.result[i] != 0;
+			if (sync == SYNC_SYNCFS)
+				assert_int_equal(n_failed, run.n_done);
+			else
+				assert_true(n_failed > 0);
+		}
+	}
 	if (!crash) {
 		DIR *d;
 		struct dirent *de;
@@ -1013,7 +1034,6 @@ fault_sweep(enum sync_method sync, bool crash)
 	struct fi_outcome clean;
 	int failed_runs = 0;
 
-	memset(fi_trace, 0, sizeof(fi_trace));
 	clean = fi_run(sync, 0, false, 0);
 	fi_check_order(sync, fi_trace);
 
@@ -1021,14 +1041,15 @@ fault_sweep(enum sync_method sync, bool crash)
 	assert_true(clean.calls > 30);
 	for (int at = 1; at <= clean.calls + 1; at++) {
 		struct fi_outcome o =
-			fi_run(sync, at, crash, at % 2 ? ENOSPC : EIO);
+		    fi_run(sync, at, crash, at % 2 ? ENOSPC : EIO);
 
 		failed_runs += o.n_failed > 0;
 	}
 	/* Every call up to the last step of the committer matters. */
 	assert_true(failed_runs > clean.calls / 2);
 	if (getenv("FI_VERBOSE"))
-		printf("sync=%d crash=%d calls=%d failed_runs=%d\n", sync, crash, clean.calls, failed_runs);
+		printf("sync=%d crash=%d calls=%d failed_runs=%d\n", sync,
+		       crash, clean.calls, failed_runs);
 }
 
 static void
@@ -1063,21 +1084,21 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_env_round_trip),
-		cmocka_unit_test(test_env_format_refuses),
-		cmocka_unit_test(test_env_parse_table),
+	    cmocka_unit_test(test_env_round_trip),
+	    cmocka_unit_test(test_env_format_refuses),
+	    cmocka_unit_test(test_env_parse_table),
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(test_round_trip_syncfs),
-		T(test_round_trip_fsync),
-		T(test_batch_100),
-		T(test_commit_refused),
-		T(test_open_refused),
-		T(test_recover),
-		T(test_recover_deferred),
-		T(test_fault_syncfs),
-		T(test_fault_fsync),
-		T(test_crash_syncfs),
-		T(test_crash_fsync),
+	    T(test_round_trip_syncfs),
+	    T(test_round_trip_fsync),
+	    T(test_batch_100),
+	    T(test_commit_refused),
+	    T(test_open_refused),
+	    T(test_recover),
+	    T(test_recover_deferred),
+	    T(test_fault_syncfs),
+	    T(test_fault_fsync),
+	    T(test_crash_syncfs),
+	    T(test_crash_fsync),
 #undef T
 	};
 
