@@ -66,7 +66,8 @@ struct config {
 	uint64_t max_message_size; /* octets, after dot-unstuffing */
 	unsigned max_recipients;
 	unsigned max_sessions;	  /* per server, shared among workers */
-	unsigned error_limit;	  /* errors before 421 and close */
+	unsigned error_limit;	  /* protocol errors before 421 and close */
+	unsigned reject_limit;	  /* policy refusals before 421 and close */
 	unsigned hop_limit;	  /* Received headers before 554 5.4.6 */
 	uint64_t header_size_limit; /* octets of header section */
 

@@ -8,7 +8,21 @@
 #include <stdio.h>
 
 #define REPLY(id, code, status, text, closes)                                  \
-	[id] = {code, status, text, closes}
+	[id] = {code, status, text, closes, reply_counts_for(code, id)}
+
+/* Client mistakes (syntax, sequence, unknown commands) are errors; refused
+   addresses and messages are rejections; temporary local trouble and
+   limits the client cannot help count as neither. */
+#define reply_counts_for(code, id)                                             \
+	((code) < 400 || (code) == 421 || (code) == 451 || (code) == 452 ||     \
+			 (code) == 454                                         \
+		 ? REPLY_COUNTS_NONE                                           \
+	 : (id) == R_NO_MAILBOX || (id) == R_RELAY_DENIED ||                  \
+			 (id) == R_BARE_LF_DATA || (id) == R_NUL_DATA ||       \
+			 (id) == R_TOO_BIG || (id) == R_HEADER_TOO_BIG ||      \
+			 (id) == R_LOOP                                        \
+		 ? REPLY_COUNTS_REJECT                                         \
+		 : REPLY_COUNTS_ERROR)
 
 static const struct reply reply_table[REPLY_COUNT] = {
 	REPLY(R_OK, 250, "2.0.0", "Ok", 0),

@@ -71,11 +71,19 @@ enum reply_id {
 	REPLY_COUNT
 };
 
+/* What a reply counts toward (the session's two limits). */
+enum reply_counts {
+	REPLY_COUNTS_NONE = 0,
+	REPLY_COUNTS_ERROR,  /* a protocol error: error-limit */
+	REPLY_COUNTS_REJECT, /* a policy refusal: reject-limit */
+};
+
 struct reply {
 	unsigned short code;	/* 250 */
 	const char *status;	/* "2.0.0" */
 	const char *text;	/* "Ok" */
 	unsigned char closes;	/* the session ends after this reply */
+	unsigned char counts;	/* enum reply_counts */
 };
 
 const struct reply *reply_get(enum reply_id id);

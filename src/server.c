@@ -11,10 +11,12 @@
 #include <netinet/tcp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -34,6 +36,20 @@
 #define SERVER_READ_CHUNK (16 * 1024)
 #define SERVER_OUTPUT_HIGH (64 * 1024) /* stop reading above this */
 #define SERVER_MAX_WORKERS 64
+
+/*
+ * Open sessions, counted across all workers in memory shared with the
+ * master (max-sessions is a server-wide limit). Each worker counts in its
+ * own slot as well, so that the master can take back the sessions of a
+ * worker that died.
+ */
+#define SERVER_SLOTS (SERVER_MAX_WORKERS * 4)
+struct server_shared {
+	atomic_uint total;
+	atomic_uint slot[SERVER_SLOTS];
+};
+
+static struct server_shared *server_shared;
 
 /* --- listeners (master) ---------------------------------------------- */
 
@@ -122,6 +138,7 @@ struct conn {
 	bool commit_pending;
 	bool dead; /* closed while a commit was in flight */
 	bool timed_out; /* the disconnect line is written */
+	struct timeval deadline; /* for the command being received */
 	struct conn *prev, *next;
 	char id[24];
 	char addr[INET6_ADDRSTRLEN];
@@ -137,12 +154,15 @@ struct worker {
 	size_t n_listeners;
 	struct event *commit_ev;
 	struct event *term_ev;
+	struct event *retire_ev;
 	struct event *deadline_ev;
 	struct conn *conns;
 	unsigned n_conns;
-	unsigned max_conns;
+	unsigned n_refused;
 	unsigned long next_id;
+	unsigned slot; /* in server_shared */
 	bool stopping;
+	bool retiring; /* reload: finish sessions, no 421 */
 };
 
 static void conn_free(struct conn *c, const char *reason);
@@ -155,13 +175,44 @@ worker_maybe_exit(struct worker *w)
 		event_base_loopexit(w->base, NULL);
 }
 
+/*
+ * Arm the read timeout: between reads inside message content, otherwise a
+ * deadline for the whole command, renewed when no partial command is
+ * waiting (RFC 5321 4.5.3.2; THREATS X-01).
+ */
+static void
+conn_set_timeout(struct conn *c)
+{
+	struct timeval now, tv;
+
+	if (session_is_parked(c->s)) {
+		bufferevent_set_timeouts(c->bev, NULL, NULL);
+		return;
+	}
+	tv.tv_sec = session_timeout_secs(c->s);
+	tv.tv_usec = 0;
+	if (!session_in_content(c->s)) {
+		event_base_gettimeofday_cached(c->w->base, &now);
+		if (session_pending_input(c->s) == 0 ||
+		    !evutil_timerisset(&c->deadline))
+			evutil_timeradd(&now, &tv, &c->deadline);
+		evutil_timersub(&c->deadline, &now, &tv);
+		if (tv.tv_sec < 0 || (tv.tv_sec == 0 && tv.tv_usec < 1000)) {
+			tv.tv_sec = 0;
+			tv.tv_usec = 1000;
+		}
+	} else {
+		evutil_timerclear(&c->deadline);
+	}
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+}
+
 /* Push the session's replies to the socket; close when it is done. */
 static void
 conn_flush(struct conn *c)
 {
 	size_t len;
 	const char *out = session_output(c->s, &len);
-	struct timeval tv = {0, 0};
 
 	if (len > 0) {
 		bufferevent_write(c->bev, out, len);
@@ -184,11 +235,7 @@ conn_flush(struct conn *c)
 		bufferevent_disable(c->bev, EV_READ);
 		return;
 	}
-	tv.tv_sec = session_is_parked(c->s) ? 0 : session_timeout_secs(c->s);
-	if (tv.tv_sec > 0)
-		bufferevent_set_timeouts(c->bev, &tv, &tv);
-	else
-		bufferevent_set_timeouts(c->bev, NULL, NULL);
+	conn_set_timeout(c);
 	bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -296,6 +343,8 @@ conn_free(struct conn *c, const char *reason)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	w->n_conns--;
+	atomic_fetch_sub(&server_shared->slot[w->slot], 1);
+	atomic_fetch_sub(&server_shared->total, 1);
 	free(c);
 	worker_maybe_exit(w);
 }
@@ -388,7 +437,15 @@ worker_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	struct session_params p;
 	int port = 0, on = 1;
 
-	if (w->stopping || w->n_conns >= w->max_conns) {
+	if (!w->stopping && atomic_fetch_add(&server_shared->total, 1) >=
+				    w->cfg->max_sessions) {
+		atomic_fetch_sub(&server_shared->total, 1);
+		w->n_refused++;
+	} else if (!w->stopping) {
+		atomic_fetch_add(&server_shared->slot[w->slot], 1);
+	}
+	if (w->stopping || w->n_refused > 0) {
+		w->n_refused = 0;
 		static const char busy[] =
 			"421 4.7.0 Too many connections, try later\r\n";
 
@@ -494,6 +551,8 @@ worker_deadline_cb(evutil_socket_t fd, short what, void *arg)
 			c->dead = true;
 			session_free(&c->s);
 			w->n_conns--;
+			atomic_fetch_sub(&server_shared->slot[w->slot], 1);
+			atomic_fetch_sub(&server_shared->total, 1);
 			/* conn_commit_cb frees it; list links are NULL. */
 			continue;
 		}
@@ -526,6 +585,22 @@ worker_term_cb(evutil_socket_t sig, short what, void *arg)
 	worker_maybe_exit(w);
 }
 
+/* SIGUSR1 (reload): stop accepting, let every session end by itself. */
+static void
+worker_retire_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	w->retiring = true;
+	log_info("-", "worker retiring sessions=%u", w->n_conns);
+	for (size_t i = 0; i < w->n_lev; i++)
+		evconnlistener_disable(w->lev[i]);
+	worker_maybe_exit(w);
+}
+
 static void
 server_reset_signals(void)
 {
@@ -537,6 +612,7 @@ server_reset_signals(void)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 	{
@@ -572,13 +648,13 @@ server_drop_privileges(const struct config *cfg)
 
 /* The worker process: never returns. */
 static void __attribute__((noreturn))
-worker_main(const struct config *cfg, struct server_listener *ls, size_t n)
+worker_main(const struct config *cfg, struct server_listener *ls, size_t n,
+	    unsigned slot)
 {
 	struct worker w;
 	struct worker_lev_arg args[64];
 	char area[32];
 	const char *err = NULL;
-	unsigned nworkers;
 
 	server_reset_signals();
 	if (server_drop_privileges(cfg) < 0)
@@ -587,11 +663,7 @@ worker_main(const struct config *cfg, struct server_listener *ls, size_t n)
 	w.cfg = cfg;
 	w.listeners = ls;
 	w.n_listeners = n;
-	nworkers = cfg->workers ? cfg->workers : (unsigned)sysconf(
-							 _SC_NPROCESSORS_ONLN);
-	if (nworkers == 0)
-		nworkers = 1;
-	w.max_conns = (cfg->max_sessions + nworkers - 1) / nworkers;
+	w.slot = slot;
 	w.base = event_base_new();
 	if (w.base == NULL)
 		_exit(2);
@@ -617,13 +689,16 @@ worker_main(const struct config *cfg, struct server_listener *ls, size_t n)
 			_exit(2);
 		w.n_lev++;
 	}
-	log_debug("-", "worker started max-sessions=%u", w.max_conns);
+	w.retire_ev = evsignal_new(w.base, SIGUSR1, worker_retire_cb, &w);
+	event_add(w.retire_ev, NULL);
+	log_debug("-", "worker started slot=%u", slot);
 	event_base_dispatch(w.base);
 	for (size_t i = 0; i < w.n_lev; i++)
 		evconnlistener_free(w.lev[i]);
 	spool_close(&w.spool);
 	event_free(w.commit_ev);
 	event_free(w.term_ev);
+	event_free(w.retire_ev);
 	if (w.deadline_ev != NULL)
 		event_free(w.deadline_ev);
 	event_base_free(w.base);
@@ -639,6 +714,7 @@ struct master {
 	struct server_listener *listeners;
 	size_t n_listeners;
 	pid_t workers[SERVER_MAX_WORKERS];
+	pid_t slot_pid[SERVER_SLOTS]; /* who counts in each shared slot */
 	unsigned n_workers;
 	pid_t retired[SERVER_MAX_WORKERS * 4]; /* asked to stop */
 	unsigned n_retired;
@@ -690,10 +766,32 @@ master_recover(const struct config *cfg, const char *area)
 		;
 }
 
+/* A dead worker's sessions are gone: take them off the shared count. */
+static void
+master_free_slot(struct master *m, pid_t pid)
+{
+	for (unsigned i = 0; i < SERVER_SLOTS; i++) {
+		if (m->slot_pid[i] != pid)
+			continue;
+		atomic_fetch_sub(&server_shared->total,
+				 atomic_exchange(&server_shared->slot[i], 0));
+		m->slot_pid[i] = 0;
+	}
+}
+
 static pid_t
 master_spawn(struct master *m)
 {
-	pid_t pid = fork();
+	unsigned slot = 0;
+	pid_t pid;
+
+	while (slot < SERVER_SLOTS && m->slot_pid[slot] != 0)
+		slot++;
+	if (slot == SERVER_SLOTS) {
+		log_error("-", "fork error=\"no free worker slot\"");
+		return -1;
+	}
+	pid = fork();
 
 	if (pid < 0) {
 		log_error("-", "fork error=\"%s\"", strerror(errno));
@@ -701,8 +799,10 @@ master_spawn(struct master *m)
 	}
 	if (pid == 0) {
 		master_self = NULL;
-		worker_main(m->cfg, m->listeners, m->n_listeners);
+		worker_main(m->cfg, m->listeners, m->n_listeners, slot);
 	}
+	if (pid > 0)
+		m->slot_pid[slot] = pid;
 	return pid;
 }
 
@@ -856,7 +956,7 @@ master_reload(struct master *m)
 	for (unsigned i = 0; i < m->n_workers; i++) {
 		if (m->workers[i] <= 0)
 			continue;
-		kill(m->workers[i], SIGTERM);
+		kill(m->workers[i], SIGUSR1);
 		if (m->n_retired < sizeof(m->retired) / sizeof(m->retired[0]))
 			m->retired[m->n_retired++] = m->workers[i];
 	}
@@ -891,6 +991,7 @@ master_reap(struct master *m)
 		bool retired = master_forget_retired(m, pid);
 
 		snprintf(area, sizeof(area), "%ld", (long)pid);
+		master_free_slot(m, pid);
 		if (retired || m->got_term) {
 			master_recover(m->cfg, area);
 			continue;
@@ -987,6 +1088,13 @@ server_run(struct config *cfg, const char *path, bool foreground)
 	sigset_t mask, old;
 
 	memset(&m, 0, sizeof(m));
+	server_shared = mmap(NULL, sizeof(*server_shared),
+			     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			     -1, 0);
+	if (server_shared == MAP_FAILED) {
+		perror("postern: mmap");
+		return 1;
+	}
 	m.cfg = cfg;
 	m.path = path;
 	master_self = &m;

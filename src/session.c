@@ -119,6 +119,7 @@ struct session {
 	struct session_tx tx;
 
 	unsigned errors;
+	unsigned rejects;
 	unsigned junk;
 	unsigned commands;
 	unsigned messages;
@@ -167,30 +168,32 @@ session_close(struct session *s)
 	session_set_state(s, SESSION_CLOSED);
 }
 
-/* Answer with a table reply; 4xx and 5xx count as errors, and reaching
-   the error limit ends the session with 421 (THREATS P-05, X-02). */
+/* Answer with a table reply. Protocol errors and policy refusals count
+   toward their limits; reaching one ends the session with 421 (THREATS
+   P-05, X-02, N-01). */
 static void
 session_reply(struct session *s, enum reply_id id)
 {
 	char line[REPLY_LINE_MAX];
 	const struct reply *r = reply_get(id);
 	size_t n = reply_format(id, line, sizeof(line));
+	bool over = false;
 
 	session_out(s, line, n);
 	if (r->closes) {
 		session_close(s);
 		return;
 	}
-	if (r->code >= 400 && r->code != 421) {
-		s->errors++;
-		if (s->errors >= s->cfg->error_limit) {
-			log_notice(s->p.id, "error-limit errors=%u",
-				   s->errors);
-			n = reply_format(R_TOO_MANY_ERRORS, line,
-					 sizeof(line));
-			session_out(s, line, n);
-			session_close(s);
-		}
+	if (r->counts == REPLY_COUNTS_ERROR)
+		over = ++s->errors >= s->cfg->error_limit;
+	else if (r->counts == REPLY_COUNTS_REJECT)
+		over = ++s->rejects >= s->cfg->reject_limit;
+	if (over) {
+		log_notice(s->p.id, "error-limit errors=%u rejects=%u",
+			   s->errors, s->rejects);
+		n = reply_format(R_TOO_MANY_ERRORS, line, sizeof(line));
+		session_out(s, line, n);
+		session_close(s);
 	}
 }
 
@@ -1000,12 +1003,17 @@ session_command(struct session *s, const char *line, size_t len, bool more)
 		session_reply(s, R_NO_ARGS);
 		return;
 	}
-	if (c->flags & CMD_JUNK) {
-		s->junk++;
-		if (s->junk > SESSION_JUNK_LIMIT)
-			s->errors++;
-	}
 	c->run(s, &cmd);
+	/* NOOP, RSET, VRFY, HELP past the junk limit count as errors
+	   (THREATS X-03). */
+	if ((c->flags & CMD_JUNK) && ++s->junk > SESSION_JUNK_LIMIT &&
+	    s->state != SESSION_CLOSED && ++s->errors >= s->cfg->error_limit) {
+		char r[REPLY_LINE_MAX];
+
+		log_notice(s->p.id, "junk-limit commands=%u", s->junk);
+		session_out(s, r, reply_format(R_TOO_MANY_ERRORS, r, sizeof(r)));
+		session_close(s);
+	}
 }
 
 /* --- input ----------------------------------------------------------- */
@@ -1322,10 +1330,17 @@ session_timeout_secs(const struct session *s)
 	return s->cfg->timeout_command;
 }
 
+bool
+session_in_content(const struct session *s)
+{
+	return s->state == SESSION_DATA || s->state == SESSION_BDAT;
+}
+
 void
 session_log_disconnect(const struct session *s, const char *reason)
 {
 	log_info(s->p.id,
-		 "disconnect reason=%s commands=%u errors=%u messages=%u",
-		 reason, s->commands, s->errors, s->messages);
+		 "disconnect reason=%s commands=%u errors=%u rejects=%u "
+		 "messages=%u",
+		 reason, s->commands, s->errors, s->rejects, s->messages);
 }

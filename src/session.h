@@ -87,6 +87,10 @@ bool session_is_parked(const struct session *s);
 size_t session_pending_input(const struct session *s);
 /* Seconds the driver should wait for input in the current state. */
 unsigned session_timeout_secs(const struct session *s);
+/* Reading message content (DATA or BDAT): the timeout applies between two
+   reads; otherwise it is a deadline for the whole command (a client that
+   trickles a command byte by byte still meets it, THREATS X-01). */
+bool session_in_content(const struct session *s);
 
 /* Log the disconnect line with the session's counters. `reason` is a
    word: quit, timeout, eof, error, shutdown. */
