@@ -2,7 +2,7 @@
 # what is missing (Debian 12, apt-get), so a fresh machine needs nothing else.
 
 PKGS := gcc meson ninja-build pkg-config libevent-dev libssl-dev \
-	libsodium-dev libcmocka-dev python3 python3-pytest swaks nmap \
+	libsodium-dev libcrypt-dev libcmocka-dev python3 python3-pytest swaks nmap \
 	clang libclang-rt-14-dev postfix openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTHON := /usr/bin/python3

@@ -12,20 +12,17 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "config_values.h"
 #include "maildir.h"
 
 #define CONFIG_FILE_MAX (64u << 20) /* octets of one file */
-#define CONFIG_LOCAL_MAX 64	    /* RFC 5321 4.5.3.1.1 */
-#define CONFIG_DOMAIN_MAX 253	    /* RFC 1035 2.3.4, as text */
-#define CONFIG_LABEL_MAX 63	    /* RFC 1035 2.3.4 */
 #define CONFIG_NAME_MAX 32	    /* longest directive name, for hints */
 #define CONFIG_KIB 1024ull
 
@@ -34,14 +31,27 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* The embedded development configuration (docs/config.md shows it too). */
-static const char config_builtin_text[] = "hostname localhost\n"
-					  "domains example.test\n"
-					  "mailbox demo@example.test\n"
-					  "spool var/spool\n"
-					  "maildir var/mail/%d/%n/Maildir\n"
-					  "listen 127.0.0.1:2025 mx\n"
-					  "listen [::1]:2025 mx\n";
+/*
+ * The embedded development configuration (docs/config.md shows it too).
+ * Its relative paths are relative to the current directory: there is no
+ * file to be relative to. The server makes the certificate and the demo
+ * user on first start.
+ */
+static const char config_builtin_text[] =
+    "hostname localhost\n"
+    "domains example.test\n"
+    "mailbox demo@example.test\n"
+    "users var/users\n"
+    "spool var/spool\n"
+    "maildir var/mail/%d/%n/Maildir\n"
+    "control-socket var/run/postern.sock\n"
+    "tls-certificate var/tls/cert.pem var/tls/key.pem\n"
+    "tls-self-signed yes\n"
+    "listen 127.0.0.1:2025 mx\n"
+    "listen [::1]:2025 mx\n"
+    "listen 127.0.0.1:2587 submission\n"
+    "listen 127.0.0.1:2525 submission\n"
+    "listen 127.0.0.1:2465 submissions\n";
 
 struct config_parser;
 struct config_directive;
@@ -50,14 +60,6 @@ typedef void config_line_fn(struct config_parser *p, char **argv, size_t argc);
 typedef void config_parse_fn(struct config_parser *p,
 			     const struct config_directive *d, char **argv,
 			     size_t argc);
-
-/* How a number is written and shown: plain, K/M/G sizes, s/m/h times. */
-enum config_unit {
-	UNIT_NONE = 0,
-	UNIT_COUNT,
-	UNIT_SIZE,
-	UNIT_DURATION,
-};
 
 struct config_directive {
 	const char *name;
@@ -75,8 +77,9 @@ struct config_directive {
 
 static config_parse_fn config_parse_hostname, config_parse_domains,
     config_parse_mailbox, config_parse_mailboxes, config_parse_template,
-    config_parse_string, config_parse_listen, config_parse_number,
-    config_parse_keyword;
+    config_parse_string, config_parse_path, config_parse_listen,
+    config_parse_cert, config_parse_network, config_parse_number,
+    config_parse_keyword, config_parse_bool;
 
 static const char *const config_role_words[] = {"mx", "submission",
 						"submissions", NULL};
@@ -93,6 +96,12 @@ _Static_assert(sizeof(enum sync_method) == sizeof(int), "enum size");
 		.name = n, .args = a, .min_args = 1, .max_args = 1,            \
 		.parse = config_parse_number, .field = FIELD(f), .def = d,     \
 		.unit = u, .min = lo, .max = hi, .doc = doc_                   \
+	}
+#define ROW_BOOL(n, f, d, doc_)                                                \
+	{                                                                      \
+		.name = n, .args = "BOOLEAN", .min_args = 1, .max_args = 1,    \
+		.parse = config_parse_bool, .field = FIELD(f), .def = d,       \
+		.doc = doc_                                                    \
 	}
 
 /*
@@ -128,6 +137,14 @@ static const struct config_directive config_directives[] = {
      .flags = DIR_REPEAT,
      .doc = "file of mailboxes, one address per line, relative to "
 	    "this file's directory"},
+    {.name = "users",
+     .args = "FILE",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_path,
+     .field = FIELD(users_file),
+     .doc = "users file (Dovecot passwd-file), relative to this file's "
+	    "directory; its users are local mailboxes too"},
     {.name = "maildir",
      .args = "TEMPLATE",
      .min_args = 1,
@@ -144,6 +161,14 @@ static const struct config_directive config_directives[] = {
      .field = FIELD(spool),
      .def = "var/spool",
      .doc = "spool directory"},
+    {.name = "control-socket",
+     .args = "PATH",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_string,
+     .field = FIELD(control_socket),
+     .def = "var/run/postern.sock",
+     .doc = "Unix socket of `postern locks` and `postern unlock`"},
     {.name = "user",
      .args = "NAME",
      .min_args = 1,
@@ -159,6 +184,20 @@ static const struct config_directive config_directives[] = {
      .words = config_role_words,
      .flags = DIR_REQUIRED | DIR_REPEAT,
      .doc = "a listening socket; ADDR is IPv4, [IPv6] or localhost"},
+    {.name = "tls-certificate",
+     .args = "CERT KEY",
+     .min_args = 2,
+     .max_args = 2,
+     .parse = config_parse_cert,
+     .flags = DIR_REPEAT,
+     .doc = "PEM certificate chain and key, relative to this file's "
+	    "directory; repeat for more names (SNI), the first is the "
+	    "default"},
+    ROW_BOOL("tls-self-signed", tls_self_signed, "no",
+	     "create the first certificate, self-signed, when it is missing"),
+    ROW_NUM("tls-handshake-timeout", "DURATION", tls_handshake_timeout,
+	    UNIT_DURATION, "20s", 1, 300,
+	    "time a client has to finish the TLS handshake"),
     ROW_NUM("workers", "N", workers, UNIT_COUNT, "0", 0, 64,
 	    "worker processes (0: one per core)"),
     ROW_NUM("max-message-size", "SIZE", max_message_size, UNIT_SIZE, "50M",
@@ -202,6 +241,42 @@ static const struct config_directive config_directives[] = {
      .def = "syncfs",
      .words = config_sync_words,
      .doc = "how spool writes are made durable"},
+    ROW_BOOL("from-header-check", from_header_check, "yes",
+	     "an authenticated user's From: must be one of their addresses"),
+    ROW_NUM("auth-account-failures", "N", auth_account_failures, UNIT_COUNT,
+	    "5", 1, 1000,
+	    "failed logins to one account in the window before it is locked"),
+    ROW_NUM("auth-address-failures", "N", auth_address_failures, UNIT_COUNT,
+	    "10", 1, 10000,
+	    "failed logins from one client address in the window before it "
+	    "is locked"),
+    ROW_NUM("auth-failure-window", "DURATION", auth_failure_window,
+	    UNIT_DURATION, "15m", 1, 86400, "how long a failed login counts"),
+    ROW_NUM("auth-lock-time", "DURATION", auth_lock_time, UNIT_DURATION, "5m",
+	    1, 86400, "first lock; doubles on each relapse"),
+    ROW_NUM("auth-lock-max", "DURATION", auth_lock_max, UNIT_DURATION, "1h", 1,
+	    7 * 86400, "longest lock; at least auth-lock-time"),
+    {.name = "auth-allow",
+     .args = "NETWORK...",
+     .min_args = 1,
+     .parse = config_parse_network,
+     .flags = DIR_REPEAT,
+     .doc = "client networks never locked out (a.b.c.d/n, x::y/n, or an "
+	    "address)"},
+    ROW_NUM("auth-failure-delay", "DURATION", auth_failure_delay, UNIT_DURATION,
+	    "1s", 0, 10, "wait before answering a failed login (535)"),
+    ROW_NUM("auth-cache-ttl", "DURATION", auth_cache_ttl, UNIT_DURATION, "5m",
+	    0, 86400,
+	    "how long a verified password is remembered, saving its hash "
+	    "(0: no cache)"),
+    ROW_NUM("auth-threads", "N", auth_threads, UNIT_COUNT, "0", 0, 64,
+	    "password hashing threads in the guard (0: one per core)"),
+    ROW_NUM("conn-limit-per-address", "N", conn_limit_per_address, UNIT_COUNT,
+	    "20", 0, 1000000,
+	    "open sessions from one client address (0: no limit)"),
+    ROW_NUM("conn-rate-per-address", "N", conn_rate_per_address, UNIT_COUNT,
+	    "60", 0, 1000000,
+	    "new sessions a minute from one client address (0: no limit)"),
 };
 
 #define CONFIG_N_DIRECTIVES ARRAY_SIZE(config_directives)
@@ -221,6 +296,7 @@ struct config_parser {
 	const char *file; /* current position, for messages */
 	unsigned line;
 	unsigned seen[CONFIG_N_DIRECTIVES]; /* first line, 0: not seen */
+	unsigned set[CONFIG_N_DIRECTIVES];  /* line that set it, no error */
 	struct config_mb_entry *mbs;
 	size_t n_mbs, cap_mbs;
 	unsigned *domain_lines; /* parallel to cfg->domains */
@@ -228,6 +304,7 @@ struct config_parser {
 	size_t n_names;
 	char **argv; /* words of the current line */
 	size_t cap_argv;
+	bool cwd_failed; /* getcwd() failed, and that was reported */
 };
 
 /* Allocation failure while configuring is fatal: no server to run. */
@@ -308,81 +385,6 @@ config_casecmp(const char *a, size_t alen, const char *b, size_t blen)
 	return alen == blen ? 0 : (alen < blen ? -1 : 1);
 }
 
-static bool
-config_is_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9');
-}
-
-/*
- * Check a domain name: dot-separated labels of letters, digits and inner
- * hyphens, 1..63 octets each, 253 in all, no trailing dot (RFC 1035 2.3.1,
- * RFC 5321 4.1.2), and a last label that is not all digits (RFC 3696 2),
- * so an IP address is not taken for a name. Returns NULL or the reason.
- */
-static const char *
-config_check_domain(const char *s)
-{
-	size_t len = strlen(s), label = 0;
-	bool all_digits = true;
-
-	if (len > CONFIG_DOMAIN_MAX)
-		return "longer than 253 octets";
-	for (size_t i = 0; i <= len; i++) {
-		char c = s[i];
-
-		if (c == '.' || c == '\0') {
-			if (label == 0)
-				return "has an empty label";
-			if (s[i - 1] == '-')
-				return "has a label ending in '-'";
-			if (c == '.') {
-				label = 0;
-				all_digits = true;
-			}
-			continue;
-		}
-		if (!config_is_alnum(c) && c != '-')
-			return "has a character other than letters, digits, "
-			       "'-' and '.'";
-		if (label == 0 && c == '-')
-			return "has a label starting with '-'";
-		if (++label > CONFIG_LABEL_MAX)
-			return "has a label longer than 63 octets";
-		if (c < '0' || c > '9')
-			all_digits = false;
-	}
-	if (all_digits)
-		return "ends in an all-numeric label";
-	return NULL;
-}
-
-/*
- * Check a local part as a mailbox name: [A-Za-z0-9._+=-], 1..64 octets
- * (RFC 5321 4.5.3.1.1), a Dot-string without a leading or trailing dot or
- * ".." (RFC 5321 4.1.2). It becomes a path component (THREATS F-01).
- */
-static const char *
-config_check_local(const char *s, size_t len)
-{
-	if (len == 0)
-		return "is empty";
-	if (len > CONFIG_LOCAL_MAX)
-		return "is longer than 64 octets";
-	if (s[0] == '.')
-		return "starts with '.'";
-	if (s[len - 1] == '.')
-		return "ends with '.'";
-	for (size_t i = 0; i < len; i++) {
-		if (!config_is_alnum(s[i]) && strchr("._+=-", s[i]) == NULL)
-			return "has a character outside [A-Za-z0-9._+=-]";
-		if (s[i] == '.' && s[i + 1] == '.')
-			return "contains \"..\"";
-	}
-	return NULL;
-}
-
 static void
 config_set_string(struct config_parser *p, const struct config_directive *d,
 		  const char *value)
@@ -398,7 +400,7 @@ static void
 config_parse_hostname(struct config_parser *p, const struct config_directive *d,
 		      char **argv, size_t argc)
 {
-	const char *why = config_check_domain(argv[0]);
+	const char *why = config_values_domain(argv[0]);
 
 	(void)argc;
 	if (why != NULL) {
@@ -417,7 +419,7 @@ config_parse_domains(struct config_parser *p, const struct config_directive *d,
 	struct config *cfg = p->cfg;
 
 	for (size_t i = 0; i < argc; i++) {
-		const char *why = config_check_domain(argv[i]);
+		const char *why = config_values_domain(argv[i]);
 		size_t len = strlen(argv[i]), j;
 
 		if (why != NULL) {
@@ -460,12 +462,12 @@ config_add_mailbox(struct config_parser *p, const char *addr)
 		config_error(p, "bad mailbox \"%s\": not user@domain", addr);
 		return;
 	}
-	why = config_check_local(addr, (size_t)(at - addr));
+	why = config_values_local(addr, (size_t)(at - addr));
 	if (why != NULL) {
 		config_error(p, "bad mailbox \"%s\": local part %s", addr, why);
 		return;
 	}
-	why = config_check_domain(at + 1);
+	why = config_values_domain(at + 1);
 	if (why != NULL) {
 		config_error(p, "bad mailbox \"%s\": domain %s", addr, why);
 		return;
@@ -595,127 +597,84 @@ config_parse_string(struct config_parser *p, const struct config_directive *d,
 	config_set_string(p, d, argv[0]);
 }
 
-/* The index of `word` in a NULL-terminated list, or -1. */
-static int
-config_word_index(const char *const *words, const char *word)
+/* FILE, relative to the directory of the file being read. */
+static void
+config_parse_path(struct config_parser *p, const struct config_directive *d,
+		  char **argv, size_t argc)
 {
-	for (int i = 0; words[i] != NULL; i++)
-		if (strcmp(words[i], word) == 0)
-			return i;
-	return -1;
-}
+	char **field = (char **)((char *)p->cfg + d->field);
 
-/* "a, b, c" into buf, for messages and the reference. */
-static const char *
-config_join_words(const char *const *words, char *buf, size_t size)
-{
-	size_t used = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; words[i] != NULL; i++) {
-		int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "",
-				 words[i]);
-
-		if (n < 0 || (size_t)n >= size - used)
-			abort(); /* the buffers are sized for the tables */
-		used += (size_t)n;
-	}
-	return buf;
+	(void)argc;
+	free(*field);
+	*field = config_relative_path(p->file, argv[0]);
 }
 
 /*
- * Parse decimal digits (and nothing else) into *v. Returns 0, -1 for a bad
- * syntax, or -2 when the value does not fit in 64 bits.
+ * tls-certificate CERT KEY: both relative to this file's directory. The
+ * files are not opened here: tls.c reads them (and makes the first one
+ * with tls-self-signed), so `postern check` needs no access to the key.
  */
-static int
-config_parse_digits(const char *s, size_t len, uint64_t *v)
+static void
+config_parse_cert(struct config_parser *p, const struct config_directive *d,
+		  char **argv, size_t argc)
 {
-	uint64_t n = 0;
+	struct config *cfg = p->cfg;
+	struct config_cert c = {.line = p->line};
 
-	if (len == 0)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		unsigned d;
-
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		d = (unsigned)(s[i] - '0');
-		if (n > (UINT64_MAX - d) / 10)
-			return -2;
-		n = n * 10 + d;
-	}
-	*v = n;
-	return 0;
-}
-
-/* The multiplier of a size (K, M, G) or duration (s, m, h) suffix, or 0. */
-static uint64_t
-config_suffix(enum config_unit unit, char c)
-{
-	const char *sfx = unit == UNIT_SIZE ? "KkMmGg" : "smh";
-	const char *at = strchr(sfx, c);
-
-	if (c == '\0' || at == NULL)
-		return 0;
-	if (unit == UNIT_SIZE)
-		return 1ull << (10 * ((at - sfx) / 2 + 1));
-	return (const uint64_t[]){1, 60, 3600}[at - sfx];
-}
-
-/*
- * Read a number of unit `unit`: digits, then for sizes an optional K, M or G
- * (1024 multiples) and for durations an optional s, m or h. Returns 0, -1
- * (syntax) or -2 (overflow).
- */
-static int
-config_parse_value(enum config_unit unit, const char *s, uint64_t *v)
-{
-	size_t len = strlen(s);
-	uint64_t mult = 1;
-	int rc;
-
-	if (unit != UNIT_COUNT && len > 1 &&
-	    (s[len - 1] < '0' || s[len - 1] > '9')) {
-		mult = config_suffix(unit, s[len - 1]);
-		if (mult == 0)
-			return -1;
-		len--;
-	}
-	rc = config_parse_digits(s, len, v);
-	if (rc < 0)
-		return rc;
-	if (*v > UINT64_MAX / mult)
-		return -2;
-	*v *= mult;
-	return 0;
-}
-
-/* A number as the reference shows it: the largest exact unit. */
-static const char *
-config_format_value(enum config_unit unit, uint64_t v, char *buf, size_t size)
-{
-	static const char size_sfx[] = "GMK", time_sfx[] = "hms";
-	static const uint64_t size_mult[] = {1ull << 30, 1ull << 20,
-					     1ull << 10};
-	static const uint64_t time_mult[] = {3600, 60, 1};
-	int n = -1;
-
-	for (size_t i = 0; i < 3 && v != 0 && unit != UNIT_COUNT; i++) {
-		const uint64_t *mult =
-		    unit == UNIT_SIZE ? size_mult : time_mult;
-		const char *sfx = unit == UNIT_SIZE ? size_sfx : time_sfx;
-
-		if (v % mult[i] == 0) {
-			n = snprintf(buf, size, "%llu%c",
-				     (unsigned long long)(v / mult[i]), sfx[i]);
-			break;
+	(void)argc;
+	c.cert = config_relative_path(p->file, argv[0]);
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		if (strcmp(cfg->certs[i].cert, c.cert) == 0) {
+			config_error(p, "%s: %s given twice (first on line %u)",
+				     d->name, argv[0], cfg->certs[i].line);
+			free(c.cert);
+			return;
 		}
 	}
-	if (n < 0)
-		n = snprintf(buf, size, "%llu", (unsigned long long)v);
-	if (n < 0 || (size_t)n >= size)
-		abort(); /* callers pass room for any uint64_t */
-	return buf;
+	c.key = config_relative_path(p->file, argv[1]);
+	cfg->certs =
+	    config_xrealloc(cfg->certs, cfg->n_certs + 1, sizeof(*cfg->certs));
+	cfg->certs[cfg->n_certs++] = c;
+}
+
+/* auth-allow NETWORK...: each one checked on its own. */
+static void
+config_parse_network(struct config_parser *p, const struct config_directive *d,
+		     char **argv, size_t argc)
+{
+	struct config *cfg = p->cfg;
+
+	for (size_t i = 0; i < argc; i++) {
+		struct config_network net;
+		const char *why = config_values_network(argv[i], &net);
+
+		if (why != NULL) {
+			config_error(p, "%s: \"%s\" %s", d->name, argv[i], why);
+			continue;
+		}
+		cfg->auth_allow =
+		    config_xrealloc(cfg->auth_allow, cfg->n_auth_allow + 1,
+				    sizeof(*cfg->auth_allow));
+		cfg->auth_allow[cfg->n_auth_allow++] = net;
+	}
+}
+
+/* yes or no (on/off, true/false) into a bool field. */
+static void
+config_parse_bool(struct config_parser *p, const struct config_directive *d,
+		  char **argv, size_t argc)
+{
+	bool v;
+
+	(void)argc;
+	if (config_values_bool(argv[0], &v) < 0) {
+		config_error(p,
+			     "%s: \"%s\" is not yes or no (nor on, off, "
+			     "true, false)",
+			     d->name, argv[0]);
+		return;
+	}
+	*(bool *)((char *)p->cfg + d->field) = v;
 }
 
 /* A count, size or duration with the row's bounds. */
@@ -731,7 +690,7 @@ config_parse_number(struct config_parser *p, const struct config_directive *d,
 	char lo[32], hi[32];
 	void *field = (char *)p->cfg + d->field;
 	uint64_t v;
-	int rc = config_parse_value(d->unit, argv[0], &v);
+	int rc = config_values_number(d->unit, argv[0], &v);
 
 	(void)argc;
 	if (rc == -1) {
@@ -739,8 +698,8 @@ config_parse_number(struct config_parser *p, const struct config_directive *d,
 			     what[d->unit]);
 		return;
 	}
-	config_format_value(d->unit, d->min, lo, sizeof(lo));
-	config_format_value(d->unit, d->max, hi, sizeof(hi));
+	config_values_format(d->unit, d->min, lo, sizeof(lo));
+	config_values_format(d->unit, d->max, hi, sizeof(hi));
 	if (rc == -2 || v < d->min || v > d->max) {
 		config_error(p, "%s: %s is out of range %s..%s", d->name,
 			     argv[0], lo, hi);
@@ -757,93 +716,17 @@ static void
 config_parse_keyword(struct config_parser *p, const struct config_directive *d,
 		     char **argv, size_t argc)
 {
-	int i = config_word_index(d->words, argv[0]);
+	int i = config_values_word_index(d->words, argv[0]);
 	char list[128];
 
 	(void)argc;
 	if (i < 0) {
-		config_error(p, "%s: \"%s\" is not one of %s", d->name, argv[0],
-			     config_join_words(d->words, list, sizeof(list)));
+		config_error(
+		    p, "%s: \"%s\" is not one of %s", d->name, argv[0],
+		    config_values_join_words(d->words, list, sizeof(list)));
 		return;
 	}
 	*(int *)((char *)p->cfg + d->field) = i;
-}
-
-/*
- * Parse "ADDR:PORT" where ADDR is an IPv4 literal, "[IPv6 literal]" or
- * "localhost" (127.0.0.1) into l->addr. Returns NULL or the reason.
- */
-static const char *
-config_parse_sockaddr(const char *s, struct config_listener *l)
-{
-	char host[64];
-	const char *port, *end;
-	bool is_v6 = s[0] == '[';
-	size_t hlen;
-	uint64_t n;
-
-	if (is_v6) {
-		end = strchr(s, ']');
-		if (end == NULL || end[1] != ':')
-			return "is not ADDR:PORT";
-		s++;
-		port = end + 2;
-	} else {
-		end = strrchr(s, ':');
-		if (end == NULL)
-			return "is not ADDR:PORT";
-		port = end + 1;
-	}
-	hlen = (size_t)(end - s);
-	if (hlen >= sizeof(host))
-		return "has an address that is too long";
-	memcpy(host, s, hlen);
-	host[hlen] = '\0';
-	if (config_parse_digits(port, strlen(port), &n) < 0 || n < 1 ||
-	    n > 65535)
-		return "has a port outside 1..65535";
-	memset(&l->addr, 0, sizeof(l->addr));
-	if (is_v6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&l->addr;
-
-		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
-			return "has a bad IPv6 address";
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)n);
-		l->addr_len = sizeof(*sin6);
-	} else {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&l->addr;
-
-		if (strcmp(host, "localhost") == 0)
-			sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-			return "needs an IPv4 address, [IPv6 address] or "
-			       "localhost";
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)n);
-		l->addr_len = sizeof(*sin);
-	}
-	return NULL;
-}
-
-/* Same address family, address and port? */
-static bool
-config_same_sockaddr(const struct config_listener *a,
-		     const struct config_listener *b)
-{
-	const struct sockaddr_in *a4 = (const void *)&a->addr;
-	const struct sockaddr_in *b4 = (const void *)&b->addr;
-	const struct sockaddr_in6 *a6 = (const void *)&a->addr;
-	const struct sockaddr_in6 *b6 = (const void *)&b->addr;
-
-	if (a->addr.ss_family != b->addr.ss_family)
-		return false;
-	if (a->addr.ss_family == AF_INET)
-		return a4->sin_port == b4->sin_port &&
-		       a4->sin_addr.s_addr == b4->sin_addr.s_addr;
-	return a6->sin6_port == b6->sin6_port &&
-	       memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr)) ==
-		   0;
 }
 
 /* listen ADDR:PORT ROLE; one listener per address and port. */
@@ -855,7 +738,7 @@ config_parse_listen(struct config_parser *p, const struct config_directive *d,
 	struct config_listener l = {.line = p->line};
 	const char *why = NULL;
 	char list[128];
-	int role = config_word_index(d->words, argv[1]);
+	int role = config_values_word_index(d->words, argv[1]);
 	int n = snprintf(l.addr_text, sizeof(l.addr_text), "%s", argv[0]);
 	bool ok = true;
 
@@ -863,22 +746,22 @@ config_parse_listen(struct config_parser *p, const struct config_directive *d,
 	if (n < 0 || (size_t)n >= sizeof(l.addr_text))
 		why = "is too long";
 	else
-		why = config_parse_sockaddr(argv[0], &l);
+		why = config_values_sockaddr(argv[0], &l);
 	if (why != NULL) {
 		config_error(p, "%s: \"%s\" %s", d->name, argv[0], why);
 		ok = false;
 	}
 	if (role < 0) {
-		config_error(p, "%s: role \"%s\" is not one of %s", d->name,
-			     argv[1],
-			     config_join_words(d->words, list, sizeof(list)));
+		config_error(
+		    p, "%s: role \"%s\" is not one of %s", d->name, argv[1],
+		    config_values_join_words(d->words, list, sizeof(list)));
 		ok = false;
 	}
 	if (!ok)
 		return;
 	l.role = (enum listen_role)role;
 	for (size_t i = 0; i < cfg->n_listeners; i++) {
-		if (config_same_sockaddr(&cfg->listeners[i], &l)) {
+		if (config_values_same_sockaddr(&cfg->listeners[i], &l)) {
 			config_error(p, "%s: %s duplicates line %u (%s)",
 				     d->name, argv[0], cfg->listeners[i].line,
 				     cfg->listeners[i].addr_text);
@@ -947,6 +830,7 @@ config_directive_line(struct config_parser *p, char **argv, size_t argc)
 {
 	const struct config_directive *d = NULL;
 	size_t i, nargs = argc - 1;
+	unsigned before;
 
 	for (i = 0; i < CONFIG_N_DIRECTIVES; i++) {
 		if (strcmp(argv[0], config_directives[i].name) == 0) {
@@ -972,7 +856,10 @@ config_directive_line(struct config_parser *p, char **argv, size_t argc)
 		    d->min_args == 1 ? "" : "s", d->name, d->args, nargs);
 		return;
 	}
+	before = p->n_errors;
 	d->parse(p, d, argv + 1, nargs);
+	if (p->n_errors == before)
+		p->set[i] = p->line;
 }
 
 /*
@@ -1180,8 +1067,10 @@ config_absolute(struct config_parser *p, char **path, bool escape)
 		return;
 	cwd = getcwd(NULL, 0);
 	if (cwd == NULL) {
-		config_error(p, "cannot find the current directory: %s",
-			     strerror(errno));
+		if (!p->cwd_failed)
+			config_error(p, "cannot find the current directory: %s",
+				     strerror(errno));
+		p->cwd_failed = true; /* said once for all the paths */
 		return;
 	}
 	clen = strlen(cwd);
@@ -1200,10 +1089,134 @@ config_absolute(struct config_parser *p, char **path, bool escape)
 	*path = abs;
 }
 
-/* Checks that need the whole file: required directives, mailboxes, paths. */
+/* The index of the row named `name`; a name not in the table is a bug. */
+static size_t
+config_directive_index(const char *name)
+{
+	for (size_t i = 0; i < CONFIG_N_DIRECTIVES; i++)
+		if (strcmp(config_directives[i].name, name) == 0)
+			return i;
+	abort();
+}
+
+/* Was the directive given, but its line refused? Then say nothing more. */
+static bool
+config_line_failed(const struct config_parser *p, size_t i)
+{
+	return p->seen[i] != 0 && p->set[i] == 0;
+}
+
+/*
+ * The control socket's path, once absolute, must fit in sun_path with its
+ * NUL (unix(7)). Reported on its line, or line 0 for the default.
+ */
+static void
+config_check_socket(struct config_parser *p)
+{
+	const char *path = p->cfg->control_socket;
+	size_t max = sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1;
+
+	if (path == NULL || strlen(path) <= max)
+		return;
+	p->line = p->set[config_directive_index("control-socket")];
+	config_error(p,
+		     "control-socket: %s is longer than %zu octets, the limit "
+		     "of a socket path",
+		     path, max);
+}
+
+/*
+ * auth-lock-max must be at least auth-lock-time, since the lock doubles up
+ * to it. The error goes on the line of the one that was given (auth-lock-
+ * max when both were); nothing is added when either line had its own error.
+ */
+static void
+config_check_lock_times(struct config_parser *p)
+{
+	const struct config *cfg = p->cfg;
+	size_t t = config_directive_index("auth-lock-time");
+	size_t m = config_directive_index("auth-lock-max");
+	char lock[32], max[32];
+
+	if (cfg->auth_lock_max >= cfg->auth_lock_time ||
+	    config_line_failed(p, t) || config_line_failed(p, m))
+		return;
+	config_values_format(UNIT_DURATION, cfg->auth_lock_time, lock,
+			     sizeof(lock));
+	config_values_format(UNIT_DURATION, cfg->auth_lock_max, max,
+			     sizeof(max));
+	if (p->set[m] != 0) {
+		p->line = p->set[m];
+		config_error(p,
+			     "auth-lock-max: %s is shorter than auth-lock-time "
+			     "(%s)",
+			     max, lock);
+	} else {
+		p->line = p->set[t];
+		config_error(p,
+			     "auth-lock-time: %s is longer than auth-lock-max "
+			     "(%s)",
+			     lock, max);
+	}
+}
+
+/*
+ * No listener may relay mail without authentication. mx never relays
+ * (the session code enforces it); submission and submissions relay only for
+ * authenticated users, and accept AUTH only under TLS (RFC 8314 3.3,
+ * RFC 4954 4: no plaintext passwords). So each needs a certificate and a
+ * users file, else `postern check` refuses the file rather than open a
+ * port that cannot work. Errors name the listener's line. tls-self-signed
+ * needs a tls-certificate line too: it names the files to create.
+ */
+static void
+config_check_listeners(struct config_parser *p)
+{
+	const struct config *cfg = p->cfg;
+	size_t c = config_directive_index("tls-certificate");
+	size_t s = config_directive_index("tls-self-signed");
+	bool certs_failed = config_line_failed(p, c) && cfg->n_certs == 0;
+
+	if (cfg->tls_self_signed && cfg->n_certs == 0 && !certs_failed) {
+		p->line = p->set[s];
+		config_error(p,
+			     "tls-self-signed: no tls-certificate line names "
+			     "the files to create");
+	}
+	for (size_t i = 0; i < cfg->n_listeners; i++) {
+		const struct config_listener *l = &cfg->listeners[i];
+		const char *role = config_role_name(l->role);
+
+		if (l->role == ROLE_MX)
+			continue;
+		p->line = l->line;
+		if (cfg->n_certs == 0 && !certs_failed)
+			config_error(p,
+				     "listen: %s %s needs a certificate "
+				     "(tls-certificate): %s",
+				     l->addr_text, role,
+				     l->role == ROLE_SUBMISSIONS
+					 ? "it speaks TLS from the first octet"
+					 : "AUTH is accepted only under TLS");
+		if (cfg->users_file == NULL)
+			config_error(
+			    p,
+			    "listen: %s %s needs a users file (users): it "
+			    "relays mail only for authenticated users",
+			    l->addr_text, role);
+	}
+}
+
+/*
+ * Checks that need the whole file: required directives, mailboxes, paths
+ * made absolute, and the rules between directives. Errors from here on
+ * belong to the main file.
+ */
 static void
 config_finish(struct config_parser *p, const char *name)
 {
+	struct config *cfg = p->cfg;
+
 	for (size_t i = 0; i < CONFIG_N_DIRECTIVES; i++) {
 		if ((config_directives[i].flags & DIR_REQUIRED) &&
 		    p->seen[i] == 0) {
@@ -1215,8 +1228,17 @@ config_finish(struct config_parser *p, const char *name)
 	config_finish_mailboxes(p);
 	p->file = name;
 	p->line = 0;
-	config_absolute(p, &p->cfg->spool, false);
-	config_absolute(p, &p->cfg->maildir, true);
+	config_absolute(p, &cfg->spool, false);
+	config_absolute(p, &cfg->maildir, true);
+	config_absolute(p, &cfg->users_file, false);
+	config_absolute(p, &cfg->control_socket, false);
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		config_absolute(p, &cfg->certs[i].cert, false);
+		config_absolute(p, &cfg->certs[i].key, false);
+	}
+	config_check_socket(p);
+	config_check_lock_times(p);
+	config_check_listeners(p);
 }
 
 static void
@@ -1310,6 +1332,14 @@ config_free(struct config **cfgp)
 	}
 	free(cfg->mailboxes);
 	free(cfg->listeners);
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		free(cfg->certs[i].cert);
+		free(cfg->certs[i].key);
+	}
+	free(cfg->certs);
+	free(cfg->auth_allow);
+	free(cfg->users_file);
+	free(cfg->control_socket);
 	free(cfg->file);
 	free(cfg->hostname);
 	free(cfg->maildir);
@@ -1402,12 +1432,14 @@ config_range_text(const struct config_directive *d, char *buf, size_t size)
 	int n;
 
 	if (d->words != NULL)
-		return config_join_words(d->words, buf, size);
+		return config_values_join_words(d->words, buf, size);
+	if (d->parse == config_parse_bool)
+		return "yes, no";
 	if (d->unit == UNIT_NONE)
 		return "";
 	n = snprintf(buf, size, "%s..%s",
-		     config_format_value(d->unit, d->min, lo, sizeof(lo)),
-		     config_format_value(d->unit, d->max, hi, sizeof(hi)));
+		     config_values_format(d->unit, d->min, lo, sizeof(lo)),
+		     config_values_format(d->unit, d->max, hi, sizeof(hi)));
 	if (n < 0 || (size_t)n >= size)
 		abort();
 	return buf;

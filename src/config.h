@@ -40,6 +40,20 @@ struct config_listener {
 	unsigned line; /* where it was declared */
 };
 
+/* A certificate chain and its key (PEM files). */
+struct config_cert {
+	char *cert;
+	char *key;
+	unsigned line;
+};
+
+/* A network in CIDR form, for allow-lists. */
+struct config_network {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix; /* bits */
+};
+
 /* A local mailbox: canonical address, split, lower-case ASCII. */
 struct config_mailbox {
 	char *local;  /* local part, validated: [A-Za-z0-9._+=-], no
@@ -79,6 +93,32 @@ struct config {
 
 	enum log_level log_level;
 	enum sync_method sync_method;
+
+	/* TLS (RFC 3207, RFC 8314). The first certificate is the default;
+	   others are chosen by SNI from their names. */
+	struct config_cert *certs;
+	size_t n_certs;
+	bool tls_self_signed;	       /* create certs[0] when missing */
+	unsigned tls_handshake_timeout; /* seconds */
+
+	/* Users (Dovecot passwd-file): they are local mailboxes too. */
+	char *users_file;
+	bool from_header_check; /* From: must be the user's address */
+
+	/* The guard: lockout after failed logins, per-address limits. */
+	unsigned auth_account_failures; /* in the window, then locked */
+	unsigned auth_address_failures;
+	unsigned auth_failure_window;	/* seconds */
+	unsigned auth_lock_time;	/* first lock, seconds; doubles */
+	unsigned auth_lock_max;		/* longest lock, seconds */
+	struct config_network *auth_allow; /* never locked out */
+	size_t n_auth_allow;
+	unsigned auth_cache_ttl;	/* seconds; 0: no cache */
+	unsigned auth_failure_delay;	/* seconds before a 535 (+ jitter) */
+	unsigned auth_threads;		/* hashing threads; 0: one per core */
+	unsigned conn_limit_per_address; /* concurrent sessions; 0: none */
+	unsigned conn_rate_per_address;	 /* new sessions a minute; 0: none */
+	char *control_socket;		/* for postern locks / unlock */
 };
 
 /*

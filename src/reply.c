@@ -17,7 +17,11 @@
 	((code) < 400 || (code) == 421 || (code) == 451 || (code) == 452 ||     \
 			 (code) == 454                                         \
 		 ? REPLY_COUNTS_NONE                                           \
+	 : (id) == R_AUTH_FAILED                                               \
+		 ? REPLY_COUNTS_NONE                                           \
 	 : (id) == R_NO_MAILBOX || (id) == R_RELAY_DENIED ||                  \
+			 (id) == R_SENDER_NOT_OWNED ||                         \
+			 (id) == R_FROM_NOT_OWNED ||                           \
 			 (id) == R_BARE_LF_DATA || (id) == R_NUL_DATA ||       \
 			 (id) == R_TOO_BIG || (id) == R_HEADER_TOO_BIG ||      \
 			 (id) == R_LOOP                                        \
@@ -25,7 +29,7 @@
 		 : REPLY_COUNTS_ERROR)
 
 static const struct reply reply_table[REPLY_COUNT] = {
-	REPLY(R_OK, 250, "2.0.0", "Ok", 0),
+	REPLY(R_SUCCESS, 250, "2.0.0", "Ok", 0),
 	REPLY(R_SENDER_OK, 250, "2.1.0", "Sender ok", 0),
 	REPLY(R_RCPT_OK, 250, "2.1.5", "Recipient ok", 0),
 	REPLY(R_RSET_OK, 250, "2.0.0", "Reset", 0),
@@ -38,7 +42,7 @@ static const struct reply reply_table[REPLY_COUNT] = {
 	      0),
 	REPLY(R_HELP, 214, "2.0.0",
 	      "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP "
-	      "VRFY STARTTLS AUTH",
+	      "VRFY",
 	      0),
 	REPLY(R_TLS_GO, 220, "2.0.0", "Ready to start TLS", 0),
 	REPLY(R_SHUTDOWN, 421, "4.3.2", "Service shutting down, try later", 1),
@@ -96,6 +100,31 @@ static const struct reply reply_table[REPLY_COUNT] = {
 	REPLY(R_PARAM_UNKNOWN, 555, "5.5.4",
 	      "Parameter not recognized or repeated", 0),
 	REPLY(R_NON_SMTP, 221, "2.7.0", "Not an SMTP client, goodbye", 1),
+	REPLY(R_AUTH_OK, 235, "2.7.0", "Authentication successful", 0),
+	REPLY(R_AUTH_FAILED, 535, "5.7.8",
+	      "Authentication credentials invalid", 0),
+	REPLY(R_AUTH_TEMP, 454, "4.7.0",
+	      "Temporary authentication failure, try later", 0),
+	REPLY(R_AUTH_CANCELLED, 501, "5.0.0", "Authentication cancelled", 0),
+	REPLY(R_AUTH_BAD_BASE64, 501, "5.5.2", "Invalid base64 data", 0),
+	REPLY(R_AUTH_MECH, 504, "5.5.4", "Unrecognized authentication mechanism",
+	      0),
+	REPLY(R_AUTH_TOO_LONG, 500, "5.5.6", "Authentication line too long", 0),
+	REPLY(R_AUTH_SYNTAX, 501, "5.5.4", "Syntax: AUTH mechanism [response]",
+	      0),
+	REPLY(R_AUTH_ALREADY, 503, "5.5.1", "Already authenticated", 0),
+	REPLY(R_AUTH_IN_TX, 503, "5.5.1", "Mail transaction in progress", 0),
+	REPLY(R_AUTH_TOO_MANY, 421, "4.7.0",
+	      "Too many authentication failures, closing", 1),
+	REPLY(R_SENDER_NOT_OWNED, 553, "5.7.1",
+	      "Sender address rejected: not owned by user", 0),
+	REPLY(R_FROM_NOT_OWNED, 550, "5.7.1",
+	      "From header address not owned by user", 0),
+	REPLY(R_CONN_LOCKED, 421, "4.7.0", "Access temporarily refused", 1),
+	REPLY(R_CONN_TOO_FAST, 421, "4.7.0",
+	      "Too many connections from your address, slow down", 1),
+	REPLY(R_CONN_TOO_MANY, 421, "4.7.0",
+	      "Too many connections from your address", 1),
 };
 
 const struct reply *

@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 enum reply_id {
-	R_OK = 0,		/* 250 2.0.0 Ok */
+	R_SUCCESS = 0,		/* 250 2.0.0 Ok */
 	R_SENDER_OK,		/* 250 2.1.0 */
 	R_RCPT_OK,		/* 250 2.1.5 */
 	R_RSET_OK,		/* 250 2.0.0 Reset */
@@ -68,6 +68,22 @@ enum reply_id {
 	R_PREGREET,		/* 554 5.5.0 talking before the greeting */
 	R_PARAM_UNKNOWN,	/* 555 5.5.4 */
 	R_NON_SMTP,		/* 221 2.7.0 not an SMTP client */
+	R_AUTH_OK,		/* 235 2.7.0 */
+	R_AUTH_FAILED,		/* 535 5.7.8 */
+	R_AUTH_TEMP,		/* 454 4.7.0 */
+	R_AUTH_CANCELLED,	/* 501 5.0.0 */
+	R_AUTH_BAD_BASE64,	/* 501 5.5.2 */
+	R_AUTH_MECH,		/* 504 5.5.4 */
+	R_AUTH_TOO_LONG,	/* 500 5.5.6 */
+	R_AUTH_SYNTAX,		/* 501 5.5.4 Syntax: AUTH mechanism */
+	R_AUTH_ALREADY,		/* 503 5.5.1 already authenticated */
+	R_AUTH_IN_TX,		/* 503 5.5.1 transaction in progress */
+	R_AUTH_TOO_MANY,	/* 421 4.7.0 too many failures */
+	R_SENDER_NOT_OWNED,	/* 553 5.7.1 */
+	R_FROM_NOT_OWNED,	/* 550 5.7.1 */
+	R_CONN_LOCKED,		/* 421 4.7.0 access refused */
+	R_CONN_TOO_FAST,	/* 421 4.7.0 too many connections a minute */
+	R_CONN_TOO_MANY,	/* 421 4.7.0 too many connections from you */
 	REPLY_COUNT
 };
 

@@ -18,118 +18,19 @@
 #include <time.h>
 
 #include "log.h"
-#include "reply.h"
-#include "smtp_parse.h"
-
-/* RFC 5321 4.5.3.1.4: 512 octets with CRLF. MAIL and RCPT may carry
-   extension parameters (RFC 1870 3, RFC 4954 5), so they get more. */
-#define SESSION_CMD_MAX 512
-#define SESSION_MAILRCPT_MAX 1024
-/* Longest line we buffer before answering "line too long". */
-#define SESSION_LINE_BUF_MAX 4096
-/* Input held while parked or before processing (pipelined commands). */
-#define SESSION_INPUT_MAX (64 * 1024)
-#define SESSION_STAGE_SIZE (16 * 1024)
-#define SESSION_JUNK_LIMIT 100
-
-enum session_state {
-	SESSION_PREGREET = 0, /* connected, greeting not sent yet */
-	SESSION_GREETED,      /* waiting for HELO/EHLO */
-	SESSION_READY,	      /* HELO done, no transaction */
-	SESSION_MAIL,	      /* MAIL accepted */
-	SESSION_RCPT,	      /* at least one RCPT accepted */
-	SESSION_DATA,	      /* reading DATA content */
-	SESSION_BDAT,	      /* reading a BDAT chunk */
-	SESSION_COMMIT,	      /* parked until session_commit_done() */
-	SESSION_CLOSED,	      /* closing once the output is flushed */
-	SESSION_STATE_COUNT
-};
+#include "session_int.h"
 
 static const char *const session_state_names[SESSION_STATE_COUNT] = {
 	"pregreet", "greeted", "ready", "mail",	  "rcpt",
-	"data",	    "bdat",    "commit", "closed",
+	"data",	    "bdat",    "commit", "auth",  "auth-wait",
+	"tls-wait", "closed",
 };
 
-/* Content scanner states (DATA), see session_data_scan(). */
-enum data_state {
-	DATA_BOL = 0, /* at the beginning of a line */
-	DATA_DOT,     /* "." at the beginning of a line */
-	DATA_DOT_CR,  /* "." CR at the beginning of a line */
-	DATA_TEXT,    /* inside a line */
-	DATA_CR,      /* CR inside a line */
-};
 
-/* Why a message is refused at its end; the first reason wins. */
-struct session_tx {
-	char sender[SMTP_PATH_MAX + 1];
-	struct spool_rcpt *rcpts;
-	char **rcpt_addrs;
-	char **rcpt_dirs;
-	size_t n_rcpts;
-	unsigned rcpt_count; /* accepted RCPT commands, duplicates too */
-	bool smtputf8;
-	bool is_bdat;	  /* BDAT seen: DATA no longer allowed */
-	bool has_msg;	  /* msg_begin succeeded */
-	bool failed;	  /* refused: skip content until the end */
-	enum reply_id fail_reply;
-	char queue_id[SPOOL_ID_MAX];
-	uint64_t size;	  /* message octets (after unstuffing) */
-	uint64_t written; /* octets handed to msg_write, header included */
-
-	/* Header section tracking (RFC 5322 2.2). */
-	bool in_header;
-	uint64_t header_bytes;
-	unsigned received;
-	char hline[10]; /* first octets of the current line */
-	size_t hline_len;
-	bool hline_bol;
-};
-
-struct session {
-	struct session_params p;
-	const struct config *cfg;
-	const struct session_ops *ops;
-	void *ctx;
-
-	enum session_state state;
-	bool is_esmtp;
-	bool shutting_down;
-	bool discard_line; /* dropping an overlong line up to its CRLF */
-	bool early_input;  /* input came while parked (pipelining) */
-	char helo[SMTP_DOMAIN_MAX + 1];
-
-	/* Unprocessed input. */
-	char *in;
-	size_t in_len, in_cap;
-
-	/* Replies not yet taken by the driver. */
-	char *out;
-	size_t out_len, out_cap, out_off;
-
-	/* DATA / BDAT content. */
-	enum data_state dstate;
-	uint64_t bdat_left; /* payload octets still expected */
-	bool bdat_last;
-	bool bdat_orphan; /* chunk refused outright: skip, then reply */
-	enum reply_id bdat_reply;
-	enum session_state bdat_return; /* state after the chunk */
-	char *stage; /* content waiting for msg_write */
-	size_t stage_len;
-
-	struct session_tx tx;
-
-	unsigned errors;
-	unsigned rejects;
-	unsigned junk;
-	unsigned commands;
-	unsigned messages;
-};
-
-static void session_process(struct session *s);
 
 /* --- state and output ------------------------------------------------ */
 
-static void
+void
 session_set_state(struct session *s, enum session_state state)
 {
 	if (s->state == state)
@@ -141,7 +42,7 @@ session_set_state(struct session *s, enum session_state state)
 
 /* Append raw reply text to the output buffer. Replies are small and
    bounded by the input that causes them, so this grows as needed. */
-static void
+void
 session_out(struct session *s, const char *text, size_t len)
 {
 	if (s->out_off > 0 && s->out_off == s->out_len)
@@ -162,7 +63,7 @@ session_out(struct session *s, const char *text, size_t len)
 	s->out_len += len;
 }
 
-static void
+void
 session_close(struct session *s)
 {
 	session_set_state(s, SESSION_CLOSED);
@@ -171,7 +72,7 @@ session_close(struct session *s)
 /* Answer with a table reply. Protocol errors and policy refusals count
    toward their limits; reaching one ends the session with 421 (THREATS
    P-05, X-02, N-01). */
-static void
+void
 session_reply(struct session *s, enum reply_id id)
 {
 	char line[REPLY_LINE_MAX];
@@ -199,7 +100,7 @@ session_reply(struct session *s, enum reply_id id)
 
 /* --- transaction ----------------------------------------------------- */
 
-static void
+void
 session_tx_reset(struct session *s)
 {
 	struct session_tx *tx = &s->tx;
@@ -213,6 +114,7 @@ session_tx_reset(struct session *s)
 	free(tx->rcpts);
 	free(tx->rcpt_addrs);
 	free(tx->rcpt_dirs);
+	free(tx->from);
 	memset(tx, 0, sizeof(*tx));
 	s->stage_len = 0;
 	s->bdat_left = 0;
@@ -223,7 +125,7 @@ session_tx_reset(struct session *s)
 }
 
 /* Remember the first reason to refuse the message. */
-static void
+void
 session_tx_fail(struct session *s, enum reply_id id)
 {
 	if (!s->tx.failed) {
@@ -267,9 +169,15 @@ session_header_octet(struct session *s, unsigned char c)
 		tx->hline_len = 0;
 		if (c == '\r' || c == '\n') {
 			tx->in_header = false; /* empty line */
+			tx->in_from = false;
 			return;
 		}
+		/* A field ends where a line does not continue it. */
+		if (c != ' ' && c != '\t')
+			tx->in_from = false;
 	}
+	if (tx->in_from)
+		session_from_octet(s, c, false);
 	if (c == '\n') {
 		tx->hline_bol = true;
 		return;
@@ -282,6 +190,9 @@ session_header_octet(struct session *s, unsigned char c)
 			if (tx->received > s->cfg->hop_limit)
 				session_tx_fail(s, R_LOOP);
 		}
+		if (tx->hline_len == 5 &&
+		    strncasecmp(tx->hline, "From:", 5) == 0 && s->has_auth)
+			session_from_octet(s, c, true);
 	}
 }
 
@@ -308,10 +219,10 @@ session_emit(struct session *s, unsigned char c)
 static void
 session_write_received(struct session *s)
 {
-	char date[64], helo[SMTP_DOMAIN_MAX + 1], buf[1200];
+	char date[64], helo[SMTP_DOMAIN_MAX + 1], buf[1400], proto[16];
+	char tls[160];
 	struct tm tm;
 	time_t now = time(NULL);
-	const char *proto;
 	int n;
 
 	gmtime_r(&now, &tm);
@@ -325,23 +236,29 @@ session_write_received(struct session *s)
 				    ? *p
 				    : '?';
 	helo[n] = '\0';
-	if (s->tx.smtputf8)
-		proto = "UTF8SMTP";
+	/* RFC 3848: ESMTPS with TLS, ESMTPSA with TLS and AUTH; RFC 6531
+	   3.7.3: UTF8SMTP for SMTPUTF8. */
+	snprintf(proto, sizeof(proto), "%s%s%s%s",
+		 s->tx.smtputf8 ? "UTF8SMTP" : s->is_esmtp ? "ESMTP" : "SMTP",
+		 s->is_tls ? "S" : "", s->has_auth ? "A" : "", "");
+	if (s->is_tls)
+		snprintf(tls, sizeof(tls), "\r\n\t(using %s with cipher %s)",
+			 s->tls_version, s->tls_cipher);
 	else
-		proto = s->is_esmtp ? "ESMTP" : "SMTP";
+		tls[0] = '\0';
 	if (s->tx.n_rcpts == 1)
 		n = snprintf(buf, sizeof(buf),
-			     "Received: from %s ([%s])\r\n"
+			     "Received: from %s ([%s])%s\r\n"
 			     "\tby %s with %s id %s\r\n"
 			     "\tfor <%s>; %s\r\n",
-			     helo, s->p.client_addr, s->cfg->hostname, proto,
-			     s->tx.queue_id, s->tx.rcpt_addrs[0], date);
+			     helo, s->p.client_addr, tls, s->cfg->hostname,
+			     proto, s->tx.queue_id, s->tx.rcpt_addrs[0], date);
 	else
 		n = snprintf(buf, sizeof(buf),
-			     "Received: from %s ([%s])\r\n"
+			     "Received: from %s ([%s])%s\r\n"
 			     "\tby %s with %s id %s; %s\r\n",
-			     helo, s->p.client_addr, s->cfg->hostname, proto,
-			     s->tx.queue_id, date);
+			     helo, s->p.client_addr, tls, s->cfg->hostname,
+			     proto, s->tx.queue_id, date);
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
 		session_tx_fail(s, R_TEMP_FAIL);
 		return;
@@ -392,10 +309,23 @@ session_msg_end(struct session *s)
 		session_reply(s, id);
 		return;
 	}
+	if (s->has_auth && s->cfg->from_header_check) {
+		enum reply_id id = session_check_from(s);
+
+		if (id != R_SUCCESS) {
+			log_notice(s->p.id, "rejected reason=from-not-owned "
+					    "user=%s",
+				   s->auth_user);
+			session_tx_reset(s);
+			session_reply(s, id);
+			return;
+		}
+	}
 	env.sender = tx->sender;
 	env.rcpts = tx->rcpts;
 	env.n_rcpts = tx->n_rcpts;
 	env.size = tx->written;
+	env.auth_user = s->has_auth ? s->auth_user : NULL;
 	session_set_state(s, SESSION_COMMIT);
 	s->ops->msg_commit(s->ctx, &env);
 }
@@ -523,6 +453,7 @@ enum {
 	CMD_ENDS_GROUP = 1 << 0, /* RFC 2920 3.1: last in a pipelined group */
 	CMD_NO_ARGS = 1 << 1,	 /* takes no argument */
 	CMD_JUNK = 1 << 2,	 /* counts toward the junk-command limit */
+	CMD_PRE_TLS = 1 << 3,	 /* allowed before TLS on submission */
 };
 
 struct session_cmd {
@@ -530,6 +461,55 @@ struct session_cmd {
 	unsigned flags;
 	void (*run)(struct session *s, const struct smtp_command *cmd);
 };
+
+/* Is this a submission session still waiting for TLS (RFC 8314 3.3)? */
+static bool
+session_needs_tls(const struct session *s)
+{
+	return s->p.role != ROLE_MX && !s->is_tls;
+}
+
+/*
+ * The EHLO keywords, minimal per role and state (THREATS N-02): before TLS
+ * a submission port offers only what is needed to start TLS; AUTH only
+ * under TLS on submission roles, never on mx (A-01).
+ */
+static void
+session_ehlo_reply(struct session *s)
+{
+	char line[128];
+	const char *kw[8];
+	size_t n = 0;
+	int len;
+
+	kw[n++] = "PIPELINING";
+	kw[n++] = NULL; /* SIZE, formatted below */
+	if (!session_needs_tls(s)) {
+		kw[n++] = "8BITMIME";
+		kw[n++] = "SMTPUTF8";
+		kw[n++] = "CHUNKING";
+	}
+	if (s->p.tls_available && !s->is_tls)
+		kw[n++] = "STARTTLS";
+	if (s->p.role != ROLE_MX && s->is_tls && !s->has_auth)
+		kw[n++] = "AUTH " SASL_MECHANISMS;
+	kw[n++] = "ENHANCEDSTATUSCODES";
+	len = snprintf(line, sizeof(line), "250-%s\r\n", s->cfg->hostname);
+	session_out(s, line, (size_t)len);
+	for (size_t i = 0; i < n; i++) {
+		char sep = i + 1 == n ? ' ' : '-';
+
+		if (kw[i] == NULL)
+			len = snprintf(line, sizeof(line), "250%cSIZE %llu\r\n",
+				       sep,
+				       (unsigned long long)
+					       s->cfg->max_message_size);
+		else
+			len = snprintf(line, sizeof(line), "250%c%s\r\n", sep,
+				       kw[i]);
+		session_out(s, line, (size_t)len);
+	}
+}
 
 static void
 cmd_helo(struct session *s, const struct smtp_command *cmd)
@@ -571,16 +551,7 @@ cmd_helo(struct session *s, const struct smtp_command *cmd)
 		session_out(s, line, (size_t)n);
 		return;
 	}
-	n = snprintf(line, sizeof(line), "250-%s\r\n", s->cfg->hostname);
-	session_out(s, line, (size_t)n);
-	session_out(s, "250-PIPELINING\r\n", 16);
-	n = snprintf(line, sizeof(line), "250-SIZE %llu\r\n",
-		     (unsigned long long)s->cfg->max_message_size);
-	session_out(s, line, (size_t)n);
-	session_out(s, "250-8BITMIME\r\n", 14);
-	session_out(s, "250-ENHANCEDSTATUSCODES\r\n", 25);
-	session_out(s, "250-SMTPUTF8\r\n", 14);
-	session_out(s, "250 CHUNKING\r\n", 14);
+	session_ehlo_reply(s);
 }
 
 static enum reply_id
@@ -588,7 +559,7 @@ session_perr_reply(enum smtp_perr err, bool is_mail)
 {
 	switch (err) {
 	case SMTP_PERR_OK:
-		return R_OK;
+		return R_SUCCESS;
 	case SMTP_PERR_SYNTAX:
 	case SMTP_PERR_NO_DOMAIN:
 	case SMTP_PERR_TOO_LONG:
@@ -652,6 +623,10 @@ cmd_mail(struct session *s, const struct smtp_command *cmd)
 	if (err == SMTP_PERR_OK &&
 	    smtp_path_format(&path, addr, sizeof(addr)) < 0)
 		id = R_BAD_SENDER;
+	if (id == R_SENDER_OK && s->p.role != ROLE_MX && !s->has_auth)
+		id = R_NEED_AUTH;
+	if (id == R_SENDER_OK && s->has_auth)
+		id = session_check_sender(s, addr);
 	if (id == R_SENDER_OK)
 		session_log_addr(s, "mail", "from", addr, strlen(addr), id);
 	else
@@ -667,16 +642,22 @@ cmd_mail(struct session *s, const struct smtp_command *cmd)
 	session_reply(s, R_SENDER_OK);
 }
 
-/* Add a local recipient; a mailbox named twice is kept once. */
+/* Add a recipient, local (its Maildir) or remote (dir NULL); a mailbox or
+   remote address named twice is kept once. */
 static int
 session_add_rcpt(struct session *s, const char *addr, const char *dir)
 {
 	struct session_tx *tx = &s->tx;
 	size_t n = tx->n_rcpts;
 
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(tx->rcpt_dirs[i], dir) == 0)
+	for (size_t i = 0; i < n; i++) {
+		if (dir != NULL && tx->rcpt_dirs[i] != NULL &&
+		    strcmp(tx->rcpt_dirs[i], dir) == 0)
 			return 0;
+		if (dir == NULL && tx->rcpt_dirs[i] == NULL &&
+		    strcasecmp(tx->rcpt_addrs[i], addr) == 0)
+			return 0;
+	}
 	tx->rcpts = realloc(tx->rcpts, (n + 1) * sizeof(*tx->rcpts));
 	tx->rcpt_addrs = realloc(tx->rcpt_addrs, (n + 1) * sizeof(char *));
 	tx->rcpt_dirs = realloc(tx->rcpt_dirs, (n + 1) * sizeof(char *));
@@ -684,8 +665,8 @@ session_add_rcpt(struct session *s, const char *addr, const char *dir)
 	    tx->rcpt_dirs == NULL)
 		abort();
 	tx->rcpt_addrs[n] = strdup(addr);
-	tx->rcpt_dirs[n] = strdup(dir);
-	if (tx->rcpt_addrs[n] == NULL || tx->rcpt_dirs[n] == NULL)
+	tx->rcpt_dirs[n] = dir != NULL ? strdup(dir) : NULL;
+	if (tx->rcpt_addrs[n] == NULL || (dir != NULL && tx->rcpt_dirs[n] == NULL))
 		abort();
 	tx->n_rcpts = n + 1;
 	for (size_t i = 0; i <= n; i++) {
@@ -704,15 +685,37 @@ session_route_rcpt(struct session *s, const struct smtp_path *path,
 		   const char *addr)
 {
 	const struct config_mailbox *mb;
-	char dir[4096];
+	struct config_mailbox user;
+	char dir[4096], lower[SMTP_PATH_MAX + 1];
 
-	if (path->is_literal || !config_is_local_domain(s->cfg, path->domain))
-		return R_RELAY_DENIED;
+	if (path->is_literal || !config_is_local_domain(s->cfg, path->domain)) {
+		/* Only an authenticated submission relays (RFC 6409). */
+		if (!s->has_auth)
+			return R_RELAY_DENIED;
+		session_add_rcpt(s, addr, NULL);
+		s->tx.rcpt_count++;
+		return R_RCPT_OK;
+	}
 	mb = config_find_mailbox(s->cfg, path->local, path->domain);
-	if (mb == NULL)
-		return R_NO_MAILBOX;
+	if (mb == NULL) {
+		/* A user of the users file is a mailbox too. */
+		size_t i;
+
+		for (i = 0; addr[i] != '\0' && i < sizeof(lower) - 1; i++)
+			lower[i] = (char)((addr[i] >= 'A' && addr[i] <= 'Z')
+						  ? addr[i] + 32
+						  : addr[i]);
+		lower[i] = '\0';
+		if (path->is_utf8 || s->ops->is_user == NULL ||
+		    !s->ops->is_user(s->ctx, lower))
+			return R_NO_MAILBOX;
+		user.local = lower;
+		user.domain = strchr(lower, '@') + 1;
+		lower[user.domain - lower - 1] = '\0';
+		mb = &user;
+	}
 	if (config_maildir_path(s->cfg, mb, dir, sizeof(dir)) < 0)
-		return R_TEMP_FAIL;
+		return R_NO_MAILBOX;
 	session_add_rcpt(s, addr, dir);
 	s->tx.rcpt_count++;
 	return R_RCPT_OK;
@@ -771,7 +774,7 @@ session_check_tx(struct session *s)
 		return R_NEED_MAIL;
 	if (s->state == SESSION_MAIL)
 		return R_NO_VALID_RCPTS;
-	return R_OK;
+	return R_SUCCESS;
 }
 
 static void
@@ -779,7 +782,7 @@ cmd_data(struct session *s, const struct smtp_command *cmd)
 {
 	enum reply_id id = session_check_tx(s);
 
-	if (id != R_OK) {
+	if (id != R_SUCCESS) {
 		session_reply(s, id);
 		return;
 	}
@@ -817,14 +820,14 @@ cmd_bdat(struct session *s, const struct smtp_command *cmd)
 		return;
 	}
 	id = session_check_tx(s);
-	if (id == R_OK && size == 0 && !last)
+	if (id == R_SUCCESS && size == 0 && !last)
 		id = R_BDAT_NULL;
-	s->bdat_orphan = id != R_OK;
+	s->bdat_orphan = id != R_SUCCESS;
 	s->bdat_reply = id;
 	s->bdat_return = s->state;
 	s->bdat_left = size;
 	s->bdat_last = last;
-	if (id == R_OK) {
+	if (id == R_SUCCESS) {
 		if (!s->tx.is_bdat) {
 			s->tx.is_bdat = true;
 			if (session_msg_begin(s) < 0)
@@ -898,18 +901,6 @@ cmd_expn(struct session *s, const struct smtp_command *cmd)
 }
 
 static void
-cmd_starttls(struct session *s, const struct smtp_command *cmd)
-{
-	session_reply(s, R_NOT_IMPLEMENTED);
-}
-
-static void
-cmd_auth(struct session *s, const struct smtp_command *cmd)
-{
-	session_reply(s, R_AUTH_NOT_AVAILABLE);
-}
-
-static void
 cmd_unimplemented(struct session *s, const struct smtp_command *cmd)
 {
 	session_reply(s, R_NOT_IMPLEMENTED);
@@ -932,30 +923,36 @@ cmd_non_smtp(struct session *s, const struct smtp_command *cmd)
 
 /* The verb table: flags per RFC 2920 3.1 and the action. */
 static const struct session_cmd session_cmds[SMTP_VERB_COUNT] = {
-	[SMTP_VERB_UNKNOWN] = {SMTP_VERB_UNKNOWN, 0, cmd_unknown},
-	[SMTP_VERB_HELO] = {SMTP_VERB_HELO, CMD_ENDS_GROUP, cmd_helo},
-	[SMTP_VERB_EHLO] = {SMTP_VERB_EHLO, CMD_ENDS_GROUP, cmd_helo},
+	[SMTP_VERB_UNKNOWN] = {SMTP_VERB_UNKNOWN, CMD_PRE_TLS, cmd_unknown},
+	[SMTP_VERB_HELO] = {SMTP_VERB_HELO, CMD_ENDS_GROUP | CMD_PRE_TLS,
+			    cmd_helo},
+	[SMTP_VERB_EHLO] = {SMTP_VERB_EHLO, CMD_ENDS_GROUP | CMD_PRE_TLS,
+			    cmd_helo},
 	[SMTP_VERB_MAIL] = {SMTP_VERB_MAIL, 0, cmd_mail},
 	[SMTP_VERB_RCPT] = {SMTP_VERB_RCPT, 0, cmd_rcpt},
 	[SMTP_VERB_DATA] = {SMTP_VERB_DATA, CMD_ENDS_GROUP | CMD_NO_ARGS,
 			    cmd_data},
 	[SMTP_VERB_BDAT] = {SMTP_VERB_BDAT, 0, cmd_bdat},
-	[SMTP_VERB_RSET] = {SMTP_VERB_RSET, CMD_NO_ARGS | CMD_JUNK, cmd_rset},
-	[SMTP_VERB_NOOP] = {SMTP_VERB_NOOP, CMD_ENDS_GROUP | CMD_JUNK,
-			    cmd_noop},
-	[SMTP_VERB_QUIT] = {SMTP_VERB_QUIT, CMD_ENDS_GROUP | CMD_NO_ARGS,
+	[SMTP_VERB_RSET] = {SMTP_VERB_RSET,
+			    CMD_NO_ARGS | CMD_JUNK | CMD_PRE_TLS, cmd_rset},
+	[SMTP_VERB_NOOP] = {SMTP_VERB_NOOP,
+			    CMD_ENDS_GROUP | CMD_JUNK | CMD_PRE_TLS, cmd_noop},
+	[SMTP_VERB_QUIT] = {SMTP_VERB_QUIT,
+			    CMD_ENDS_GROUP | CMD_NO_ARGS | CMD_PRE_TLS,
 			    cmd_quit},
-	[SMTP_VERB_HELP] = {SMTP_VERB_HELP, CMD_JUNK, cmd_help},
+	[SMTP_VERB_HELP] = {SMTP_VERB_HELP, CMD_JUNK | CMD_PRE_TLS, cmd_help},
 	[SMTP_VERB_VRFY] = {SMTP_VERB_VRFY, CMD_ENDS_GROUP | CMD_JUNK,
 			    cmd_vrfy},
 	[SMTP_VERB_EXPN] = {SMTP_VERB_EXPN, CMD_ENDS_GROUP | CMD_JUNK,
 			    cmd_expn},
 	[SMTP_VERB_STARTTLS] = {SMTP_VERB_STARTTLS,
-				CMD_ENDS_GROUP | CMD_NO_ARGS, cmd_starttls},
-	[SMTP_VERB_AUTH] = {SMTP_VERB_AUTH, CMD_ENDS_GROUP, cmd_auth},
-	[SMTP_VERB_UNIMPLEMENTED] = {SMTP_VERB_UNIMPLEMENTED, 0,
+				CMD_ENDS_GROUP | CMD_NO_ARGS | CMD_PRE_TLS,
+				NULL},
+	[SMTP_VERB_AUTH] = {SMTP_VERB_AUTH, CMD_ENDS_GROUP,
+			    session_cmd_auth},
+	[SMTP_VERB_UNIMPLEMENTED] = {SMTP_VERB_UNIMPLEMENTED, CMD_PRE_TLS,
 				     cmd_unimplemented},
-	[SMTP_VERB_NON_SMTP] = {SMTP_VERB_NON_SMTP, 0, cmd_non_smtp},
+	[SMTP_VERB_NON_SMTP] = {SMTP_VERB_NON_SMTP, CMD_PRE_TLS, cmd_non_smtp},
 };
 
 /* One complete command line (CRLF removed); `more` says whether further
@@ -1001,6 +998,20 @@ session_command(struct session *s, const char *line, size_t len, bool more)
 	}
 	if ((c->flags & CMD_NO_ARGS) && cmd.args_len > 0) {
 		session_reply(s, R_NO_ARGS);
+		return;
+	}
+	/* RFC 8314 and THREATS T-04: on a submission port only what leads
+	   to TLS works in clear text. A BDAT's payload cannot be trusted to
+	   be skipped: hang up. */
+	if (session_needs_tls(s) && !(c->flags & CMD_PRE_TLS)) {
+		session_tx_reset(s);
+		session_reply(s, R_NEED_TLS);
+		if (cmd.verb == SMTP_VERB_BDAT)
+			session_close(s);
+		return;
+	}
+	if (cmd.verb == SMTP_VERB_STARTTLS) {
+		session_cmd_starttls(s, &cmd, more);
 		return;
 	}
 	c->run(s, &cmd);
@@ -1071,14 +1082,20 @@ session_process_line(struct session *s)
 		if (s->in_len > SESSION_LINE_BUF_MAX) {
 			log_notice(s->p.id, "rejected reason=line-too-long");
 			s->discard_line = true;
-			session_reply(s, R_LINE_TOO_LONG);
+			if (s->state == SESSION_AUTH)
+				session_auth_line_too_long(s);
+			else
+				session_reply(s, R_LINE_TOO_LONG);
 			return s->state != SESSION_CLOSED;
 		}
 		return false;
 	}
 	if ((size_t)crlf > SESSION_LINE_BUF_MAX) {
 		session_in_consume(s, (size_t)crlf + 2);
-		session_reply(s, R_LINE_TOO_LONG);
+		if (s->state == SESSION_AUTH)
+			session_auth_line_too_long(s);
+		else
+			session_reply(s, R_LINE_TOO_LONG);
 		return true;
 	}
 	{
@@ -1087,7 +1104,13 @@ session_process_line(struct session *s)
 
 		memcpy(line, s->in, len);
 		session_in_consume(s, len + 2);
-		session_command(s, line, len, s->in_len > 0);
+		if (s->state == SESSION_AUTH)
+			session_auth_line(s, line, len);
+		else
+			session_command(s, line, len, s->in_len > 0);
+		/* AUTH lines carry credentials: leave no copy behind. */
+		explicit_bzero(line, len);
+		explicit_bzero(s->in + s->in_len, len + 2);
 	}
 	return true;
 }
@@ -1123,7 +1146,7 @@ session_process_bdat(struct session *s)
 	return true;
 }
 
-static void
+void
 session_process(struct session *s)
 {
 	bool progress = true;
@@ -1133,6 +1156,8 @@ session_process(struct session *s)
 		case SESSION_PREGREET:
 		case SESSION_CLOSED:
 		case SESSION_COMMIT:
+		case SESSION_AUTH_WAIT:
+		case SESSION_TLS_WAIT:
 			return;
 		case SESSION_DATA:
 			progress = session_process_data(s);
@@ -1241,6 +1266,9 @@ session_free(struct session **sp)
 		s->tx.has_msg = false;
 		session_tx_reset(s);
 	}
+	session_auth_reset(s);
+	if (s->in != NULL)
+		explicit_bzero(s->in, s->in_cap);
 	free(s->in);
 	free(s->out);
 	free(s->stage);
@@ -1313,7 +1341,8 @@ session_is_closing(const struct session *s)
 bool
 session_is_parked(const struct session *s)
 {
-	return s->state == SESSION_COMMIT;
+	return s->state == SESSION_COMMIT || s->state == SESSION_AUTH_WAIT ||
+	       s->state == SESSION_TLS_WAIT;
 }
 
 size_t

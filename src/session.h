@@ -26,6 +26,7 @@ struct session_params {
 	enum listen_role role;
 	const char *id;		 /* session id for logs, e.g. "a1b2c3" */
 	const char *client_addr; /* "192.0.2.1" or "2001:db8::1" */
+	bool tls_available;	 /* a certificate is loaded: offer STARTTLS */
 };
 
 /* The envelope handed over at end of data. */
@@ -34,6 +35,7 @@ struct session_envelope {
 	const struct spool_rcpt *rcpts;
 	size_t n_rcpts;
 	unsigned long long size; /* octets written, Received header included */
+	const char *auth_user;	 /* the login, or NULL */
 };
 
 /*
@@ -51,6 +53,21 @@ struct session_ops {
 	/* End of data, all checks passed: make it durable and deliver, then
 	   call session_commit_done(). The session is parked until then. */
 	void (*msg_commit)(void *ctx, const struct session_envelope *env);
+	/* Credentials to verify (the guard): answer later with
+	   session_auth_done(). The session is parked until then. The buffers
+	   are wiped right after the call: copy what must be kept. */
+	void (*auth)(void *ctx, const char *user, size_t user_len,
+		     const char *pass, size_t pass_len);
+	/* Is `address` (canonical, lower-case) a user of the users file? */
+	bool (*is_user)(void *ctx, const char *address);
+};
+
+/* The AUTH verdict (see guard.h): */
+enum session_auth_result {
+	SESSION_AUTH_OK = 0,	 /* 235 2.7.0 */
+	SESSION_AUTH_FAIL,	 /* 535 5.7.8 */
+	SESSION_AUTH_LOCKED,	 /* 454 4.7.0 */
+	SESSION_AUTH_TEMPFAIL,	 /* 454 4.7.0 */
 };
 
 struct session *session_new(const struct session_params *params,
@@ -67,6 +84,21 @@ void session_input(struct session *s, const void *buf, size_t len);
 /* The commit asked for by msg_commit finished: result 0 gives
    "250 2.0.0 Ok: queued as <id>", -1 gives 451 4.3.0. */
 void session_commit_done(struct session *s, int result);
+
+/* The verdict asked for by ops->auth. On success `user` is the login and
+   `addresses` the sender addresses it owns (copied). */
+void session_auth_done(struct session *s, enum session_auth_result result,
+		       const char *user, const char *const *addresses,
+		       size_t n_addresses);
+
+/* After STARTTLS was answered (220) and the output flushed, the driver
+   starts the TLS handshake. The session is parked until then. */
+bool session_wants_tls(const struct session *s);
+/* The handshake succeeded: everything known from before is forgotten
+   (RFC 3207 4.2) and the client must say EHLO again. For implicit TLS
+   (RFC 8314) call it before session_greet(). */
+void session_tls_started(struct session *s, const char *version,
+			 const char *cipher);
 
 /* The current state's timeout expired: 421 4.4.2 and close. */
 void session_timeout(struct session *s);

@@ -7,6 +7,9 @@
  *   <area>/tmp/<id>.env       the envelope being written
  *   <area>/committed/<id>     the envelope; its rename into committed/ is the
  *                             commit point
+ *   queue/<id>.msg            outbound queue (docs/queue-format.md): the
+ *   queue/<id>.tmp            data (a hard link), the queue envelope being
+ *   queue/<id>.env            written, and the same renamed into place
  *   quarantine/               corrupt files found by recovery
  *
  * The event-loop thread creates and writes data files. One committer thread
@@ -43,8 +46,8 @@
 #define SPOOL_DEVS_MAX 16    /* file systems with a kept syncfs() fd */
 #define SPOOL_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 #define SPOOL_NEW_FLAGS (O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC)
-#define SPOOL_ENV_MAGIC "postern-envelope 1"
-
+#define SPOOL_ENV_MAGIC "postern-envelope "
+#define SPOOL_AUTH_MAX 1024 /* longest authenticated user name */
 
 /* ---- the file-system seam ---------------------------------------------- */
 
@@ -92,9 +95,11 @@ struct spool_env {
 	long long time; /* unix seconds, names the Maildir file */
 	uint64_t size;	/* octets of the data file */
 	const char *sender;
-	struct spool_rcpt *rcpts;
+	const char *auth;	  /* authenticated user, or NULL (version 2) */
+	struct spool_rcpt *rcpts; /* maildir NULL: remote (version 2) */
 	size_t n_rcpts;
-	char *store; /* owns the strings and rcpts above */
+	unsigned version; /* parsed; the writer picks the lowest that fits */
+	char *store;	  /* owns the strings and rcpts above */
 };
 
 /* A Maildir the committer has created or seen (committer thread only). */
@@ -119,7 +124,8 @@ struct spool_msg {
 	long time;
 	int fd;
 	uint64_t size;
-	int error; /* first errno of a write, or of the envelope copy */
+	int error;  /* first errno of a write, or of the envelope copy */
+	char *auth; /* spool_msg_set_auth() */
 
 	/* Set by spool_msg_commit(), then owned by the committer. */
 	struct spool_env env;
@@ -132,6 +138,10 @@ struct spool_msg {
 	int fail_errno;
 	bool env_created;
 	bool committed;
+	bool has_remote; /* goes into the outbound queue too */
+	bool q_msg;	 /* queue/<id>.msg made by this batch */
+	bool q_tmp;	 /* queue/<id>.tmp exists */
+	bool q_env;	 /* queue/<id>.env renamed in by this batch */
 };
 
 enum {
@@ -145,6 +155,9 @@ struct spool {
 	char *hostname;
 	enum sync_method sync;
 	int area_fd, tmp_fd, committed_fd, event_fd;
+	int queue_fd;		   /* <spool>/queue */
+	bool queue_other_fs;	   /* not on the area's file system */
+	struct spool_md *queue_md; /* its path and device, for step 5 */
 
 	pthread_t thread;
 	bool has_thread;
@@ -243,52 +256,89 @@ spool_env_put(char *o, const char *s)
 	return o + n;
 }
 
+/* A user name for the `auth` record: see spool_msg_set_auth(). */
+static bool
+spool_auth_ok(const char *s)
+{
+	size_t len = s != NULL ? strlen(s) : 0;
+
+	return len > 0 && len <= SPOOL_AUTH_MAX && strpbrk(s, "\r\n ") == NULL;
+}
+
+/* A non-empty address, and a non-empty Maildir path or NULL (remote). */
+static bool
+spool_env_rcpt_ok(const struct spool_rcpt *r)
+{
+	return spool_env_value_ok(r->address) && r->address[0] != '\0' &&
+	       (r->maildir == NULL ||
+		(spool_env_value_ok(r->maildir) && r->maildir[0] != '\0'));
+}
+
 /*
- * Serialise `env` into a new buffer. Fails (EINVAL) when a value holds CR
- * or LF, the id is malformed, or there is no recipient.
+ * Serialise `env` into a new buffer. The version is the lowest that can
+ * say it all: 1 unless there is a remote recipient or an authenticated
+ * user (docs/queue-format.md), so a local-only envelope reads as before.
+ * Fails (EINVAL) when a value holds CR or LF, the id or user is malformed,
+ * or there is no recipient.
  */
 static int
 spool_env_format(const struct spool_env *env, char **buf_r, size_t *len_r)
 {
 	char num[64], *buf, *o;
+	unsigned version = env->auth != NULL ? 2 : 1;
 	size_t total;
 	int n;
 
 	if (!spool_id_ok(env->id, strlen(env->id)) || env->n_rcpts == 0 ||
-	    !spool_env_value_ok(env->sender) || env->time < 0)
+	    !spool_env_value_ok(env->sender) || env->time < 0 ||
+	    (env->auth != NULL && !spool_auth_ok(env->auth)))
 		goto inval;
 	n = snprintf(num, sizeof(num), "time %lld\nsize %" PRIu64 "\n",
 		     env->time, env->size);
 	if (n < 0 || (size_t)n >= sizeof(num))
 		goto inval;
-	total = sizeof(SPOOL_ENV_MAGIC "\nid \n") + strlen(env->id) +
+	total = sizeof(SPOOL_ENV_MAGIC "1\nid \n") + strlen(env->id) +
 		(size_t)n + sizeof("sender \n") +
 		spool_env_esc_len(env->sender) + sizeof("end\n");
+	if (env->auth != NULL)
+		total += sizeof("auth \n") + spool_env_esc_len(env->auth);
 	for (size_t i = 0; i < env->n_rcpts; i++) {
 		const struct spool_rcpt *r = &env->rcpts[i];
 
-		if (!spool_env_value_ok(r->address) ||
-		    !spool_env_value_ok(r->maildir) || r->address[0] == '\0' ||
-		    r->maildir[0] == '\0')
+		if (!spool_env_rcpt_ok(r))
 			goto inval;
-		total += sizeof("rcpt  \n") + spool_env_esc_len(r->address) +
-			 spool_env_esc_len(r->maildir);
+		total += sizeof("remote  \n") + spool_env_esc_len(r->address);
+		if (r->maildir != NULL)
+			total += spool_env_esc_len(r->maildir);
+		else
+			version = 2;
 	}
 	buf = malloc(total);
 	if (buf == NULL)
 		return -1;
-	o = spool_env_put(buf, SPOOL_ENV_MAGIC "\nid ");
+	o = spool_env_put(buf, SPOOL_ENV_MAGIC);
+	*o++ = (char)('0' + version);
+	o = spool_env_put(o, "\nid ");
 	o = spool_env_put(o, env->id);
 	*o++ = '\n';
 	o = spool_env_put(o, num);
 	o = spool_env_put(o, "sender ");
 	o = spool_env_esc(o, env->sender);
 	*o++ = '\n';
+	if (env->auth != NULL) {
+		o = spool_env_put(o, "auth ");
+		o = spool_env_esc(o, env->auth);
+		*o++ = '\n';
+	}
 	for (size_t i = 0; i < env->n_rcpts; i++) {
-		o = spool_env_put(o, "rcpt ");
-		o = spool_env_esc(o, env->rcpts[i].address);
-		*o++ = ' ';
-		o = spool_env_esc(o, env->rcpts[i].maildir);
+		const struct spool_rcpt *r = &env->rcpts[i];
+
+		o = spool_env_put(o, r->maildir != NULL ? "rcpt " : "remote ");
+		o = spool_env_esc(o, r->address);
+		if (r->maildir != NULL) {
+			*o++ = ' ';
+			o = spool_env_esc(o, r->maildir);
+		}
 		*o++ = '\n';
 	}
 	o = spool_env_put(o, "end\n");
@@ -373,7 +423,27 @@ spool_env_free(struct spool_env *env)
 	memset(env, 0, sizeof(*env));
 }
 
-enum { SPOOL_K_ID = 1, SPOOL_K_TIME = 2, SPOOL_K_SIZE = 4, SPOOL_K_SENDER = 8 };
+enum {
+	SPOOL_K_ID = 1,
+	SPOOL_K_TIME = 2,
+	SPOOL_K_SIZE = 4,
+	SPOOL_K_SENDER = 8,
+	SPOOL_K_AUTH = 16, /* version 2, optional */
+};
+
+/* "remote <address>" (version 2): one non-empty value. */
+static int
+spool_env_remote(struct spool_env *env, const char *val, size_t vlen,
+		 char **store)
+{
+	struct spool_rcpt *r = &env->rcpts[env->n_rcpts];
+
+	if (vlen == 0 || spool_env_unesc(val, vlen, store, &r->address) < 0)
+		return -1;
+	r->maildir = NULL;
+	env->n_rcpts++;
+	return 0;
+}
 
 /* One "key value" line of the body (not the magic, not "end"). */
 static int
@@ -408,11 +478,19 @@ spool_env_line(struct spool_env *env, const char *line, size_t len,
 		env->n_rcpts++;
 		return 0;
 	}
-	bit = KEY("id")	      ? SPOOL_K_ID
-	      : KEY("time")   ? SPOOL_K_TIME
-	      : KEY("size")   ? SPOOL_K_SIZE
-	      : KEY("sender") ? SPOOL_K_SENDER
-			      : 0;
+	if (env->version >= 2 && KEY("remote")) {
+		if (spool_env_remote(env, val, vlen, store) < 0) {
+			*error_r = "bad remote";
+			return -1;
+		}
+		return 0;
+	}
+	bit = KEY("id")				 ? SPOOL_K_ID
+	      : KEY("time")			 ? SPOOL_K_TIME
+	      : KEY("size")			 ? SPOOL_K_SIZE
+	      : KEY("sender")			 ? SPOOL_K_SENDER
+	      : env->version >= 2 && KEY("auth") ? SPOOL_K_AUTH
+						 : 0;
 #undef KEY
 	if (bit == 0) {
 		*error_r = "unknown key";
@@ -439,6 +517,11 @@ spool_env_line(struct spool_env *env, const char *line, size_t len,
 		if (spool_env_number(val, vlen, UINT64_MAX, &env->size) < 0)
 			break;
 		return 0;
+	case SPOOL_K_AUTH:
+		if (spool_env_unesc(val, vlen, store, &env->auth) < 0 ||
+		    !spool_auth_ok(env->auth))
+			break;
+		return 0;
 	default:
 		if (spool_env_unesc(val, vlen, store, &env->sender) < 0)
 			break;
@@ -449,10 +532,12 @@ spool_env_line(struct spool_env *env, const char *line, size_t len,
 }
 
 /*
- * Parse an envelope file. Everything must be right: the magic first line,
- * each single key exactly once, at least one rcpt, "end" as the last line
- * and nothing after it. A file cut anywhere is refused, never partially
- * used (THREATS Q-01, Q-02). On success env owns its strings.
+ * Parse an envelope file, version 1 or 2. Everything must be right: the
+ * magic first line, each single key exactly once (auth at most once, and
+ * only in version 2), at least one rcpt or remote (remote only in version
+ * 2), "end" as the last line and nothing after it. A file cut anywhere is
+ * refused, never partially used (THREATS Q-01, Q-02). On success env owns its
+ * strings.
  */
 static int
 spool_env_parse(const char *buf, size_t len, struct spool_env *env,
@@ -474,7 +559,9 @@ spool_env_parse(const char *buf, size_t len, struct spool_env *env,
 		return -1;
 	}
 	for (const char *q = buf; q < end; q++)
-		if (*q == '\n' && end - q > 5 && memcmp(q + 1, "rcpt ", 5) == 0)
+		if (*q == '\n' &&
+		    ((end - q > 5 && memcmp(q + 1, "rcpt ", 5) == 0) ||
+		     (end - q > 7 && memcmp(q + 1, "remote ", 7) == 0)))
 			n_rcpt++;
 	env->store = malloc(len + 1);
 	env->rcpts = calloc(n_rcpt + 1, sizeof(*env->rcpts));
@@ -492,11 +579,14 @@ spool_env_parse(const char *buf, size_t len, struct spool_env *env,
 			goto fail;
 		}
 		if (line_no == 0) {
-			if (llen != sizeof(SPOOL_ENV_MAGIC) - 1 ||
-			    memcmp(p, SPOOL_ENV_MAGIC, llen) != 0) {
+			/* "postern-envelope 1" or "... 2" */
+			if (llen != sizeof(SPOOL_ENV_MAGIC) ||
+			    memcmp(p, SPOOL_ENV_MAGIC, llen - 1) != 0 ||
+			    (p[llen - 1] != '1' && p[llen - 1] != '2')) {
 				*error_r = "bad magic";
 				goto fail;
 			}
+			env->version = (unsigned)(p[llen - 1] - '0');
 		} else if (llen == 3 && memcmp(p, "end", 3) == 0) {
 			has_end = true;
 		} else if (spool_env_line(env, p, llen, &seen, &store,
@@ -509,7 +599,7 @@ spool_env_parse(const char *buf, size_t len, struct spool_env *env,
 		*error_r = "no end";
 		goto fail;
 	}
-	if (seen !=
+	if ((seen & ~(unsigned)SPOOL_K_AUTH) !=
 		(SPOOL_K_ID | SPOOL_K_TIME | SPOOL_K_SIZE | SPOOL_K_SENDER) ||
 	    env->n_rcpts == 0) {
 		*error_r = "missing key";
@@ -549,8 +639,8 @@ static bool
 spool_area_ok(const char *s)
 {
 	return s != NULL && strcmp(s, "quarantine") != 0 &&
-	       maildir_check_part(s, strlen(s)) && strchr(s, '+') == NULL &&
-	       strchr(s, '=') == NULL;
+	       strcmp(s, "queue") != 0 && maildir_check_part(s, strlen(s)) &&
+	       strchr(s, '+') == NULL && strchr(s, '=') == NULL;
 }
 
 static void
@@ -573,6 +663,33 @@ spool_open_dir(int dfd, const char *name)
 /* ---- open and close ------------------------------------------------------ */
 
 static void *spool_committer(void *arg);
+
+/*
+ * Open (creating) <root>/queue, shared by every area, and remember its
+ * device: step 5 syncs it like a Maildir, and when it is a file system of
+ * its own (a mount point), step 2 syncs it too.
+ */
+static int
+spool_open_queue(struct spool *sp, const char *root, int root_fd)
+{
+	struct stat qst, ast;
+	size_t len = strlen(root) + sizeof("/queue");
+	int n;
+
+	sp->queue_fd = spool_open_dir(root_fd, "queue");
+	if (sp->queue_fd < 0 || fstat(sp->queue_fd, &qst) < 0 ||
+	    fstat(sp->area_fd, &ast) < 0)
+		return -1;
+	sp->queue_other_fs = qst.st_dev != ast.st_dev;
+	sp->queue_md = calloc(1, sizeof(*sp->queue_md) + len);
+	if (sp->queue_md == NULL)
+		return -1;
+	n = snprintf(sp->queue_md->path, len, "%s/queue", root);
+	if (n < 0 || (size_t)n >= len)
+		return -1;
+	sp->queue_md->dev = qst.st_dev;
+	return 0;
+}
 
 /*
  * Open the area of this process and start its committer. The spool
@@ -598,6 +715,7 @@ spool_open(const char *dir, const char *area, const char *hostname,
 		return -1;
 	}
 	sp->area_fd = sp->tmp_fd = sp->committed_fd = sp->event_fd = -1;
+	sp->queue_fd = -1;
 	sp->sync = sync;
 	pthread_mutex_init(&sp->mu, NULL);
 	pthread_cond_init(&sp->cv, NULL);
@@ -618,6 +736,9 @@ spool_open(const char *dir, const char *area, const char *hostname,
 	sp->tmp_fd = spool_open_dir(sp->area_fd, "tmp");
 	sp->committed_fd = spool_open_dir(sp->area_fd, "committed");
 	if (sp->tmp_fd < 0 || sp->committed_fd < 0)
+		goto fail;
+	*error_r = "cannot create the queue directory";
+	if (spool_open_queue(sp, root, root_fd) < 0)
 		goto fail;
 	n = snprintf(path, sizeof(path), "%s/%s", root, area);
 	*error_r = "spool path too long";
@@ -655,6 +776,7 @@ spool_msg_free(struct spool_msg *m)
 {
 	spool_close_fd(&m->fd);
 	spool_env_free(&m->env);
+	free(m->auth);
 	free(m->mds);
 	free(m->state);
 	free(m);
@@ -718,7 +840,9 @@ spool_close(struct spool **spool)
 	spool_close_fd(&sp->area_fd);
 	spool_close_fd(&sp->tmp_fd);
 	spool_close_fd(&sp->committed_fd);
+	spool_close_fd(&sp->queue_fd);
 	spool_close_fd(&sp->event_fd);
+	free(sp->queue_md);
 	pthread_cond_destroy(&sp->cv);
 	pthread_mutex_destroy(&sp->mu);
 	free(sp->area_path);
@@ -809,6 +933,25 @@ spool_msg_size(const struct spool_msg *msg)
 	return msg->size;
 }
 
+/* Keep a copy of the login for the envelope; a bad one fails the commit. */
+void
+spool_msg_set_auth(struct spool_msg *msg, const char *user)
+{
+	free(msg->auth);
+	msg->auth = NULL;
+	if (user == NULL)
+		return;
+	if (!spool_auth_ok(user)) {
+		log_warning(msg->id, "spool bad-auth-user");
+		if (msg->error == 0)
+			msg->error = EINVAL;
+		return;
+	}
+	msg->auth = strdup(user);
+	if (msg->auth == NULL && msg->error == 0)
+		msg->error = ENOMEM;
+}
+
 void
 spool_msg_abort(struct spool_msg **msg)
 {
@@ -834,7 +977,8 @@ spool_msg_copy_env(struct spool_msg *m, const char *sender,
 
 	for (size_t i = 0; i < n_rcpts; i++)
 		total +=
-		    strlen(rcpts[i].address) + strlen(rcpts[i].maildir) + 2;
+		    strlen(rcpts[i].address) + 2 +
+		    (rcpts[i].maildir != NULL ? strlen(rcpts[i].maildir) : 0);
 	m->env.store = malloc(total);
 	m->env.rcpts = calloc(n_rcpts + 1, sizeof(*m->env.rcpts));
 	m->mds = calloc(n_rcpts + 1, sizeof(*m->mds));
@@ -850,11 +994,16 @@ spool_msg_copy_env(struct spool_msg *m, const char *sender,
 		m->env.rcpts[i].address = o;
 		o = spool_env_put(o, rcpts[i].address) + 1;
 		o[-1] = '\0';
+		if (rcpts[i].maildir == NULL) {
+			m->has_remote = true; /* maildir stays NULL */
+			continue;
+		}
 		m->env.rcpts[i].maildir = o;
 		o = spool_env_put(o, rcpts[i].maildir) + 1;
 		o[-1] = '\0';
 	}
 	m->env.n_rcpts = n_rcpts;
+	m->env.auth = m->auth;
 	memcpy(m->env.id, m->id, sizeof(m->id));
 	m->env.time = m->time;
 	m->env.size = m->size;
@@ -932,6 +1081,135 @@ spool_commit_reap(struct spool *sp)
 	}
 }
 
+/* ---- the outbound queue (docs/queue-format.md) -------------------------- */
+
+#define SPOOL_QNAME_MAX (SPOOL_ID_MAX + 8)
+
+/* queue/<id><suffix>: ".msg", ".tmp" or ".env". */
+static const char *
+spool_qname(char *buf, const char *id, const char *suffix)
+{
+	int n = snprintf(buf, SPOOL_QNAME_MAX, "%s%s", id, suffix);
+
+	if (n < 0 || n >= SPOOL_QNAME_MAX)
+		abort(); /* ids are checked: cannot happen */
+	return buf;
+}
+
+/*
+ * Copy `src` (in directory sfd) to a new file `name` in dfd and fsync it:
+ * the fallback when the queue is on another file system than the spool
+ * area (a mount point), so the link fails with EXDEV. Rare; the fsync
+ * keeps both sync methods right without a special case. 0 or -1.
+ */
+static int
+spool_copy(int sfd, const char *src, int dfd, const char *name)
+{
+	char buf[65536];
+	int in, out, r = -1, saved;
+	ssize_t n;
+
+	in = spool_fs.openat(sfd, src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (in < 0)
+		return -1;
+	out = spool_fs.openat(dfd, name, SPOOL_NEW_FLAGS, 0600);
+	if (out < 0)
+		goto out_in;
+	for (;;) {
+		n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || spool_write_all(out, buf, (size_t)n) < 0)
+			break;
+	}
+	if (n == 0)
+		r = spool_fs.fsync(out);
+	saved = errno;
+	close(out);
+	if (r < 0)
+		spool_fs.unlinkat(dfd, name, 0);
+	errno = saved;
+out_in:
+	saved = errno;
+	close(in);
+	errno = saved;
+	return r;
+}
+
+/*
+ * The queue envelope: `env` with only its remote recipients (and so always
+ * version 2). Formatted into a new buffer; 0 or -1.
+ */
+static int
+spool_queue_env(const struct spool_env *env, char **buf_r, size_t *len_r)
+{
+	struct spool_env q = *env;
+	int r;
+
+	q.rcpts = calloc(env->n_rcpts + 1, sizeof(*q.rcpts));
+	if (q.rcpts == NULL)
+		return -1;
+	q.n_rcpts = 0;
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		if (env->rcpts[i].maildir == NULL)
+			q.rcpts[q.n_rcpts++] = env->rcpts[i];
+	r = spool_env_format(&q, buf_r, len_r);
+	free(q.rcpts);
+	return r;
+}
+
+/*
+ * The first half of a queue entry, before the commit point: queue/<id>.msg
+ * as a hard link of the data file tmp/<id> (dirfd `tfd`; a copy across file
+ * systems) and the queue envelope written to queue/<id>.tmp, fsync'd when
+ * `do_fsync`. Neither name is one a reader of the queue looks at; the
+ * entry appears only with the rename of .tmp to .env (spool_queue_publish),
+ * after both are durable. *msg_r and *tmp_r tell what was created, for the
+ * undo. 0 or -1 (errno).
+ */
+static int
+spool_queue_prepare(int qfd, int tfd, const struct spool_env *env,
+		    bool do_fsync, bool *msg_r, bool *tmp_r)
+{
+	char name[SPOOL_QNAME_MAX], *buf;
+	size_t len;
+	int fd, r, saved;
+
+	spool_qname(name, env->id, ".msg");
+	r = spool_fs.linkat(tfd, env->id, qfd, name, 0);
+	if (r < 0 && errno == EXDEV)
+		r = spool_copy(tfd, env->id, qfd, name);
+	if (r < 0)
+		return -1;
+	*msg_r = true;
+	if (spool_queue_env(env, &buf, &len) < 0)
+		return -1;
+	fd = spool_fs.openat(qfd, spool_qname(name, env->id, ".tmp"),
+			     SPOOL_NEW_FLAGS, 0600);
+	r = -1;
+	if (fd >= 0) {
+		*tmp_r = true;
+		r = spool_write_all(fd, buf, len);
+		if (r == 0 && do_fsync)
+			r = spool_fs.fsync(fd);
+		saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	free(buf);
+	return r;
+}
+
+/* The entry appears: queue/<id>.tmp renamed to queue/<id>.env. */
+static int
+spool_queue_publish(int qfd, const char *id)
+{
+	char from[SPOOL_QNAME_MAX], to[SPOOL_QNAME_MAX];
+
+	return spool_fs.renameat(qfd, spool_qname(from, id, ".tmp"), qfd,
+				 spool_qname(to, id, ".env"), RENAME_NOREPLACE);
+}
+
 /* ---- the committer ------------------------------------------------------- */
 
 static void
@@ -1003,7 +1281,10 @@ spool_cache_get(struct spool *sp, const char *path)
 	return md;
 }
 
-/* Step 1: write tmp/<id>.env (and with SYNC_FSYNC, fsync it and the data). */
+/*
+ * Step 1: write tmp/<id>.env (and with SYNC_FSYNC, fsync it and the data);
+ * for a message with remote recipients, also queue/<id>.msg and .tmp.
+ */
 static int
 spool_step_envelope(struct spool *sp, struct spool_msg *m)
 {
@@ -1029,7 +1310,43 @@ spool_step_envelope(struct spool *sp, struct spool_msg *m)
 	}
 	spool_close_fd(&m->fd);
 	free(buf);
+	if (r == 0 && m->has_remote)
+		r = spool_queue_prepare(sp->queue_fd, sp->tmp_fd, &m->env,
+					sp->sync == SYNC_FSYNC, &m->q_msg,
+					&m->q_tmp);
 	return r;
+}
+
+static bool
+spool_any_queued(struct spool_msg **msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (spool_live(msgs[i]) && msgs[i]->has_remote)
+			return true;
+	return false;
+}
+
+/*
+ * Step 2 for the queue: its new entries (.msg and .tmp) durable before
+ * the commit point, so that a published .env always has its .msg. fsync
+ * of queue/, or syncfs of the queue's file system when it is not the
+ * area's (the area's syncfs covered it otherwise). Fails queued messages.
+ */
+static void
+spool_step_sync_queue(struct spool *sp, struct spool_msg **msgs, size_t n)
+{
+	int r = 0;
+
+	if (!spool_any_queued(msgs, n))
+		return;
+	if (sp->sync == SYNC_FSYNC)
+		r = spool_fs.fsync(sp->queue_fd);
+	else if (sp->queue_other_fs)
+		r = spool_fs.syncfs(sp->queue_fd);
+	if (r < 0)
+		for (size_t i = 0; i < n; i++)
+			if (spool_live(msgs[i]) && msgs[i]->has_remote)
+				spool_fail(msgs[i], 2, errno);
 }
 
 /* Fail every live message of the batch (a batch-wide sync failed). */
@@ -1069,6 +1386,7 @@ spool_steps_commit(struct spool *sp, struct spool_msg **msgs, size_t n)
 		spool_fail_all(msgs, n, 2, errno);
 		return;
 	}
+	spool_step_sync_queue(sp, msgs, n);
 	/* Step 3: the commit point, then made durable. */
 	for (size_t i = 0; i < n; i++) {
 		struct spool_msg *m = msgs[i];
@@ -1092,7 +1410,10 @@ spool_steps_commit(struct spool *sp, struct spool_msg **msgs, size_t n)
 		spool_fail_all(msgs, n, 3, errno);
 }
 
-/* Step 4 for one message: link it into every recipient's Maildir. */
+/*
+ * Step 4 for one message: link it into every local recipient's Maildir,
+ * then publish its queue entry if it has remote recipients.
+ */
 static void
 spool_step_deliver(struct spool *sp, struct spool_msg *m)
 {
@@ -1110,11 +1431,12 @@ spool_step_deliver(struct spool *sp, struct spool_msg *m)
 	for (size_t i = 0; i < m->env.n_rcpts && spool_live(m); i++) {
 		const char *dir = m->env.rcpts[i].maildir;
 		struct spool_md *md;
-		bool dup = false;
+		bool dup = dir == NULL; /* remote: the queue's */
 		int r;
 
 		for (size_t j = 0; j < i && !dup; j++)
-			dup = strcmp(m->env.rcpts[j].maildir, dir) == 0;
+			dup = m->env.rcpts[j].maildir != NULL &&
+			      strcmp(m->env.rcpts[j].maildir, dir) == 0;
 		if (dup)
 			continue; /* one copy per Maildir */
 		md = spool_cache_get(sp, dir);
@@ -1137,6 +1459,14 @@ spool_step_deliver(struct spool *sp, struct spool_msg *m)
 		m->state[i] =
 		    r == 0 ? SPOOL_RCPT_DELIVERED : SPOOL_RCPT_PRESENT;
 		md->gen = sp->gen;
+	}
+	if (spool_live(m) && m->has_remote) {
+		if (spool_queue_publish(sp->queue_fd, m->id) < 0) {
+			spool_fail(m, 4, errno);
+			return;
+		}
+		m->q_tmp = false;
+		m->q_env = true;
 	}
 }
 
@@ -1219,9 +1549,10 @@ spool_syncfs_md(struct spool *sp, const struct spool_md *md,
 }
 
 /*
- * Step 5: make the deliveries durable. syncfs() once per file system, or
- * fsync() of each new/ touched; a message with a delivery under a
- * Maildir whose sync failed fails.
+ * Step 5: make the deliveries and queue entries durable. syncfs() once
+ * per file system, or fsync() of each new/ touched and of queue/; a
+ * message with a delivery under a Maildir, or a queue entry, whose sync
+ * failed fails.
  */
 static void
 spool_step_sync_maildirs(struct spool *sp, struct spool_msg **msgs, size_t n)
@@ -1252,6 +1583,21 @@ spool_step_sync_maildirs(struct spool *sp, struct spool_msg **msgs, size_t n)
 					  spool_errname(errno));
 			}
 		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!msgs[i]->q_env)
+			continue;
+		r = sp->sync == SYNC_FSYNC
+			? spool_fs.fsync(sp->queue_fd)
+			: spool_syncfs_md(sp, sp->queue_md, done, &n_done);
+		if (r < 0) {
+			log_error("spool", "spool sync-queue error=%s",
+				  spool_errname(errno));
+			for (size_t j = 0; j < n; j++)
+				if (msgs[j]->q_env)
+					spool_fail(msgs[j], 5, EIO);
+		}
+		break; /* once per batch */
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct spool_msg *m = msgs[i];
@@ -1295,6 +1641,17 @@ spool_undo(struct spool *sp, struct spool_msg *m)
 
 	log_warning(m->id, "spool commit-failed step=%d error=%s", m->fail_step,
 		    spool_errname(m->fail_errno));
+	/* The queue entry first: .env (a reader may have seen it: a
+	   duplicate of an unacknowledged message at worst), then its parts. */
+	if (m->q_env)
+		spool_fs.unlinkat(sp->queue_fd,
+				  spool_qname(name, m->id, ".env"), 0);
+	if (m->q_tmp)
+		spool_fs.unlinkat(sp->queue_fd,
+				  spool_qname(name, m->id, ".tmp"), 0);
+	if (m->q_msg)
+		spool_fs.unlinkat(sp->queue_fd,
+				  spool_qname(name, m->id, ".msg"), 0);
 	if (maildir_name(m->time, m->id, sp->hostname, name, sizeof(name)) == 0)
 		for (size_t i = 0; i < m->env.n_rcpts; i++)
 			if (m->state[i] == SPOOL_RCPT_DELIVERED)
@@ -1384,6 +1741,7 @@ spool_committer(void *arg)
 
 struct spool_rec {
 	int root_fd, area_fd, tmp_fd, committed_fd;
+	int queue_fd; /* <spool>/queue, or -1 (missing: opened when needed) */
 	const char *dir, *area, *hostname;
 	char **keep; /* tmp/ data of messages left for a later recovery */
 	size_t n_keep;
@@ -1594,8 +1952,59 @@ out:
 }
 
 /*
- * Deliver one committed message to every recipient that does not have it
- * yet (maildir_deliver() recognises a finished delivery by its name).
+ * The queue part of recovering a committed message with remote recipients.
+ * queue/<id>.env present: done (it appeared complete, and belongs to the
+ * outbound work now: never rewritten). Else whatever part exists is
+ * thrown away and the entry made again from the area's data and envelope:
+ * .msg and .tmp, the .tmp and queue/ fsync'd, then the rename to .env
+ * (made durable by phase 2). Without data, only looks. Returns 1 when
+ * made now, 0 when it was there, -1 when it is not there and cannot be made.
+ */
+static int
+spool_rec_queue(struct spool_rec *rc, const struct spool_env *env,
+		bool has_data)
+{
+	char name[SPOOL_QNAME_MAX], path[SPOOL_PATH_MAX];
+	bool made_msg = false, made_tmp = false;
+	struct stat st;
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/queue", rc->dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -1;
+	if (rc->queue_fd < 0 && has_data)
+		rc->queue_fd = spool_open_dir(rc->root_fd, "queue");
+	if (rc->queue_fd < 0)
+		return -1;
+	if (fstatat(rc->queue_fd, spool_qname(name, env->id, ".env"), &st,
+		    AT_SYMLINK_NOFOLLOW) == 0) {
+		spool_rec_add_dev(rc, path);
+		return 0;
+	}
+	if (!has_data)
+		return -1;
+	if ((spool_fs.unlinkat(rc->queue_fd, spool_qname(name, env->id, ".tmp"),
+			       0) < 0 &&
+	     errno != ENOENT) ||
+	    (spool_fs.unlinkat(rc->queue_fd, spool_qname(name, env->id, ".msg"),
+			       0) < 0 &&
+	     errno != ENOENT) ||
+	    spool_queue_prepare(rc->queue_fd, rc->tmp_fd, env, true, &made_msg,
+				&made_tmp) < 0 ||
+	    spool_fs.fsync(rc->queue_fd) < 0 ||
+	    spool_queue_publish(rc->queue_fd, env->id) < 0) {
+		log_error(env->id, "spool recover-queue error=%s",
+			  spool_errname(errno));
+		return -1; /* the parts stay: the next recovery replaces them */
+	}
+	spool_rec_add_dev(rc, path);
+	return 1;
+}
+
+/*
+ * Deliver one committed message to every local recipient that does not
+ * have it yet (maildir_deliver() recognises a finished delivery by its
+ * name), and complete its queue entry if it has remote recipients.
  * Returns true when every recipient has it now (durable after phase 2).
  * Without data, only looks: true when every recipient had it already.
  */
@@ -1604,7 +2013,7 @@ spool_rec_deliver(struct spool_rec *rc, const struct spool_env *env,
 		  const char *src, bool has_data)
 {
 	char name[SPOOL_MDNAME_MAX];
-	bool ok = true, fresh = false;
+	bool ok = true, fresh = false, remote = false;
 
 	if (maildir_name((long)env->time, env->id, rc->hostname, name,
 			 sizeof(name)) < 0)
@@ -1613,6 +2022,10 @@ spool_rec_deliver(struct spool_rec *rc, const struct spool_env *env,
 		const char *dir = env->rcpts[i].maildir;
 		int r = -1;
 
+		if (dir == NULL) {
+			remote = true;
+			continue;
+		}
 		if (!has_data || maildir_create(dir) == 0)
 			r = maildir_deliver(dir, name, src);
 		if (r < 0 && has_data)
@@ -1625,9 +2038,50 @@ spool_rec_deliver(struct spool_rec *rc, const struct spool_env *env,
 			spool_rec_add_dev(rc, dir);
 		fresh = fresh || r == 0;
 	}
+	if (ok && remote) {
+		int r = spool_rec_queue(rc, env, has_data);
+
+		ok = r >= 0;
+		fresh = fresh || r == 1;
+	}
 	if (ok && fresh)
 		rc->delivered++;
 	return ok;
+}
+
+/*
+ * The queue files of an uncommitted message `id` (tmp/ holds its data or
+ * envelope, committed/ nothing): the .tmp, and the .msg unless the .env
+ * exists - then the message was committed and reaped, and the entry is the
+ * outbound work's. Removed before the area's file that led here, which the
+ * caller keeps when this fails (-1), so the next recovery finds them again.
+ */
+static int
+spool_rec_unqueue(struct spool_rec *rc, const char *tmp_name)
+{
+	char id[SPOOL_ID_MAX], name[SPOOL_QNAME_MAX];
+	size_t len = strcspn(tmp_name, ".");
+	struct stat st;
+
+	if (rc->queue_fd < 0 || !spool_id_ok(tmp_name, len))
+		return 0;
+	memcpy(id, tmp_name, len);
+	id[len] = '\0';
+	if (spool_fs.unlinkat(rc->queue_fd, spool_qname(name, id, ".tmp"), 0) <
+		0 &&
+	    errno != ENOENT)
+		goto fail;
+	if (fstatat(rc->queue_fd, spool_qname(name, id, ".env"), &st,
+		    AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	if (errno == ENOENT &&
+	    (spool_fs.unlinkat(rc->queue_fd, spool_qname(name, id, ".msg"),
+			       0) == 0 ||
+	     errno == ENOENT))
+		return 0;
+fail:
+	log_warning(id, "spool recover-unqueue error=%s", spool_errname(errno));
+	return -1;
 }
 
 /*
@@ -1661,7 +2115,16 @@ spool_rec_committed(struct spool_rec *rc, const char *name)
 	free(buf);
 	if (!parsed || strcmp(env.id, name) != 0)
 		goto quarantine;
-	has_data = fstatat(rc->tmp_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	has_data = rc->tmp_fd >= 0 &&
+		   fstatat(rc->tmp_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (!has_data && rc->tmp_fd >= 0 && errno != ENOENT) {
+		/* Cannot tell whether the data is there: try again later. */
+		log_error(name, "spool recover-deferred error=%s",
+			  spool_errname(errno));
+		spool_list_add(&rc->keep, &rc->n_keep, name);
+		spool_env_free(&env);
+		return;
+	}
 	if (has_data &&
 	    (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != env.size)) {
 		error = "data does not match";
@@ -1684,6 +2147,10 @@ spool_rec_committed(struct spool_rec *rc, const char *name)
 quarantine:
 	if (parsed)
 		spool_env_free(&env);
+	if (spool_rec_unqueue(rc, name) < 0) { /* parts only; data is kept */
+		spool_list_add(&rc->keep, &rc->n_keep, name);
+		return;
+	}
 	spool_quarantine(rc, rc->committed_fd, name, ".env", error);
 	spool_quarantine(rc, rc->tmp_fd, name, ".data", error);
 }
@@ -1699,6 +2166,7 @@ spool_rec_sweep_tmp(struct spool_rec *rc)
 		char esc[128];
 
 		if (spool_list_has(rc->keep, rc->n_keep, names[i]) ||
+		    spool_rec_unqueue(rc, names[i]) < 0 ||
 		    spool_fs.unlinkat(rc->tmp_fd, names[i], 0) == 0)
 			continue;
 		log_warning("spool",
@@ -1725,18 +2193,36 @@ spool_rec_area(int root_fd, const char *dir, const char *area,
 			       .area = area,
 			       .hostname = hostname,
 			       .tmp_fd = -1,
-			       .committed_fd = -1};
+			       .committed_fd = -1,
+			       .queue_fd = -1};
 	char **names;
 	size_t n;
+	bool can_sweep; /* every committed message and queue part seen */
 
 	rc.area_fd = spool_fs.openat(root_fd, area, SPOOL_DIR_FLAGS, 0);
 	if (rc.area_fd < 0)
 		return -1;
+	/* A directory that exists but cannot be opened now: touch nothing
+	   (missing data would look like a finished message). */
 	rc.committed_fd =
 	    spool_fs.openat(rc.area_fd, "committed", SPOOL_DIR_FLAGS, 0);
+	can_sweep = rc.committed_fd >= 0 || errno == ENOENT;
 	rc.tmp_fd = spool_fs.openat(rc.area_fd, "tmp", SPOOL_DIR_FLAGS, 0);
+	if (!can_sweep || (rc.tmp_fd < 0 && errno != ENOENT)) {
+		log_error("spool", "spool recover-skipped area=%s error=%s",
+			  area, spool_errname(errno));
+		spool_close_fd(&rc.tmp_fd);
+		spool_close_fd(&rc.committed_fd);
+		spool_close_fd(&rc.area_fd);
+		return -1;
+	}
+	rc.queue_fd = spool_fs.openat(root_fd, "queue", SPOOL_DIR_FLAGS, 0);
+	if (rc.queue_fd < 0 && errno != ENOENT)
+		can_sweep = false;
 	if (rc.committed_fd >= 0) {
 		names = spool_list_dir(rc.committed_fd, &n);
+		if (names == NULL)
+			can_sweep = false;
 		for (size_t i = 0; i < n; i++)
 			spool_rec_committed(&rc, names[i]);
 		spool_free_list(names, n);
@@ -1758,10 +2244,15 @@ spool_rec_area(int root_fd, const char *dir, const char *area,
 			log_info(rc.done[i], "spool recovered");
 		}
 	}
-	if (rc.tmp_fd >= 0)
+	/* Without the list of committed messages, tmp/ holds data that may
+	   be needed; without queue/, parts there would be orphaned. */
+	if (rc.tmp_fd >= 0 && can_sweep)
 		spool_rec_sweep_tmp(&rc);
+	else if (!can_sweep)
+		log_error("spool", "spool recover-incomplete area=%s", area);
 	spool_close_fd(&rc.tmp_fd);
 	spool_close_fd(&rc.committed_fd);
+	spool_close_fd(&rc.queue_fd);
 	/* Both fail harmlessly (ENOTEMPTY) while something is kept. */
 	spool_fs.unlinkat(rc.area_fd, "tmp", AT_REMOVEDIR);
 	spool_fs.unlinkat(rc.area_fd, "committed", AT_REMOVEDIR);

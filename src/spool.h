@@ -10,7 +10,10 @@
  * messages and removes uncommitted ones.
  *
  * Each worker process owns one spool area, <spool>/<pid>/, so that recovery
- * of a dead worker never races with a live one.
+ * of a dead worker never races with a live one. A message with remote
+ * recipients is also put, in the same commit, into the outbound queue
+ * <spool>/queue/ (shared: ids are unique), as <id>.msg and <id>.env
+ * (docs/queue-format.md); the 250 waits for that too.
  *
  * Threads: spool_msg_* run in the event-loop thread. Commits run in the
  * spool's committer thread, in batches: one sync (syncfs or fsyncs, per
@@ -33,20 +36,23 @@
 struct spool;
 struct spool_msg;
 
-/* One local recipient: where its Maildir is (a directory that holds, or
-   will hold, tmp/ new/ cur/). */
+/* One recipient. A local one has its Maildir (a directory that holds, or
+   will hold, tmp/ new/ cur/); a remote one (maildir NULL) goes to the
+   outbound queue (docs/queue-format.md). */
 struct spool_rcpt {
 	const char *address; /* canonical address, for the envelope and logs */
-	const char *maildir; /* absolute path of the Maildir */
+	const char *maildir; /* absolute path of the Maildir, or NULL */
 };
 
-/* Completion of a commit: result 0 (durable and delivered) or -1 (nothing
-   acknowledged; the caller answers 451 4.3.0). */
+/* Completion of a commit: result 0 (durable, delivered to every local
+   recipient and queued for the remote ones) or -1 (nothing acknowledged;
+   the caller answers 451 4.3.0). */
 typedef void spool_commit_cb(struct spool_msg *msg, int result, void *arg);
 
 /*
  * Open the spool area of this process under `dir`, creating
- * <dir>/<area>/{tmp,committed} (mode 0700) as needed, and start the
+ * <dir>/<area>/{tmp,committed} and <dir>/queue (mode 0700) as needed (the
+ * area may not be named "queue" or "quarantine"), and start the
  * committer thread. `hostname` goes into Maildir file names (escaped per the
  * Maildir convention: '/' as \057, ':' as \072).
  */
@@ -63,6 +69,13 @@ const char *spool_msg_id(const struct spool_msg *msg);
 int spool_msg_write(struct spool_msg *msg, const void *buf, size_t len);
 /* Bytes written so far. */
 uint64_t spool_msg_size(const struct spool_msg *msg);
+/*
+ * Record the authenticated user (the SASL login) of the session that sent
+ * the message, for the envelope (`auth` record); NULL means none. A user
+ * that is empty, longer than 1024 octets, or holds CR, LF or a space makes
+ * the commit fail (451), like a write error. Call before the commit.
+ */
+void spool_msg_set_auth(struct spool_msg *msg, const char *user);
 /* Give up on a message: the file is removed, nothing is delivered. */
 void spool_msg_abort(struct spool_msg **msg);
 
@@ -88,7 +101,9 @@ size_t spool_commits_pending(const struct spool *sp);
  * them when areas is NULL): committed messages are delivered to every
  * recipient that does not have them yet (the Maildir name is derived from
  * the queue id, so a finished delivery is recognised and not repeated),
- * uncommitted files are removed, a corrupt envelope is moved to
+ * a missing or partial outbound-queue entry is (re)built - an existing
+ * queue/<id>.env is never touched -, uncommitted files (theirs in queue/
+ * included) are removed, a corrupt envelope is moved to
  * <dir>/quarantine/ and logged. Empty areas are removed. Returns the number
  * of messages delivered, or -1 on an operational error.
  */

@@ -58,6 +58,11 @@ class Server:
             "workers": "2",
             "max-message-size": "10M",
             "timeout-shutdown": "5s",
+            # the load tests come from one address; the limits have
+            # tests of their own (test_submission.py)
+            "conn-rate-per-address": "0",
+            "conn-limit-per-address": "0",
+            "control-socket": os.path.join(self.root, "control.sock"),
         }
         if "mailbox" in options:
             self.mailboxes = options.pop("mailbox").split()

@@ -626,7 +626,7 @@ def test_extension_traversal_stays_inside(server):
                 or rel.startswith("spool/") or rel.startswith("server.")), f
 
 
-# -- F-03: nothing injected into the Received header -------------------------
+# -- F-03: nothing injected into the Received header ---------------------
 
 
 @pytest.mark.parametrize("helo", [
@@ -661,7 +661,7 @@ def test_received_header_not_injectable(server, helo):
     assert text.count("(") == text.count(")"), text
 
 
-# -- concurrency limit -------------------------------------------------
+# -- concurrency limit --------------------------------------------
 
 
 def check_max_sessions(srv, n):

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "config_values.h"
 
 #define BASE                                                                   \
 	"hostname mx.test\n"                                                   \
@@ -128,7 +129,26 @@ test_good_file(void **state)
 	    "log-level debug\n"
 	    "sync-method fsync\n"
 	    "   # indented comment with a \x01 control octet\n"
-	    "  \t  \n";
+	    "  \t  \n"
+	    "users /etc/postern/users\n"
+	    "tls-certificate /etc/tls/a.pem /etc/tls/a.key\n"
+	    "tls-certificate b.pem\tb.key\n"
+	    "tls-self-signed on\n"
+	    "tls-handshake-timeout 1m\n"
+	    "from-header-check no\n"
+	    "auth-account-failures 3\n"
+	    "auth-address-failures 30\n"
+	    "auth-failure-window 1h\n"
+	    "auth-lock-time 10m\n"
+	    "auth-lock-max 10m\n"
+	    "auth-allow 192.0.2.0/24 2001:db8::/32\n"
+	    "auth-allow 127.0.0.1\n"
+	    "auth-cache-ttl 0\n"
+	    "auth-failure-delay 2s\n"
+	    "auth-threads 8\n"
+	    "conn-limit-per-address 0\n"
+	    "conn-rate-per-address 600\n"
+	    "control-socket /run/postern/control\n";
 	struct config *cfg = load_good(text);
 	const struct sockaddr_in *sin;
 	const struct sockaddr_in6 *sin6;
@@ -186,6 +206,41 @@ test_good_file(void **state)
 	assert_int_equal(cfg->greet_delay, 5);
 	assert_int_equal(cfg->log_level, LOG_LEVEL_DEBUG);
 	assert_int_equal(cfg->sync_method, SYNC_FSYNC);
+
+	assert_string_equal(cfg->users_file, "/etc/postern/users");
+	assert_int_equal(cfg->n_certs, 2);
+	assert_string_equal(cfg->certs[0].cert, "/etc/tls/a.pem");
+	assert_string_equal(cfg->certs[0].key, "/etc/tls/a.key");
+	assert_int_equal(cfg->certs[0].line, 30);
+	/* relative to the file's directory ("t.conf": the current one),
+	   then absolute */
+	assert_int_equal(cfg->certs[1].cert[0], '/');
+	assert_non_null(strstr(cfg->certs[1].cert, "/b.pem"));
+	assert_int_equal(strlen(strstr(cfg->certs[1].cert, "/b.pem")), 6);
+	assert_int_equal(strlen(strstr(cfg->certs[1].key, "/b.key")), 6);
+	assert_int_equal(cfg->certs[1].line, 31);
+	assert_true(cfg->tls_self_signed);
+	assert_int_equal(cfg->tls_handshake_timeout, 60);
+	assert_false(cfg->from_header_check);
+	assert_int_equal(cfg->auth_account_failures, 3);
+	assert_int_equal(cfg->auth_address_failures, 30);
+	assert_int_equal(cfg->auth_failure_window, 3600);
+	assert_int_equal(cfg->auth_lock_time, 600);
+	assert_int_equal(cfg->auth_lock_max, 600);
+	assert_int_equal(cfg->n_auth_allow, 3);
+	assert_int_equal(cfg->auth_allow[0].family, AF_INET);
+	assert_int_equal(cfg->auth_allow[0].prefix, 24);
+	assert_memory_equal(cfg->auth_allow[0].addr, "\xc0\x00\x02\x00", 4);
+	assert_int_equal(cfg->auth_allow[1].family, AF_INET6);
+	assert_int_equal(cfg->auth_allow[1].prefix, 32);
+	assert_int_equal(cfg->auth_allow[2].prefix, 32);
+	assert_memory_equal(cfg->auth_allow[2].addr, "\x7f\x00\x00\x01", 4);
+	assert_int_equal(cfg->auth_cache_ttl, 0);
+	assert_int_equal(cfg->auth_failure_delay, 2);
+	assert_int_equal(cfg->auth_threads, 8);
+	assert_int_equal(cfg->conn_limit_per_address, 0);
+	assert_int_equal(cfg->conn_rate_per_address, 600);
+	assert_string_equal(cfg->control_socket, "/run/postern/control");
 	config_free(&cfg);
 	assert_null(cfg);
 }
@@ -223,6 +278,27 @@ test_defaults(void **state)
 	assert_int_equal(cfg->greet_delay, 0);
 	assert_int_equal(cfg->log_level, LOG_LEVEL_INFO);
 	assert_int_equal(cfg->sync_method, SYNC_SYNCFS);
+	assert_int_equal(cfg->n_certs, 0);
+	assert_null(cfg->certs);
+	assert_false(cfg->tls_self_signed);
+	assert_int_equal(cfg->tls_handshake_timeout, 20);
+	assert_null(cfg->users_file);
+	assert_true(cfg->from_header_check);
+	assert_int_equal(cfg->auth_account_failures, 5);
+	assert_int_equal(cfg->auth_address_failures, 10);
+	assert_int_equal(cfg->auth_failure_window, 900);
+	assert_int_equal(cfg->auth_lock_time, 300);
+	assert_int_equal(cfg->auth_lock_max, 3600);
+	assert_int_equal(cfg->n_auth_allow, 0);
+	assert_null(cfg->auth_allow);
+	assert_int_equal(cfg->auth_cache_ttl, 300);
+	assert_int_equal(cfg->auth_failure_delay, 1);
+	assert_int_equal(cfg->auth_threads, 0);
+	assert_int_equal(cfg->conn_limit_per_address, 20);
+	assert_int_equal(cfg->conn_rate_per_address, 60);
+	want = xasprintf("%s/var/run/postern.sock", cwd);
+	assert_string_equal(cfg->control_socket, want);
+	free(want);
 	free(cwd);
 	config_free(&cfg);
 }
@@ -479,6 +555,152 @@ static const struct error_case error_cases[] = {
     /* a bad required line is reported once, not also as missing */
     {true, "hostname a.test\ndomains a.test\nlisten nowhere mx\n",
      "t.conf:3: listen: \"nowhere\" is not ADDR:PORT\n"},
+    /* TLS */
+    {false, "tls-certificate a.pem\n",
+     "t.conf:4: tls-certificate: expected 2 arguments (tls-certificate "
+     "CERT KEY), got 1\n"},
+    {false, "tls-certificate a.pem a.key extra\n",
+     "t.conf:4: tls-certificate: expected 2 arguments (tls-certificate "
+     "CERT KEY), got 3\n"},
+    {false, "tls-certificate a.pem a.key\ntls-certificate a.pem b.key\n",
+     "t.conf:5: tls-certificate: a.pem given twice (first on line 4)\n"},
+    {false, "tls-certificate c k\ntls-self-signed maybe\n",
+     "t.conf:5: tls-self-signed: \"maybe\" is not yes or no (nor on, off, "
+     "true, false)\n"},
+    {false, "tls-certificate c k\ntls-self-signed YES\n",
+     "t.conf:5: tls-self-signed: \"YES\" is not yes or no (nor on, off, "
+     "true, false)\n"},
+    {false, "tls-certificate c k\ntls-self-signed 1\n",
+     "t.conf:5: tls-self-signed: \"1\" is not yes or no (nor on, off, "
+     "true, false)\n"},
+    {false, "tls-certificate c k\ntls-self-signed yes\ntls-self-signed no\n",
+     "t.conf:6: tls-self-signed: given twice (first on line 5)\n"},
+    {false, "tls-self-signed\n",
+     "t.conf:4: tls-self-signed: expected 1 argument (tls-self-signed "
+     "BOOLEAN), got 0\n"},
+    {false, "\ntls-self-signed yes\n",
+     "t.conf:5: tls-self-signed: no tls-certificate line names the files "
+     "to create\n"},
+    {false, "tls-handshake-timeout 0\n",
+     "t.conf:4: tls-handshake-timeout: 0 is out of range 1s..5m\n"},
+    {false, "tls-handshake-timeout 301\n",
+     "t.conf:4: tls-handshake-timeout: 301 is out of range 1s..5m\n"},
+    {false, "tls-handshake-timeout 5m1\n",
+     "t.conf:4: tls-handshake-timeout: \"5m1\" is not a duration (a whole "
+     "number, then s, m or h)\n"},
+    /* users, From: check */
+    {false, "users a b\n",
+     "t.conf:4: users: expected 1 argument (users FILE), got 2\n"},
+    {false, "users a\nusers b\n",
+     "t.conf:5: users: given twice (first on line 4)\n"},
+    {false, "from-header-check nope\n",
+     "t.conf:4: from-header-check: \"nope\" is not yes or no (nor on, off, "
+     "true, false)\n"},
+    {false, "from-header-check No\n",
+     "t.conf:4: from-header-check: \"No\" is not yes or no (nor on, off, "
+     "true, false)\n"},
+    /* lockout numbers */
+    {false, "auth-account-failures 0\n",
+     "t.conf:4: auth-account-failures: 0 is out of range 1..1000\n"},
+    {false, "auth-account-failures 1001\n",
+     "t.conf:4: auth-account-failures: 1001 is out of range 1..1000\n"},
+    {false, "auth-address-failures 10001\n",
+     "t.conf:4: auth-address-failures: 10001 is out of range 1..10000\n"},
+    {false, "auth-address-failures 5m\n",
+     "t.conf:4: auth-address-failures: \"5m\" is not a whole number\n"},
+    {false, "auth-failure-window 0\n",
+     "t.conf:4: auth-failure-window: 0 is out of range 1s..24h\n"},
+    {false, "auth-lock-time 25h\n",
+     "t.conf:4: auth-lock-time: 25h is out of range 1s..24h\n"},
+    {false, "auth-lock-max 169h\n",
+     "t.conf:4: auth-lock-max: 169h is out of range 1s..168h\n"},
+    {false, "auth-cache-ttl 86401\n",
+     "t.conf:4: auth-cache-ttl: 86401 is out of range 0..24h\n"},
+    {false, "auth-failure-delay 11\n",
+     "t.conf:4: auth-failure-delay: 11 is out of range 0..10s\n"},
+    {false, "auth-failure-delay 1m\n",
+     "t.conf:4: auth-failure-delay: 1m is out of range 0..10s\n"},
+    {false, "auth-threads 65\n",
+     "t.conf:4: auth-threads: 65 is out of range 0..64\n"},
+    {false, "conn-limit-per-address 1000001\n",
+     "t.conf:4: conn-limit-per-address: 1000001 is out of range "
+     "0..1000000\n"},
+    {false, "conn-rate-per-address -1\n",
+     "t.conf:4: conn-rate-per-address: \"-1\" is not a whole number\n"},
+    /* auth-lock-max >= auth-lock-time, on the line of the one given */
+    {false, "auth-lock-max 1m\n",
+     "t.conf:4: auth-lock-max: 1m is shorter than auth-lock-time (5m)\n"},
+    {false, "\nauth-lock-time 7200\n",
+     "t.conf:5: auth-lock-time: 2h is longer than auth-lock-max (1h)\n"},
+    {false, "auth-lock-time 11m\nauth-lock-max 10m\n",
+     "t.conf:5: auth-lock-max: 10m is shorter than auth-lock-time (11m)\n"},
+    {false, "auth-lock-max 10m\nauth-lock-time 601\n",
+     "t.conf:4: auth-lock-max: 10m is shorter than auth-lock-time (601s)\n"},
+    /* a line with its own error adds nothing more */
+    {false, "auth-lock-time 0\nauth-lock-max 1m\n",
+     "t.conf:4: auth-lock-time: 0 is out of range 1s..24h\n"},
+    {false, "auth-lock-time 2h\nauth-lock-max 9999h\n",
+     "t.conf:5: auth-lock-max: 9999h is out of range 1s..168h\n"},
+    /* auth-allow */
+    {false, "auth-allow\n",
+     "t.conf:4: auth-allow: expected at least 1 argument (auth-allow "
+     "NETWORK...), got 0\n"},
+    {false, "auth-allow 10.0.0.0/33\n",
+     "t.conf:4: auth-allow: \"10.0.0.0/33\" has a prefix longer than 32 "
+     "bits\n"},
+    {false, "auth-allow 10.0.0.0/8 ::1/129 junk 192.0.2.1\n",
+     "t.conf:4: auth-allow: \"::1/129\" has a prefix longer than 128 "
+     "bits\n"
+     "t.conf:4: auth-allow: \"junk\" is not an IPv4 or IPv6 address\n"},
+    {false, "auth-allow [::1]/128\n",
+     "t.conf:4: auth-allow: \"[::1]/128\" is not an IPv4 or IPv6 "
+     "address\n"},
+    {false, "auth-allow 10.0.0.0/\n",
+     "t.conf:4: auth-allow: \"10.0.0.0/\" has a prefix length that is not "
+     "a number\n"},
+    /* control socket: an absolute path must fit in sun_path */
+    {false,
+     "control-socket "
+     "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+     "t.conf:4: control-socket: "
+     "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa is longer than 107 octets, the "
+     "limit of a socket path\n"},
+    {false, "control-socket a b\n",
+     "t.conf:4: control-socket: expected 1 argument (control-socket PATH), "
+     "got 2\n"},
+    /* no listener may relay without authentication */
+    {false,
+     "listen 127.0.0.1:587 submission\n"
+     "listen [::1]:465 submissions\n",
+     "t.conf:4: listen: 127.0.0.1:587 submission needs a certificate "
+     "(tls-certificate): AUTH is accepted only under TLS\n"
+     "t.conf:4: listen: 127.0.0.1:587 submission needs a users file "
+     "(users): it relays mail only for authenticated users\n"
+     "t.conf:5: listen: [::1]:465 submissions needs a certificate "
+     "(tls-certificate): it speaks TLS from the first octet\n"
+     "t.conf:5: listen: [::1]:465 submissions needs a users file (users): "
+     "it relays mail only for authenticated users\n"},
+    {false,
+     "users u\nlisten 127.0.0.1:2525 submission\n"
+     "listen 127.0.0.1:2587 mx\n",
+     "t.conf:5: listen: 127.0.0.1:2525 submission needs a certificate "
+     "(tls-certificate): AUTH is accepted only under TLS\n"},
+    {false, "tls-certificate c k\n\n\nlisten 127.0.0.1:2465 submissions\n",
+     "t.conf:7: listen: 127.0.0.1:2465 submissions needs a users file "
+     "(users): it relays mail only for authenticated users\n"},
+    {true,
+     "listen 127.0.0.1:587 submission\nhostname a.test\ndomains a.test\n"
+     "users u\ntls-self-signed yes\n",
+     "t.conf:5: tls-self-signed: no tls-certificate line names the files "
+     "to create\n"
+     "t.conf:1: listen: 127.0.0.1:587 submission needs a certificate "
+     "(tls-certificate): AUTH is accepted only under TLS\n"},
+    /* a refused tls-certificate line is not reported again */
+    {false, "users u\ntls-certificate c\nlisten 127.0.0.1:587 submission\n",
+     "t.conf:5: tls-certificate: expected 2 arguments (tls-certificate "
+     "CERT KEY), got 1\n"},
 };
 
 static void
@@ -590,6 +812,27 @@ static const struct value_case value_cases[] = {
     {"log-level error", F(log_level), false, LOG_LEVEL_ERROR},
     {"sync-method syncfs", F(sync_method), false, SYNC_SYNCFS},
     {"sync-method fsync", F(sync_method), false, SYNC_FSYNC},
+    {"tls-handshake-timeout 1", F(tls_handshake_timeout), false, 1},
+    {"tls-handshake-timeout 5m", F(tls_handshake_timeout), false, 300},
+    {"tls-handshake-timeout 300s", F(tls_handshake_timeout), false, 300},
+    {"auth-account-failures 1", F(auth_account_failures), false, 1},
+    {"auth-account-failures 1000", F(auth_account_failures), false, 1000},
+    {"auth-address-failures 10000", F(auth_address_failures), false, 10000},
+    {"auth-failure-window 24h", F(auth_failure_window), false, 86400},
+    {"auth-failure-window 1", F(auth_failure_window), false, 1},
+    {"auth-lock-time 1", F(auth_lock_time), false, 1},
+    {"auth-lock-time 1h", F(auth_lock_time), false, 3600}, /* = max */
+    {"auth-lock-max 5m", F(auth_lock_max), false, 300},	   /* = time */
+    {"auth-lock-max 168h", F(auth_lock_max), false, 604800},
+    {"auth-cache-ttl 0", F(auth_cache_ttl), false, 0},
+    {"auth-cache-ttl 24h", F(auth_cache_ttl), false, 86400},
+    {"auth-failure-delay 0", F(auth_failure_delay), false, 0},
+    {"auth-failure-delay 10s", F(auth_failure_delay), false, 10},
+    {"auth-threads 64", F(auth_threads), false, 64},
+    {"conn-limit-per-address 1000000", F(conn_limit_per_address), false,
+     1000000},
+    {"conn-limit-per-address 1", F(conn_limit_per_address), false, 1},
+    {"conn-rate-per-address 0", F(conn_rate_per_address), false, 0},
 };
 
 static void
@@ -614,6 +857,267 @@ test_values(void **state)
 		config_free(&cfg);
 		free(text);
 	}
+}
+
+struct bool_case {
+	const char *word;
+	bool want;
+};
+
+static const struct bool_case bool_cases[] = {
+    {"yes", true},  {"no", false},  {"on", true},
+    {"off", false}, {"true", true}, {"false", false},
+};
+
+/* Every boolean word, on both boolean directives. */
+static void
+test_bools(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(bool_cases) / sizeof(bool_cases[0]);
+	     i++) {
+		const struct bool_case *c = &bool_cases[i];
+		char *text = xasprintf(BASE "tls-certificate c k\n"
+					    "tls-self-signed %s\n"
+					    "from-header-check %s\n",
+				       c->word, c->word);
+		struct config *cfg = load_good(text);
+		bool v = !c->want;
+
+		if (cfg->tls_self_signed != c->want)
+			print_error("case %s\n", c->word);
+		assert_int_equal(cfg->tls_self_signed, c->want);
+		assert_int_equal(cfg->from_header_check, c->want);
+		assert_int_equal(config_values_bool(c->word, &v), 0);
+		assert_int_equal(v, c->want);
+		config_free(&cfg);
+		free(text);
+	}
+	for (size_t i = 0; i < 8; i++) {
+		static const char *const bad[] = {"",  "Yes", "y",    "1",
+						  "0", "nO",  "yes ", "enable"};
+		bool v = true;
+
+		assert_int_equal(config_values_bool(bad[i], &v), -1);
+		assert_true(v); /* untouched */
+	}
+}
+
+struct network_case {
+	const char *text;
+	int family; /* 0: refused */
+	unsigned prefix;
+	const char *addr; /* hex of the 16 octets, or the reason */
+};
+
+static const struct network_case network_cases[] = {
+    {"192.0.2.0/24", AF_INET, 24, "c0000200000000000000000000000000"},
+    /* host bits are cleared */
+    {"192.0.2.77/24", AF_INET, 24, "c0000200000000000000000000000000"},
+    {"10.1.2.3/8", AF_INET, 8, "0a000000000000000000000000000000"},
+    {"10.1.2.3/9", AF_INET, 9, "0a000000000000000000000000000000"},
+    {"10.129.2.3/9", AF_INET, 9, "0a800000000000000000000000000000"},
+    {"255.255.255.255/31", AF_INET, 31, "fffffffe000000000000000000000000"},
+    {"255.255.255.255/1", AF_INET, 1, "80000000000000000000000000000000"},
+    {"10.1.2.3/0", AF_INET, 0, "00000000000000000000000000000000"},
+    /* a bare address is one host */
+    {"10.1.2.3", AF_INET, 32, "0a010203000000000000000000000000"},
+    {"10.1.2.3/32", AF_INET, 32, "0a010203000000000000000000000000"},
+    {"10.1.2.3/032", AF_INET, 32, "0a010203000000000000000000000000"},
+    {"::1", AF_INET6, 128, "00000000000000000000000000000001"},
+    {"::1/128", AF_INET6, 128, "00000000000000000000000000000001"},
+    {"::/0", AF_INET6, 0, "00000000000000000000000000000000"},
+    {"2001:db8::/32", AF_INET6, 32, "20010db8000000000000000000000000"},
+    {"2001:DB8:ffff::1/33", AF_INET6, 33, "20010db8800000000000000000000000"},
+    {"2001:db8::1/64", AF_INET6, 64, "20010db8000000000000000000000000"},
+    {"2001:db8:0:1:2:3:4:5/63", AF_INET6, 63,
+     "20010db8000000000000000000000000"},
+    {"2001:db8:0:1:2:3:4:5/127", AF_INET6, 127,
+     "20010db8000000010002000300040004"},
+    {"::ffff:192.0.2.1", AF_INET6, 128, "00000000000000000000ffffc0000201"},
+    /* refused */
+    {"10.0.0.0/33", 0, 0, "has a prefix longer than 32 bits"},
+    {"10.0.0.0/99999999999999999999999", 0, 0,
+     "has a prefix longer than 32 bits"},
+    {"::1/129", 0, 0, "has a prefix longer than 128 bits"},
+    {"10.0.0.0/", 0, 0, "has a prefix length that is not a number"},
+    {"10.0.0.0/-1", 0, 0, "has a prefix length that is not a number"},
+    {"10.0.0.0/+8", 0, 0, "has a prefix length that is not a number"},
+    {"10.0.0.0/8x", 0, 0, "has a prefix length that is not a number"},
+    {"10.0.0.0/0x8", 0, 0, "has a prefix length that is not a number"},
+    {"10.0.0.0/8/8", 0, 0, "has a prefix length that is not a number"},
+    {"10.0.0/8", 0, 0, "is not an IPv4 or IPv6 address"},
+    {"10/8", 0, 0, "is not an IPv4 or IPv6 address"},
+    {"1.2.3.4.5", 0, 0, "is not an IPv4 or IPv6 address"},
+    {"256.0.0.0", 0, 0, "is not an IPv4 or IPv6 address"},
+    {"a.b.c.d", 0, 0, "is not an IPv4 or IPv6 address"},
+    {"localhost", 0, 0, "is not an IPv4 or IPv6 address"},
+    {"", 0, 0, "is not an IPv4 or IPv6 address"},
+    {"/8", 0, 0, "is not an IPv4 or IPv6 address"},
+    {"fe80::1%eth0", 0, 0, "is not an IPv4 or IPv6 address"},
+    {"[::1]", 0, 0, "is not an IPv4 or IPv6 address"},
+    {"1:2:3:4:5:6:7:8:9", 0, 0, "is not an IPv4 or IPv6 address"},
+    {":::1", 0, 0, "is not an IPv4 or IPv6 address"},
+    {"0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0001", 0, 0,
+     "is not an IPv4 or IPv6 address"},
+};
+
+static void
+hex16(const unsigned char *a, char *out)
+{
+	for (size_t i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", a[i]);
+}
+
+/* Networks: the value parser, then the same text through auth-allow. */
+static void
+test_networks(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(network_cases) / sizeof(network_cases[0]);
+	     i++) {
+		const struct network_case *c = &network_cases[i];
+		struct config_network net;
+		const char *why = config_values_network(c->text, &net);
+		char hex[33], *text, *out, *want;
+		int rc;
+
+		if ((why == NULL) != (c->family != 0))
+			print_error("case %s: %s\n", c->text,
+				    why ? why : "accepted");
+		if (c->family == 0) {
+			assert_non_null(why);
+			assert_string_equal(why, c->addr);
+		} else {
+			assert_null(why);
+			assert_int_equal(net.family, c->family);
+			assert_int_equal(net.prefix, c->prefix);
+			hex16(net.addr, hex);
+			if (strcmp(hex, c->addr) != 0)
+				print_error("case %s\n", c->text);
+			assert_string_equal(hex, c->addr);
+		}
+		if (c->text[0] == '\0')
+			continue; /* an empty word cannot be written */
+		text = xasprintf(BASE "auth-allow 127.0.0.0/8 %s\n", c->text);
+		out = load(text, &rc, NULL);
+		if (c->family == 0) {
+			want = xasprintf("t.conf:4: auth-allow: \"%s\" %s\n",
+					 c->text, c->addr);
+			assert_string_equal(out, want);
+			assert_int_equal(rc, -1);
+			free(want);
+		} else {
+			struct config *cfg = load_good(text);
+
+			assert_int_equal(cfg->n_auth_allow, 2);
+			assert_memory_equal(&cfg->auth_allow[1], &net,
+					    sizeof(net));
+			config_free(&cfg);
+		}
+		free(out);
+		free(text);
+	}
+}
+
+/*
+ * Submission listeners with what they need load; repeated auth-allow and
+ * tls-certificate lines add up.
+ */
+static void
+test_submission_ok(void **state)
+{
+	struct config *cfg = load_good(BASE "listen 127.0.0.1:587 submission\n"
+					    "listen 127.0.0.1:2525 submission\n"
+					    "listen 127.0.0.1:465 submissions\n"
+					    "users /etc/postern/users\n"
+					    "tls-certificate /a.pem /a.key\n"
+					    "tls-certificate /b.pem /b.key\n"
+					    "tls-certificate /c.pem /c.key\n"
+					    "auth-allow 10.0.0.0/8\n"
+					    "auth-allow ::1 192.0.2.1\n");
+
+	(void)state;
+	assert_int_equal(cfg->n_listeners, 4);
+	assert_int_equal(cfg->listeners[3].role, ROLE_SUBMISSIONS);
+	assert_int_equal(cfg->n_certs, 3);
+	assert_string_equal(cfg->certs[2].key, "/c.key");
+	assert_int_equal(cfg->certs[2].line, 10);
+	assert_int_equal(cfg->n_auth_allow, 3);
+	assert_int_equal(cfg->auth_allow[1].family, AF_INET6);
+	assert_int_equal(cfg->auth_allow[2].family, AF_INET);
+	assert_false(cfg->tls_self_signed);
+	config_free(&cfg);
+
+	/* self-signed with the files to make; an exactly full socket path */
+	cfg =
+	    load_good(BASE "listen 127.0.0.1:587 submission\n"
+			   "users u\n"
+			   "tls-certificate c k\n"
+			   "tls-self-signed yes\n"
+			   "control-socket "
+			   "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+			   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+			   "aaaaa\n");
+	assert_true(cfg->tls_self_signed);
+	assert_int_equal(strlen(cfg->control_socket), 107);
+	config_free(&cfg);
+}
+
+static char *load_path(const char *path, int *rc_r, struct config **cfg_r);
+
+/*
+ * users and tls-certificate are relative to the configuration file's
+ * directory; control-socket, spool and maildir to the current one. All
+ * end up absolute, also when the file itself was named relatively.
+ */
+static void
+test_relative_files(void **state)
+{
+	char tmpl[] = "/tmp/test_config.XXXXXX";
+	char *dir = mkdtemp(tmpl), *sub, *conf, *old = getcwd(NULL, 0), *want;
+	static const char text[] = BASE "users users.db\n"
+					"tls-certificate tls/c.pem /k.pem\n"
+					"control-socket run/ctl.sock\n"
+					"listen 127.0.0.1:587 submission\n";
+	struct config *cfg;
+	char *out;
+	int rc;
+
+	(void)state;
+	assert_non_null(dir);
+	assert_non_null(old);
+	sub = xasprintf("%s/sub", dir);
+	conf = xasprintf("%s/p.conf", sub);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	write_file(conf, text, strlen(text));
+
+	for (int pass = 0; pass < 2; pass++) {
+		/* pass 0: absolute name, cwd elsewhere; 1: "sub/p.conf" */
+		assert_int_equal(chdir(pass == 0 ? "/" : dir), 0);
+		out = load_path(pass == 0 ? conf : "sub/p.conf", &rc, &cfg);
+		assert_int_equal(chdir(old), 0);
+		assert_string_equal(out, "");
+		assert_int_equal(rc, 0);
+		free(out);
+		want = xasprintf("%s/users.db", sub);
+		assert_string_equal(cfg->users_file, want);
+		free(want);
+		want = xasprintf("%s/tls/c.pem", sub);
+		assert_string_equal(cfg->certs[0].cert, want);
+		free(want);
+		assert_string_equal(cfg->certs[0].key, "/k.pem");
+		want = xasprintf("%s/run/ctl.sock", pass == 0 ? "" : dir);
+		assert_string_equal(cfg->control_socket, want);
+		free(want);
+		config_free(&cfg);
+	}
+	assert_int_equal(unlink(conf), 0);
+	assert_int_equal(rmdir(sub), 0);
+	assert_int_equal(rmdir(dir), 0);
+	free(conf);
+	free(sub);
+	free(old);
 }
 
 static void
@@ -875,7 +1379,7 @@ test_builtin(void **state)
 	assert_non_null(config_find_mailbox(cfg, "demo", "example.test"));
 	assert_int_equal(cfg->spool[0], '/');
 	assert_int_equal(cfg->maildir[0], '/');
-	assert_int_equal(cfg->n_listeners, 2);
+	assert_int_equal(cfg->n_listeners, 5);
 	sin = (const struct sockaddr_in *)&cfg->listeners[0].addr;
 	assert_int_equal(sin->sin_family, AF_INET);
 	assert_int_equal(ntohs(sin->sin_port), 2025);
@@ -887,6 +1391,28 @@ test_builtin(void **state)
 			    sizeof(in6addr_loopback));
 	assert_int_equal(cfg->listeners[0].role, ROLE_MX);
 	assert_int_equal(cfg->listeners[1].role, ROLE_MX);
+	for (size_t i = 2; i < 5; i++) {
+		static const unsigned ports[] = {2587, 2525, 2465};
+		static const enum listen_role roles[] = {
+		    ROLE_SUBMISSION, ROLE_SUBMISSION, ROLE_SUBMISSIONS};
+
+		sin = (const struct sockaddr_in *)&cfg->listeners[i].addr;
+		assert_int_equal(sin->sin_family, AF_INET);
+		assert_int_equal(ntohl(sin->sin_addr.s_addr), INADDR_LOOPBACK);
+		assert_int_equal(ntohs(sin->sin_port), ports[i - 2]);
+		assert_int_equal(cfg->listeners[i].role, roles[i - 2]);
+	}
+	/* relative to the current directory, made absolute */
+	assert_int_equal(cfg->n_certs, 1);
+	assert_int_equal(cfg->certs[0].cert[0], '/');
+	assert_non_null(strstr(cfg->certs[0].cert, "/var/tls/cert.pem"));
+	assert_non_null(strstr(cfg->certs[0].key, "/var/tls/key.pem"));
+	assert_true(cfg->tls_self_signed);
+	assert_int_equal(cfg->users_file[0], '/');
+	assert_non_null(strstr(cfg->users_file, "/var/users"));
+	assert_int_equal(cfg->control_socket[0], '/');
+	assert_non_null(strstr(cfg->control_socket, "/var/run/postern.sock"));
+	assert_true(cfg->from_header_check);
 	config_free(&cfg);
 	assert_null(cfg);
 	config_free(&cfg); /* twice is harmless */
@@ -969,14 +1495,29 @@ test_reference_matches_doc(void **state)
 	/* and the table is not empty: one row per directive */
 	assert_non_null(strstr(ref, "| `hostname` |"));
 	assert_non_null(strstr(ref, "| `sync-method` |"));
+	assert_non_null(strstr(ref, "| `tls-certificate` | CERT KEY | none |"));
+	assert_non_null(strstr(ref, "| `tls-self-signed` | BOOLEAN | `no` | "
+				    "yes, no |"));
+	assert_non_null(strstr(ref, "| `auth-lock-max` | DURATION | `1h` | "
+				    "1s..168h |"));
+	assert_non_null(strstr(ref, "| `control-socket` |"));
 	/* the built-in configuration is shown in the doc too */
 	assert_non_null(strstr(end + 1, "hostname localhost\n"
 					"domains example.test\n"
 					"mailbox demo@example.test\n"
+					"users var/users\n"
 					"spool var/spool\n"
 					"maildir var/mail/%d/%n/Maildir\n"
+					"control-socket var/run/postern.sock\n"
+					"tls-certificate var/tls/cert.pem "
+					"var/tls/key.pem\n"
+					"tls-self-signed yes\n"
 					"listen 127.0.0.1:2025 mx\n"
-					"listen [::1]:2025 mx\n"));
+					"listen [::1]:2025 mx\n"
+					"listen 127.0.0.1:2587 submission\n"
+					"listen 127.0.0.1:2525 submission\n"
+					"listen 127.0.0.1:2465 submissions\n"
+					"```\n"));
 	free(ref);
 	free(doc);
 }
@@ -990,6 +1531,10 @@ main(void)
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_all_errors_reported),
 	    cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_bools),
+	    cmocka_unit_test(test_networks),
+	    cmocka_unit_test(test_submission_ok),
+	    cmocka_unit_test(test_relative_files),
 	    cmocka_unit_test(test_lookups),
 	    cmocka_unit_test(test_maildir_path),
 	    cmocka_unit_test(test_relative_paths_percent),

@@ -47,8 +47,8 @@ test_format_small_buffer(void **state)
 {
 	char line[8];
 
-	assert_int_equal(reply_format(R_OK, line, sizeof(line)), 0);
-	assert_int_equal(reply_format(R_OK, line, 0), 0);
+	assert_int_equal(reply_format(R_SUCCESS, line, sizeof(line)), 0);
+	assert_int_equal(reply_format(R_SUCCESS, line, 0), 0);
 	assert_ptr_equal(reply_get((enum reply_id)9999),
 			 reply_get(R_TEMP_FAIL));
 }

@@ -46,6 +46,10 @@ struct harness {
 	int commit_fail; /* commits fail */
 	char rcpts[512];
 	char sender[300];
+	char auth_user[300]; /* what ops->auth got */
+	char auth_pass[300];
+	bool auth_pending;
+	char env_auth[300];
 };
 
 static int
@@ -91,14 +95,41 @@ h_commit(void *ctx, const struct session_envelope *env)
 	h->commit_pending = true;
 	h->msg_open = false;
 	snprintf(h->sender, sizeof(h->sender), "%s", env->sender);
+	snprintf(h->env_auth, sizeof(h->env_auth), "%s",
+		 env->auth_user ? env->auth_user : "-");
 	h->rcpts[0] = '\0';
 	for (size_t i = 0; i < env->n_rcpts; i++)
 		o += (size_t)snprintf(h->rcpts + o, sizeof(h->rcpts) - o,
-				      "%s;", env->rcpts[i].address);
+				      "%s%s;", env->rcpts[i].address,
+				      env->rcpts[i].maildir ? "" : "(remote)");
 }
 
-static const struct session_ops h_ops = {h_begin, h_write, h_abort,
-					 h_commit};
+static void
+h_auth(void *ctx, const char *user, size_t ulen, const char *pass,
+       size_t plen)
+{
+	struct harness *h = ctx;
+
+	assert_false(h->auth_pending);
+	h->auth_pending = true;
+	snprintf(h->auth_user, sizeof(h->auth_user), "%.*s", (int)ulen, user);
+	snprintf(h->auth_pass, sizeof(h->auth_pass), "%.*s", (int)plen, pass);
+}
+
+static bool
+h_is_user(void *ctx, const char *address)
+{
+	return strcmp(address, "carol@local.test") == 0;
+}
+
+static const struct session_ops h_ops = {
+	.msg_begin = h_begin,
+	.msg_write = h_write,
+	.msg_abort = h_abort,
+	.msg_commit = h_commit,
+	.auth = h_auth,
+	.is_user = h_is_user,
+};
 
 static void
 h_drain(struct harness *h)
@@ -140,8 +171,24 @@ h_start(struct harness *h, enum listen_role role)
 	p.role = role;
 	p.id = "test";
 	p.client_addr = "192.0.2.1";
+	p.tls_available = true;
 	h->s = session_new(&p, &h_ops, h);
+	if (role == ROLE_SUBMISSIONS)
+		session_tls_started(h->s, "TLSv1.3", "TLS_AES_128_GCM_SHA256");
 	session_greet(h->s);
+	h_drain(h);
+}
+
+/* Complete a pending AUTH with the guard's verdict. */
+static void
+h_auth_done(struct harness *h, enum session_auth_result r)
+{
+	static const char *const addrs[] = {"alice@local.test",
+					    "sales@local.test"};
+
+	assert_true(h->auth_pending);
+	h->auth_pending = false;
+	session_auth_done(h->s, r, "alice@local.test", addrs, 2);
 	h_drain(h);
 }
 
@@ -721,6 +768,180 @@ test_bdat_too_big(void **state)
 	h_stop(&h);
 }
 
+/* Submission before TLS: only the way to TLS works (RFC 8314, T-04). */
+static void
+test_submission_before_tls(void **state)
+{
+	struct harness h;
+	char codes[256];
+
+	h_start(&h, ROLE_SUBMISSION);
+	h_sends(&h, EHLO, false);
+	assert_non_null(strstr(h.out, "250-STARTTLS\r\n"));
+	assert_null(strstr(h.out, "AUTH"));
+	assert_null(strstr(h.out, "CHUNKING"));
+	assert_null(strstr(h.out, "8BITMIME"));
+	h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAcGFzcw==\r\n", false);
+	assert_false(h.auth_pending); /* never asked the guard */
+	h_sends(&h, "MAIL FROM:<alice@local.test>\r\n", false);
+	h_sends(&h, "RCPT TO:<bob@example.net>\r\n", false);
+	h_sends(&h, "DATA\r\n", false);
+	h_sends(&h, "VRFY alice\r\n", false);
+	h_sends(&h, "NOOP\r\n", false);
+	h_sends(&h, "STARTTLS now\r\n", false);
+	h_sends(&h, "BDAT 1 LAST\r\n", false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 530 530 530 530 530 250 501 530");
+	assert_true(session_is_closing(h.s));
+	h_stop(&h);
+
+	/* STARTTLS with plain text behind it (CVE-2011-0411). */
+	h_start(&h, ROLE_SUBMISSION);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, "STARTTLS\r\nEHLO injected\r\n", false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 554");
+	assert_false(session_wants_tls(h.s));
+	assert_true(session_is_closing(h.s));
+	h_stop(&h);
+}
+
+/* STARTTLS, AUTH, then what an authenticated user may send. */
+static void
+test_submission_auth(void **state)
+{
+	struct harness h;
+	char codes[256];
+
+	h_start(&h, ROLE_SUBMISSION);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, "MAIL FROM:<s@example.org>\r\n", false);
+	h_sends(&h, "STARTTLS\r\n", false);
+	assert_true(session_wants_tls(h.s));
+	assert_true(session_is_parked(h.s));
+	session_tls_started(h.s, "TLSv1.3", "TLS_AES_256_GCM_SHA384");
+	h_drain(&h);
+	/* RFC 3207 4.2: EHLO again; nothing from before survives. */
+	h_sends(&h, "RCPT TO:<alice@local.test>\r\n", false);
+	h_sends(&h, "AUTH LOGIN\r\n", false);
+	h_sends(&h, EHLO, false);
+	assert_non_null(strstr(h.out, "250-AUTH PLAIN LOGIN\r\n"));
+	assert_null(strstr(h.out, "STARTTLS\r\n250-AUTH"));
+	h_sends(&h, "STARTTLS\r\n", false);
+	h_sends(&h, "MAIL FROM:<alice@local.test>\r\n", false);
+	h_sends(&h, "AUTH CRAM-MD5\r\n", false);
+	h_sends(&h, "AUTH PLAIN QUFBQUF\r\n", false);
+	h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAcGFzcw==\r\n", false);
+	assert_true(h.auth_pending);
+	assert_string_equal(h.auth_user, "alice@local.test");
+	assert_string_equal(h.auth_pass, "pass");
+	h_auth_done(&h, SESSION_AUTH_OK);
+	h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAcGFzcw==\r\n", false);
+	h_sends(&h, "MAIL FROM:<ceo@local.test>\r\n", false);
+	h_sends(&h, "MAIL FROM:<SALES@local.test> AUTH=<>\r\n", false);
+	h_sends(&h, "RCPT TO:<bob@example.net>\r\n", false);
+	h_sends(&h, "RCPT TO:<carol@local.test>\r\n", false);
+	h_sends(&h, "RCPT TO:<nobody@local.test>\r\n", false);
+	h_sends(&h, "DATA\r\n", false);
+	h_sends(&h, "From: Alice <alice@local.test>\r\nSubject: x\r\n\r\nhi\r\n"
+		    ".\r\n",
+		false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 530 220 503 503 250 554 530 504 "
+				   "501 235 503 553 250 250 250 550 354 250");
+	assert_int_equal(h.commits, 1);
+	assert_string_equal(h.rcpts,
+			    "bob@example.net(remote);carol@local.test;");
+	assert_string_equal(h.env_auth, "alice@local.test");
+	assert_non_null(strstr(h.msg, "with ESMTPSA id"));
+	assert_non_null(strstr(h.msg, "(using TLSv1.3 with cipher "
+				      "TLS_AES_256_GCM_SHA384)"));
+	h_stop(&h);
+}
+
+/* The From: header must be the user's too (from-header-check). */
+static void
+test_submission_from_header(void **state)
+{
+	static const struct {
+		const char *header;
+		bool ok;
+	} cases[] = {
+		{"From: alice@local.test\r\n", true},
+		{"From: \"Alice A.\" <Alice@Local.Test>\r\n", true},
+		{"From: alice@local.test (Alice)\r\n", true},
+		{"from:\r\n <alice@local.test>,\r\n sales@local.test\r\n", true},
+		{"From: ceo@local.test\r\n", false},
+		{"From: \"alice@local.test\" <ceo@local.test>\r\n", false},
+		{"From: Alice <alice@local.test>, ceo@local.test\r\n", false},
+		{"From: alice@local.test\r\nFrom: alice@local.test\r\n", false},
+		{"Subject: no from\r\n", false},
+		{"From: undisclosed:;\r\n", false},
+		{"From: (<alice@local.test>) ceo@local.test\r\n", false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct harness h;
+		char codes[128], body[512];
+
+		h_start(&h, ROLE_SUBMISSIONS);
+		h_sends(&h, EHLO, false);
+		h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAcGFzcw==\r\n",
+			false);
+		h_auth_done(&h, SESSION_AUTH_OK);
+		h_sends(&h, "MAIL FROM:<alice@local.test>\r\n", false);
+		h_sends(&h, "RCPT TO:<bob@local.test>\r\n", false);
+		h_sends(&h, "DATA\r\n", false);
+		snprintf(body, sizeof(body), "%s\r\nbody\r\n.\r\n",
+			 cases[i].header);
+		h_sends(&h, body, false);
+		h_codes(&h, codes, sizeof(codes));
+		if (strcmp(codes, cases[i].ok ? "220 250 235 250 250 354 250"
+					      : "220 250 235 250 250 354 550") !=
+		    0)
+			fail_msg("case %zu: %s", i, h.out);
+		h_stop(&h);
+	}
+}
+
+/* Failed logins: 535, three per session then 421; locked gives 454. */
+static void
+test_submission_auth_failures(void **state)
+{
+	struct harness h;
+	char codes[256];
+
+	h_start(&h, ROLE_SUBMISSIONS);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, "AUTH LOGIN\r\n", false);
+	h_sends(&h, "*\r\n", false);
+	h_sends(&h, "AUTH LOGIN YWxpY2VAbG9jYWwudGVzdA==\r\n", false);
+	h_sends(&h, "d3Jvbmc=\r\n", false);
+	assert_string_equal(h.auth_pass, "wrong");
+	h_auth_done(&h, SESSION_AUTH_FAIL);
+	h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAcGFzcw==\r\n", false);
+	h_auth_done(&h, SESSION_AUTH_LOCKED);
+	h_sends(&h, "AUTH PLAIN Ym9iQGxvY2FsLnRlc3QAYWxpY2VAbG9jYWwudGVzdABwYXNz"
+		    "\r\n",
+		false);
+	h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAd3Jvbmc=\r\n", false);
+	h_auth_done(&h, SESSION_AUTH_FAIL);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 334 501 334 535 454 535 535 421");
+	assert_true(session_is_closing(h.s));
+	h_stop(&h);
+
+	/* mx never offers or accepts AUTH. */
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	assert_null(strstr(h.out, "AUTH"));
+	h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAcGFzcw==\r\n", false);
+	assert_false(h.auth_pending);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 503");
+	h_stop(&h);
+}
+
 int
 main(void)
 {
@@ -734,6 +955,10 @@ main(void)
 		cmocka_unit_test(test_timeout_and_shutdown),
 		cmocka_unit_test(test_header_limit),
 		cmocka_unit_test(test_bdat_too_big),
+		cmocka_unit_test(test_submission_before_tls),
+		cmocka_unit_test(test_submission_auth),
+		cmocka_unit_test(test_submission_from_header),
+		cmocka_unit_test(test_submission_auth_failures),
 	};
 
 	log_set_level(LOG_LEVEL_ERROR);

@@ -197,7 +197,7 @@ test_env_parse_table(void **state)
 	    {"id abc\ntime 5\nsize 7\nsender \npostern-envelope 1\n"
 	     "rcpt x /m\nend\n",
 	     false},
-	    {"postern-envelope 2\nid abc\ntime 5\nsize 7\nsender \n"
+	    {"postern-envelope 3\nid abc\ntime 5\nsize 7\nsender \n"
 	     "rcpt x /m\nend\n",
 	     false},
 	    {ENV_HEAD "sender \nrcpt x /m\nend\nend\n", false},
@@ -269,6 +269,196 @@ test_env_parse_table(void **state)
 
 		assert_int_equal(
 		    spool_env_parse(t, sizeof(t) - 1, &env, &error), -1);
+	}
+}
+
+/* ---- envelope format, version 2 (remote, auth) ------------------------- */
+
+/*
+ * Random envelopes mixing local and remote recipients, with or without an
+ * authenticated user: the version is 1 exactly when neither is there, the
+ * round trip is exact, and every cut is refused.
+ */
+static void
+test_env_v2_round_trip(void **state)
+{
+	unsigned seed = 7;
+	int n_v2 = 0;
+
+	(void)state;
+	for (int iter = 0; iter < 300; iter++) {
+		char sender[40], user[40], addr[4][40], dir[4][40], *buf;
+		struct spool_rcpt rcpts[4];
+		struct spool_env in = {0}, out;
+		const char *error = NULL;
+		size_t len, n = 1 + (size_t)rand_r(&seed) % 4;
+		bool v2;
+
+		snprintf(in.id, sizeof(in.id), "Q%d", iter);
+		in.time = (long long)rand_r(&seed);
+		in.size = (uint64_t)rand_r(&seed);
+		rand_string(sender, sizeof(sender), &seed, false);
+		in.sender = sender;
+		if (rand_r(&seed) % 2) {
+			/* no space: spool_auth_ok() refuses one */
+			snprintf(user, sizeof(user), "u%d@x%%\x01", iter);
+			in.auth = user;
+		}
+		v2 = in.auth != NULL;
+		for (size_t i = 0; i < n; i++) {
+			rand_string(addr[i], sizeof(addr[i]), &seed, true);
+			rand_string(dir[i], sizeof(dir[i]), &seed, true);
+			rcpts[i].address = addr[i];
+			rcpts[i].maildir = rand_r(&seed) % 2 ? dir[i] : NULL;
+			v2 = v2 || rcpts[i].maildir == NULL;
+		}
+		n_v2 += v2;
+		in.rcpts = rcpts;
+		in.n_rcpts = n;
+		assert_int_equal(spool_env_format(&in, &buf, &len), 0);
+		assert_memory_equal(
+		    buf, v2 ? "postern-envelope 2\n" : "postern-envelope 1\n",
+		    19);
+		assert_int_equal(spool_env_parse(buf, len, &out, &error), 0);
+		assert_int_equal(out.version, v2 ? 2 : 1);
+		assert_string_equal(out.id, in.id);
+		assert_string_equal(out.sender, in.sender);
+		if (in.auth != NULL)
+			assert_string_equal(out.auth, in.auth);
+		else
+			assert_null(out.auth);
+		assert_int_equal(out.n_rcpts, n);
+		for (size_t i = 0; i < n; i++) {
+			assert_string_equal(out.rcpts[i].address, addr[i]);
+			if (rcpts[i].maildir == NULL)
+				assert_null(out.rcpts[i].maildir);
+			else
+				assert_string_equal(out.rcpts[i].maildir,
+						    dir[i]);
+		}
+		spool_env_free(&out);
+		for (size_t cut = 0; cut < len; cut++)
+			if (spool_env_parse(buf, cut, &out, &error) == 0)
+				fail_msg("iter %d: accepted a cut at %zu", iter,
+					 cut);
+		free(buf);
+	}
+	assert_true(n_v2 > 100 && n_v2 < 300);
+}
+
+/* The exact bytes of a version-2 envelope, and what the writer refuses. */
+static void
+test_env_v2_format(void **state)
+{
+	struct spool_rcpt r[2] = {{"a@b", "/m"}, {"\"c d\"@e.example", NULL}};
+	struct spool_env e = {.id = "abc",
+			      .time = 5,
+			      .size = 7,
+			      .sender = "s@x",
+			      .auth = "alice@x",
+			      .rcpts = r,
+			      .n_rcpts = 2};
+	static const char *const bad_auth[] = {"", "a b", "a\r", "a\nb"};
+	static const char want[] = "postern-envelope 2\nid abc\ntime 5\n"
+				   "size 7\nsender s@x\nauth alice@x\n"
+				   "rcpt a@b /m\nremote \"c%20d\"@e.example\n"
+				   "end\n";
+	char *buf, big[SPOOL_AUTH_MAX + 2];
+	size_t len;
+
+	(void)state;
+	assert_int_equal(spool_env_format(&e, &buf, &len), 0);
+	assert_int_equal(len, sizeof(want) - 1);
+	assert_memory_equal(buf, want, len);
+	free(buf);
+	/* The queue envelope: the remote recipients only. */
+	assert_int_equal(spool_queue_env(&e, &buf, &len), 0);
+	{
+		static const char tail[] =
+		    "\nremote \"c%20d\"@e.example\nend\n";
+
+		assert_true(len > sizeof(tail) - 1);
+		assert_memory_equal(buf + len - (sizeof(tail) - 1), tail,
+				    sizeof(tail) - 1);
+	}
+	assert_null(memmem(buf, len, "rcpt ", 5));
+	assert_null(memmem(buf, len, "/m", 2));
+	free(buf);
+	/* An empty remote address. */
+	r[1].address = "";
+	assert_int_equal(spool_env_format(&e, &buf, &len), -1);
+	r[1].address = "c@e";
+	for (size_t i = 0; i < sizeof(bad_auth) / sizeof(bad_auth[0]); i++) {
+		e.auth = bad_auth[i];
+		assert_int_equal(spool_env_format(&e, &buf, &len), -1);
+	}
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	e.auth = big;
+	assert_int_equal(spool_env_format(&e, &buf, &len), -1);
+	big[SPOOL_AUTH_MAX] = '\0';
+	assert_int_equal(spool_env_format(&e, &buf, &len), 0);
+	free(buf);
+}
+
+#define ENV2_HEAD "postern-envelope 2\nid abc\ntime 5\nsize 7\nsender \n"
+
+static void
+test_env_v2_parse_table(void **state)
+{
+	static const struct {
+		const char *text;
+		bool ok;
+	} cases[] = {
+	    {ENV2_HEAD "remote x@y\nend\n", true},
+	    {ENV2_HEAD "rcpt x@y /m\nend\n", true},
+	    {ENV2_HEAD "remote x@y\nrcpt x@y /m\nremote z@y\nend\n", true},
+	    {ENV2_HEAD "auth u\nremote x@y\nend\n", true},
+	    {ENV2_HEAD "remote x@y\nauth u%25\nend\n", true},
+	    {ENV2_HEAD "remote \"a%20b\"@y\nend\n", true},
+	    {ENV2_HEAD "remote %22a%20b%22@y\nend\n", false},
+	    {ENV2_HEAD "end\n", false},
+	    {ENV2_HEAD "auth u\nend\n", false},
+	    {ENV2_HEAD "remote \nend\n", false},
+	    {ENV2_HEAD "remote\nend\n", false},
+	    {ENV2_HEAD "remote x@y /m\nend\n", false},
+	    {ENV2_HEAD "remote x@y%0A\nend\n", false},
+	    {ENV2_HEAD "remote x@%79\nend\n", false},
+	    {ENV2_HEAD "auth \nremote x@y\nend\n", false},
+	    {ENV2_HEAD "auth u\nauth u\nremote x@y\nend\n", false},
+	    {ENV2_HEAD "auth a%20b\nremote x@y\nend\n", false},
+	    {ENV2_HEAD "auth a%0D\nremote x@y\nend\n", false},
+	    {ENV2_HEAD "auth a b\nremote x@y\nend\n", false},
+	    {ENV2_HEAD "rcpt x@y\nend\n", false},
+	    {ENV2_HEAD "state new\nremote x@y\nend\n", false},
+	    {ENV2_HEAD "remote x@y\nend\nremote z@y\n", false},
+	    /* version 1 knows neither remote nor auth */
+	    {ENV_HEAD "sender \nremote x@y\nend\n", false},
+	    {ENV_HEAD "sender \nauth u\nrcpt x@y /m\nend\n", false},
+	    {ENV_HEAD "sender \nrcpt x@y /m\nend\n", true},
+	    {"postern-envelope 0\nid abc\ntime 5\nsize 7\nsender \n"
+	     "remote x@y\nend\n",
+	     false},
+	    {"postern-envelope 22\nid abc\ntime 5\nsize 7\nsender \n"
+	     "remote x@y\nend\n",
+	     false},
+	    {"postern-envelope  2\nid abc\ntime 5\nsize 7\nsender \n"
+	     "remote x@y\nend\n",
+	     false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct spool_env env;
+		const char *error = NULL;
+		int r = spool_env_parse(cases[i].text, strlen(cases[i].text),
+					&env, &error);
+
+		if ((r == 0) != cases[i].ok)
+			fail_msg("case %zu: r=%d error=%s", i, r,
+				 error != NULL ? error : "-");
+		if (r == 0)
+			spool_env_free(&env);
 	}
 }
 
@@ -544,9 +734,262 @@ test_open_refused(void **state)
 	assert_int_equal(
 	    spool_open(spool_dir, "quarantine", "h", SYNC_SYNCFS, &sp, &error),
 	    -1);
+	assert_int_equal(
+	    spool_open(spool_dir, "queue", "h", SYNC_SYNCFS, &sp, &error), -1);
 	assert_int_equal(spool_open("/proc/nonexistent/x", "1", "h",
 				    SYNC_SYNCFS, &sp, &error),
 			 -1);
+}
+
+/* ---- the outbound queue ----------------------------------------------- */
+
+/* The entry of `id` in queue/, parsed (false when there is no .env). */
+static bool
+queue_entry(const char *id, struct spool_env *env)
+{
+	char p[512], name[SPOOL_QNAME_MAX], *buf;
+	const char *error = "unreadable";
+	size_t len = 0;
+	int qfd;
+
+	path_of(p, sizeof(p), "spool/queue");
+	qfd = open(p, O_RDONLY | O_DIRECTORY);
+	assert_true(qfd >= 0);
+	buf = spool_read_env(qfd, spool_qname(name, id, ".env"), &len);
+	close(qfd);
+	if (buf == NULL)
+		return false;
+	if (spool_env_parse(buf, len, env, &error) < 0)
+		fail_msg("queue/%s.env: %s", id, error);
+	free(buf);
+	assert_string_equal(env->id, id);
+	return true;
+}
+
+/*
+ * Look at queue/ as the outbound reader will: every <id>.env parses as
+ * version 2 with remote recipients only, and its <id>.msg is a regular
+ * file of the size the envelope says. Returns the number of entries;
+ * *n_parts_r counts .tmp files and .msg files without their .env.
+ */
+static size_t
+check_queue(size_t *n_parts_r)
+{
+	char p[512];
+	size_t n_env = 0, n_parts = 0;
+	struct dirent *de;
+	DIR *d;
+
+	path_of(p, sizeof(p), "spool/queue");
+	d = opendir(p);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		char id[SPOOL_ID_MAX];
+		struct spool_env env;
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		assert_true(len > 4 && len - 4 < SPOOL_ID_MAX);
+		memcpy(id, de->d_name, len - 4);
+		id[len - 4] = '\0';
+		assert_true(spool_id_ok(id, len - 4));
+		if (strcmp(de->d_name + len - 4, ".tmp") == 0) {
+			n_parts++;
+			continue;
+		}
+		if (strcmp(de->d_name + len - 4, ".msg") == 0) {
+			path_of(p, sizeof(p), "spool/queue/%s.env", id);
+			n_parts += !exists(p);
+			continue;
+		}
+		assert_string_equal(de->d_name + len - 4, ".env");
+		assert_true(queue_entry(id, &env));
+		assert_int_equal(env.version, 2);
+		for (size_t i = 0; i < env.n_rcpts; i++)
+			assert_null(env.rcpts[i].maildir);
+		path_of(p, sizeof(p), "spool/queue/%s.msg", id);
+		if (lstat(p, &st) < 0)
+			fail_msg("queue/%s.env without its .msg", id);
+		assert_true(S_ISREG(st.st_mode));
+		assert_true((uint64_t)st.st_size == env.size);
+		spool_env_free(&env);
+		n_env++;
+	}
+	closedir(d);
+	*n_parts_r = n_parts;
+	return n_env;
+}
+
+static void
+assert_file_is(const char *path, const char *text)
+{
+	char buf[256];
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(n, (ssize_t)strlen(text));
+	assert_memory_equal(buf, text, (size_t)n);
+}
+
+/*
+ * Only remote, mixed, local only, a refused user name, and an EXDEV copy:
+ * the acknowledged remote mail is in queue/ complete (envelope with the
+ * remote recipients and the login, data a link of the delivered copies),
+ * the rest is not there at all, and the spool area is left empty.
+ */
+static void
+remote_round_trip(enum sync_method sync)
+{
+	struct spool *sp = open_spool(sync);
+	struct run run = {0};
+	char md[2][256], p[512], q[512];
+	struct spool_rcpt remote[2] = {{"r1@remote.example", NULL},
+				       {"\"r 2\"@remote.example", NULL}};
+	struct spool_rcpt mixed[3] = {
+	    {"u0@x", md[0]}, {"r3@remote.example", NULL}, {"u1@x", md[1]}};
+	struct spool_env env;
+	struct spool_msg *m;
+	struct stat st, st2;
+	size_t parts;
+
+	path_of(md[0], sizeof(md[0]), "mail/u0");
+	path_of(md[1], sizeof(md[1]), "mail/u1");
+	path_of(p, sizeof(p), "spool/queue");
+	assert_int_equal(stat(p, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	/* 0: remote only, authenticated. */
+	m = begin_write(sp, "Subject: remote");
+	spool_msg_set_auth(m, "alice@x");
+	spool_msg_commit(m, "alice@x", remote, 2, record_cb, &run);
+	/* 1: mixed, not authenticated (set, then cleared). */
+	m = begin_write(sp, "Subject: mixed");
+	spool_msg_set_auth(m, "bob@x");
+	spool_msg_set_auth(m, NULL);
+	spool_msg_commit(m, "", mixed, 3, record_cb, &run);
+	/* 2: local only: no queue entry. */
+	spool_msg_commit(begin_write(sp, "Subject: local"), "s@x", mixed, 1,
+			 record_cb, &run);
+	/* 3, 4: a user name the envelope cannot hold: 451, nothing. */
+	m = begin_write(sp, "Subject: bad user");
+	spool_msg_set_auth(m, "a b");
+	spool_msg_commit(m, "s@x", remote, 1, record_cb, &run);
+	m = begin_write(sp, "Subject: bad user");
+	spool_msg_set_auth(m, "");
+	spool_msg_set_auth(m, "ok"); /* the failure is remembered */
+	spool_msg_commit(m, "s@x", mixed, 3, record_cb, &run);
+	wait_done(sp, &run, 5);
+	assert_int_equal(run.result[0], 0);
+	assert_int_equal(run.result[1], 0);
+	assert_int_equal(run.result[2], 0);
+	assert_int_equal(run.result[3], -1);
+	assert_int_equal(run.result[4], -1);
+	assert_int_equal(check_queue(&parts), 2);
+	assert_int_equal(parts, 0);
+	assert_area_empty();
+
+	assert_true(queue_entry(run.id[0], &env));
+	assert_string_equal(env.sender, "alice@x");
+	assert_string_equal(env.auth, "alice@x");
+	assert_true(env.time == run.time[0]);
+	assert_int_equal(env.n_rcpts, 2);
+	assert_string_equal(env.rcpts[0].address, "r1@remote.example");
+	assert_string_equal(env.rcpts[1].address, "\"r 2\"@remote.example");
+	spool_env_free(&env);
+	path_of(p, sizeof(p), "spool/queue/%s.msg", run.id[0]);
+	assert_file_is(p, "Subject: remote\r\n");
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_nlink, 1); /* the spool's name is gone */
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	assert_true(queue_entry(run.id[1], &env));
+	assert_null(env.auth);
+	assert_string_equal(env.sender, "");
+	assert_int_equal(env.n_rcpts, 1);
+	assert_string_equal(env.rcpts[0].address, "r3@remote.example");
+	spool_env_free(&env);
+	path_of(p, sizeof(p), "spool/queue/%s.msg", run.id[1]);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_nlink, 3); /* one inode: queue, u0, u1 */
+	delivered_path(q, sizeof(q), "mail/u1", run.time[1], run.id[1]);
+	assert_int_equal(stat(q, &st2), 0);
+	assert_true(st.st_ino == st2.st_ino);
+
+	for (int i = 2; i < 5; i++) {
+		path_of(p, sizeof(p), "spool/queue/%s.msg", run.id[i]);
+		assert_false(exists(p));
+	}
+	path_of(p, sizeof(p), "mail/u0/new");
+	assert_int_equal(count_dir(p), 2); /* 1 and 2, not 4 */
+	spool_close(&sp);
+}
+
+static void
+test_remote_syncfs(void **state)
+{
+	(void)state;
+	remote_round_trip(SYNC_SYNCFS);
+}
+
+static void
+test_remote_fsync(void **state)
+{
+	(void)state;
+	remote_round_trip(SYNC_FSYNC);
+}
+
+static int exdev_copies;
+
+static int
+exdev_linkat(int a, const char *b, int c, const char *d, int f)
+{
+	size_t n = strlen(d);
+
+	if (n > 4 && strcmp(d + n - 4, ".msg") == 0) {
+		exdev_copies++;
+		errno = EXDEV;
+		return -1;
+	}
+	return linkat(a, b, c, d, f);
+}
+
+/* The queue on another file system: the data is copied (and synced). */
+static void
+test_remote_exdev(void **state)
+{
+	struct spool_rcpt r[2] = {{"u@x", NULL}, {"v@y", NULL}};
+	struct spool_fs_ops saved = spool_fs;
+	char md[256], p[512];
+	struct stat st;
+	size_t parts;
+
+	(void)state;
+	path_of(md, sizeof(md), "mail/u");
+	r[1].maildir = md;
+	spool_fs.linkat = exdev_linkat;
+	for (int k = 0; k < 2; k++) {
+		struct spool *sp = open_spool(k ? SYNC_FSYNC : SYNC_SYNCFS);
+		struct run run = {0};
+
+		spool_msg_commit(begin_write(sp, "Subject: copied"), "s@x", r,
+				 2, record_cb, &run);
+		wait_done(sp, &run, 1);
+		assert_int_equal(run.result[0], 0);
+		path_of(p, sizeof(p), "spool/queue/%s.msg", run.id[0]);
+		assert_file_is(p, "Subject: copied\r\n");
+		assert_int_equal(stat(p, &st), 0);
+		assert_int_equal(st.st_nlink, 1); /* a copy, not the link */
+		spool_close(&sp);
+	}
+	spool_fs = saved;
+	assert_int_equal(exdev_copies, 2);
+	assert_int_equal(check_queue(&parts), 2);
+	assert_int_equal(parts, 0);
 }
 
 /* ---- recovery --------------------------------------------------------- */
@@ -718,9 +1161,10 @@ static int fi_err;    /* errno to fail with */
 static int fi_calls;  /* calls so far (atomic) */
 
 /* The sequence of calls, one letter each, for the ordering checks:
-   o openat, w write, f fsync, s syncfs, m mkdirat, C rename into
-   committed/, R other rename, l linkat, u unlinkat, and '!' where a
-   callback ran. */
+   o openat (T: of a queue/<id>.tmp), w write, f fsync, s syncfs,
+   m mkdirat, C rename into committed/, Q rename of a queue entry into
+   place, R other rename, l linkat (L: to a queue/<id>.msg), u unlinkat,
+   and '!' where a callback ran. */
 static char fi_trace[4096];
 
 /* Count one call (or callback) and note it; returns its number. */
@@ -747,10 +1191,20 @@ fi_fail_op(char op)
 
 #define fi_fail() fi_fail_op(__func__[3])
 
+static bool
+ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
 static int
 fi_openat(int d, const char *p, int f, int m)
 {
-	return fi_fail() ? -1 : openat(d, p, f, (mode_t)m);
+	return fi_fail_op(ends_with(p, ".tmp") ? 'T' : 'o')
+		   ? -1
+		   : openat(d, p, f, (mode_t)m);
 }
 
 static ssize_t
@@ -780,16 +1234,17 @@ fi_mkdirat(int d, const char *p, int m)
 static int
 fi_renameat(int a, const char *b, int c, const char *d, unsigned f)
 {
-	size_t n = strlen(b);
-	bool commit = n > 4 && strcmp(b + n - 4, ".env") == 0;
+	char op = ends_with(b, ".env") ? 'C' : ends_with(b, ".tmp") ? 'Q' : 'R';
 
-	return fi_fail_op(commit ? 'C' : 'R') ? -1 : renameat2(a, b, c, d, f);
+	return fi_fail_op(op) ? -1 : renameat2(a, b, c, d, f);
 }
 
 static int
 fi_linkat(int a, const char *b, int c, const char *d, int f)
 {
-	return fi_fail() ? -1 : linkat(a, b, c, d, f);
+	return fi_fail_op(ends_with(d, ".msg") ? 'L' : 'l')
+		   ? -1
+		   : linkat(a, b, c, d, f);
 }
 
 static int
@@ -805,8 +1260,46 @@ static const struct spool_fs_ops fi_ops = {
 
 #define FI_MSGS 3
 
+#define FI_REMOTE 3 /* a remote recipient, in the tables below */
+
 /* Which Maildirs (mail/m0..m2) each message goes to. */
-static const int fi_rcpts[FI_MSGS][2] = {{0, 1}, {1, -1}, {2, 0}};
+static const int fi_local[FI_MSGS][3] = {{0, 1, -1}, {1, -1, -1}, {2, 0, -1}};
+/* ... and with remote recipients: mixed, remote only, mixed. */
+static const int fi_mixed[FI_MSGS][3] = {
+    {0, FI_REMOTE, -1}, {FI_REMOTE, FI_REMOTE, -1}, {2, 0, FI_REMOTE}};
+static const int (*fi_rcpts)[3] = fi_local;
+static char fi_ids[FI_MSGS][SPOOL_ID_MAX];
+
+/* The message (row of fi_rcpts) with queue id `id`. */
+static int
+fi_msg_of(const char *id)
+{
+	for (int i = 0; i < FI_MSGS; i++)
+		if (strcmp(fi_ids[i], id) == 0)
+			return i;
+	fail_msg("unknown id %s", id);
+	return -1;
+}
+
+static bool
+fi_has(int msg, bool remote)
+{
+	for (int j = 0; j < 3; j++)
+		if (fi_rcpts[msg][j] >= 0 &&
+		    (fi_rcpts[msg][j] == FI_REMOTE) == remote)
+			return true;
+	return false;
+}
+
+/* Is any file of message `id` in queue/ (.msg, .tmp, .env)? */
+static bool
+fi_in_queue(const char *id, const char *suffix)
+{
+	char p[512];
+
+	path_of(p, sizeof(p), "spool/queue/%s%s", id, suffix);
+	return exists(p);
+}
 
 struct fi_outcome {
 	int calls;
@@ -844,21 +1337,30 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 	fi_crash = crash;
 	fi_err = err;
 	fi_at = at;
+	memset(fi_ids, 0, sizeof(fi_ids));
 	for (int i = 0; i < FI_MSGS; i++) {
-		struct spool_rcpt r[2];
+		struct spool_rcpt r[3];
 		size_t n = 0;
 		char text[32];
 
 		if (spool_msg_begin(sp, &msgs[i]) < 0)
 			continue;
+		snprintf(fi_ids[i], sizeof(fi_ids[i]), "%s",
+			 spool_msg_id(msgs[i]));
 		snprintf(text, sizeof(text), "Subject: %d\r\n\r\n", i);
 		spool_msg_write(msgs[i], text, strlen(text));
 		spool_msg_write(msgs[i], "body\r\n", 6);
-		for (int j = 0; j < 2; j++) {
+		if (i == 0)
+			spool_msg_set_auth(msgs[i], "alice@x");
+		for (int j = 0; j < 3; j++) {
 			if (fi_rcpts[i][j] < 0)
 				continue;
-			r[n].address = "u@x";
-			r[n++].maildir = md[fi_rcpts[i][j]];
+			r[n].address = fi_rcpts[i][j] == FI_REMOTE
+					   ? "r@remote.example"
+					   : "u@x";
+			r[n++].maildir = fi_rcpts[i][j] == FI_REMOTE
+					     ? NULL
+					     : md[fi_rcpts[i][j]];
 		}
 		spool_msg_commit(msgs[i], "s@x", r, n, record_cb, &run);
 		n_commit++;
@@ -900,6 +1402,13 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 					 de->d_name);
 		closedir(d);
 	}
+	/* What a reader of queue/ sees at any time: complete entries only
+	   (check_queue fails on an .env without its .msg, or cut). */
+	{
+		size_t parts;
+
+		check_queue(&parts);
+	}
 	for (int i = 0; i < run.n_done; i++) {
 		path_of(p, sizeof(p), "spool/1234/committed/%s", run.id[i]);
 		committed[i] = exists(p);
@@ -907,12 +1416,19 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 			out.n_ok++;
 		else
 			out.n_failed++;
+		if (run.result[i] == 0 && fi_has(fi_msg_of(run.id[i]), true) &&
+		    !fi_in_queue(run.id[i], ".env"))
+			fail_msg("at=%d: acknowledged message %d not queued",
+				 at, i);
 		if (crash || run.result[i] == 0)
 			continue;
 		/* A single failure: undone completely. */
 		assert_false(committed[i]);
 		path_of(p, sizeof(p), "spool/1234/tmp/%s", run.id[i]);
 		assert_false(exists(p));
+		assert_false(fi_in_queue(run.id[i], ".env"));
+		assert_false(fi_in_queue(run.id[i], ".tmp"));
+		assert_false(fi_in_queue(run.id[i], ".msg"));
 		for (int m = 0; m < 3; m++) {
 			delivered_path(p, sizeof(p), md[m] + strlen(root) + 1,
 				       run.time[i], run.id[i]);
@@ -930,7 +1446,7 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 				       run.time[i], run.id[i]);
 			have += exists(p);
 		}
-		if (must && have == 0)
+		if (must && have == 0 && fi_has(fi_msg_of(run.id[i]), false))
 			fail_msg("at=%d crash=%d: acknowledged or committed "
 				 "message %d lost",
 				 at, crash, i);
@@ -938,6 +1454,27 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 			fail_msg("at=%d crash=%d: uncommitted message %d "
 				 "delivered",
 				 at, crash, i);
+		/* The queue: the entry exactly when it must be there. */
+		if (must && fi_has(fi_msg_of(run.id[i]), true) &&
+		    !fi_in_queue(run.id[i], ".env"))
+			fail_msg("at=%d crash=%d: acknowledged or committed "
+				 "message %d not queued",
+				 at, crash, i);
+		if (!must && (fi_in_queue(run.id[i], ".env") ||
+			      fi_in_queue(run.id[i], ".msg")))
+			fail_msg("at=%d crash=%d: uncommitted message %d "
+				 "queued",
+				 at, crash, i);
+	}
+	/* Nothing partial is left in queue/ after recovery. */
+	{
+		size_t parts, n = check_queue(&parts);
+
+		if (parts != 0)
+			fail_msg("at=%d crash=%d: %zu partial queue files", at,
+				 crash, parts);
+		if (fi_rcpts == fi_local)
+			assert_int_equal(n, 0);
 	}
 	/* Exactly once, all-or-none: every new/ holds only known names,
 	   tmp/ holds nothing; the spool is empty. */
@@ -1028,6 +1565,51 @@ fi_check_order(enum sync_method sync, const char *t)
 	assert_int_equal(fi_count(t, cb, sync == SYNC_SYNCFS ? 'f' : 's'), 0);
 }
 
+/*
+ * The same for a batch with queue entries (fi_mixed: every message has a
+ * remote recipient): the queue's .msg links and .tmp envelopes made and
+ * synced before the first commit rename, the entries published (.tmp to
+ * .env) only after the commit renames are durable, and synced with the
+ * Maildirs before the first callback: one syncfs for all (one file
+ * system), or fsync of each new/ touched (m0, m2) and of queue/.
+ */
+static void
+fi_check_order_queue(enum sync_method sync, const char *t)
+{
+	const char *first_c = strchr(t, 'C'), *last_c = strrchr(t, 'C');
+	const char *first_q = strchr(t, 'Q'), *last_q = strrchr(t, 'Q');
+	const char *last_r = strrchr(t, 'R'), *cb = strchr(t, '!');
+	const char *last_w = first_c, *last_rq;
+	char sync_op = sync == SYNC_SYNCFS ? 's' : 'f';
+
+	assert_non_null(first_c);
+	assert_non_null(first_q);
+	assert_non_null(last_r);
+	assert_non_null(cb);
+	last_rq = last_r > last_q ? last_r : last_q;
+	while (last_w > t && last_w[-1] != 'w')
+		last_w--;
+	assert_int_equal(fi_count(t, cb, 'L'), FI_MSGS);
+	assert_int_equal(fi_count(t, cb, 'T'), FI_MSGS);
+	assert_int_equal(fi_count(t, cb, 'Q'), FI_MSGS);
+	assert_int_equal(fi_count(t, first_c, 'L'), FI_MSGS);
+	assert_int_equal(fi_count(t, first_c, 'T'), FI_MSGS);
+	assert_true(strrchr(t, 'L') < last_w && last_c < first_q);
+	if (sync == SYNC_SYNCFS) {
+		assert_int_equal(fi_count(last_w, first_c, 's'), 1);
+	} else {
+		/* data, envelope and queue envelope of each message, tmp/
+		   and queue/ */
+		assert_int_equal(fi_count(t, first_c, 'f'), 3 * FI_MSGS + 2);
+		/* the last queue envelope, tmp/, queue/ */
+		assert_int_equal(fi_count(last_w, first_c, 'f'), 3);
+	}
+	assert_int_equal(fi_count(last_c, first_q, sync_op), 1);
+	assert_int_equal(fi_count(last_rq, cb, sync_op),
+			 sync == SYNC_SYNCFS ? 1 : 3);
+	assert_int_equal(fi_count(t, cb, sync == SYNC_SYNCFS ? 'f' : 's'), 0);
+}
+
 static void
 fault_sweep(enum sync_method sync, bool crash)
 {
@@ -1035,7 +1617,10 @@ fault_sweep(enum sync_method sync, bool crash)
 	int failed_runs = 0;
 
 	clean = fi_run(sync, 0, false, 0);
-	fi_check_order(sync, fi_trace);
+	if (fi_rcpts == fi_local)
+		fi_check_order(sync, fi_trace);
+	else
+		fi_check_order_queue(sync, fi_trace);
 
 	assert_int_equal(clean.n_ok, FI_MSGS);
 	assert_true(clean.calls > 30);
@@ -1080,6 +1665,276 @@ test_crash_fsync(void **state)
 	fault_sweep(SYNC_FSYNC, true);
 }
 
+/* ---- recovery of the outbound queue ---------------------------------- */
+
+/* Put queue/<id><suffix> with `text` (the queue directory made first). */
+static void
+qplant(const char *id, const char *suffix, const char *text)
+{
+	char p[512];
+	int fd;
+
+	mkdir(spool_dir, 0700);
+	path_of(p, sizeof(p), "spool/queue");
+	mkdir(p, 0700);
+	path_of(p, sizeof(p), "spool/queue/%s%s", id, suffix);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* A complete entry the outbound work owns: queue/<id>.env and .msg. */
+static void
+qplant_entry(const char *id, const char *data)
+{
+	struct spool_rcpt r = {"other@remote.example", NULL};
+	struct spool_env e = {.time = 100,
+			      .size = strlen(data),
+			      .sender = "s@x",
+			      .rcpts = &r,
+			      .n_rcpts = 1};
+	char *buf, *text;
+	size_t len;
+
+	snprintf(e.id, sizeof(e.id), "%s", id);
+	assert_int_equal(spool_env_format(&e, &buf, &len), 0);
+	text = strndup(buf, len); /* qplant writes a string */
+	assert_non_null(text);
+	qplant(id, ".msg", data);
+	qplant(id, ".env", text);
+	free(text);
+	free(buf);
+}
+
+static void
+assert_queue_has(const char *id, const char *data, const char *remote)
+{
+	struct spool_env env;
+	char p[512];
+
+	assert_true(queue_entry(id, &env));
+	assert_int_equal(env.n_rcpts, 1);
+	assert_string_equal(env.rcpts[0].address, remote);
+	spool_env_free(&env);
+	path_of(p, sizeof(p), "spool/queue/%s.msg", id);
+	assert_file_is(p, data);
+}
+
+/* The recovery cases of the queue, planted as a crash leaves them. */
+static void
+plant_queue_cases(const char *a)
+{
+	const char *const remote[] = {NULL}, *const mixed[] = {a, NULL};
+	char p[512];
+
+	/* q1: committed, remote only, nothing in queue/ yet. */
+	plant("77", "q1", 100, "one", NULL, remote, 1);
+	/* q2: committed, mixed; a stale .msg and a cut .tmp in queue/. */
+	plant("77", "q2", 100, "two", NULL, mixed, 2);
+	qplant("q2", ".msg", "junk of another size");
+	qplant("q2", ".tmp", "postern-envelope 2\nid q2\n");
+	/* q4: uncommitted, with its queue parts: all removed. */
+	path_of(p, sizeof(p), "spool/77/tmp/q4");
+	assert_int_equal(close(open(p, O_WRONLY | O_CREAT, 0600)), 0);
+	path_of(p, sizeof(p), "spool/77/tmp/q4.env");
+	assert_int_equal(close(open(p, O_WRONLY | O_CREAT, 0600)), 0);
+	qplant("q4", ".msg", "");
+	qplant("q4", ".tmp", "postern-envelope 2\n");
+	/* q5: committed and reaped up to the data file: the entry stays. */
+	path_of(p, sizeof(p), "spool/77/tmp/q5");
+	assert_int_equal(close(open(p, O_WRONLY | O_CREAT, 0600)), 0);
+	qplant_entry("q5", "five");
+}
+
+static void
+check_queue_cases(const char *a)
+{
+	char p[512];
+	size_t parts;
+
+	assert_queue_has("q1", "one", "u@x");
+	assert_queue_has("q2", "two", "u@x");
+	assert_queue_has("q5", "five", "other@remote.example");
+	assert_false(fi_in_queue("q4", ".msg"));
+	assert_false(fi_in_queue("q4", ".tmp"));
+	assert_int_equal(check_queue(&parts), 3);
+	assert_int_equal(parts, 0);
+	(void)a;
+	delivered_path(p, sizeof(p), "mail/a", 100, "q2");
+	assert_true(exists(p));
+	path_of(p, sizeof(p), "mail/a/new");
+	assert_int_equal(count_dir(p), 1);
+	path_of(p, sizeof(p), "spool/77");
+	assert_false(exists(p));
+}
+
+/*
+ * A committed message's missing or partial queue entry is made (once); an
+ * existing entry is never touched or doubled; an uncommitted message's
+ * parts are removed, a reaped one's entry is kept; a v1 spool without
+ * queue/ gets one when needed.
+ */
+static void
+test_recover_queue(void **state)
+{
+	char a[256], p[512], before[512];
+	const char *const remote[] = {NULL};
+	struct stat st;
+	size_t parts;
+	int fd;
+	ssize_t n;
+
+	(void)state;
+	path_of(a, sizeof(a), "mail/a");
+	/* No queue/ yet (a spool from before it existed). */
+	plant("77", "q0", 100, "zero", NULL, remote, 1);
+	path_of(p, sizeof(p), "spool/queue");
+	assert_false(exists(p));
+	assert_int_equal(spool_recover(spool_dir, NULL, "mx/host:1"), 1);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_queue_has("q0", "zero", "u@x");
+	path_of(p, sizeof(p), "spool/queue/q0.msg");
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_nlink, 1);
+	path_of(p, sizeof(p), "spool/queue/q0.env");
+	assert_int_equal(unlink(p), 0);
+	path_of(p, sizeof(p), "spool/queue/q0.msg");
+	assert_int_equal(unlink(p), 0);
+
+	plant_queue_cases(a);
+	/* q3: committed, its entry there already (and different): kept. */
+	plant("77", "q3", 100, "three", NULL, remote, 1);
+	qplant_entry("q3", "other");
+	path_of(p, sizeof(p), "spool/queue/q3.env");
+	fd = open(p, O_RDONLY);
+	n = read(fd, before, sizeof(before) - 1);
+	close(fd);
+	assert_true(n > 0);
+	before[n] = '\0';
+	/* q6: committed, data gone, entry there: finished. */
+	plant("77", "q6", 100, NULL, NULL, remote, 1);
+	qplant_entry("q6", "");
+	/* q7: committed, data gone, no entry: quarantined, not dropped. */
+	plant("77", "q7", 100, NULL, NULL, remote, 1);
+	/* q8: a corrupt envelope: quarantined, its queue parts removed. */
+	plant("77", "q8", 100, "eight", "postern-envelope 2\nid q8\n", remote,
+	      1);
+	qplant("q8", ".msg", "eight");
+	qplant("q8", ".tmp", "");
+
+	assert_int_equal(spool_recover(spool_dir, NULL, "mx/host:1"), 2);
+	assert_file_is(p, before); /* q3 untouched */
+	path_of(p, sizeof(p), "spool/queue/q3.msg");
+	assert_file_is(p, "other");
+	assert_false(fi_in_queue("q7", ".env"));
+	assert_false(fi_in_queue("q8", ".msg"));
+	assert_false(fi_in_queue("q8", ".tmp"));
+	path_of(p, sizeof(p), "spool/quarantine");
+	assert_int_equal(count_dir(p), 3);	  /* q7 env, q8 env + data */
+	assert_int_equal(check_queue(&parts), 5); /* q1 q2 q3 q5 q6 */
+	assert_int_equal(parts, 0);
+	/* Again: nothing changes. */
+	assert_int_equal(spool_recover(spool_dir, NULL, "mx/host:1"), 0);
+	assert_int_equal(check_queue(&parts), 5);
+	path_of(p, sizeof(p), "spool/queue");
+	assert_int_equal(count_dir(p), 10);
+	path_of(p, sizeof(p), "spool/quarantine");
+	assert_int_equal(count_dir(p), 3);
+	assert_queue_has("q1", "one", "u@x");
+	assert_queue_has("q2", "two", "u@x");
+	assert_queue_has("q5", "five", "other@remote.example");
+	assert_queue_has("q6", "", "other@remote.example");
+	delivered_path(p, sizeof(p), "mail/a", 100, "q2");
+	assert_true(exists(p));
+	path_of(p, sizeof(p), "spool/77");
+	assert_false(exists(p));
+}
+
+/*
+ * Recovery itself interrupted at each of its calls (one failure, or a
+ * crash: that call and all after it fail), then run again: the end state
+ * is the same as after an undisturbed recovery.
+ */
+static void
+test_recover_queue_faults(void **state)
+{
+	struct spool_fs_ops saved = spool_fs;
+	char a[256];
+	int calls;
+
+	(void)state;
+	path_of(a, sizeof(a), "mail/a");
+	plant_queue_cases(a);
+	spool_fs = fi_ops;
+	fi_at = 0;
+	fi_calls = 0;
+	assert_int_equal(spool_recover(spool_dir, NULL, "mx/host:1"), 2);
+	calls = fi_calls;
+	spool_fs = saved;
+	check_queue_cases(a);
+	assert_true(calls > 20);
+	for (int crash = 0; crash < 2; crash++) {
+		for (int at = 1; at <= calls; at++) {
+			teardown(NULL);
+			setup(NULL);
+			path_of(a, sizeof(a), "mail/a");
+			plant_queue_cases(a);
+			spool_fs = fi_ops;
+			fi_calls = 0;
+			fi_crash = crash;
+			fi_err = at % 2 ? ENOSPC : EIO;
+			fi_at = at;
+			spool_recover(spool_dir, NULL, "mx/host:1");
+			if (getenv("FI_VERBOSE"))
+				printf("crash=%d at=%d trace=%s\n", crash, at,
+				       fi_trace);
+			fi_at = 0;
+			spool_fs = saved;
+			assert_true(
+			    spool_recover(spool_dir, NULL, "mx/host:1") >= 0);
+			check_queue_cases(a);
+		}
+	}
+}
+
+static void
+remote_sweep(enum sync_method sync, bool crash)
+{
+	fi_rcpts = fi_mixed;
+	fault_sweep(sync, crash);
+	fi_rcpts = fi_local;
+}
+
+static void
+test_fault_remote_syncfs(void **state)
+{
+	(void)state;
+	remote_sweep(SYNC_SYNCFS, false);
+}
+
+static void
+test_fault_remote_fsync(void **state)
+{
+	(void)state;
+	remote_sweep(SYNC_FSYNC, false);
+}
+
+static void
+test_crash_remote_syncfs(void **state)
+{
+	(void)state;
+	remote_sweep(SYNC_SYNCFS, true);
+}
+
+static void
+test_crash_remote_fsync(void **state)
+{
+	(void)state;
+	remote_sweep(SYNC_FSYNC, true);
+}
+
 int
 main(void)
 {
@@ -1087,21 +1942,34 @@ main(void)
 	    cmocka_unit_test(test_env_round_trip),
 	    cmocka_unit_test(test_env_format_refuses),
 	    cmocka_unit_test(test_env_parse_table),
+	    cmocka_unit_test(test_env_v2_round_trip),
+	    cmocka_unit_test(test_env_v2_format),
+	    cmocka_unit_test(test_env_v2_parse_table),
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	    T(test_round_trip_syncfs),
 	    T(test_round_trip_fsync),
 	    T(test_batch_100),
 	    T(test_commit_refused),
 	    T(test_open_refused),
+	    T(test_remote_syncfs),
+	    T(test_remote_fsync),
+	    T(test_remote_exdev),
 	    T(test_recover),
 	    T(test_recover_deferred),
+	    T(test_recover_queue),
+	    T(test_recover_queue_faults),
 	    T(test_fault_syncfs),
 	    T(test_fault_fsync),
 	    T(test_crash_syncfs),
 	    T(test_crash_fsync),
+	    T(test_fault_remote_syncfs),
+	    T(test_fault_remote_fsync),
+	    T(test_crash_remote_syncfs),
+	    T(test_crash_remote_fsync),
 #undef T
 	};
 
-	log_init("test_spool", true, LOG_LEVEL_ERROR + 1);
+	log_init("test_spool", true,
+		 getenv("SPOOL_LOG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR + 1);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
