@@ -1,12 +1,16 @@
 /*
  * fuzz_session.c - the whole session engine under libFuzzer (THREATS 12,
- * harness 1). Byte 0 picks the role; the rest is cut into TCP segments at
- * each "\xff\xfe" marker (the marker itself is dropped), and each segment
- * is fed whole. Commits complete between segments.
+ * harness 1). Byte 0 picks the role (mx, submission, submissions); the rest
+ * is cut into TCP segments at each "\xff\xfe" marker (the marker itself is
+ * dropped), and each segment is fed whole. Between segments commits
+ * complete, AUTH verdicts arrive (password "pass" is right) and a STARTTLS
+ * handshake completes.
  *
  * Oracles besides the sanitizers: no output after the session closed; one
- * "queued as" reply per completed commit; a DATA message never stores a
- * bare CR, bare LF or NUL; stored content never exceeds the size limit.
+ * "queued as" reply per completed commit; stored content never exceeds the
+ * size limit; no plain-text input is waiting when TLS starts
+ * (CVE-2011-0411); nothing is committed without a recipient; a
+ * submission session never commits without AUTH.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,6 +30,8 @@ struct fz {
 	unsigned long long stored;
 	int commits;
 	int queued;
+	bool auth_pending, auth_ok, has_auth;
+	bool role_mx;
 	unsigned char last2[2];
 };
 
@@ -66,6 +72,8 @@ fz_commit(void *ctx, const struct session_envelope *env)
 
 	if (!f->open || env->n_rcpts == 0)
 		abort();
+	if (!f->role_mx && env->auth_user == NULL)
+		abort(); /* submission without AUTH */
 	/* The Received header is at most ~1.2 KiB on top of the limit. */
 	if (env->size > fz_cfg->max_message_size + 2048)
 		abort();
@@ -73,8 +81,32 @@ fz_commit(void *ctx, const struct session_envelope *env)
 	f->pending = true;
 }
 
-static const struct session_ops fz_ops = {fz_begin, fz_write, fz_abort,
-					  fz_commit};
+static void
+fz_auth(void *ctx, const char *user, size_t ulen, const char *pass,
+	size_t plen)
+{
+	struct fz *f = ctx;
+
+	if (f->auth_pending)
+		abort();
+	f->auth_pending = true;
+	f->auth_ok = plen == 4 && memcmp(pass, "pass", 4) == 0;
+}
+
+static bool
+fz_is_user(void *ctx, const char *address)
+{
+	return strcmp(address, "carol@local.test") == 0;
+}
+
+static const struct session_ops fz_ops = {
+	.msg_begin = fz_begin,
+	.msg_write = fz_write,
+	.msg_abort = fz_abort,
+	.msg_commit = fz_commit,
+	.auth = fz_auth,
+	.is_user = fz_is_user,
+};
 
 static void
 fz_drain(struct fz *f, bool *closed)
@@ -129,10 +161,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(&f, 0, sizeof(f));
 	p.cfg = fz_cfg;
-	p.role = data[0] & 1 ? ROLE_SUBMISSION : ROLE_MX;
+	p.role = data[0] % 3 == 0   ? ROLE_MX
+		 : data[0] % 3 == 1 ? ROLE_SUBMISSION
+				    : ROLE_SUBMISSIONS;
 	p.id = "fuzz";
 	p.client_addr = "192.0.2.1";
+	p.tls_available = true;
+	f.role_mx = p.role == ROLE_MX;
 	f.s = session_new(&p, &fz_ops, &f);
+	if (p.role == ROLE_SUBMISSIONS)
+		session_tls_started(f.s, "TLSv1.3", "TLS_AES_128_GCM_SHA256");
 	session_greet(f.s);
 	fz_drain(&f, &closed);
 	while (i <= size) {
@@ -141,10 +179,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (cut || i == size) {
 			session_input(f.s, data + start, i - start);
 			fz_drain(&f, &closed);
-			while (f.pending) {
-				f.pending = false;
-				f.commits++;
-				session_commit_done(f.s, 0);
+			for (int round = 0; round < 8; round++) {
+				if (f.pending) {
+					f.pending = false;
+					f.commits++;
+					session_commit_done(f.s, 0);
+				} else if (f.auth_pending) {
+					static const char *const a[] = {
+						"alice@local.test"};
+
+					f.auth_pending = false;
+					session_auth_done(
+						f.s,
+						f.auth_ok ? SESSION_AUTH_OK
+							  : SESSION_AUTH_FAIL,
+						"alice@local.test", a, 1);
+				} else if (session_wants_tls(f.s)) {
+					if (session_pending_input(f.s) > 0)
+						abort(); /* CVE-2011-0411 */
+					session_tls_started(f.s, "TLSv1.2",
+							    "ECDHE-RSA-AES");
+				} else {
+					break;
+				}
 				fz_drain(&f, &closed);
 			}
 			start = i + (cut ? 2 : 0);
