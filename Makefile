@@ -57,7 +57,7 @@ fuzz: deps build-fuzz/build.ninja
 	meson compile -C build-fuzz
 	tests/fuzz/run build-fuzz $(FUZZ_SECONDS)
 
-test: unit integration fuzz
+test: build unit integration fuzz
 
 bench: build
 	bench/run

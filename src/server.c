@@ -364,6 +364,31 @@ master_start_workers(struct master *m)
 /* Create the spool and each mailbox's Maildir, owned by the worker
    account, so that workers never need to create directories they may not
    own (and delivery to a new mailbox does not depend on the umask). */
+/* mkdir -p: the parents of `path` (0755), and `path` itself (0700) when
+   `self` is set. Existing directories are fine. */
+static int
+master_mkdirs(const char *path, bool self)
+{
+	char tmp[4096];
+	int n = snprintf(tmp, sizeof(tmp), "%s", path);
+
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = tmp + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (self && mkdir(tmp, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
 static int
 master_prepare_dirs(const struct config *cfg)
 {
@@ -378,23 +403,25 @@ master_prepare_dirs(const struct config *cfg)
 			return -1;
 		}
 	}
-	if (mkdir(cfg->spool, 0700) < 0 && errno != EEXIST) {
-		if (errno == ENOENT) {
-			/* Make parents: state under ./var by default. */
-			char tmp[4096];
+	if (master_mkdirs(cfg->spool, true) < 0)
+		goto fail;
+	if (cfg->control_socket != NULL &&
+	    master_mkdirs(cfg->control_socket, false) < 0) {
+		log_error("-", "control-socket path=%s error=\"%s\"",
+			  cfg->control_socket, strerror(errno));
+		return -1;
+	}
+	if (cfg->control_socket != NULL && pw != NULL) {
+		/* The guard (as the worker account) creates the socket. */
+		char parent[4096], *slash;
 
-			snprintf(tmp, sizeof(tmp), "%s", cfg->spool);
-			for (char *p = tmp + 1; *p != '\0'; p++) {
-				if (*p != '/')
-					continue;
-				*p = '\0';
-				mkdir(tmp, 0755);
-				*p = '/';
-			}
-			if (mkdir(cfg->spool, 0700) < 0 && errno != EEXIST)
-				goto fail;
-		} else {
-			goto fail;
+		snprintf(parent, sizeof(parent), "%s", cfg->control_socket);
+		slash = strrchr(parent, '/');
+		if (slash != NULL && slash != parent) {
+			*slash = '\0';
+			if (chown(parent, pw->pw_uid, pw->pw_gid) < 0)
+				log_warning("-", "chown path=%s error=\"%s\"",
+					    parent, strerror(errno));
 		}
 	}
 	if (pw != NULL && chown(cfg->spool, pw->pw_uid, pw->pw_gid) < 0)

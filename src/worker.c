@@ -312,6 +312,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	char buf[WORKER_READ_CHUNK];
+	size_t used = 0;
 
 	while (evbuffer_get_length(in) > 0 && !session_is_closing(c->s)) {
 		int n;
@@ -323,9 +324,11 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		n = evbuffer_remove(in, buf, sizeof(buf));
 		if (n <= 0)
 			break;
+		if ((size_t)n > used)
+			used = (size_t)n;
 		session_input(c->s, buf, (size_t)n);
 	}
-	explicit_bzero(buf, sizeof(buf)); /* may hold AUTH data */
+	explicit_bzero(buf, used); /* may hold AUTH data */
 	conn_flush(c);
 }
 

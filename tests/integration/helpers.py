@@ -7,10 +7,12 @@ endings and refuses CR/LF/NUL, so it cannot drive the abuse vectors.
 Every wait here is bounded in time; every loop is bounded in count.
 """
 
+import base64
 import email.utils
 import os
 import re
 import socket
+import ssl
 import time
 
 REPLY_TIMEOUT = 10.0  # seconds for one reply (ASan builds are slow)
@@ -54,16 +56,49 @@ class Closed(Exception):
     """The server closed the connection while a reply was expected."""
 
 
+# Errors that mean "the peer closed" when reading, on plain and TLS sockets.
+EOF_ERRORS = (ConnectionResetError, ssl.SSLZeroReturnError, ssl.SSLEOFError,
+              ssl.SSLError)
+
+
 class RawClient:
-    def __init__(self, port, host="127.0.0.1", timeout=REPLY_TIMEOUT):
+    """`source` binds the client socket to that local address first (to
+    come from 127.0.0.2, say); `tls` (an ssl.SSLContext) starts TLS right
+    after connecting (implicit TLS, RFC 8314)."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=REPLY_TIMEOUT,
+                 source=None, tls=None, server_hostname=None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if source is not None:
+            self.sock.bind((source, 0))
         self.sock.connect((host, port))
+        self.raw_sock = self.sock
         self.buf = bytearray()
         self.eof = False
         self.timeout = timeout
+        if tls is not None:
+            self.start_tls(tls, server_hostname)
+
+    # -- TLS -------------------------------------------------------------
+    def start_tls(self, ctx, server_hostname=None):
+        """TLS handshake on the connection now (raises ssl.SSLError on a
+        failed handshake). Plain text still buffered is a test error."""
+        assert not self.buf, "plain text left before TLS: %r" % self.buf
+        self.sock = ctx.wrap_socket(self.sock,
+                                    server_hostname=server_hostname)
+        return self.sock
+
+    def starttls(self, ctx, server_hostname=None):
+        """STARTTLS (RFC 3207): expect 220 2.0.0, then the handshake."""
+        self.expect_cmd("STARTTLS", 220, "2.0.0")
+        return self.start_tls(ctx, server_hostname)
+
+    @property
+    def is_tls(self):
+        return isinstance(self.sock, ssl.SSLSocket)
 
     # -- sending ---------------------------------------------------------
     def send(self, *segments, gap=0.0):
@@ -101,7 +136,9 @@ class RawClient:
         self.sock.settimeout(remaining)
         try:
             data = self.sock.recv(65536)
-        except ConnectionResetError:
+        except socket.timeout:
+            raise
+        except EOF_ERRORS:
             data = b""
         if not data:
             self.eof = True
@@ -173,7 +210,7 @@ class RawClient:
                 data = self.sock.recv(65536)
             except socket.timeout:
                 break
-            except ConnectionResetError:
+            except EOF_ERRORS:
                 data = b""
             if not data:
                 self.eof = True
