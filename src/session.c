@@ -625,6 +625,10 @@ cmd_mail(struct session *s, const struct smtp_command *cmd)
 		id = R_BAD_SENDER;
 	if (id == R_SENDER_OK && s->p.role != ROLE_MX && !s->has_auth)
 		id = R_NEED_AUTH;
+	/* THREATS X-05: refuse early, not half way through DATA. */
+	if (id == R_SENDER_OK && s->ops->has_space != NULL &&
+	    !s->ops->has_space(s->ctx, params.has_size ? params.size : 0))
+		id = R_NO_STORAGE;
 	if (id == R_SENDER_OK && s->has_auth)
 		id = session_check_sender(s, addr);
 	if (id == R_SENDER_OK)

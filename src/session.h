@@ -60,6 +60,9 @@ struct session_ops {
 		     const char *pass, size_t pass_len);
 	/* Is `address` (canonical, lower-case) a user of the users file? */
 	bool (*is_user)(void *ctx, const char *address);
+	/* Is there room in the spool for a message of `size` octets (0:
+	   undeclared)? Asked at MAIL; NULL means always. */
+	bool (*has_space)(void *ctx, unsigned long long size);
 };
 
 /* The AUTH verdict (see guard.h): */

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -81,6 +83,8 @@ struct worker {
 	unsigned n_conns;
 	unsigned long next_id;
 	bool stopping;
+	time_t space_checked; /* when space_free was measured */
+	unsigned long long space_free;
 };
 
 static void conn_free(struct conn *c, const char *reason);
@@ -548,7 +552,40 @@ conn_is_user(void *ctx, const char *address)
 	return guard_client_is_user(c->w->guard, address);
 }
 
+/*
+ * Free space in the spool, as Postfix's queue_minfree: a new message needs
+ * room for 1.5 times the larger of its declared size and the size limit.
+ * statvfs is asked at most once a second.
+ */
+static bool
+conn_has_space(void *ctx, unsigned long long size)
+{
+	struct conn *c = ctx;
+	struct worker *w = c->w;
+	unsigned long long need = c->w->cfg->max_message_size;
+	time_t now = time(NULL);
+
+	if (size > need)
+		need = size;
+	if (now != w->space_checked) {
+		struct statvfs st;
+
+		w->space_checked = now;
+		if (statvfs(w->cfg->spool, &st) == 0)
+			w->space_free = (unsigned long long)st.f_bavail *
+					st.f_frsize;
+		else
+			w->space_free = ~0ULL; /* no answer: do not block */
+	}
+	if (w->space_free >= need + need / 2)
+		return true;
+	log_warning(c->id, "rejected reason=spool-space free=%llu",
+		    w->space_free);
+	return false;
+}
+
 static const struct session_ops conn_ops = {
+	.has_space = conn_has_space,
 	.msg_begin = conn_msg_begin,
 	.msg_write = conn_msg_write,
 	.msg_abort = conn_msg_abort,

@@ -50,6 +50,8 @@ struct harness {
 	char auth_pass[300];
 	bool auth_pending;
 	char env_auth[300];
+	bool no_space;
+	unsigned long long space_asked;
 };
 
 static int
@@ -122,7 +124,17 @@ h_is_user(void *ctx, const char *address)
 	return strcmp(address, "carol@local.test") == 0;
 }
 
+static bool
+h_has_space(void *ctx, unsigned long long size)
+{
+	struct harness *h = ctx;
+
+	h->space_asked = size;
+	return !h->no_space;
+}
+
 static const struct session_ops h_ops = {
+	.has_space = h_has_space,
 	.msg_begin = h_begin,
 	.msg_write = h_write,
 	.msg_abort = h_abort,
@@ -942,6 +954,27 @@ test_submission_auth_failures(void **state)
 	h_stop(&h);
 }
 
+/* THREATS X-05: no room in the spool, 452 4.3.1 at MAIL. */
+static void
+test_no_space(void **state)
+{
+	struct harness h;
+	char codes[128];
+
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h.no_space = true;
+	h_sends(&h, "MAIL FROM:<a@example.org> SIZE=1000\r\n", false);
+	assert_int_equal(h.space_asked, 1000);
+	h.no_space = false;
+	h_sends(&h, "MAIL FROM:<a@example.org>\r\n", false);
+	assert_int_equal(h.space_asked, 0);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 452 250");
+	assert_non_null(strstr(h.out, "452 4.3.1 "));
+	h_stop(&h);
+}
+
 int
 main(void)
 {
@@ -959,6 +992,7 @@ main(void)
 		cmocka_unit_test(test_submission_auth),
 		cmocka_unit_test(test_submission_from_header),
 		cmocka_unit_test(test_submission_auth_failures),
+		cmocka_unit_test(test_no_space),
 	};
 
 	log_set_level(LOG_LEVEL_ERROR);
