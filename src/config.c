@@ -211,6 +211,8 @@ static const struct config_directive config_directives[] = {
 	    "protocol errors in a session before 421 and close"),
     ROW_NUM("reject-limit", "N", reject_limit, UNIT_COUNT, "20", 1, 1000,
 	    "refused senders, recipients, messages before 421 and close"),
+    ROW_NUM("error-delay", "DURATION", error_delay, UNIT_DURATION, "1s", 0,
+	    10, "delay of each error reply past 10 errors and refusals"),
     ROW_NUM("hop-limit", "N", hop_limit, UNIT_COUNT, "50", 1, 500,
 	    "Received headers before 554 5.4.6 (mail loop)"),
     ROW_NUM("header-size-limit", "SIZE", header_size_limit, UNIT_SIZE, "100K",

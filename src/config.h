@@ -82,6 +82,8 @@ struct config {
 	unsigned max_sessions;	  /* per server, shared among workers */
 	unsigned error_limit;	  /* protocol errors before 421 and close */
 	unsigned reject_limit;	  /* policy refusals before 421 and close */
+	unsigned error_delay;	  /* seconds an error reply waits, past the
+				     soft limit (tarpit) */
 	unsigned hop_limit;	  /* Received headers before 554 5.4.6 */
 	uint64_t header_size_limit; /* octets of header section */
 

@@ -89,6 +89,11 @@ session_reply(struct session *s, enum reply_id id)
 		over = ++s->errors >= s->cfg->error_limit;
 	else if (r->counts == REPLY_COUNTS_REJECT)
 		over = ++s->rejects >= s->cfg->reject_limit;
+	/* Past the soft limit every error costs the client time (THREATS
+	   X-03, N-01), as Postfix's smtpd_error_sleep_time. */
+	if (r->counts != REPLY_COUNTS_NONE && !over &&
+	    s->errors + s->rejects > SESSION_SOFT_ERRORS)
+		s->delay = s->cfg->error_delay > 0;
 	if (over) {
 		log_notice(s->p.id, "error-limit errors=%u rejects=%u",
 			   s->errors, s->rejects);
@@ -1361,6 +1366,15 @@ session_timeout_secs(const struct session *s)
 	if (s->state == SESSION_DATA || s->state == SESSION_BDAT)
 		return s->cfg->timeout_data;
 	return s->cfg->timeout_command;
+}
+
+bool
+session_take_delay(struct session *s)
+{
+	bool d = s->delay;
+
+	s->delay = false;
+	return d;
 }
 
 bool

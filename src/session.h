@@ -127,6 +127,10 @@ unsigned session_timeout_secs(const struct session *s);
    trickles a command byte by byte still meets it, THREATS X-01). */
 bool session_in_content(const struct session *s);
 
+/* Should the replies now waiting be held error-delay seconds first (the
+   tarpit)? Asking clears the request. */
+bool session_take_delay(struct session *s);
+
 /* Log the disconnect line with the session's counters. `reason` is a
    word: quit, timeout, eof, error, shutdown. */
 void session_log_disconnect(const struct session *s, const char *reason);

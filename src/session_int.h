@@ -23,6 +23,8 @@
 #define SESSION_INPUT_MAX (64 * 1024)
 #define SESSION_STAGE_SIZE (16 * 1024)
 #define SESSION_JUNK_LIMIT 100
+/* Errors and refusals before each further one is answered slowly. */
+#define SESSION_SOFT_ERRORS 10
 
 enum session_state {
 	SESSION_PREGREET = 0, /* connected, greeting not sent yet */
@@ -134,6 +136,7 @@ struct session {
 
 	unsigned errors;
 	unsigned rejects;
+	bool delay;	/* hold the output error-delay seconds (tarpit) */
 	unsigned junk;
 	unsigned commands;
 	unsigned messages;

@@ -50,6 +50,7 @@ struct conn {
 	struct spool_msg *msg;
 	struct event *greet_timer;
 	struct event *linger;	/* TLS: waiting for the last bytes to go */
+	struct event *tarpit;	/* holding error replies (error-delay) */
 	int linger_ticks;
 	const struct server_listener *l;
 	enum listen_role role;
@@ -275,11 +276,35 @@ conn_close(struct conn *c, const char *reason)
 
 /* Push the session's replies to the socket; close when it is done. */
 static void
+conn_tarpit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	event_free(c->tarpit);
+	c->tarpit = NULL;
+	conn_flush(c);
+}
+
+static void
 conn_flush(struct conn *c)
 {
 	size_t len;
-	const char *out = session_output(c->s, &len);
+	const char *out;
 
+	if (c->tarpit != NULL)
+		return; /* output held; conn_tarpit_cb flushes */
+	if (session_take_delay(c->s)) {
+		struct timeval tv = {c->w->cfg->error_delay, 0};
+
+		c->tarpit = evtimer_new(c->w->base, conn_tarpit_cb, c);
+		if (c->tarpit != NULL) {
+			bufferevent_disable(c->bev, EV_READ);
+			bufferevent_set_timeouts(c->bev, NULL, NULL);
+			evtimer_add(c->tarpit, &tv);
+			return;
+		}
+	}
+	out = session_output(c->s, &len);
 	if (len > 0) {
 		bufferevent_write(c->bev, out, len);
 		session_output_consume(c->s, len);
@@ -425,6 +450,10 @@ conn_free(struct conn *c, const char *reason)
 	if (c->linger != NULL) {
 		event_free(c->linger);
 		c->linger = NULL;
+	}
+	if (c->tarpit != NULL) {
+		event_free(c->tarpit);
+		c->tarpit = NULL;
 	}
 	if (c->guard_req != 0) {
 		guard_client_cancel(w->guard, c->guard_req);

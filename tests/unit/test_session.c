@@ -975,6 +975,27 @@ test_no_space(void **state)
 	h_stop(&h);
 }
 
+/* The tarpit: past 10 errors and refusals, error replies are held. */
+static void
+test_tarpit(void **state)
+{
+	struct harness h;
+
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, "MAIL FROM:<>\r\n", false);
+	for (int i = 0; i < 10; i++) {
+		h_sends(&h, "RCPT TO:<nobody@local.test>\r\n", false);
+		assert_false(session_take_delay(h.s));
+	}
+	h_sends(&h, "RCPT TO:<nobody@local.test>\r\n", false);
+	assert_true(session_take_delay(h.s));
+	assert_false(session_take_delay(h.s)); /* asking clears it */
+	h_sends(&h, "RCPT TO:<alice@local.test>\r\n", false);
+	assert_false(session_take_delay(h.s)); /* a success is not held */
+	h_stop(&h);
+}
+
 int
 main(void)
 {
@@ -993,6 +1014,7 @@ main(void)
 		cmocka_unit_test(test_submission_from_header),
 		cmocka_unit_test(test_submission_auth_failures),
 		cmocka_unit_test(test_no_space),
+		cmocka_unit_test(test_tarpit),
 	};
 
 	log_set_level(LOG_LEVEL_ERROR);
