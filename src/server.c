@@ -309,6 +309,20 @@ master_spawn_guard(struct master *m)
 	return 0;
 }
 
+/* Log each line of `text` (errors collected in memory) as one event;
+   `text` is modified. */
+static void
+master_log_lines(const char *event, char *text)
+{
+	for (char *line = text, *nl; line != NULL && *line != '\0';
+	     line = nl) {
+		nl = strchr(line, '\n');
+		if (nl != NULL)
+			*nl++ = '\0';
+		log_error("-", "%s error=\"%s\"", event, line);
+	}
+}
+
 /* Build the TLS contexts of `cfg` (NULL when it has no certificate). */
 static int
 master_load_tls(const struct config *cfg, const unsigned char *secret,
@@ -327,15 +341,8 @@ master_load_tls(const struct config *cfg, const unsigned char *secret,
 		return -1;
 	rc = tls_server_new(cfg, secret, tls_r, ef);
 	fclose(ef);
-	if (rc < 0) {
-		for (char *line = errs, *nl; line != NULL && *line != '\0';
-		     line = nl) {
-			nl = strchr(line, '\n');
-			if (nl != NULL)
-				*nl++ = '\0';
-			log_error("-", "tls error=\"%s\"", line);
-		}
-	}
+	if (rc < 0)
+		master_log_lines("tls", errs);
 	free(errs);
 	return rc;
 }
@@ -490,13 +497,7 @@ master_reload(struct master *m)
 	rc = config_load(m->path, &cfg, ef);
 	fclose(ef);
 	if (rc < 0) {
-		for (char *line = errs, *nl; line != NULL && *line != '\0';
-		     line = nl) {
-			nl = strchr(line, '\n');
-			if (nl != NULL)
-				*nl++ = '\0';
-			log_error("-", "reload refused error=\"%s\"", line);
-		}
+		master_log_lines("reload refused", errs);
 		free(errs);
 		return;
 	}

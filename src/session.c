@@ -42,25 +42,36 @@ session_set_state(struct session *s, enum session_state state)
 
 /* Append raw reply text to the output buffer. Replies are small and
    bounded by the input that causes them, so this grows as needed. */
+/*
+ * Append to a growable buffer (doubling from `first` octets); aborts when
+ * memory runs out, which in a worker loses only that worker's sessions.
+ */
+static void
+session_buf_append(char **buf, size_t *len, size_t *cap, size_t first,
+		   const char *data, size_t n)
+{
+	if (*len + n > *cap) {
+		size_t c = *cap ? *cap : first;
+		char *p;
+
+		while (c < *len + n)
+			c *= 2;
+		p = realloc(*buf, c);
+		if (p == NULL)
+			abort();
+		*buf = p;
+		*cap = c;
+	}
+	memcpy(*buf + *len, data, n);
+	*len += n;
+}
+
 void
 session_out(struct session *s, const char *text, size_t len)
 {
 	if (s->out_off > 0 && s->out_off == s->out_len)
 		s->out_off = s->out_len = 0;
-	if (s->out_len + len > s->out_cap) {
-		size_t cap = s->out_cap ? s->out_cap : 256;
-		char *p;
-
-		while (cap < s->out_len + len)
-			cap *= 2;
-		p = realloc(s->out, cap);
-		if (p == NULL)
-			abort();
-		s->out = p;
-		s->out_cap = cap;
-	}
-	memcpy(s->out + s->out_len, text, len);
-	s->out_len += len;
+	session_buf_append(&s->out, &s->out_len, &s->out_cap, 256, text, len);
 }
 
 void
@@ -1184,26 +1195,6 @@ session_process(struct session *s)
 		session_bdat_done(s);
 }
 
-/* Append input to the unprocessed buffer. */
-static void
-session_in_append(struct session *s, const char *buf, size_t len)
-{
-	if (s->in_len + len > s->in_cap) {
-		size_t cap = s->in_cap ? s->in_cap : 1024;
-		char *p;
-
-		while (cap < s->in_len + len)
-			cap *= 2;
-		p = realloc(s->in, cap);
-		if (p == NULL)
-			abort();
-		s->in = p;
-		s->in_cap = cap;
-	}
-	memcpy(s->in + s->in_len, buf, len);
-	s->in_len += len;
-}
-
 /*
  * Feed input in slices, so that a large write from the client never makes
  * a large buffer here: each slice is processed before the next is taken.
@@ -1229,7 +1220,7 @@ session_input(struct session *s, const void *buf, size_t len)
 			s->early_input = true;
 			return;
 		}
-		session_in_append(s, p, n);
+		session_buf_append(&s->in, &s->in_len, &s->in_cap, 1024, p, n);
 		p += n;
 		len -= n;
 		session_process(s);
