@@ -2,7 +2,8 @@
 # what is missing (Debian 12, apt-get), so a fresh machine needs nothing else.
 
 PKGS := gcc meson ninja-build pkg-config libevent-dev libssl-dev \
-	libsodium-dev libcrypt-dev libcmocka-dev python3 python3-pytest swaks nmap \
+	libsodium-dev libcrypt-dev libcmocka-dev python3 python3-pytest \
+	python3-pytest-timeout swaks nmap \
 	clang libclang-rt-14-dev postfix openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTHON := /usr/bin/python3
@@ -51,7 +52,7 @@ unit: deps build-test/build.ninja
 
 integration: unit
 	POSTERN_BIN=$(CURDIR)/build-test/postern $(PYTHON) -m pytest -q \
-		-p no:cacheprovider tests/integration
+		-p no:cacheprovider --timeout=300 tests/integration
 
 fuzz: deps build-fuzz/build.ninja
 	meson compile -C build-fuzz
