@@ -243,6 +243,9 @@ plain_split(struct sasl *sasl, const unsigned char *msg, size_t n)
 	zlen = (size_t)(nul1 - msg);
 	clen = (size_t)(nul2 - authc);
 	plen = n - (size_t)(pass - msg);
+	/* Kept for the failure's log line should the checks below fail. */
+	sasl->bad_user_len = clen < SASL_FIELD_MAX ? clen : SASL_FIELD_MAX;
+	memcpy(sasl->bad_user, authc, sasl->bad_user_len);
 	if (zlen > SASL_FIELD_MAX || clen == 0 || clen > SASL_FIELD_MAX ||
 	    plen == 0 || plen > SASL_FIELD_MAX)
 		return SASL_BAD_MESSAGE;
@@ -362,8 +365,19 @@ mech_lookup(const char *name, size_t len)
 static enum sasl_result
 sasl_finish(struct sasl *sasl, enum sasl_result r)
 {
-	if (r != SASL_CONTINUE && r != SASL_DONE)
-		sasl_reset(sasl);
+	char bad[SASL_FIELD_MAX];
+	size_t bad_len = r == SASL_BAD_MESSAGE ? sasl->bad_user_len : 0;
+
+	if (r == SASL_CONTINUE || r == SASL_DONE) {
+		explicit_bzero(sasl->bad_user, sizeof(sasl->bad_user));
+		sasl->bad_user_len = 0;
+		return r;
+	}
+	memcpy(bad, sasl->bad_user, bad_len);
+	sasl_reset(sasl);
+	memcpy(sasl->bad_user, bad, bad_len);
+	sasl->bad_user_len = bad_len;
+	explicit_bzero(bad, sizeof(bad));
 	return r;
 }
 

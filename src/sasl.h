@@ -41,6 +41,10 @@ struct sasl {
 	size_t user_len;
 	char pass[SASL_FIELD_MAX + 1];
 	size_t pass_len;
+	/* After SASL_BAD_MESSAGE: the user name of the malformed message,
+	   when one could be found (for the log line; never the password). */
+	char bad_user[SASL_FIELD_MAX + 1];
+	size_t bad_user_len;
 };
 
 /*

@@ -709,8 +709,10 @@ session_route_rcpt(struct session *s, const struct smtp_path *path,
 	char dir[4096], lower[SMTP_PATH_MAX + 1];
 
 	if (path->is_literal || !config_is_local_domain(s->cfg, path->domain)) {
-		/* Only an authenticated submission relays (RFC 6409). */
-		if (!s->has_auth)
+		/* Only an authenticated submission relays (RFC 6409), and
+		   never to an address literal: mail routed by IP address
+		   could reach internal hosts (THREATS R-04). */
+		if (!s->has_auth || path->is_literal)
 			return R_RELAY_DENIED;
 		session_add_rcpt(s, addr, NULL);
 		s->tx.rcpt_count++;

@@ -140,12 +140,20 @@ session_sasl_result(struct session *s, enum sasl_result r)
 	case SASL_BAD_BASE64:
 		id = R_AUTH_BAD_BASE64;
 		break;
-	case SASL_BAD_MESSAGE:
+	case SASL_BAD_MESSAGE: {
 		/* Malformed credentials are failed credentials; the guard
-		   is not asked (nothing to verify). */
+		   is not asked (nothing to verify). One line, escaped. */
+		char esc[1100];
+
 		id = R_AUTH_FAILED;
 		s->auth_failures++;
+		log_info(s->p.id, "auth result=fail reason=malformed user=%s "
+				  "failures=%u",
+			 log_escape(esc, sizeof(esc), s->sasl.bad_user,
+				    s->sasl.bad_user_len, 255),
+			 s->auth_failures);
 		break;
+	}
 	case SASL_UNKNOWN_MECH:
 		id = R_AUTH_MECH;
 		break;

@@ -79,6 +79,7 @@ struct tls_server {
 static CRYPTO_ONCE tls_once = CRYPTO_ONCE_STATIC_INIT;
 static int tls_ex_server = -1; /* SSL -> struct tls_server (a reference) */
 static int tls_ex_sni = -1;    /* SSL -> validated SNI, lower case */
+static int tls_ex_note = -1;   /* SSL -> why we refused (static text) */
 
 /*
  * The clock behind the ticket key periods. It is a weak symbol so that the
@@ -123,6 +124,15 @@ tls_ex_init(void)
 	tls_ex_server =
 	    SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_ex_free_server);
 	tls_ex_sni = SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_ex_free_sni);
+	tls_ex_note = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+const char *
+tls_failure_note(SSL *ssl)
+{
+	if (ssl == NULL || tls_ex_note < 0)
+		return NULL;
+	return SSL_get_ex_data(ssl, tls_ex_note);
 }
 
 /* Copy `s` into buf as printable ASCII ('?' for anything else), cut. */
@@ -400,6 +410,8 @@ tls_on_servername(SSL *ssl, int *alert, void *arg)
 	if (!tls_hostname_valid(name, len)) {
 		ERR_raise_data(ERR_LIB_SSL, SSL_R_CALLBACK_FAILED,
 			       "invalid SNI host name");
+		(void)SSL_set_ex_data(ssl, tls_ex_note,
+				      (void *)"invalid SNI host name");
 		*alert = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	}

@@ -53,6 +53,10 @@ const char *tls_sni(SSL *ssl);
  */
 bool tls_hostname_valid(const char *name, size_t len);
 
+/* Why our own callbacks refused the handshake ("invalid SNI host name"),
+   or NULL: OpenSSL itself only says "callback failed". */
+const char *tls_failure_note(SSL *ssl);
+
 /* Why a handshake failed, from the OpenSSL error queue (printable). */
 void tls_error_reason(char *buf, size_t size);
 

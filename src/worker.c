@@ -90,6 +90,7 @@ struct worker {
 
 static void conn_free(struct conn *c, const char *reason);
 static void conn_flush(struct conn *c);
+static void conn_close(struct conn *c, const char *reason);
 
 static void
 worker_maybe_exit(struct worker *w)
@@ -216,27 +217,45 @@ conn_tls_done(struct conn *c)
 	session_tls_started(c->s, version, cipher);
 	if (c->role == ROLE_SUBMISSIONS)
 		session_greet(c->s);
-	conn_flush(c);
+	/* What the client sent right behind its handshake came through TLS
+	   and may already be waiting: read it now. */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		conn_read_cb(c->bev, c);
+	else
+		conn_flush(c);
 }
 
+/*
+ * Log why a handshake failed. libevent keeps the OpenSSL error codes of the
+ * connection, mixed with SSL_get_error() values (small numbers of no
+ * library): the first real one names the reason ("unsupported protocol",
+ * "no shared cipher", ...). The alert OpenSSL wrote for the client is
+ * still sent (conn_close lingers for it).
+ */
 static void
 conn_tls_failed(struct conn *c, const char *why)
 {
 	char reason[256] = "";
+	const char *note = tls_failure_note(bufferevent_openssl_get_ssl(c->bev));
 	unsigned long e;
 
-	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
-		ERR_error_string_n(e, reason, sizeof(reason));
+	if (note != NULL)
+		snprintf(reason, sizeof(reason), "%s", note);
+	while ((e = bufferevent_get_openssl_error(c->bev)) != 0) {
+		const char *r = ERR_reason_error_string(e);
+
+		if (reason[0] == '\0' && ERR_GET_LIB(e) != 0 && r != NULL)
+			snprintf(reason, sizeof(reason), "%s", r);
+	}
 	if (reason[0] == '\0')
 		tls_error_reason(reason, sizeof(reason));
 	log_notice(c->id, "tls-failed reason=\"%s\" error=\"%s\"", why,
 		   reason[0] ? reason : "-");
-	conn_free(c, c->timed_out ? NULL : "tls");
+	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	conn_close(c, c->timed_out ? NULL : "tls");
 }
 
 /* --- reading and writing ---------------------------------------------- */
-
-static void conn_close(struct conn *c, const char *reason);
 
 static void
 conn_linger_cb(evutil_socket_t fd, short what, void *arg)
@@ -268,6 +287,7 @@ conn_close(struct conn *c, const char *reason)
 			c->linger = evtimer_new(c->w->base, conn_linger_cb, c);
 		c->linger_ticks++;
 		bufferevent_disable(c->bev, EV_READ);
+		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 		evtimer_add(c->linger, &tv);
 		return;
 	}
@@ -315,6 +335,8 @@ conn_flush(struct conn *c)
 			conn_close(c, "closed");
 		return;
 	}
+	if (c->handshaking)
+		return; /* conn_tls_done() goes on */
 	if (session_wants_tls(c->s)) {
 		conn_starttls(c);
 		return;
@@ -343,6 +365,8 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	char buf[WORKER_READ_CHUNK];
 	size_t used = 0;
 
+	if (c->handshaking)
+		return; /* the session starts after the handshake */
 	while (evbuffer_get_length(in) > 0 && !session_is_closing(c->s)) {
 		int n;
 

@@ -6,6 +6,16 @@ directory of its own.
 starts a server with extra or changed directives for one test. Both stop
 the server with SIGTERM at teardown and fail the test when it did not exit
 0 or when its stderr holds a sanitizer report.
+
+`sub_server` (and `make_server(submission=True, ...)`) adds submission
+listeners on free ports standing for 587 and 2525 and a submissions one
+for 465 (`server.sub_port("587")`), a users file made with `postern user
+add --stdin` (alice@local.test, password "pass", alias sales@local.test;
+bob@local.test), a self-signed certificate made by the server
+(`tls-self-signed yes`), `auth-failure-delay 0` and lockout thresholds
+high enough for tests that share a server. A directive given as None
+falls back to the server's default. `server.sub(kind, ...)` opens a
+RawClient at THREATS.md's [587], [587T], [465] or [SUB] stage.
 """
 
 import os
@@ -16,7 +26,8 @@ import time
 
 import pytest
 
-from helpers import (RawClient, children, free_port, list_dir, read_file,
+from helpers import (RawClient, argon2id_hash, children, free_port,
+                     list_dir, parse_envelope, read_file, tls_context,
                      wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,6 +36,19 @@ POSTERN_BIN = os.environ.get("POSTERN_BIN",
                              os.path.join(REPO, "build-test", "postern"))
 
 HOSTNAME = "mx.local.test"
+
+# The submission fixture's accounts (THREATS.md section 1): alice with the
+# password "pass" and the alias sales@local.test, and bob.
+ALICE = "alice@local.test"
+ALICE_PW = "pass"
+ALICE_ALIAS = "sales@local.test"
+BOB = "bob@local.test"
+BOB_PW = "b0b-S3cret-9xQ"
+# `postern user` wants 8 characters at least; alice is added with this one
+# and then given the hash of "pass" (the THREATS vectors use it).
+ALICE_CLI_PW = "alice-initial-pw"
+# users file content made once per test run with the CLI (see make_users)
+_USERS_CACHE = {}
 SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
 START_TIMEOUT = 10.0
 
@@ -42,6 +66,13 @@ class Server:
     def __init__(self, root, **options):
         self.root = str(root)
         self.port = options.pop("port", None) or free_port()
+        # submission=True adds listeners for 587, 2525 (role submission)
+        # and 465 (submissions) on free ports, a users file made with
+        # `postern user`, and a self-signed certificate made by the server
+        self.submission = options.pop("submission", False)
+        # builtin=True runs `postern serve -f` without -c (the built-in
+        # development configuration), in self.root
+        self.builtin = options.pop("builtin", False)
         # extra ASAN_OPTIONS, e.g. a small quarantine for memory tests
         self.asan_extra = options.pop("asan_extra", "")
         self.spool = os.path.join(self.root, "spool")
@@ -66,10 +97,44 @@ class Server:
         }
         if "mailbox" in options:
             self.mailboxes = options.pop("mailbox").split()
-        for k, v in options.items():
-            self.options[k.replace("_", "-")] = str(v)
         self.listen = ["127.0.0.1:%d mx" % self.port,
                        "[::1]:%d mx" % self.port]
+        self.sub_ports = {}
+        self.users_path = os.path.join(self.root, "users")
+        self.cert = os.path.join(self.root, "cert.pem")
+        self.key = os.path.join(self.root, "key.pem")
+        if self.submission:
+            self.options.update({
+                "users": "users",
+                "tls-certificate": "cert.pem key.pem",
+                "tls-self-signed": "yes",
+                # fast answers; one test keeps the 1 s default
+                "auth-failure-delay": "0",
+                # tests share a server and all come from 127.0.0.x: the
+                # lockout tests set their own thresholds
+                "auth-account-failures": "1000",
+                "auth-address-failures": "10000",
+            })
+            used = {self.port}
+            for name in ("587", "2525", "465"):
+                for _ in range(20):
+                    p = free_port()
+                    if p not in used:
+                        break
+                used.add(p)
+                self.sub_ports[name] = p
+            self.listen += [
+                "127.0.0.1:%d submission" % self.sub_ports["587"],
+                "[::1]:%d submission" % self.sub_ports["587"],
+                "127.0.0.1:%d submission" % self.sub_ports["2525"],
+                "127.0.0.1:%d submissions" % self.sub_ports["465"],
+            ]
+        for k, v in options.items():
+            k = k.replace("_", "-")
+            if v is None:
+                self.options.pop(k, None)  # back to the server's default
+            else:
+                self.options[k] = str(v)
         self.extra_lines = []
         self.proc = None
         self.pgid = None
@@ -77,6 +142,8 @@ class Server:
         os.makedirs(self.spool, exist_ok=True)
         os.makedirs(self.mailroot, exist_ok=True)
         self.write_config()
+        if self.submission and not os.path.exists(self.users_path):
+            self.make_users()
 
     # -- configuration ---------------------------------------------------
     def config_text(self):
@@ -125,10 +192,13 @@ class Server:
         if self.asan_extra:
             env["ASAN_OPTIONS"] += ":" + self.asan_extra
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        argv = [postern_bin(), "serve", "-c", self.conf, "-f"]
+        if self.builtin:
+            argv = [postern_bin(), "serve", "-f"]
         with open(self.stderr_path, "ab") as err, \
                 open(self.stdout_path, "ab") as out:
             self.proc = subprocess.Popen(
-                [postern_bin(), "serve", "-c", self.conf, "-f"],
+                argv,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                 cwd=self.root, start_new_session=True, env=env)
         self.pgid = self.proc.pid
@@ -234,6 +304,125 @@ class Server:
                 return text[max(0, i - 200):i + 3000]
         return None
 
+    # -- command line ----------------------------------------------------
+    def cli(self, *args, stdin=None, check=False, timeout=60):
+        """Run `postern ARGS[0] -c CONF ARGS[1:]` (user, locks, unlock,
+        check); returns the CompletedProcess with str stdout/stderr."""
+        argv = [postern_bin(), args[0], "-c", self.conf] + list(args[1:])
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        p = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout,
+                           cwd=self.root, env=env, text=True)
+        for mark in SANITIZER_MARKS:
+            assert mark not in p.stderr, p.stderr
+        if check:
+            assert p.returncode == 0, (argv, p.returncode, p.stderr)
+        return p
+
+    def make_users(self):
+        """The users file: alice (alias sales@local.test) and bob, made
+        with `postern user add --stdin` once per test run, then copied.
+        alice's hash is replaced with one of "pass" (the CLI refuses
+        passwords under 8 characters)."""
+        text = _USERS_CACHE.get("text")
+        if text is None:
+            self.cli("user", "add", ALICE, "--stdin", "--alias",
+                     ALICE_ALIAS, stdin=ALICE_CLI_PW + "\n", check=True)
+            self.cli("user", "add", BOB, "--stdin", stdin=BOB_PW + "\n",
+                     check=True)
+            text = read_file(self.users_path).decode()
+            h = argon2id_hash(ALICE_PW)
+            if h is None:  # no libsodium for ctypes: SHA512-CRYPT
+                import crypt
+                h = "{SHA512-CRYPT}" + crypt.crypt(
+                    ALICE_PW, crypt.mksalt(crypt.METHOD_SHA512))
+            else:
+                h = "{ARGON2ID}" + h
+            lines = []
+            for line in text.splitlines(True):
+                if line.startswith(ALICE + ":"):
+                    f = line.split(":")
+                    f[1] = h
+                    line = ":".join(f)
+                lines.append(line)
+            text = "".join(lines)
+            _USERS_CACHE["text"] = text
+        with open(self.users_path, "w") as f:
+            f.write(text)
+        os.chmod(self.users_path, 0o600)
+
+    # -- submission clients -------------------------------------------------
+    def sub_port(self, kind):
+        return self.sub_ports[str(kind)]
+
+    def tls_ctx(self, **kw):
+        """A client context that trusts this server's certificate."""
+        return tls_context(cafile=self.cert, **kw)
+
+    def sub(self, kind="587", source=None, tls=True, ehlo=True, auth=None,
+            ctx=None, host="127.0.0.1", timeout=None):
+        """A RawClient on a submission port, ready as THREATS.md's
+        prefixes say: kind "587"/"2525" without tls is [587]; with tls
+        [587T]; "465" is [465]; auth=(user, password) adds AUTH PLAIN
+        ([SUB]). ehlo=False stops after the greeting (and on 587/2525 with
+        tls, right after the handshake)."""
+        port = self.sub_port(kind)
+        ctx = ctx or self.tls_ctx()
+        kw = {"timeout": timeout} if timeout else {}
+        if str(kind) == "465":
+            c = RawClient(port, host, source=source, tls=ctx, **kw)
+            c.greeting()
+            if ehlo:
+                c.expect_cmd("EHLO c.example", 250)
+        else:
+            c = RawClient(port, host, source=source, **kw)
+            c.greeting()
+            if ehlo or tls:
+                c.expect_cmd("EHLO c.example", 250)
+            if tls:
+                c.starttls(ctx)
+                if ehlo:
+                    c.expect_cmd("EHLO c.example", 250)
+        if auth is not None:
+            from helpers import plain_b64
+            c.expect_cmd("AUTH PLAIN " + plain_b64(*auth), 235, "2.7.0")
+        return c
+
+    def smtp_sub(self, kind="587", source=None, login=None):
+        """smtplib on a submission port: SMTP + starttls() on 587/2525,
+        SMTP_SSL on 465; EHLO done; login=(user, password) logs in."""
+        ctx = self.tls_ctx()
+        src = (source, 0) if source else None
+        if str(kind) == "465":
+            s = smtplib.SMTP_SSL("127.0.0.1", self.sub_port(kind),
+                                 local_hostname="client.example",
+                                 timeout=15, context=ctx,
+                                 source_address=src)
+        else:
+            s = smtplib.SMTP("127.0.0.1", self.sub_port(kind),
+                             local_hostname="client.example", timeout=15,
+                             source_address=src)
+            s.ehlo()
+            s.starttls(context=ctx)
+        s.ehlo()
+        if login:
+            s.login(*login)
+        return s
+
+    # -- the outbound queue ----------------------------------------------
+    def queue_dir(self):
+        return os.path.join(self.spool, "queue")
+
+    def queue_ids(self):
+        return sorted(n[:-4] for n in list_dir(self.queue_dir())
+                      if n.endswith(".env"))
+
+    def queue_entry(self, qid):
+        """(envelope dict, message bytes) of one outbound-queue entry."""
+        base = os.path.join(self.queue_dir(), qid)
+        return parse_envelope(base + ".env"), read_file(base + ".msg")
+
     # -- mail ------------------------------------------------------------
     def maildir(self, user="alice", domain="local.test"):
         return os.path.join(self.mailroot, domain, user, "Maildir")
@@ -303,6 +492,16 @@ def finish(server):
 def server(tmp_path_factory):
     """One server with the default test configuration per test module."""
     srv = Server(tmp_path_factory.mktemp("postern"))
+    srv.start()
+    yield srv
+    finish(srv)
+
+
+@pytest.fixture(scope="module")
+def sub_server(tmp_path_factory):
+    """One server per test module with submission listeners (587, 2525,
+    465 stand-ins), the users file and a self-signed certificate."""
+    srv = Server(tmp_path_factory.mktemp("postern-sub"), submission=True)
     srv.start()
     yield srv
     finish(srv)

@@ -16,6 +16,7 @@ import ssl
 import time
 
 REPLY_TIMEOUT = 10.0  # seconds for one reply (ASan builds are slow)
+STARTTLS_SETTLE = 0.05  # see RawClient.starttls
 
 REPLY_LINE_RE = re.compile(rb"^(\d{3})([ -])(.*)$", re.S)
 ENH_RE = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?: |$)")
@@ -91,10 +92,16 @@ class RawClient:
                                     server_hostname=server_hostname)
         return self.sock
 
-    def starttls(self, ctx, server_hostname=None):
-        """STARTTLS (RFC 3207): expect 220 2.0.0, then the handshake."""
+    def starttls(self, ctx, server_hostname=None, settle=STARTTLS_SETTLE):
+        """STARTTLS (RFC 3207): expect 220 2.0.0, then the handshake, then
+        wait `settle` seconds before the next command, so that the
+        client's Finished and its first command do not reach the server
+        in one segment (test_tls.py checks that case on its own)."""
         self.expect_cmd("STARTTLS", 220, "2.0.0")
-        return self.start_tls(ctx, server_hostname)
+        sock = self.start_tls(ctx, server_hostname)
+        if settle:
+            time.sleep(settle)
+        return sock
 
     @property
     def is_tls(self):
@@ -531,3 +538,124 @@ def log_events(text):
             out.append((parts[0], parts[1], parts[2] if len(parts) > 2
                         else ""))
     return out
+
+
+# -- submission: SASL, TLS, queue envelopes --------------------------------
+
+
+def b64(data):
+    """Base64 of bytes or str, as str (RFC 4648 4, padded)."""
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode("ascii")
+
+
+def plain_b64(user, password, authzid=""):
+    """The AUTH PLAIN message (RFC 4616 2): authzid NUL authcid NUL
+    passwd, base64."""
+    return b64("%s\0%s\0%s" % (authzid, user, password))
+
+
+def tls_context(cafile=None, alpn=None, minimum=None, maximum=None,
+                ciphers=None):
+    """A client context. With `cafile` the server's chain must verify
+    against it (host name not checked: connect by address); without, no
+    verification (a self-signed test certificate)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    if cafile:
+        ctx.load_verify_locations(cafile)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    else:
+        ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    return ctx
+
+
+def pem_to_der(path):
+    """DER of the first certificate in a PEM file."""
+    text = read_file(path).decode("ascii")
+    end = "-----END CERTIFICATE-----"
+    return ssl.PEM_cert_to_DER_cert(text[:text.index(end) + len(end)] + "\n")
+
+
+def env_unescape(value):
+    """Undo the %XX escaping of queue envelope values (docs/queue-format.md
+    Escaping); returns str (latin-1 for non-ASCII octets)."""
+    out = bytearray()
+    i = 0
+    raw = value.encode("ascii")
+    while i < len(raw):
+        if raw[i:i + 1] == b"%":
+            out.append(int(raw[i + 1:i + 3], 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode("latin-1")
+
+
+def parse_envelope(path):
+    """A queue or spool envelope as a dict: single keys map to their
+    (unescaped) value; rcpt and remote map to lists. Asserts the framing
+    of docs/queue-format.md (magic first, end last, LF only)."""
+    data = read_file(path)
+    assert data.endswith(b"\n") and b"\r" not in data and b"\0" not in data
+    lines = data.decode("ascii").split("\n")[:-1]
+    assert lines[0] in ("postern-envelope 1", "postern-envelope 2"), lines
+    assert lines[-1] == "end", lines
+    env = {"version": int(lines[0].split()[1]), "rcpt": [], "remote": []}
+    for line in lines[1:-1]:
+        key, _, value = line.partition(" ")
+        if key in ("rcpt", "remote"):
+            env[key].append(" ".join(env_unescape(v)
+                                     for v in value.split(" ")))
+        else:
+            assert key not in env, (key, lines)
+            env[key] = env_unescape(value)
+    return env
+
+
+def argon2id_hash(password):
+    """An Argon2id hash string of `password` with libsodium's interactive
+    costs (what `postern user add` makes), through ctypes; None when
+    libsodium cannot be loaded."""
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library("sodium") or "libsodium.so.23"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        return None
+    if lib.sodium_init() < 0:
+        return None
+    lib.crypto_pwhash_opslimit_interactive.restype = ctypes.c_ulonglong
+    lib.crypto_pwhash_memlimit_interactive.restype = ctypes.c_size_t
+    out = ctypes.create_string_buffer(128)
+    pw = password.encode()
+    rc = lib.crypto_pwhash_str(
+        out, pw, ctypes.c_ulonglong(len(pw)),
+        ctypes.c_ulonglong(lib.crypto_pwhash_opslimit_interactive()),
+        ctypes.c_size_t(lib.crypto_pwhash_memlimit_interactive()))
+    return out.value.decode("ascii") if rc == 0 else None
+
+
+def make_self_signed(cert, key, cn, days=2):
+    """A new EC P-256 key and self-signed certificate for `cn` with
+    openssl(1); returns the certificate's DER."""
+    import subprocess
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec",
+         "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", key, "-out", cert, "-days", str(days),
+         "-subj", "/CN=%s" % cn, "-addext", "subjectAltName=DNS:%s" % cn],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        timeout=30)
+    return pem_to_der(cert)

@@ -77,14 +77,19 @@ step(struct sasl *s, const char *line)
 	return step_n(s, line, strlen(line));
 }
 
-/* After any failure the whole struct must be zero (wiped). */
+/* After any failure the whole struct must be zero (wiped), but for the
+   user name of a malformed message, kept for the log line. */
 static void
 assert_wiped(const struct sasl *s)
 {
 	static const struct sasl zero;
+	struct sasl copy = *s;
 
-	assert_memory_equal(s, &zero, sizeof(zero));
+	explicit_bzero(copy.bad_user, sizeof(copy.bad_user));
+	copy.bad_user_len = 0;
+	assert_memory_equal(&copy, &zero, sizeof(zero));
 	assert_string_equal(sasl_challenge(s), "");
+	assert_null(memchr(s->bad_user, '\0', s->bad_user_len));
 }
 
 static void
@@ -842,10 +847,33 @@ test_idle(void **state)
 	assert_int_equal(step(&s, "cGFzcw=="), SASL_SYNTAX);
 }
 
+/* A malformed PLAIN message keeps its user name for the log, and only
+   that: never the password. */
+static void
+test_bad_message_keeps_user_only(void **state)
+{
+	struct sasl s;
+	/* "\0alice\r\nAUTH OK user=root\0x" (THREATS A-07 #2) */
+	const char *ir = "AGFsaWNlDQpBVVRIIE9LIHVzZXI9cm9vdAB4";
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(sasl_start(&s, "PLAIN AGFsaWNlDQpBVVRIIE9LIHVzZXI9cm9v"
+				       "dAB4",
+				    strlen("PLAIN ") + strlen(ir)),
+			 SASL_BAD_MESSAGE);
+	assert_int_equal(s.bad_user_len, 24);
+	assert_memory_equal(s.bad_user, "alice\r\nAUTH OK user=root", 24);
+	assert_int_equal(s.pass_len, 0);
+	assert_int_equal(s.pass[0], 0);
+	sasl_reset(&s);
+	assert_int_equal(s.bad_user_len, 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad_message_keeps_user_only),
 	    cmocka_unit_test(test_b64_rfc4648),
 	    cmocka_unit_test(test_b64_bad),
 	    cmocka_unit_test(test_b64_canonical_edges),
