@@ -2,20 +2,26 @@
  * spool.c - durable acceptance of messages (docs/durability.md).
  *
  * Layout under the spool directory:
- *   <area>/tmp/<id>           message data while it arrives (and until the
- *                             commit is reaped)
- *   <area>/tmp/<id>.env       the envelope being written
- *   <area>/committed/<id>     the envelope; its rename into committed/ is the
- *                             commit point
+ *   <area>/tmp/<id>           message data while it arrives (and until its
+ *                             commit is finished)
+ *   <area>/journal            append-only commit log of the area: a
+ *                             "commit" record (the envelope) per message,
+ *                             whose durability is the commit point, and a
+ *                             "done" record once it needs no recovery
  *   queue/<id>.msg            outbound queue (docs/queue-format.md): the
  *   queue/<id>.tmp            data (a hard link), the queue envelope being
  *   queue/<id>.env            written, and the same renamed into place
  *   quarantine/               corrupt files found by recovery
+ *   (<area>/committed/<id>    the envelope files of the layout before the
+ *                             journal: recovery still finishes them)
  *
  * The event-loop thread creates and writes data files. One committer thread
- * per spool makes batches of messages durable, delivers them into their
- * Maildirs by hard link and makes that durable too (group commit), then
- * hands the results back through an eventfd (spool_commit_fd).
+ * per spool appends a batch of commit records to the journal, makes them
+ * and the data durable with one sync, delivers into the Maildirs by hard
+ * link and makes that durable with one more (group commit), hands the
+ * results back through an eventfd (spool_commit_fd), then appends "done"
+ * records and removes the data files. No inode is created or removed per
+ * message but the data file, which lives on in the Maildir.
  */
 #include "spool.h"
 
@@ -48,6 +54,16 @@
 #define SPOOL_NEW_FLAGS (O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC)
 #define SPOOL_ENV_MAGIC "postern-envelope "
 #define SPOOL_AUTH_MAX 1024 /* longest authenticated user name */
+#define SPOOL_JOURNAL "journal"
+#define SPOOL_JOURNAL_NEW "journal.new" /* recovery's rewrite */
+#define SPOOL_JOURNAL_MAGIC "postern-journal 1\n"
+#define SPOOL_JOURNAL_READ_MAX (256u << 20) /* largest journal recovered */
+#define SPOOL_REC_HEAD_MAX 64		    /* "@commit <id> <len>\n" */
+#define SPOOL_REC_TAIL_LEN 14		    /* "@crc xxxxxxxx\n" */
+
+/* An idle journal (no message waiting for its "done" record) larger than
+   this is truncated to 0 (same inode). A variable so tests can lower it. */
+static size_t spool_journal_max = 4u << 20;
 
 /* ---- the file-system seam ---------------------------------------------- */
 
@@ -76,6 +92,12 @@ spool_sys_renameat(int fromfd, const char *from, int tofd, const char *to,
 	return renameat2(fromfd, from, tofd, to, flags);
 }
 
+static int
+spool_sys_ftruncate(int fd, off_t len)
+{
+	return ftruncate(fd, len);
+}
+
 struct spool_fs_ops spool_fs = {
     .openat = spool_sys_openat,
     .write = spool_sys_write,
@@ -85,11 +107,13 @@ struct spool_fs_ops spool_fs = {
     .renameat = spool_sys_renameat,
     .linkat = linkat,
     .unlinkat = unlinkat,
+    .ftruncate = spool_sys_ftruncate,
 };
 
 /* ---- types --------------------------------------------------------------- */
 
-/* An envelope, as written to and read from committed/<id>. */
+/* An envelope: the payload of a journal commit record (or, in the layout
+   before the journal, the file committed/<id>). */
 struct spool_env {
 	char id[SPOOL_ID_MAX];
 	long long time; /* unix seconds, names the Maildir file */
@@ -136,8 +160,10 @@ struct spool_msg {
 	int result;
 	int fail_step; /* 0: none */
 	int fail_errno;
-	bool env_created;
-	bool committed;
+	char *env_text; /* the formatted envelope, during the batch */
+	size_t env_len;
+	bool committed;	 /* its commit record is in the journal */
+	bool keep;	 /* failed, undo incomplete: left for recovery */
 	bool has_remote; /* goes into the outbound queue too */
 	bool q_msg;	 /* queue/<id>.msg made by this batch */
 	bool q_tmp;	 /* queue/<id>.tmp exists */
@@ -150,11 +176,17 @@ enum {
 	SPOOL_RCPT_PRESENT,   /* was there already: never undone */
 };
 
+/* A growing byte buffer. */
+struct spool_buf {
+	char *data;
+	size_t len, cap;
+};
+
 struct spool {
 	char *area_path;
 	char *hostname;
 	enum sync_method sync;
-	int area_fd, tmp_fd, committed_fd, event_fd;
+	int area_fd, tmp_fd, event_fd;
 	int queue_fd;		   /* <spool>/queue */
 	bool queue_other_fs;	   /* not on the area's file system */
 	struct spool_md *queue_md; /* its path and device, for step 5 */
@@ -175,6 +207,18 @@ struct spool {
 	struct spool_dev devs[SPOOL_DEVS_MAX];
 	size_t n_devs;
 	unsigned gen;
+
+	/* The journal (committer thread only, and spool_open/close). */
+	int journal_fd;
+	uint64_t j_size;	 /* octets written and intact */
+	size_t j_pending;	 /* commit records without their done record */
+	bool j_bad;		 /* a failed append may have left a partial
+				    record after j_size: repair first */
+	struct spool_buf j_owed; /* done records not yet appended */
+	size_t j_owed_n;
+	struct spool_buf j_buf; /* the records of one append */
+	char done_ids[SPOOL_BATCH_MAX][SPOOL_ID_MAX]; /* step 8: data to */
+	size_t n_done_ids;			      /* remove */
 };
 
 static unsigned spool_counter; /* per process, atomic */
@@ -611,6 +655,296 @@ fail:
 	return -1;
 }
 
+/* ---- journal format (docs/durability.md) --------------------------------- */
+
+/*
+ * CRC-32C (Castagnoli, reflected, as in iSCSI and ext4), bit by bit: a
+ * record is a few hundred octets, so a table would buy nothing. Chains:
+ * spool_crc32c(spool_crc32c(0, a), b) is the CRC of a followed by b.
+ */
+static uint32_t
+spool_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	crc = ~crc;
+	while (len-- > 0) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1u)));
+	}
+	return ~crc;
+}
+
+static int
+spool_buf_add(struct spool_buf *b, const void *p, size_t n)
+{
+	if (b->cap - b->len < n) {
+		size_t cap = b->cap != 0 ? b->cap : 4096;
+		char *d;
+
+		while (cap - b->len < n) {
+			if (cap > SIZE_MAX / 2) {
+				errno = ENOMEM;
+				return -1;
+			}
+			cap *= 2;
+		}
+		d = realloc(b->data, cap);
+		if (d == NULL)
+			return -1;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static void
+spool_buf_free(struct spool_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+/*
+ * Append one journal record to `b`:
+ *
+ *   "@" kind SP id SP length LF  payload  "@crc " 8 lower-case hex LF
+ *
+ * kind is "commit" (payload: the envelope, docs/queue-format.md) or "done"
+ * (no payload); the CRC-32C covers everything from the first "@" to the
+ * end of the payload. The trailer is the end marker: a record cut anywhere,
+ * or with any octet changed, does not parse. 0 or -1 (errno).
+ */
+static int
+spool_journal_add(struct spool_buf *b, const char *kind, const char *id,
+		  const char *payload, size_t len)
+{
+	char head[SPOOL_REC_HEAD_MAX], tail[SPOOL_REC_TAIL_LEN + 1];
+	uint32_t crc;
+	int n;
+
+	n = snprintf(head, sizeof(head), "@%s %s %zu\n", kind, id, len);
+	if (n < 0 || (size_t)n >= sizeof(head) || len > SPOOL_ENV_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	crc = spool_crc32c(spool_crc32c(0, head, (size_t)n), payload, len);
+	snprintf(tail, sizeof(tail), "@crc %08" PRIx32 "\n", crc);
+	if (spool_buf_add(b, head, (size_t)n) < 0 ||
+	    spool_buf_add(b, payload, len) < 0 ||
+	    spool_buf_add(b, tail, SPOOL_REC_TAIL_LEN) < 0)
+		return -1;
+	return 0;
+}
+
+enum {
+	SPOOL_REC_COMMIT = 1,
+	SPOOL_REC_DONE,
+};
+
+/* One record of a journal being read (pointers into the journal). */
+struct spool_jrec {
+	int kind;
+	char id[SPOOL_ID_MAX];
+	const char *payload; /* the envelope of a commit */
+	size_t len;
+	const char *raw; /* the whole record, head to trailer */
+	size_t raw_len;
+	bool live; /* a commit without its done record (so far) */
+	int fate;  /* recovery: SPOOL_FATE_* */
+};
+
+/*
+ * Parse the record at the start of buf[0..avail). Returns its length, or 0
+ * when there is no complete, intact record there (a torn tail, or
+ * garbage). Everything is checked: the head's syntax (known kind, an id,
+ * a canonical length within SPOOL_ENV_MAX, none for "done"), the payload
+ * fits, the trailer is exactly the CRC of head and payload.
+ */
+static size_t
+spool_journal_rec(const char *buf, size_t avail, struct spool_jrec *r)
+{
+	char tail[SPOOL_REC_TAIL_LEN + 1];
+	const char *eol, *sp1, *sp2;
+	size_t hlen, klen, ilen;
+	uint64_t plen;
+	uint32_t crc;
+
+	if (avail == 0 || buf[0] != '@')
+		return 0;
+	eol = memchr(buf, '\n',
+		     avail < SPOOL_REC_HEAD_MAX ? avail : SPOOL_REC_HEAD_MAX);
+	if (eol == NULL)
+		return 0;
+	hlen = (size_t)(eol - buf) + 1;
+	sp1 = memchr(buf, ' ', hlen);
+	sp2 =
+	    sp1 != NULL ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+	if (sp2 == NULL)
+		return 0;
+	klen = (size_t)(sp1 - buf) - 1;
+	ilen = (size_t)(sp2 - sp1) - 1;
+	if (klen == 6 && memcmp(buf + 1, "commit", 6) == 0)
+		r->kind = SPOOL_REC_COMMIT;
+	else if (klen == 4 && memcmp(buf + 1, "done", 4) == 0)
+		r->kind = SPOOL_REC_DONE;
+	else
+		return 0;
+	if (!spool_id_ok(sp1 + 1, ilen) ||
+	    spool_env_number(sp2 + 1, (size_t)(eol - sp2 - 1), SPOOL_ENV_MAX,
+			     &plen) < 0 ||
+	    (r->kind == SPOOL_REC_DONE && plen != 0) || avail - hlen < plen ||
+	    avail - hlen - plen < SPOOL_REC_TAIL_LEN)
+		return 0;
+	crc = spool_crc32c(spool_crc32c(0, buf, hlen), buf + hlen, plen);
+	snprintf(tail, sizeof(tail), "@crc %08" PRIx32 "\n", crc);
+	if (memcmp(buf + hlen + plen, tail, SPOOL_REC_TAIL_LEN) != 0)
+		return 0;
+	memcpy(r->id, sp1 + 1, ilen);
+	r->id[ilen] = '\0';
+	r->payload = buf + hlen;
+	r->len = plen;
+	r->raw = buf;
+	r->raw_len = hlen + plen + SPOOL_REC_TAIL_LEN;
+	r->live = r->kind == SPOOL_REC_COMMIT;
+	return r->raw_len;
+}
+
+/* What a journal holds, as read by spool_journal_scan(). */
+struct spool_jscan {
+	struct spool_jrec *recs; /* commit records, in journal order */
+	size_t n_recs, cap;
+	size_t n_live;	  /* of them without a done record */
+	uint64_t bad_off; /* where the first bad stretch begins */
+	bool torn;	  /* bad octets at the end, nothing valid after them */
+	bool corrupt;	  /* bad octets with a valid record after them, or a
+			     commit of an id that is committed already */
+};
+
+static void
+spool_jscan_free(struct spool_jscan *js)
+{
+	free(js->recs);
+	memset(js, 0, sizeof(*js));
+}
+
+/*
+ * The next intact record after `from`, or `len`. Any "@" may start one:
+ * damage can swallow the line end before a record, and "@commit " or
+ * "@done " cannot occur inside an envelope (a space there is %20).
+ */
+static size_t
+spool_journal_resync(const char *buf, size_t len, size_t from,
+		     struct spool_jrec *r)
+{
+	while (++from < len) {
+		const char *at = memchr(buf + from, '@', len - from);
+
+		if (at == NULL)
+			break;
+		from = (size_t)(at - buf);
+		if (spool_journal_rec(buf + from, len - from, r) > 0)
+			return from;
+	}
+	return len;
+}
+
+/* Apply one intact record: a commit joins the list, a done ends one. */
+static int
+spool_journal_apply(struct spool_jscan *js, const struct spool_jrec *r)
+{
+	/* A done record follows its commit closely: search from the end. */
+	for (size_t i = js->n_recs; i-- > 0;) {
+		struct spool_jrec *c = &js->recs[i];
+
+		if (!c->live || strcmp(c->id, r->id) != 0)
+			continue;
+		if (r->kind == SPOOL_REC_COMMIT) {
+			js->corrupt = true; /* ids are unique: never twice */
+			return 0;
+		}
+		c->live = false;
+		js->n_live--;
+		return 0;
+	}
+	if (r->kind == SPOOL_REC_DONE)
+		return 0; /* its commit was cut off with a bad stretch */
+	if (js->n_recs == js->cap) {
+		size_t cap = js->cap != 0 ? js->cap * 2 : 64;
+		struct spool_jrec *n = realloc(js->recs, cap * sizeof(*n));
+
+		if (n == NULL)
+			return -1;
+		js->recs = n;
+		js->cap = cap;
+	}
+	js->recs[js->n_recs++] = *r;
+	js->n_live++;
+	return 0;
+}
+
+/*
+ * Read a journal: the magic line, then records. A stretch that is not an
+ * intact record ends the journal when no intact record follows it (a torn
+ * tail: the append of a batch whose sync never finished, so nothing in it
+ * was acknowledged); otherwise it is corruption, skipped up to the next
+ * intact record. A missing or cut magic line is such a stretch too; a
+ * complete magic line of another version fails (-1, *error_r): the
+ * journal is not ours to interpret. -1 also when out of memory. On success
+ * js lists the commit records (pointers into buf), `live` ones first
+ * waiting for recovery.
+ */
+static int
+spool_journal_scan(const char *buf, size_t len, struct spool_jscan *js,
+		   const char **error_r)
+{
+	const size_t mlen = sizeof(SPOOL_JOURNAL_MAGIC) - 1;
+	size_t off = 0;
+
+	memset(js, 0, sizeof(*js));
+	js->bad_off = len;
+	if (len >= mlen && memcmp(buf, SPOOL_JOURNAL_MAGIC, mlen) == 0) {
+		off = mlen;
+	} else if (len > 0) {
+		const char *nl = memchr(buf, '\n', len < 64 ? len : 64);
+
+		if (nl != NULL && len > 16 &&
+		    memcmp(buf, "postern-journal ", 16) == 0) {
+			*error_r = "unknown journal version";
+			return -1;
+		}
+	}
+	while (off < len) {
+		struct spool_jrec r;
+		size_t n =
+		    off == 0 ? 0 : spool_journal_rec(buf + off, len - off, &r);
+
+		if (n == 0) {
+			size_t next = spool_journal_resync(buf, len, off, &r);
+
+			if (js->bad_off == len)
+				js->bad_off = off;
+			if (next == len) {
+				js->torn = true;
+				break;
+			}
+			js->corrupt = true;
+			off = next;
+			n = r.raw_len;
+		}
+		if (spool_journal_apply(js, &r) < 0) {
+			*error_r = "out of memory";
+			spool_jscan_free(js);
+			return -1;
+		}
+		off += n;
+	}
+	return 0;
+}
+
 /* ---- small helpers ------------------------------------------------------- */
 
 static int
@@ -632,6 +966,62 @@ spool_write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/*
+ * Read the regular file open on `fd` (at most `max` octets, else EFBIG)
+ * into a new buffer; a NUL follows the contents. NULL on error (errno).
+ */
+static char *
+spool_read_fd(int fd, uint64_t max, size_t *len_r)
+{
+	struct stat st;
+	char *buf;
+	size_t off = 0;
+
+	if (fstat(fd, &st) < 0)
+		return NULL;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+		return NULL;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL)
+		return NULL;
+	while (off < (size_t)st.st_size) {
+		ssize_t n =
+		    pread(fd, buf + off, (size_t)st.st_size - off, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return NULL;
+		}
+		if (n == 0)
+			break; /* shrank under us: the parser will refuse */
+		off += (size_t)n;
+	}
+	buf[off] = '\0';
+	*len_r = off;
+	return buf;
+}
+
+/* Read <dfd>/<name> (a regular file, never a symlink, bounded). */
+static char *
+spool_read_env(int dfd, const char *name, size_t *len_r)
+{
+	char *buf;
+	int fd, saved;
+
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	buf = spool_read_fd(fd, SPOOL_ENV_MAX, len_r);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return buf;
 }
 
 /* Is `s` usable as a spool area (one path component we created)? */
@@ -667,7 +1057,7 @@ static void *spool_committer(void *arg);
 /*
  * Open (creating) <root>/queue, shared by every area, and remember its
  * device: step 5 syncs it like a Maildir, and when it is a file system of
- * its own (a mount point), step 2 syncs it too.
+ * its own (a mount point), step 3 syncs it too.
  */
 static int
 spool_open_queue(struct spool *sp, const char *root, int root_fd)
@@ -692,9 +1082,47 @@ spool_open_queue(struct spool *sp, const char *root, int root_fd)
 }
 
 /*
+ * Open (creating) the area's journal. A journal left with content is
+ * taken over only when it is clean - intact to the end, every commit
+ * record done (a clean shutdown that could not truncate) - and then
+ * truncated; one with unfinished messages or damage is recovery's.
+ */
+static int
+spool_journal_open(struct spool *sp, const char **error_r)
+{
+	struct spool_jscan js;
+	char *buf;
+	size_t len = 0;
+	int r;
+
+	*error_r = "cannot open the journal";
+	sp->journal_fd = spool_fs.openat(
+	    sp->area_fd, SPOOL_JOURNAL,
+	    O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (sp->journal_fd < 0)
+		return -1;
+	buf = spool_read_fd(sp->journal_fd, SPOOL_JOURNAL_READ_MAX, &len);
+	if (buf == NULL)
+		return -1;
+	r = len == 0 ? 0 : spool_journal_scan(buf, len, &js, error_r);
+	free(buf);
+	if (r < 0 || len == 0)
+		return r;
+	r = js.n_live == 0 && !js.torn && !js.corrupt ? 0 : -1;
+	spool_jscan_free(&js);
+	*error_r = "the spool area holds unrecovered messages";
+	if (r < 0)
+		return -1;
+	*error_r = "cannot truncate the journal";
+	return spool_fs.ftruncate(sp->journal_fd, 0);
+}
+
+/*
  * Open the area of this process and start its committer. The spool
  * directory is made absolute (realpath) so that the hard-link source
  * path stays valid whatever the process's working directory becomes.
+ * The new directory entries (area, tmp/, journal) are made durable here,
+ * once, so that no batch has to.
  */
 int
 spool_open(const char *dir, const char *area, const char *hostname,
@@ -714,8 +1142,8 @@ spool_open(const char *dir, const char *area, const char *hostname,
 		*error_r = "out of memory";
 		return -1;
 	}
-	sp->area_fd = sp->tmp_fd = sp->committed_fd = sp->event_fd = -1;
-	sp->queue_fd = -1;
+	sp->area_fd = sp->tmp_fd = sp->event_fd = -1;
+	sp->queue_fd = sp->journal_fd = -1;
 	sp->sync = sync;
 	pthread_mutex_init(&sp->mu, NULL);
 	pthread_cond_init(&sp->cv, NULL);
@@ -734,8 +1162,10 @@ spool_open(const char *dir, const char *area, const char *hostname,
 	if (sp->area_fd < 0)
 		goto fail;
 	sp->tmp_fd = spool_open_dir(sp->area_fd, "tmp");
-	sp->committed_fd = spool_open_dir(sp->area_fd, "committed");
-	if (sp->tmp_fd < 0 || sp->committed_fd < 0)
+	if (sp->tmp_fd < 0 || spool_journal_open(sp, error_r) < 0)
+		goto fail;
+	*error_r = "cannot sync the spool area";
+	if (spool_fs.fsync(sp->area_fd) < 0 || spool_fs.fsync(root_fd) < 0)
 		goto fail;
 	*error_r = "cannot create the queue directory";
 	if (spool_open_queue(sp, root, root_fd) < 0)
@@ -776,34 +1206,22 @@ spool_msg_free(struct spool_msg *m)
 {
 	spool_close_fd(&m->fd);
 	spool_env_free(&m->env);
+	free(m->env_text);
 	free(m->auth);
 	free(m->mds);
 	free(m->state);
 	free(m);
 }
 
-/* Remove the spool files of a message whose commit succeeded. */
-static void
-spool_msg_finish(struct spool_msg *m)
-{
-	struct spool *sp = m->sp;
-
-	if (m->result == 0) {
-		if (spool_fs.unlinkat(sp->committed_fd, m->id, 0) < 0)
-			log_warning(m->id, "spool unlink-committed error=%s",
-				    spool_errname(errno));
-		if (spool_fs.unlinkat(sp->tmp_fd, m->id, 0) < 0)
-			log_warning(m->id, "spool unlink-data error=%s",
-				    spool_errname(errno));
-	}
-	spool_msg_free(m);
-}
+static void spool_journal_finish(struct spool *sp);
 
 /*
  * Stop the committer after it has finished every pending commit. Finished
- * commits that were never reaped are cleaned up without their callbacks
- * (the caller has stopped caring; the messages stay delivered). Messages
- * begun and neither committed nor aborted must not exist at this point.
+ * commits that were never reaped are freed without their callbacks (the
+ * caller has stopped caring; the messages stay delivered). Done records
+ * still owed are appended and an idle journal is truncated, so that a
+ * clean shutdown leaves nothing to recover. Messages begun and neither
+ * committed nor aborted must not exist at this point.
  */
 void
 spool_close(struct spool **spool)
@@ -825,8 +1243,10 @@ spool_close(struct spool **spool)
 		struct spool_msg *m = sp->done_head;
 
 		sp->done_head = m->next;
-		spool_msg_finish(m);
+		spool_msg_free(m);
 	}
+	if (sp->journal_fd >= 0 && sp->has_thread)
+		spool_journal_finish(sp);
 	for (size_t i = 0; i < SPOOL_CACHE_BUCKETS; i++) {
 		while (sp->cache[i] != NULL) {
 			struct spool_md *md = sp->cache[i];
@@ -839,7 +1259,9 @@ spool_close(struct spool **spool)
 		close(sp->devs[i].fd);
 	spool_close_fd(&sp->area_fd);
 	spool_close_fd(&sp->tmp_fd);
-	spool_close_fd(&sp->committed_fd);
+	spool_close_fd(&sp->journal_fd);
+	spool_buf_free(&sp->j_owed);
+	spool_buf_free(&sp->j_buf);
 	spool_close_fd(&sp->queue_fd);
 	spool_close_fd(&sp->event_fd);
 	free(sp->queue_md);
@@ -1052,10 +1474,9 @@ spool_commits_pending(const struct spool *sp)
 }
 
 /*
- * Run the callbacks of finished commits, then remove the spool files of
- * the successful ones. No sync is needed for the removal: if it is lost
- * in a crash, recovery finds every delivery already done (the Maildir name
- * is deterministic) and just removes the files again.
+ * Run the callbacks of finished commits and free them. (Their data files
+ * and journal records are the committer's business: it finishes them
+ * while the loop sends the replies.)
  */
 void
 spool_commit_reap(struct spool *sp)
@@ -1077,7 +1498,7 @@ spool_commit_reap(struct spool *sp)
 		sp->in_flight--;
 		if (m->cb != NULL)
 			m->cb(m, m->result, m->arg);
-		spool_msg_finish(m);
+		spool_msg_free(m);
 	}
 }
 
@@ -1282,34 +1703,25 @@ spool_cache_get(struct spool *sp, const char *path)
 }
 
 /*
- * Step 1: write tmp/<id>.env (and with SYNC_FSYNC, fsync it and the data);
- * for a message with remote recipients, also queue/<id>.msg and .tmp.
+ * Step 1 for one message: its envelope formatted (for the commit record),
+ * its data made durable with SYNC_FSYNC, and for remote recipients the
+ * first half of its queue entry, queue/<id>.msg and .tmp.
  */
 static int
-spool_step_envelope(struct spool *sp, struct spool_msg *m)
+spool_step_prepare(struct spool *sp, struct spool_msg *m)
 {
-	char name[SPOOL_ID_MAX + 8], *buf;
-	size_t len;
-	int fd, r = -1, saved;
+	int r = 0;
 
 	m->env.size = m->size;
-	if (spool_env_format(&m->env, &buf, &len) < 0)
+	if (spool_env_format(&m->env, &m->env_text, &m->env_len) < 0)
 		return -1;
-	snprintf(name, sizeof(name), "%s.env", m->id);
-	fd = spool_fs.openat(sp->tmp_fd, name, SPOOL_NEW_FLAGS, 0600);
-	if (fd >= 0) {
-		m->env_created = true;
-		r = spool_write_all(fd, buf, len);
-		if (r == 0 && sp->sync == SYNC_FSYNC)
-			r = spool_fs.fsync(fd) < 0 || spool_fs.fsync(m->fd) < 0
-				? -1
-				: 0;
-		saved = errno;
-		close(fd);
-		errno = saved;
+	if (m->env_len > SPOOL_ENV_MAX) {
+		errno = EFBIG; /* recovery would not read it back */
+		return -1;
 	}
+	if (sp->sync == SYNC_FSYNC && m->fd >= 0)
+		r = spool_fs.fsync(m->fd);
 	spool_close_fd(&m->fd);
-	free(buf);
 	if (r == 0 && m->has_remote)
 		r = spool_queue_prepare(sp->queue_fd, sp->tmp_fd, &m->env,
 					sp->sync == SYNC_FSYNC, &m->q_msg,
@@ -1326,30 +1738,7 @@ spool_any_queued(struct spool_msg **msgs, size_t n)
 	return false;
 }
 
-/*
- * Step 2 for the queue: its new entries (.msg and .tmp) durable before
- * the commit point, so that a published .env always has its .msg. fsync
- * of queue/, or syncfs of the queue's file system when it is not the
- * area's (the area's syncfs covered it otherwise). Fails queued messages.
- */
-static void
-spool_step_sync_queue(struct spool *sp, struct spool_msg **msgs, size_t n)
-{
-	int r = 0;
-
-	if (!spool_any_queued(msgs, n))
-		return;
-	if (sp->sync == SYNC_FSYNC)
-		r = spool_fs.fsync(sp->queue_fd);
-	else if (sp->queue_other_fs)
-		r = spool_fs.syncfs(sp->queue_fd);
-	if (r < 0)
-		for (size_t i = 0; i < n; i++)
-			if (spool_live(msgs[i]) && msgs[i]->has_remote)
-				spool_fail(msgs[i], 2, errno);
-}
-
-/* Fail every live message of the batch (a batch-wide sync failed). */
+/* Fail every live message of the batch (a batch-wide call failed). */
 static void
 spool_fail_all(struct spool_msg **msgs, size_t n, int step, int err)
 {
@@ -1367,47 +1756,141 @@ spool_any_live(struct spool_msg **msgs, size_t n)
 	return false;
 }
 
-/* Steps 1-3: envelopes written and durable, renamed into committed/. */
+/*
+ * Step 2, SYNC_FSYNC only: the directory entries of the data files (tmp/)
+ * and of the queue parts (queue/) durable before any commit record is
+ * written, so that a durable record always finds its data. (With syncfs
+ * the one sync of step 3 covers them with the records.)
+ */
 static void
-spool_steps_commit(struct spool *sp, struct spool_msg **msgs, size_t n)
+spool_step_sync_dirs(struct spool *sp, struct spool_msg **msgs, size_t n)
 {
-	char name[SPOOL_ID_MAX + 8];
-	int r;
-
-	for (size_t i = 0; i < n; i++)
-		if (spool_live(msgs[i]) && spool_step_envelope(sp, msgs[i]) < 0)
-			spool_fail(msgs[i], 1, errno);
-	if (!spool_any_live(msgs, n))
+	if (sp->sync != SYNC_FSYNC || !spool_any_live(msgs, n))
 		return;
-	/* Step 2: data and envelopes durable before the commit point. */
-	r = sp->sync == SYNC_SYNCFS ? spool_fs.syncfs(sp->area_fd)
-				    : spool_fs.fsync(sp->tmp_fd);
-	if (r < 0) {
+	if (spool_fs.fsync(sp->tmp_fd) < 0) {
 		spool_fail_all(msgs, n, 2, errno);
 		return;
 	}
-	spool_step_sync_queue(sp, msgs, n);
-	/* Step 3: the commit point, then made durable. */
+	if (spool_any_queued(msgs, n) && spool_fs.fsync(sp->queue_fd) < 0)
+		for (size_t i = 0; i < n; i++)
+			if (spool_live(msgs[i]) && msgs[i]->has_remote)
+				spool_fail(msgs[i], 2, errno);
+}
+
+/*
+ * Bring the journal back to its last intact state after an append that
+ * failed (it may have written part of its records): truncated to j_size,
+ * or to 0 when no record is pending. 0, or -1 with j_bad still set.
+ */
+static int
+spool_journal_repair(struct spool *sp)
+{
+	uint64_t to = sp->j_pending == 0 ? 0 : sp->j_size;
+
+	if (spool_fs.ftruncate(sp->journal_fd, (off_t)to) < 0) {
+		log_error("spool", "spool journal-truncate error=%s",
+			  spool_errname(errno));
+		sp->j_bad = true;
+		return -1;
+	}
+	sp->j_size = to;
+	sp->j_bad = false;
+	return 0;
+}
+
+/* Start the records of one append (the magic line first in an empty
+   journal). */
+static int
+spool_journal_start(struct spool *sp)
+{
+	sp->j_buf.len = 0;
+	if (sp->j_size == 0)
+		return spool_buf_add(&sp->j_buf, SPOOL_JOURNAL_MAGIC,
+				     sizeof(SPOOL_JOURNAL_MAGIC) - 1);
+	return 0;
+}
+
+/* Append sp->j_buf with one write(2) (O_APPEND); on failure the journal
+   is repaired (or marked j_bad). 0 or -1 (errno). */
+static int
+spool_journal_append(struct spool *sp)
+{
+	int saved;
+
+	if (spool_write_all(sp->journal_fd, sp->j_buf.data, sp->j_buf.len) ==
+	    0) {
+		sp->j_size += sp->j_buf.len;
+		return 0;
+	}
+	saved = errno;
+	log_error("spool", "spool journal-write error=%s",
+		  spool_errname(saved));
+	spool_journal_repair(sp);
+	errno = saved;
+	return -1;
+}
+
+/*
+ * Step 3: one commit record per live message, appended with one write,
+ * then the one sync that makes the data files, the queue parts and the
+ * records durable together: syncfs of the spool file system (and of the
+ * queue's when it is another), or fsync of the journal (the data and the
+ * directories were fsync'd by steps 1 and 2). The sync returning is the
+ * commit point of every message of the batch.
+ */
+static void
+spool_step_journal(struct spool *sp, struct spool_msg **msgs, size_t n)
+{
+	size_t n_rec = 0;
+	int r;
+
+	if (!spool_any_live(msgs, n))
+		return;
+	if ((sp->j_bad && spool_journal_repair(sp) < 0) ||
+	    spool_journal_start(sp) < 0) {
+		spool_fail_all(msgs, n, 3, errno);
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct spool_msg *m = msgs[i];
 
 		if (!spool_live(m))
 			continue;
-		snprintf(name, sizeof(name), "%s.env", m->id);
-		if (spool_fs.renameat(sp->tmp_fd, name, sp->committed_fd, m->id,
-				      RENAME_NOREPLACE) < 0) {
-			spool_fail(m, 3, errno);
-			continue;
+		if (spool_journal_add(&sp->j_buf, "commit", m->id, m->env_text,
+				      m->env_len) < 0) {
+			spool_fail_all(msgs, n, 3, errno);
+			return;
 		}
-		m->env_created = false;
-		m->committed = true;
+		n_rec++;
 	}
-	if (!spool_any_live(msgs, n))
+	if (spool_journal_append(sp) < 0) {
+		spool_fail_all(msgs, n, 3, errno);
 		return;
-	r = sp->sync == SYNC_SYNCFS ? spool_fs.syncfs(sp->area_fd)
-				    : spool_fs.fsync(sp->committed_fd);
+	}
+	sp->j_pending += n_rec;
+	for (size_t i = 0; i < n; i++)
+		if (spool_live(msgs[i]))
+			msgs[i]->committed = true;
+	if (sp->sync == SYNC_FSYNC)
+		r = spool_fs.fsync(sp->journal_fd);
+	else
+		r = spool_fs.syncfs(sp->area_fd);
+	if (r == 0 && sp->sync == SYNC_SYNCFS && sp->queue_other_fs &&
+	    spool_any_queued(msgs, n))
+		r = spool_fs.syncfs(sp->queue_fd);
 	if (r < 0)
 		spool_fail_all(msgs, n, 3, errno);
+}
+
+/* Steps 1-3: prepared, durable, committed. */
+static void
+spool_steps_commit(struct spool *sp, struct spool_msg **msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (spool_live(msgs[i]) && spool_step_prepare(sp, msgs[i]) < 0)
+			spool_fail(msgs[i], 1, errno);
+	spool_step_sync_dirs(sp, msgs, n);
+	spool_step_journal(sp, msgs, n);
 }
 
 /*
@@ -1610,63 +2093,92 @@ spool_step_sync_maildirs(struct spool *sp, struct spool_msg **msgs, size_t n)
 	}
 }
 
-/* Remove new/<name> from the Maildir `dir` (undo of a delivery). */
-static void
+/* Remove new/<name> from the Maildir `dir` (undo of a delivery). 0 when
+   it is gone, -1 when it may still be there. */
+static int
 spool_undeliver(const char *dir, const char *name)
 {
-	int dfd, nfd;
+	int dfd, nfd, r = -1;
 
 	dfd = spool_fs.openat(AT_FDCWD, dir, SPOOL_DIR_FLAGS, 0);
 	if (dfd < 0)
-		return;
+		return -1;
 	nfd = spool_fs.openat(dfd, "new", SPOOL_DIR_FLAGS, 0);
 	if (nfd >= 0) {
-		spool_fs.unlinkat(nfd, name, 0);
+		r = spool_fs.unlinkat(nfd, name, 0) == 0 || errno == ENOENT
+			? 0
+			: -1;
 		close(nfd);
 	}
 	close(dfd);
+	return r;
+}
+
+/* unlinkat() where a name already gone counts as success. */
+static bool
+spool_unlink_ok(int dfd, const char *name)
+{
+	return spool_fs.unlinkat(dfd, name, 0) == 0 || errno == ENOENT;
 }
 
 /*
  * Step 6 for a failed message: the client will hear 451 and send it
- * again, so everything this batch did for it is taken back - its new
- * deliveries first, then its envelope and data. If the undo is cut short
- * by a crash, recovery may finish the message instead: a duplicate, never
- * a loss (nothing was acknowledged).
+ * again, so everything this batch did for it is taken back - its queue
+ * entry and new deliveries first, then its data; a committed message then
+ * owes a done record. If a removal fails, a committed message is instead
+ * left whole for recovery (data kept, no done record), which will deliver
+ * it everywhere: a duplicate of a message never acknowledged, rather than
+ * a partial one. The same holds when the undo is cut short by a crash.
  */
 static void
 spool_undo(struct spool *sp, struct spool_msg *m)
 {
 	char name[SPOOL_MDNAME_MAX];
+	bool ok = true;
 
 	log_warning(m->id, "spool commit-failed step=%d error=%s", m->fail_step,
 		    spool_errname(m->fail_errno));
 	/* The queue entry first: .env (a reader may have seen it: a
 	   duplicate of an unacknowledged message at worst), then its parts. */
 	if (m->q_env)
-		spool_fs.unlinkat(sp->queue_fd,
-				  spool_qname(name, m->id, ".env"), 0);
-	if (m->q_tmp)
-		spool_fs.unlinkat(sp->queue_fd,
-				  spool_qname(name, m->id, ".tmp"), 0);
-	if (m->q_msg)
-		spool_fs.unlinkat(sp->queue_fd,
-				  spool_qname(name, m->id, ".msg"), 0);
+		ok = spool_unlink_ok(sp->queue_fd,
+				     spool_qname(name, m->id, ".env"));
+	if (m->q_tmp && ok)
+		ok = spool_unlink_ok(sp->queue_fd,
+				     spool_qname(name, m->id, ".tmp"));
+	if (m->q_msg && ok)
+		ok = spool_unlink_ok(sp->queue_fd,
+				     spool_qname(name, m->id, ".msg"));
 	if (maildir_name(m->time, m->id, sp->hostname, name, sizeof(name)) == 0)
-		for (size_t i = 0; i < m->env.n_rcpts; i++)
+		for (size_t i = 0; i < m->env.n_rcpts && ok; i++)
 			if (m->state[i] == SPOOL_RCPT_DELIVERED)
-				spool_undeliver(m->env.rcpts[i].maildir, name);
-	if (m->committed)
-		spool_fs.unlinkat(sp->committed_fd, m->id, 0);
-	if (m->env_created) {
-		snprintf(name, sizeof(name), "%s.env", m->id);
-		spool_fs.unlinkat(sp->tmp_fd, name, 0);
-	}
+				ok = spool_undeliver(m->env.rcpts[i].maildir,
+						     name) == 0;
 	spool_close_fd(&m->fd);
+	if (!ok && m->committed) {
+		m->keep = true;
+		log_error(m->id, "spool undo-incomplete: left for recovery");
+		return;
+	}
 	spool_fs.unlinkat(sp->tmp_fd, m->id, 0);
 }
 
-/* Steps 1-6 for one batch; step 7 is the caller's. */
+/* Owe a done record for `id` (appended by step 8). */
+static void
+spool_owe_done(struct spool *sp, const char *id)
+{
+	if (spool_journal_add(&sp->j_owed, "done", id, "", 0) == 0)
+		sp->j_owed_n++;
+	/* else out of memory: the record stays pending, recovery redoes
+	   idempotent work */
+}
+
+/*
+ * Steps 1-6 for one batch; step 7 is the caller's, and step 8
+ * (spool_journal_settle) comes after it. Here the batch's done records
+ * are queued and the data files to remove listed, because the messages
+ * belong to the loop thread from step 7 on.
+ */
 static void
 spool_commit_batch(struct spool *sp, struct spool_msg **msgs, size_t n)
 {
@@ -1687,12 +2199,58 @@ spool_commit_batch(struct spool *sp, struct spool_msg **msgs, size_t n)
 		if (spool_live(msgs[i]))
 			spool_step_deliver(sp, msgs[i]);
 	spool_step_sync_maildirs(sp, msgs, n);
+	sp->n_done_ids = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (spool_live(msgs[i]))
-			msgs[i]->result = 0;
-		else
-			spool_undo(sp, msgs[i]);
+		struct spool_msg *m = msgs[i];
+
+		free(m->env_text);
+		m->env_text = NULL;
+		if (spool_live(m)) {
+			m->result = 0;
+			memcpy(sp->done_ids[sp->n_done_ids++], m->id,
+			       sizeof(m->id));
+		} else {
+			spool_undo(sp, m);
+		}
+		if (m->committed && !m->keep)
+			spool_owe_done(sp, m->id);
 	}
+}
+
+/*
+ * Step 8, after the replies are on their way: append the done records
+ * owed (one write; kept for the next try if it fails), remove the data
+ * files of the finished messages, and truncate the journal to 0 (same
+ * inode) when no record is pending and it is larger than `max`. None of
+ * this is synced: if it is lost in a crash, recovery finds the messages
+ * delivered (the Maildir name is deterministic) and just finishes them.
+ */
+static void
+spool_journal_settle(struct spool *sp, uint64_t max)
+{
+	if (sp->j_owed_n > 0 && !(sp->j_bad && spool_journal_repair(sp) < 0) &&
+	    spool_journal_start(sp) == 0 &&
+	    spool_buf_add(&sp->j_buf, sp->j_owed.data, sp->j_owed.len) == 0 &&
+	    spool_journal_append(sp) == 0) {
+		sp->j_pending -= sp->j_owed_n;
+		sp->j_owed_n = 0;
+		sp->j_owed.len = 0;
+	}
+	for (size_t i = 0; i < sp->n_done_ids; i++)
+		if (spool_fs.unlinkat(sp->tmp_fd, sp->done_ids[i], 0) < 0)
+			log_warning(sp->done_ids[i],
+				    "spool unlink-data error=%s",
+				    spool_errname(errno));
+	sp->n_done_ids = 0;
+	if (sp->j_pending == 0 && (sp->j_size > max || sp->j_bad))
+		spool_journal_repair(sp); /* to 0, as nothing is pending */
+}
+
+/* At close: what is owed, and an idle journal emptied. */
+static void
+spool_journal_finish(struct spool *sp)
+{
+	spool_journal_settle(sp, 0);
 }
 
 static void *
@@ -1733,6 +2291,7 @@ spool_committer(void *arg)
 		    errno != EAGAIN)
 			log_error("spool", "spool eventfd error=%s",
 				  spool_errname(errno));
+		spool_journal_settle(sp, spool_journal_max);
 	}
 	return NULL;
 }
@@ -1752,6 +2311,14 @@ struct spool_rec {
 	size_t n_devs;
 	bool sync_failed;
 	int delivered; /* messages that needed a new delivery */
+
+	/* The journal, read whole, and its commit records. */
+	char *jbuf;
+	size_t jlen;
+	bool has_journal;
+	bool suspicious; /* damaged: tmp/ files it does not explain are
+			    quarantined, not removed */
+	struct spool_jscan js;
 };
 
 /* Names in directory `fd` (not "." or ".."), as a NULL-ended array. */
@@ -1844,22 +2411,22 @@ spool_list_has(char *const *list, size_t n, const char *name)
  * "<area>.<name><suffix>.<k>" (or "<area>.ino<inode>..." when the name is
  * not a plain id), never replacing anything there.
  */
-static void
+static int
 spool_quarantine(struct spool_rec *rc, int fd, const char *name,
 		 const char *suffix, const char *reason)
 {
 	char qname[NAME_MAX + 1], esc[128];
 	struct stat st;
-	int qfd, n;
+	int qfd, n, r = -1;
 
 	log_escape(esc, sizeof(esc), name, strlen(name), 64);
 	if (fd < 0 || fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return;
+		return fd < 0 || errno == ENOENT ? 0 : -1;
 	qfd = spool_open_dir(rc->root_fd, "quarantine");
 	if (qfd < 0) {
 		log_error("spool", "spool quarantine area=%s file=%s error=%s",
 			  rc->area, esc, spool_errname(errno));
-		return;
+		return -1;
 	}
 	for (int k = 0; k < 100; k++) {
 		if (spool_id_ok(name, strlen(name)))
@@ -1876,6 +2443,7 @@ spool_quarantine(struct spool_rec *rc, int fd, const char *name,
 				    "spool quarantined area=%s file=%s "
 				    "reason=\"%s\" as=%s",
 				    rc->area, esc, reason, qname);
+			r = 0;
 			break;
 		}
 		if (errno != EEXIST) {
@@ -1886,42 +2454,58 @@ spool_quarantine(struct spool_rec *rc, int fd, const char *name,
 		}
 	}
 	close(qfd);
+	return r;
 }
 
-/* Read committed/<name> (a regular file, bounded) into a new buffer. */
-static char *
-spool_read_env(int dfd, const char *name, size_t *len_r)
+/*
+ * Write `text` into <spool>/quarantine/ as a new file
+ * "<area>.<name><suffix>.<k>", durable (file and directory fsync'd) before
+ * the caller drops its only other copy (a journal record, or the journal).
+ * 0 or -1.
+ */
+static int
+spool_quarantine_text(struct spool_rec *rc, const char *name,
+		      const char *suffix, const char *text, size_t len,
+		      const char *reason)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t off = 0;
-	int fd;
+	char qname[NAME_MAX + 1];
+	int qfd, fd = -1, n, r = -1;
 
-	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size > SPOOL_ENV_MAX)
-		goto fail;
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL)
-		goto fail;
-	while (off < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break; /* shrank under us: the parser will refuse */
-		off += (size_t)n;
+	qfd = spool_open_dir(rc->root_fd, "quarantine");
+	if (qfd < 0)
+		goto out;
+	for (int k = 0; k < 100 && fd < 0; k++) {
+		n = snprintf(qname, sizeof(qname), "%s.%s%s.%d", rc->area, name,
+			     suffix, k);
+		if (n < 0 || (size_t)n >= sizeof(qname))
+			break;
+		fd = spool_fs.openat(qfd, qname, SPOOL_NEW_FLAGS, 0600);
+		if (fd < 0 && errno != EEXIST)
+			break;
 	}
+	if (fd < 0)
+		goto out;
+	r = spool_write_all(fd, text, len) < 0 || spool_fs.fsync(fd) < 0 ||
+		    spool_fs.fsync(qfd) < 0
+		? -1
+		: 0;
 	close(fd);
-	*len_r = off;
-	return buf;
-fail:
-	free(buf);
-	close(fd);
-	return NULL;
+	if (r < 0)
+		spool_fs.unlinkat(qfd, qname, 0);
+	else
+		log_warning("spool",
+			    "spool quarantined area=%s file=journal id=%s "
+			    "reason=\"%s\" as=%s",
+			    rc->area, name, reason, qname);
+out:
+	if (r < 0)
+		log_error("spool",
+			  "spool quarantine area=%s file=journal id=%s "
+			  "error=%s",
+			  rc->area, name, spool_errname(errno));
+	if (qfd >= 0)
+		close(qfd);
+	return r;
 }
 
 /* Remember the file system of Maildir `dir` for the sync of phase 2. */
@@ -2050,11 +2634,12 @@ spool_rec_deliver(struct spool_rec *rc, const struct spool_env *env,
 }
 
 /*
- * The queue files of an uncommitted message `id` (tmp/ holds its data or
- * envelope, committed/ nothing): the .tmp, and the .msg unless the .env
- * exists - then the message was committed and reaped, and the entry is the
- * outbound work's. Removed before the area's file that led here, which the
- * caller keeps when this fails (-1), so the next recovery finds them again.
+ * The queue files of an uncommitted message `id` (tmp/ holds its data, no
+ * pending record names it), or of a quarantined one: the .tmp, and the
+ * .msg unless the .env exists - then the message was committed and
+ * reaped, and the entry is the outbound work's. Removed before the area's file
+ * that led here, which the caller keeps when this fails (-1), so the next
+ * recovery finds them again.
  */
 static int
 spool_rec_unqueue(struct spool_rec *rc, const char *tmp_name)
@@ -2084,22 +2669,78 @@ fail:
 	return -1;
 }
 
+enum {
+	SPOOL_FATE_KEEP = 1,   /* left for the next recovery */
+	SPOOL_FATE_DONE,       /* every recipient has it (after the sync) */
+	SPOOL_FATE_QUARANTINE, /* corrupt, or its data does not match */
+};
+
 /*
- * Phase 1 for committed/<name>: check it, deliver it, and put it on the
- * done list (removed after the sync) or the keep list (left for the next
- * recovery, logged). A corrupt envelope, or data that does not match it,
- * goes to quarantine with its data file.
+ * Phase 1 for one committed message `id` with envelope text buf[0..len)
+ * (NULL: unreadable): check it and its data file, deliver it. Returns its
+ * fate; for SPOOL_FATE_QUARANTINE, *error_r says why. Only a message
+ * whose data is missing after its deliveries finished is done without
+ * data; missing data otherwise means quarantine, never a silent drop.
+ */
+static int
+spool_rec_message(struct spool_rec *rc, const char *id, const char *buf,
+		  size_t len, const char **error_r)
+{
+	char src[SPOOL_PATH_MAX];
+	struct spool_env env;
+	struct stat st;
+	bool has_data;
+	int fate, n;
+
+	*error_r = "unreadable";
+	if (buf == NULL || spool_env_parse(buf, len, &env, error_r) < 0)
+		return SPOOL_FATE_QUARANTINE;
+	fate = SPOOL_FATE_QUARANTINE;
+	if (strcmp(env.id, id) != 0) {
+		*error_r = "id does not match";
+		goto out;
+	}
+	has_data = rc->tmp_fd >= 0 &&
+		   fstatat(rc->tmp_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (!has_data && rc->tmp_fd >= 0 && errno != ENOENT) {
+		/* Cannot tell whether the data is there: try again later. */
+		log_error(id, "spool recover-deferred error=%s",
+			  spool_errname(errno));
+		fate = SPOOL_FATE_KEEP;
+		goto out;
+	}
+	if (has_data &&
+	    (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != env.size)) {
+		*error_r = "data does not match";
+		goto out;
+	}
+	n = snprintf(src, sizeof(src), "%s/%s/tmp/%s", rc->dir, rc->area, id);
+	if (n > 0 && (size_t)n < sizeof(src) &&
+	    spool_rec_deliver(rc, &env, src, has_data)) {
+		fate = SPOOL_FATE_DONE;
+	} else if (!has_data) {
+		*error_r = "data missing, not delivered everywhere";
+	} else {
+		log_error(id, "spool recover-deferred");
+		fate = SPOOL_FATE_KEEP;
+	}
+out:
+	spool_env_free(&env);
+	return fate;
+}
+
+/*
+ * Phase 1 for committed/<name> (the layout before the journal): put it on
+ * the done list (removed after the sync) or the keep list (left for the
+ * next recovery), or move the envelope and its data to quarantine.
  */
 static void
 spool_rec_committed(struct spool_rec *rc, const char *name)
 {
-	char src[SPOOL_PATH_MAX], *buf;
-	const char *error = "unreadable";
-	struct spool_env env;
-	struct stat st;
+	const char *error;
+	char *buf;
 	size_t len = 0;
-	bool has_data, parsed = false;
-	int n;
+	int fate;
 
 	if (!spool_id_ok(name, strlen(name))) {
 		spool_quarantine(rc, rc->committed_fd, name, ".env",
@@ -2107,55 +2748,56 @@ spool_rec_committed(struct spool_rec *rc, const char *name)
 		return;
 	}
 	buf = spool_read_env(rc->committed_fd, name, &len);
-	if (buf != NULL && spool_env_parse(buf, len, &env, &error) == 0) {
-		parsed = true;
-		if (strcmp(env.id, name) != 0)
-			error = "id does not match";
-	}
+	fate = spool_rec_message(rc, name, buf, len, &error);
 	free(buf);
-	if (!parsed || strcmp(env.id, name) != 0)
-		goto quarantine;
-	has_data = rc->tmp_fd >= 0 &&
-		   fstatat(rc->tmp_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-	if (!has_data && rc->tmp_fd >= 0 && errno != ENOENT) {
-		/* Cannot tell whether the data is there: try again later. */
-		log_error(name, "spool recover-deferred error=%s",
-			  spool_errname(errno));
-		spool_list_add(&rc->keep, &rc->n_keep, name);
-		spool_env_free(&env);
+	if (fate == SPOOL_FATE_DONE &&
+	    spool_list_add(&rc->done, &rc->n_done, name))
 		return;
-	}
-	if (has_data &&
-	    (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != env.size)) {
-		error = "data does not match";
-		goto quarantine;
-	}
-	n = snprintf(src, sizeof(src), "%s/%s/tmp/%s", rc->dir, rc->area, name);
-	if (n > 0 && (size_t)n < sizeof(src) &&
-	    spool_rec_deliver(rc, &env, src, has_data)) {
-		if (!spool_list_add(&rc->done, &rc->n_done, name))
-			spool_list_add(&rc->keep, &rc->n_keep, name);
-	} else if (!has_data) {
-		error = "data missing, not delivered everywhere";
-		goto quarantine;
-	} else {
-		log_error(name, "spool recover-deferred");
+	/* Quarantine: the queue parts go (the data is kept), then the
+	   envelope, then the data; whatever fails is kept for next time. */
+	if (fate != SPOOL_FATE_QUARANTINE || spool_rec_unqueue(rc, name) < 0 ||
+	    spool_quarantine(rc, rc->committed_fd, name, ".env", error) < 0 ||
+	    spool_quarantine(rc, rc->tmp_fd, name, ".data", error) < 0)
 		spool_list_add(&rc->keep, &rc->n_keep, name);
-	}
-	spool_env_free(&env);
-	return;
-quarantine:
-	if (parsed)
-		spool_env_free(&env);
-	if (spool_rec_unqueue(rc, name) < 0) { /* parts only; data is kept */
-		spool_list_add(&rc->keep, &rc->n_keep, name);
-		return;
-	}
-	spool_quarantine(rc, rc->committed_fd, name, ".env", error);
-	spool_quarantine(rc, rc->tmp_fd, name, ".data", error);
 }
 
-/* Phase 4: remove every tmp/ entry except data still needed. */
+/*
+ * Phase 1 for a journal record without its done record: as above, but a
+ * quarantined envelope is written out of the record into quarantine/ (the
+ * record is dropped when the journal is rewritten). The fate is kept in
+ * the record for phase 3; kept ones keep their data from the sweep.
+ */
+static void
+spool_rec_record(struct spool_rec *rc, struct spool_jrec *r)
+{
+	const char *error;
+
+	r->fate = spool_rec_message(rc, r->id, r->payload, r->len, &error);
+	if (r->fate == SPOOL_FATE_QUARANTINE &&
+	    (spool_rec_unqueue(rc, r->id) < 0 ||
+	     spool_quarantine_text(rc, r->id, ".env", r->payload, r->len,
+				   error) < 0 ||
+	     spool_quarantine(rc, rc->tmp_fd, r->id, ".data", error) < 0))
+		r->fate = SPOOL_FATE_KEEP;
+	if (r->fate == SPOOL_FATE_KEEP)
+		spool_list_add(&rc->keep, &rc->n_keep, r->id);
+}
+
+/* Does the journal hold a commit record of `name` (done or not)? */
+static bool
+spool_rec_known(const struct spool_rec *rc, const char *name)
+{
+	for (size_t i = 0; i < rc->js.n_recs; i++)
+		if (strcmp(rc->js.recs[i].id, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Phase 4: remove every tmp/ entry except data still needed. After a
+ * damaged journal, an entry no record names may be the data of a
+ * committed message whose record was lost: it is quarantined instead.
+ */
 static void
 spool_rec_sweep_tmp(struct spool_rec *rc)
 {
@@ -2166,8 +2808,14 @@ spool_rec_sweep_tmp(struct spool_rec *rc)
 		char esc[128];
 
 		if (spool_list_has(rc->keep, rc->n_keep, names[i]) ||
-		    spool_rec_unqueue(rc, names[i]) < 0 ||
-		    spool_fs.unlinkat(rc->tmp_fd, names[i], 0) == 0)
+		    spool_rec_unqueue(rc, names[i]) < 0)
+			continue;
+		if (rc->suspicious && !spool_rec_known(rc, names[i])) {
+			spool_quarantine(rc, rc->tmp_fd, names[i], ".data",
+					 "not in the damaged journal");
+			continue;
+		}
+		if (spool_fs.unlinkat(rc->tmp_fd, names[i], 0) == 0)
 			continue;
 		log_warning("spool",
 			    "spool recover-unlink area=%s file=%s error=%s",
@@ -2180,9 +2828,238 @@ spool_rec_sweep_tmp(struct spool_rec *rc)
 }
 
 /*
- * Recover one area: (1) finish committed messages, (2) sync every Maildir
- * file system written to, (3) only then remove their envelopes and data,
- * (4) remove uncommitted files, (5) remove the area when empty.
+ * Read the area's journal (absent is fine: an area of the layout before
+ * it, or one never used). A torn tail is logged and ignored: nothing in it
+ * was acknowledged. Damage before intact records is logged, a copy of the
+ * journal is quarantined, and recovery goes on with the intact records,
+ * suspicious of the rest. Fails (-1: leave the area alone) when the
+ * journal cannot be read, is not a regular file, is too large, is of an
+ * unknown version, or is damaged and cannot be copied aside.
+ */
+static int
+spool_rec_journal_read(struct spool_rec *rc)
+{
+	const char *error = "unreadable";
+	int fd, saved;
+
+	fd = openat(rc->area_fd, SPOOL_JOURNAL,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	rc->jbuf = spool_read_fd(fd, SPOOL_JOURNAL_READ_MAX, &rc->jlen);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	if (rc->jbuf == NULL ||
+	    spool_journal_scan(rc->jbuf, rc->jlen, &rc->js, &error) < 0) {
+		log_error("spool", "spool recover-journal area=%s error=\"%s\"",
+			  rc->area,
+			  rc->jbuf == NULL ? spool_errname(errno) : error);
+		return -1;
+	}
+	rc->has_journal = true;
+	if (rc->js.torn && !rc->js.corrupt)
+		log_warning("spool",
+			    "spool recover-journal area=%s torn-tail=%" PRIu64
+			    " size=%zu",
+			    rc->area, rc->js.bad_off, rc->jlen);
+	if (rc->js.corrupt) {
+		log_error("spool",
+			  "spool recover-journal area=%s damaged-at=%" PRIu64
+			  " size=%zu",
+			  rc->area, rc->js.bad_off, rc->jlen);
+		rc->suspicious = true;
+		if (spool_quarantine_text(rc, "journal", "", rc->jbuf, rc->jlen,
+					  "damaged") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Phase 3 for the journal: it keeps only the records of messages left for
+ * the next recovery. None: it is removed. Some: they are written to
+ * journal.new, which is fsync'd and renamed over the journal (then the
+ * area fsync'd), so a crash leaves the old journal or the new one, whole.
+ * 0 or -1 (the old journal stays, and with it every record).
+ */
+static int
+spool_rec_journal_write(struct spool_rec *rc)
+{
+	struct spool_buf b = {0};
+	int fd = -1, r = -1, saved;
+
+	if (spool_fs.unlinkat(rc->area_fd, SPOOL_JOURNAL_NEW, 0) < 0 &&
+	    errno != ENOENT)
+		return -1;
+	if (spool_buf_add(&b, SPOOL_JOURNAL_MAGIC,
+			  sizeof(SPOOL_JOURNAL_MAGIC) - 1) < 0)
+		return -1;
+	for (size_t i = 0; i < rc->js.n_recs; i++) {
+		const struct spool_jrec *j = &rc->js.recs[i];
+
+		if (j->live && j->fate == SPOOL_FATE_KEEP &&
+		    spool_buf_add(&b, j->raw, j->raw_len) < 0)
+			goto out;
+	}
+	if (b.len == sizeof(SPOOL_JOURNAL_MAGIC) - 1) {
+		r = spool_fs.unlinkat(rc->area_fd, SPOOL_JOURNAL, 0) == 0 ||
+			    errno == ENOENT
+			? 0
+			: -1;
+		goto out;
+	}
+	fd = spool_fs.openat(rc->area_fd, SPOOL_JOURNAL_NEW, SPOOL_NEW_FLAGS,
+			     0600);
+	if (fd < 0)
+		goto out;
+	if (spool_write_all(fd, b.data, b.len) < 0 || spool_fs.fsync(fd) < 0 ||
+	    spool_fs.renameat(rc->area_fd, SPOOL_JOURNAL_NEW, rc->area_fd,
+			      SPOOL_JOURNAL, 0) < 0) {
+		saved = errno;
+		spool_fs.unlinkat(rc->area_fd, SPOOL_JOURNAL_NEW, 0);
+		errno = saved;
+		goto out;
+	}
+	r = spool_fs.fsync(rc->area_fd);
+out:
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	spool_buf_free(&b);
+	if (r < 0)
+		log_error("spool",
+			  "spool recover-journal-write area=%s "
+			  "error=%s",
+			  rc->area, spool_errname(saved));
+	errno = saved;
+	return r;
+}
+
+/*
+ * Phase 3: the sync of phase 2 succeeded, so the finished messages'
+ * records and files can go: the journal first (rewritten or removed),
+ * then their data; the old layout's envelopes and data likewise. None of
+ * it is synced: if it is lost, the next recovery finds them delivered.
+ */
+static void
+spool_rec_finish(struct spool_rec *rc)
+{
+	for (size_t i = 0; i < rc->n_done; i++) {
+		spool_fs.unlinkat(rc->committed_fd, rc->done[i], 0);
+		spool_fs.unlinkat(rc->tmp_fd, rc->done[i], 0);
+		log_info(rc->done[i], "spool recovered");
+	}
+	if (!rc->has_journal)
+		return;
+	spool_rec_journal_write(rc);
+	for (size_t i = 0; i < rc->js.n_recs; i++) {
+		const struct spool_jrec *j = &rc->js.recs[i];
+
+		if (!j->live || j->fate != SPOOL_FATE_DONE)
+			continue;
+		spool_fs.unlinkat(rc->tmp_fd, j->id, 0);
+		log_info(j->id, "spool recovered");
+	}
+}
+
+/*
+ * Phase 1 over the old layout's committed/ and the journal's records
+ * without a done record. False when committed/ could not be listed.
+ */
+static bool
+spool_rec_messages(struct spool_rec *rc)
+{
+	bool ok = true;
+
+	if (rc->committed_fd >= 0) {
+		size_t n;
+		char **names = spool_list_dir(rc->committed_fd, &n);
+
+		ok = names != NULL;
+		for (size_t i = 0; i < n; i++)
+			spool_rec_committed(rc, names[i]);
+		spool_free_list(names, n);
+	}
+	for (size_t i = 0; i < rc->js.n_recs; i++)
+		if (rc->js.recs[i].live)
+			spool_rec_record(rc, &rc->js.recs[i]);
+	return ok;
+}
+
+/* Phase 2: sync every file system delivered to. False on a failure:
+   then everything finished is kept for the next recovery instead. */
+static bool
+spool_rec_sync(struct spool_rec *rc)
+{
+	for (size_t i = 0; i < rc->n_devs; i++) {
+		if (spool_fs.syncfs(rc->dev_fds[i]) < 0)
+			rc->sync_failed = true;
+		close(rc->dev_fds[i]);
+	}
+	rc->n_devs = 0;
+	if (!rc->sync_failed)
+		return true;
+	log_error("spool", "spool recover-sync area=%s error=%s", rc->area,
+		  spool_errname(errno));
+	for (size_t i = 0; i < rc->n_done; i++)
+		spool_list_add(&rc->keep, &rc->n_keep, rc->done[i]);
+	for (size_t i = 0; i < rc->js.n_recs; i++) {
+		struct spool_jrec *j = &rc->js.recs[i];
+
+		if (j->live && j->fate == SPOOL_FATE_DONE) {
+			j->fate = SPOOL_FATE_KEEP;
+			spool_list_add(&rc->keep, &rc->n_keep, j->id);
+		}
+	}
+	return false;
+}
+
+/* Open the area's directories; false: leave the area alone. */
+static bool
+spool_rec_open(struct spool_rec *rc, int root_fd, const char *area)
+{
+	bool ok;
+
+	rc->area_fd = spool_fs.openat(root_fd, area, SPOOL_DIR_FLAGS, 0);
+	if (rc->area_fd < 0)
+		return false;
+	/* A directory that exists but cannot be opened now: touch nothing
+	   (missing data would look like a finished message). */
+	rc->committed_fd =
+	    spool_fs.openat(rc->area_fd, "committed", SPOOL_DIR_FLAGS, 0);
+	ok = rc->committed_fd >= 0 || errno == ENOENT;
+	if (ok) {
+		rc->tmp_fd =
+		    spool_fs.openat(rc->area_fd, "tmp", SPOOL_DIR_FLAGS, 0);
+		ok = rc->tmp_fd >= 0 || errno == ENOENT;
+	}
+	if (ok && spool_rec_journal_read(rc) < 0)
+		ok = false;
+	if (!ok)
+		log_error("spool", "spool recover-skipped area=%s error=%s",
+			  area, spool_errname(errno));
+	return ok;
+}
+
+static void
+spool_rec_free(struct spool_rec *rc)
+{
+	spool_close_fd(&rc->tmp_fd);
+	spool_close_fd(&rc->committed_fd);
+	spool_close_fd(&rc->queue_fd);
+	spool_close_fd(&rc->area_fd);
+	spool_free_list(rc->keep, rc->n_keep);
+	spool_free_list(rc->done, rc->n_done);
+	spool_jscan_free(&rc->js);
+	free(rc->jbuf);
+}
+
+/*
+ * Recover one area: (1) finish committed messages (the journal's, and the
+ * old layout's committed/), (2) sync every file system written to, (3)
+ * only then drop their records and data, (4) remove uncommitted files,
+ * (5) remove the area when empty.
  */
 static int
 spool_rec_area(int root_fd, const char *dir, const char *area,
@@ -2192,58 +3069,23 @@ spool_rec_area(int root_fd, const char *dir, const char *area,
 			       .dir = dir,
 			       .area = area,
 			       .hostname = hostname,
+			       .area_fd = -1,
 			       .tmp_fd = -1,
 			       .committed_fd = -1,
 			       .queue_fd = -1};
-	char **names;
-	size_t n;
 	bool can_sweep; /* every committed message and queue part seen */
+	int delivered;
 
-	rc.area_fd = spool_fs.openat(root_fd, area, SPOOL_DIR_FLAGS, 0);
-	if (rc.area_fd < 0)
-		return -1;
-	/* A directory that exists but cannot be opened now: touch nothing
-	   (missing data would look like a finished message). */
-	rc.committed_fd =
-	    spool_fs.openat(rc.area_fd, "committed", SPOOL_DIR_FLAGS, 0);
-	can_sweep = rc.committed_fd >= 0 || errno == ENOENT;
-	rc.tmp_fd = spool_fs.openat(rc.area_fd, "tmp", SPOOL_DIR_FLAGS, 0);
-	if (!can_sweep || (rc.tmp_fd < 0 && errno != ENOENT)) {
-		log_error("spool", "spool recover-skipped area=%s error=%s",
-			  area, spool_errname(errno));
-		spool_close_fd(&rc.tmp_fd);
-		spool_close_fd(&rc.committed_fd);
-		spool_close_fd(&rc.area_fd);
+	if (!spool_rec_open(&rc, root_fd, area)) {
+		spool_rec_free(&rc);
 		return -1;
 	}
 	rc.queue_fd = spool_fs.openat(root_fd, "queue", SPOOL_DIR_FLAGS, 0);
-	if (rc.queue_fd < 0 && errno != ENOENT)
+	can_sweep = rc.queue_fd >= 0 || errno == ENOENT;
+	if (!spool_rec_messages(&rc))
 		can_sweep = false;
-	if (rc.committed_fd >= 0) {
-		names = spool_list_dir(rc.committed_fd, &n);
-		if (names == NULL)
-			can_sweep = false;
-		for (size_t i = 0; i < n; i++)
-			spool_rec_committed(&rc, names[i]);
-		spool_free_list(names, n);
-	}
-	for (size_t i = 0; i < rc.n_devs; i++) {
-		if (spool_fs.syncfs(rc.dev_fds[i]) < 0)
-			rc.sync_failed = true;
-		close(rc.dev_fds[i]);
-	}
-	if (rc.sync_failed) {
-		log_error("spool", "spool recover-sync area=%s error=%s", area,
-			  spool_errname(errno));
-		for (size_t i = 0; i < rc.n_done; i++)
-			spool_list_add(&rc.keep, &rc.n_keep, rc.done[i]);
-	} else {
-		for (size_t i = 0; i < rc.n_done; i++) {
-			spool_fs.unlinkat(rc.committed_fd, rc.done[i], 0);
-			spool_fs.unlinkat(rc.tmp_fd, rc.done[i], 0);
-			log_info(rc.done[i], "spool recovered");
-		}
-	}
+	if (spool_rec_sync(&rc))
+		spool_rec_finish(&rc);
 	/* Without the list of committed messages, tmp/ holds data that may
 	   be needed; without queue/, parts there would be orphaned. */
 	if (rc.tmp_fd >= 0 && can_sweep)
@@ -2252,18 +3094,16 @@ spool_rec_area(int root_fd, const char *dir, const char *area,
 		log_error("spool", "spool recover-incomplete area=%s", area);
 	spool_close_fd(&rc.tmp_fd);
 	spool_close_fd(&rc.committed_fd);
-	spool_close_fd(&rc.queue_fd);
-	/* Both fail harmlessly (ENOTEMPTY) while something is kept. */
+	/* All fail harmlessly (ENOTEMPTY, ENOENT) while something is kept. */
 	spool_fs.unlinkat(rc.area_fd, "tmp", AT_REMOVEDIR);
 	spool_fs.unlinkat(rc.area_fd, "committed", AT_REMOVEDIR);
-	spool_close_fd(&rc.area_fd);
 	if (spool_fs.unlinkat(root_fd, area, AT_REMOVEDIR) < 0 &&
 	    errno != ENOTEMPTY && errno != EEXIST)
 		log_warning("spool", "spool recover-rmdir area=%s error=%s",
 			    area, spool_errname(errno));
-	spool_free_list(rc.keep, rc.n_keep);
-	spool_free_list(rc.done, rc.n_done);
-	return rc.delivered;
+	delivered = rc.delivered;
+	spool_rec_free(&rc);
+	return delivered;
 }
 
 static bool

@@ -10,9 +10,11 @@
  * messages and removes uncommitted ones.
  *
  * Each worker process owns one spool area, <spool>/<pid>/, so that recovery
- * of a dead worker never races with a live one. A message with remote
- * recipients is also put, in the same commit, into the outbound queue
- * <spool>/queue/ (shared: ids are unique), as <id>.msg and <id>.env
+ * of a dead worker never races with a live one. The commit point of a
+ * message is its record in the area's append-only journal, made durable
+ * together with the data by one sync per batch (docs/durability.md). A message
+ * with remote recipients is also put, in the same commit, into the outbound
+ * queue <spool>/queue/ (shared: ids are unique), as <id>.msg and <id>.env
  * (docs/queue-format.md); the 250 waits for that too.
  *
  * Threads: spool_msg_* run in the event-loop thread. Commits run in the
@@ -50,11 +52,12 @@ struct spool_rcpt {
 typedef void spool_commit_cb(struct spool_msg *msg, int result, void *arg);
 
 /*
- * Open the spool area of this process under `dir`, creating
- * <dir>/<area>/{tmp,committed} and <dir>/queue (mode 0700) as needed (the
- * area may not be named "queue" or "quarantine"), and start the
- * committer thread. `hostname` goes into Maildir file names (escaped per the
- * Maildir convention: '/' as \057, ':' as \072).
+ * Open the spool area of this process under `dir`, creating <dir>/<area>/,
+ * its tmp/ and journal, and <dir>/queue (mode 0700) as needed (the area may
+ * not be named "queue" or "quarantine"), and start the committer thread.
+ * An area whose journal still holds unfinished messages is refused: run
+ * spool_recover() on it first. `hostname` goes into Maildir file names (escaped
+ * per the Maildir convention: '/' as \057, ':' as \072).
  */
 int spool_open(const char *dir, const char *area, const char *hostname,
 	       enum sync_method sync, struct spool **spool_r,
@@ -129,6 +132,7 @@ struct spool_fs_ops {
 	int (*linkat)(int fromfd, const char *from, int tofd, const char *to,
 		      int flags);
 	int (*unlinkat)(int dirfd, const char *path, int flags);
+	int (*ftruncate)(int fd, off_t len); /* the spool's journal */
 };
 extern struct spool_fs_ops spool_fs;
 

@@ -15,6 +15,8 @@
 
 static char root[64];
 static char spool_dir[128];
+static bool plant_journal; /* plant() writes a journal record, not
+			      committed/<id> */
 
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -33,6 +35,7 @@ setup(void **state)
 	if (mkdtemp(root) == NULL)
 		return -1;
 	snprintf(spool_dir, sizeof(spool_dir), "%s/spool", root);
+	plant_journal = false;
 	return 0;
 }
 
@@ -545,15 +548,95 @@ begin_write(struct spool *sp, const char *text)
 	return m;
 }
 
+/* The journal of `area`, read and scanned (false when there is none). */
+static bool
+journal_read(const char *area, char **buf_r, size_t *len_r,
+	     struct spool_jscan *js)
+{
+	char p[256];
+	const char *error = NULL;
+	int fd;
+
+	path_of(p, sizeof(p), "spool/%s/journal", area);
+	fd = open(p, O_RDONLY);
+	if (fd < 0)
+		return false;
+	*buf_r = spool_read_fd(fd, SPOOL_JOURNAL_READ_MAX, len_r);
+	close(fd);
+	assert_non_null(*buf_r);
+	if (spool_journal_scan(*buf_r, *len_r, js, &error) < 0)
+		fail_msg("journal of %s: %s", area, error);
+	return true;
+}
+
+/* Commit records of `area` without a done record (-1 without journal,
+   -2 when it has a torn tail: an append under way). */
+static int
+journal_live_now(const char *area)
+{
+	struct spool_jscan js;
+	char *buf;
+	size_t len;
+	int n;
+
+	if (!journal_read(area, &buf, &len, &js))
+		return -1;
+	n = js.torn ? -2 : (int)js.n_live;
+	assert_false(js.corrupt);
+	spool_jscan_free(&js);
+	free(buf);
+	return n;
+}
+
+static int
+journal_live(const char *area)
+{
+	int n = journal_live_now(area);
+
+	assert_int_not_equal(n, -2);
+	return n;
+}
+
+/* Is message `id` committed and not done in the journal of `area`? */
+static bool
+journal_has(const char *area, const char *id)
+{
+	struct spool_jscan js;
+	char *buf;
+	size_t len;
+	bool has = false;
+
+	if (!journal_read(area, &buf, &len, &js))
+		return false;
+	for (size_t i = 0; i < js.n_recs; i++)
+		has =
+		    has || (js.recs[i].live && strcmp(js.recs[i].id, id) == 0);
+	spool_jscan_free(&js);
+	free(buf);
+	return has;
+}
+
+/*
+ * The area holds nothing of finished messages: no data, no pending record.
+ * The committer removes them just after the callbacks (step 8), so a live
+ * spool gets a moment to settle.
+ */
 static void
 assert_area_empty(void)
 {
 	char p[256];
+	int k;
 
 	path_of(p, sizeof(p), "spool/1234/tmp");
+	for (k = 0; k < 500; k++) {
+		if (count_dir(p) == 0 && journal_live_now("1234") == 0)
+			break;
+		usleep(2000);
+	}
 	assert_int_equal(count_dir(p), 0);
+	assert_int_equal(journal_live("1234"), 0);
 	path_of(p, sizeof(p), "spool/1234/committed");
-	assert_int_equal(count_dir(p), 0);
+	assert_false(exists(p));
 }
 
 /* ---- round trips ------------------------------------------------------ */
@@ -583,17 +666,18 @@ round_trip(enum sync_method sync)
 	wait_done(sp, &run, 1);
 	assert_int_equal(spool_commits_pending(sp), 0);
 	assert_int_equal(run.result[0], 0);
+	assert_area_empty();
 	delivered_path(p, sizeof(p), "mail/u0/Maildir", run.time[0], run.id[0]);
 	assert_int_equal(stat(p, &a), 0);
 	assert_int_equal(a.st_size, 14);
 	assert_int_equal(a.st_nlink, 1);
 	assert_int_equal(a.st_mode & 0777, 0600);
-	assert_area_empty();
 	/* Several recipients: one inode, hard-linked. */
 	m = begin_write(sp, "Subject: many");
 	spool_msg_commit(m, "", rcpts, 4, record_cb, &run);
 	wait_done(sp, &run, 2);
 	assert_int_equal(run.result[1], 0);
+	assert_area_empty();
 	delivered_path(p, sizeof(p), "mail/u0/Maildir", run.time[1], run.id[1]);
 	assert_int_equal(stat(p, &a), 0);
 	assert_int_equal(a.st_nlink, 3);
@@ -994,7 +1078,44 @@ test_remote_exdev(void **state)
 
 /* ---- recovery --------------------------------------------------------- */
 
-/* Put a message into the spool as a crashed process would leave it. */
+/* Append a record to the journal of `area` (made, with its magic line,
+   when missing). */
+static void
+jappend(const char *area, const char *kind, const char *id, const char *payload,
+	size_t len)
+{
+	struct spool_buf b = {0};
+	struct stat st;
+	char p[512];
+	int fd;
+
+	path_of(p, sizeof(p), "spool/%s/journal", area);
+	fd = open(p, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	if (st.st_size == 0)
+		assert_int_equal(spool_buf_add(&b, SPOOL_JOURNAL_MAGIC,
+					       strlen(SPOOL_JOURNAL_MAGIC)),
+				 0);
+	assert_int_equal(spool_journal_add(&b, kind, id, payload, len), 0);
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	close(fd);
+	spool_buf_free(&b);
+}
+
+/* Is message `id` of `area` committed and unfinished (either layout)? */
+static bool
+planted(const char *area, const char *id)
+{
+	char p[512];
+
+	path_of(p, sizeof(p), "spool/%s/committed/%s", area, id);
+	return exists(p) || journal_has(area, id);
+}
+
+/* Put a message into the spool as a crashed process would leave it: its
+   data (unless NULL) and its envelope (made from the arguments unless
+   env_text is given) in committed/ or, with plant_journal, the journal. */
 static void
 plant(const char *area, const char *id, long t, const char *data,
       const char *env_text, const char *const *mds, size_t n)
@@ -1012,7 +1133,8 @@ plant(const char *area, const char *id, long t, const char *data,
 	path_of(p, sizeof(p), "spool/%s/tmp", area);
 	mkdir(p, 0700);
 	path_of(p, sizeof(p), "spool/%s/committed", area);
-	mkdir(p, 0700);
+	if (!plant_journal)
+		mkdir(p, 0700);
 	if (data != NULL) {
 		path_of(p, sizeof(p), "spool/%s/tmp/%s", area, id);
 		fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
@@ -1032,6 +1154,11 @@ plant(const char *area, const char *id, long t, const char *data,
 		env_text = buf;
 	} else {
 		len = strlen(env_text);
+	}
+	if (plant_journal) {
+		jappend(area, "commit", id, env_text, len);
+		free(buf);
+		return;
 	}
 	path_of(p, sizeof(p), "spool/%s/committed/%s", area, id);
 	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
@@ -1139,8 +1266,7 @@ test_recover_deferred(void **state)
 	plant("5", "idx", 100, "x", NULL, only_a, 1);
 	assert_int_equal(spool_recover(spool_dir, NULL, "h"), 0);
 	assert_int_equal(count_dir(t), 0);
-	path_of(p, sizeof(p), "spool/5/committed/idx");
-	assert_true(exists(p));
+	assert_true(planted("5", "idx"));
 	path_of(p, sizeof(p), "spool/5/tmp/idx");
 	assert_true(exists(p));
 	/* The administrator repairs the Maildir. */
@@ -1155,15 +1281,16 @@ test_recover_deferred(void **state)
 
 /* ---- fault injection -------------------------------------------------- */
 
-static int fi_at;     /* fail the call with this number (1-based) */
-static bool fi_crash; /* ... and every call after it */
-static int fi_err;    /* errno to fail with */
-static int fi_calls;  /* calls so far (atomic) */
+static int fi_at;	       /* fail the call with this number (1-based) */
+static bool fi_crash;	       /* ... and every call after it */
+static int fi_err;	       /* errno to fail with */
+static int fi_calls;	       /* calls so far (atomic) */
+static int fi_journal_fd = -1; /* the spool's journal, for the trace */
 
 /* The sequence of calls, one letter each, for the ordering checks:
-   o openat (T: of a queue/<id>.tmp), w write, f fsync, s syncfs,
-   m mkdirat, C rename into committed/, Q rename of a queue entry into
-   place, R other rename, l linkat (L: to a queue/<id>.msg), u unlinkat,
+   o openat (T: of a queue/<id>.tmp), w write (J: to the journal), f fsync,
+   s syncfs, m mkdirat, Q rename of a queue entry into place, R other
+   rename, l linkat (L: to a queue/<id>.msg), u unlinkat, t ftruncate,
    and '!' where a callback ran. */
 static char fi_trace[4096];
 
@@ -1210,7 +1337,14 @@ fi_openat(int d, const char *p, int f, int m)
 static ssize_t
 fi_write(int fd, const void *b, size_t n)
 {
-	return fi_fail() ? -1 : write(fd, b, n);
+	return fi_fail_op(fd == fi_journal_fd ? 'J' : 'w') ? -1
+							   : write(fd, b, n);
+}
+
+static int
+fi_ftruncate(int fd, off_t len)
+{
+	return fi_fail_op('t') ? -1 : ftruncate(fd, len);
 }
 
 static int
@@ -1234,7 +1368,7 @@ fi_mkdirat(int d, const char *p, int m)
 static int
 fi_renameat(int a, const char *b, int c, const char *d, unsigned f)
 {
-	char op = ends_with(b, ".env") ? 'C' : ends_with(b, ".tmp") ? 'Q' : 'R';
+	char op = ends_with(b, ".tmp") ? 'Q' : 'R';
 
 	return fi_fail_op(op) ? -1 : renameat2(a, b, c, d, f);
 }
@@ -1254,8 +1388,8 @@ fi_unlinkat(int d, const char *p, int f)
 }
 
 static const struct spool_fs_ops fi_ops = {
-    fi_openat,	fi_write,    fi_fsync,	fi_syncfs,
-    fi_mkdirat, fi_renameat, fi_linkat, fi_unlinkat,
+    fi_openat,	 fi_write,  fi_fsync,	 fi_syncfs,    fi_mkdirat,
+    fi_renameat, fi_linkat, fi_unlinkat, fi_ftruncate,
 };
 
 #define FI_MSGS 3
@@ -1331,6 +1465,7 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 	spool_fs = fi_ops;
 	fi_at = 0;
 	sp = open_spool(sync);
+	fi_journal_fd = sp->journal_fd;
 	set_paused(sp, true);
 	memset(fi_trace, 0, sizeof(fi_trace));
 	fi_calls = 0;
@@ -1368,6 +1503,7 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 	set_paused(sp, false);
 	wait_done(sp, &run, n_commit);
 	spool_close(&sp);
+	fi_journal_fd = -1;
 	out.calls = fi_calls;
 	fi_at = 0;
 	if (!crash && at > 0 && (size_t)at <= sizeof(fi_trace)) {
@@ -1389,19 +1525,10 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 				assert_true(n_failed > 0);
 		}
 	}
-	if (!crash) {
-		DIR *d;
-		struct dirent *de;
-
-		path_of(p, sizeof(p), "spool/1234/tmp");
-		d = opendir(p);
-		assert_non_null(d);
-		while ((de = readdir(d)) != NULL)
-			if (strstr(de->d_name, ".env") != NULL)
-				fail_msg("at=%d: %s left behind", at,
-					 de->d_name);
-		closedir(d);
-	}
+	/* After a single failure every record is done: the owed done
+	   records were appended at the latest by spool_close(). */
+	if (!crash && journal_live("1234") > 0)
+		fail_msg("at=%d: records left pending", at);
 	/* What a reader of queue/ sees at any time: complete entries only
 	   (check_queue fails on an .env without its .msg, or cut). */
 	{
@@ -1410,8 +1537,7 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 		check_queue(&parts);
 	}
 	for (int i = 0; i < run.n_done; i++) {
-		path_of(p, sizeof(p), "spool/1234/committed/%s", run.id[i]);
-		committed[i] = exists(p);
+		committed[i] = journal_has("1234", run.id[i]);
 		if (run.result[i] == 0)
 			out.n_ok++;
 		else
@@ -1529,85 +1655,91 @@ fi_count(const char *from, const char *to, char op)
 }
 
 /*
+ * What both orders share, for a trace `t` of one batch: the data written
+ * before the one append of commit records (the first J), one sync of
+ * them between it and the first delivery `first_d`, `after` syncs of the
+ * deliveries after the last one `last_d` and before the first callback,
+ * then the append of the done records (the second J) and the removal of
+ * the data files, after the last sync. Two syncs in all with syncfs; no
+ * sync of the other method.
+ */
+static void
+fi_check_journal(enum sync_method sync, const char *t, const char *first_d,
+		 const char *last_d, size_t after)
+{
+	const char *first_j = strchr(t, 'J'), *last_j = strrchr(t, 'J');
+	const char *cb = strchr(t, '!');
+	char sync_op = sync == SYNC_SYNCFS ? 's' : 'f';
+
+	assert_non_null(first_j);
+	assert_non_null(first_d);
+	assert_non_null(last_d);
+	assert_non_null(cb);
+	assert_true(first_j < last_j && first_j < first_d);
+	assert_int_equal(fi_count(t, t + strlen(t), 'J'), 2);
+	assert_true(strrchr(t, 'w') < first_j);
+	assert_true(last_d < last_j && last_d < cb);
+	assert_int_equal(fi_count(first_j, first_d, sync_op), 1);
+	assert_int_equal(fi_count(last_d, cb, sync_op), after);
+	assert_int_equal(fi_count(last_d, last_j, sync_op), after);
+	assert_int_equal(fi_count(last_j, t + strlen(t), sync_op), 0);
+	/* the data files go after the done records */
+	assert_int_equal(fi_count(last_j, t + strlen(t), 'u'), FI_MSGS);
+	if (sync == SYNC_SYNCFS) {
+		assert_int_equal(fi_count(t, first_j, 's'), 0);
+		assert_int_equal(fi_count(t, t + strlen(t), 's'), 2);
+	}
+	assert_int_equal(
+	    fi_count(t, t + strlen(t), sync == SYNC_SYNCFS ? 'f' : 's'), 0);
+}
+
+/*
  * The durability order of one batch of FI_MSGS messages to 3 Maildirs:
- * data and envelopes synced before the first commit rename, the commit
- * renames synced before the first link into a Maildir, and the Maildirs
- * synced after the last move into new/ and before the first callback.
- * (A simulated crash cannot show a missing sync; this can.)
+ * data durable (fsync: each data file and tmp/) before the commit records
+ * are appended, the records durable before the first link into a Maildir,
+ * the Maildirs synced after the last move into new/ and before the first
+ * callback. (A simulated crash cannot show a missing sync; this can.)
  */
 static void
 fi_check_order(enum sync_method sync, const char *t)
 {
-	const char *first_c = strchr(t, 'C'), *last_c = strrchr(t, 'C');
-	const char *first_l = strchr(t, 'l'), *last_r = strrchr(t, 'R');
-	const char *cb = strchr(t, '!'), *last_w = first_c;
-	char sync_op = sync == SYNC_SYNCFS ? 's' : 'f';
+	const char *first_j = strchr(t, 'J');
 
-	assert_non_null(first_c);
-	assert_non_null(first_l);
-	assert_non_null(last_r);
-	assert_non_null(cb);
-	while (last_w > t && last_w[-1] != 'w')
-		last_w--;
-	assert_int_equal(fi_count(t, last_c + 1, 'C'), FI_MSGS);
-	assert_true(last_c < first_l && last_r < cb);
-	if (sync == SYNC_SYNCFS) {
-		assert_int_equal(fi_count(last_w, first_c, 's'), 1);
-		assert_int_equal(fi_count(t, first_c, 'f'), 0);
-	} else {
-		/* data and envelope of each message, and tmp/ */
-		assert_int_equal(fi_count(t, first_c, 'f'), 2 * FI_MSGS + 1);
-	}
-	assert_int_equal(fi_count(last_c, first_l, sync_op), 1);
-	/* syncfs: one file system; fsync: the new/ of each Maildir */
-	assert_int_equal(fi_count(last_r, cb, sync_op),
+	fi_check_journal(sync, t, strchr(t, 'l'), strrchr(t, 'R'),
 			 sync == SYNC_SYNCFS ? 1 : 3);
-	assert_int_equal(fi_count(t, cb, sync == SYNC_SYNCFS ? 'f' : 's'), 0);
+	/* the data of each message, and tmp/ */
+	if (sync == SYNC_FSYNC)
+		assert_int_equal(fi_count(t, first_j, 'f'), FI_MSGS + 1);
 }
 
 /*
  * The same for a batch with queue entries (fi_mixed: every message has a
- * remote recipient): the queue's .msg links and .tmp envelopes made and
- * synced before the first commit rename, the entries published (.tmp to
- * .env) only after the commit renames are durable, and synced with the
- * Maildirs before the first callback: one syncfs for all (one file
- * system), or fsync of each new/ touched (m0, m2) and of queue/.
+ * remote recipient): the queue's .msg links and .tmp envelopes made
+ * before the commit records are appended (and, with fsync, synced with
+ * queue/ before), the entries published (.tmp to .env) only after the
+ * records are durable, and synced with the Maildirs before the first
+ * callback: one syncfs for all (one file system), or fsync of each new/
+ * touched (m0, m2) and of queue/.
  */
 static void
 fi_check_order_queue(enum sync_method sync, const char *t)
 {
-	const char *first_c = strchr(t, 'C'), *last_c = strrchr(t, 'C');
-	const char *first_q = strchr(t, 'Q'), *last_q = strrchr(t, 'Q');
-	const char *last_r = strrchr(t, 'R'), *cb = strchr(t, '!');
-	const char *last_w = first_c, *last_rq;
-	char sync_op = sync == SYNC_SYNCFS ? 's' : 'f';
+	const char *first_j = strchr(t, 'J'), *first_q = strchr(t, 'Q');
+	const char *last_q = strrchr(t, 'Q'), *last_r = strrchr(t, 'R');
 
-	assert_non_null(first_c);
 	assert_non_null(first_q);
 	assert_non_null(last_r);
-	assert_non_null(cb);
-	last_rq = last_r > last_q ? last_r : last_q;
-	while (last_w > t && last_w[-1] != 'w')
-		last_w--;
-	assert_int_equal(fi_count(t, cb, 'L'), FI_MSGS);
-	assert_int_equal(fi_count(t, cb, 'T'), FI_MSGS);
-	assert_int_equal(fi_count(t, cb, 'Q'), FI_MSGS);
-	assert_int_equal(fi_count(t, first_c, 'L'), FI_MSGS);
-	assert_int_equal(fi_count(t, first_c, 'T'), FI_MSGS);
-	assert_true(strrchr(t, 'L') < last_w && last_c < first_q);
-	if (sync == SYNC_SYNCFS) {
-		assert_int_equal(fi_count(last_w, first_c, 's'), 1);
-	} else {
-		/* data, envelope and queue envelope of each message, tmp/
-		   and queue/ */
-		assert_int_equal(fi_count(t, first_c, 'f'), 3 * FI_MSGS + 2);
-		/* the last queue envelope, tmp/, queue/ */
-		assert_int_equal(fi_count(last_w, first_c, 'f'), 3);
-	}
-	assert_int_equal(fi_count(last_c, first_q, sync_op), 1);
-	assert_int_equal(fi_count(last_rq, cb, sync_op),
-			 sync == SYNC_SYNCFS ? 1 : 3);
-	assert_int_equal(fi_count(t, cb, sync == SYNC_SYNCFS ? 'f' : 's'), 0);
+	fi_check_journal(
+	    sync, t, strchr(t, 'l') < first_q ? strchr(t, 'l') : first_q,
+	    last_r > last_q ? last_r : last_q, sync == SYNC_SYNCFS ? 1 : 3);
+	assert_int_equal(fi_count(t, first_j, 'L'), FI_MSGS);
+	assert_int_equal(fi_count(t, first_j, 'T'), FI_MSGS);
+	assert_int_equal(fi_count(t, t + strlen(t), 'L'), FI_MSGS);
+	assert_int_equal(fi_count(t, t + strlen(t), 'T'), FI_MSGS);
+	assert_int_equal(fi_count(t, t + strlen(t), 'Q'), FI_MSGS);
+	/* data and queue envelope of each message, tmp/ and queue/ */
+	if (sync == SYNC_FSYNC)
+		assert_int_equal(fi_count(t, first_j, 'f'), 2 * FI_MSGS + 2);
 }
 
 static void
@@ -1617,6 +1749,8 @@ fault_sweep(enum sync_method sync, bool crash)
 	int failed_runs = 0;
 
 	clean = fi_run(sync, 0, false, 0);
+	if (getenv("FI_VERBOSE"))
+		printf("sync=%d trace=%s\n", sync, fi_trace);
 	if (fi_rcpts == fi_local)
 		fi_check_order(sync, fi_trace);
 	else
@@ -1935,6 +2069,554 @@ test_crash_remote_fsync(void **state)
 	remote_sweep(SYNC_FSYNC, true);
 }
 
+/* ---- the journal -------------------------------------------------------- */
+
+/* The recovery tests of the old layout, with the messages in the journal. */
+static void
+test_recover_deferred_journal(void **state)
+{
+	plant_journal = true;
+	test_recover_deferred(state);
+	assert_int_equal(count_dir(spool_dir), 0);
+}
+
+static void
+test_recover_queue_journal(void **state)
+{
+	plant_journal = true;
+	test_recover_queue(state);
+}
+
+static void
+test_recover_queue_faults_journal(void **state)
+{
+	plant_journal = true;
+	test_recover_queue_faults(state);
+}
+
+/*
+ * The record format: CRC-32C check value, the exact bytes of a record, a
+ * round trip, and every cut and every single-octet change refused.
+ */
+static void
+test_journal_record(void **state)
+{
+	static const char env[] = "postern-envelope 1\nid abc\ntime 5\n"
+				  "size 7\nsender \nrcpt x /m\nend\n";
+	static const char want_done[] = "@done abc 0\n@crc ";
+	struct spool_buf b = {0};
+	struct spool_jrec r;
+	size_t len;
+
+	(void)state;
+	assert_true(spool_crc32c(0, "123456789", 9) == 0xe3069283u);
+	assert_true(spool_crc32c(spool_crc32c(0, "1234", 4), "56789", 5) ==
+		    0xe3069283u);
+	assert_int_equal(
+	    spool_journal_add(&b, "commit", "abc", env, sizeof(env) - 1), 0);
+	len = b.len;
+	assert_int_equal(spool_journal_add(&b, "done", "abc", "", 0), 0);
+	{
+		char head[64];
+		int n = snprintf(head, sizeof(head), "@commit abc %zu\n%s",
+				 sizeof(env) - 1, "postern-envelope 1\n");
+
+		assert_memory_equal(b.data, head, (size_t)n);
+	}
+	assert_memory_equal(b.data + len, want_done, sizeof(want_done) - 1);
+	assert_int_equal(b.len - len, sizeof(want_done) - 1 + 9);
+	assert_int_equal(spool_journal_rec(b.data, b.len, &r), len);
+	assert_int_equal(r.kind, SPOOL_REC_COMMIT);
+	assert_string_equal(r.id, "abc");
+	assert_int_equal(r.len, sizeof(env) - 1);
+	assert_memory_equal(r.payload, env, r.len);
+	assert_int_equal(spool_journal_rec(b.data + len, b.len - len, &r),
+			 b.len - len);
+	assert_int_equal(r.kind, SPOOL_REC_DONE);
+	for (size_t cut = 0; cut < len; cut++)
+		if (spool_journal_rec(b.data, cut, &r) != 0)
+			fail_msg("accepted a cut at %zu", cut);
+	for (size_t i = 0; i < len; i++) {
+		for (int bit = 0; bit < 8; bit++) {
+			b.data[i] ^= (char)(1 << bit);
+			if (spool_journal_rec(b.data, len, &r) != 0)
+				fail_msg("accepted a change at %zu", i);
+			b.data[i] ^= (char)(1 << bit);
+		}
+	}
+	/* The writer refuses what the reader would: an id too long, a
+	   payload over SPOOL_ENV_MAX. */
+	assert_int_equal(spool_journal_add(&b, "done",
+					   "012345678901234567890123456789"
+					   "0123456789012345678901234567890",
+					   "", 0),
+			 -1);
+	assert_int_equal(
+	    spool_journal_add(&b, "commit", "abc", "", SPOOL_ENV_MAX + 1), -1);
+	spool_buf_free(&b);
+}
+
+/* Heads that must not parse even with a right CRC. */
+static void
+test_journal_bad_heads(void **state)
+{
+	static const char *const heads[] = {
+	    "@commit abc 01\n",	     "@commit abc -1\n", "@commit a-c 1\n",
+	    "@commit  1\n",	     "@done abc 1\n",	 "@Done abc 0\n",
+	    "@commit abc\n",	     "commit abc 1\n",	 "@commit abc 1 \n",
+	    "@commit abc 4194305\n",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		char buf[128], tail[SPOOL_REC_TAIL_LEN + 1];
+		size_t hl = strlen(heads[i]);
+		struct spool_jrec r;
+		uint32_t crc;
+
+		memcpy(buf, heads[i], hl);
+		buf[hl] = 'x';
+		crc = spool_crc32c(0, buf, hl + 1);
+		snprintf(tail, sizeof(tail), "@crc %08" PRIx32 "\n", crc);
+		memcpy(buf + hl + 1, tail, SPOOL_REC_TAIL_LEN);
+		if (spool_journal_rec(buf, hl + 1 + SPOOL_REC_TAIL_LEN, &r) !=
+		    0)
+			fail_msg("head %zu accepted", i);
+	}
+}
+
+/* A journal with commit records for a, b, c and a done record for b. */
+static void
+journal_abc(struct spool_buf *b, size_t off[4])
+{
+	static const char *const ids[] = {"a", "b", "c"};
+
+	b->len = 0;
+	assert_int_equal(
+	    spool_buf_add(b, SPOOL_JOURNAL_MAGIC, strlen(SPOOL_JOURNAL_MAGIC)),
+	    0);
+	for (int i = 0; i < 3; i++) {
+		off[i] = b->len;
+		assert_int_equal(
+		    spool_journal_add(b, "commit", ids[i], "payload\n", 8), 0);
+	}
+	off[3] = b->len;
+	assert_int_equal(spool_journal_add(b, "done", "b", "", 0), 0);
+}
+
+/*
+ * Reading a journal cut at every offset: the records before the cut are
+ * used, the cut one is a torn tail (never corruption); an octet changed
+ * in a record that has intact records after it is corruption, and those
+ * records are still used; a magic line of another version is refused.
+ */
+static void
+test_journal_scan(void **state)
+{
+	struct spool_buf b = {0};
+	struct spool_jscan js;
+	const char *error;
+	size_t off[4];
+
+	(void)state;
+	journal_abc(&b, off);
+	assert_int_equal(spool_journal_scan(b.data, b.len, &js, &error), 0);
+	assert_int_equal(js.n_recs, 3);
+	assert_int_equal(js.n_live, 2);
+	assert_false(js.torn || js.corrupt);
+	assert_true(js.recs[0].live && !js.recs[1].live && js.recs[2].live);
+	spool_jscan_free(&js);
+	for (size_t cut = 0; cut < b.len; cut++) {
+		/* the commit records that end before the cut */
+		size_t n_recs =
+		    (size_t)(cut >= off[1]) + (cut >= off[2]) + (cut >= off[3]);
+
+		assert_int_equal(spool_journal_scan(b.data, cut, &js, &error),
+				 0);
+		if (js.corrupt || js.n_recs != n_recs ||
+		    js.torn != (cut != 0 && cut != off[0] && cut != off[1] &&
+				cut != off[2] && cut != off[3]))
+			fail_msg("cut at %zu: recs=%zu torn=%d corrupt=%d", cut,
+				 js.n_recs, js.torn, js.corrupt);
+		/* the done record of b was cut away: b is live */
+		assert_int_equal(js.n_live, n_recs);
+		spool_jscan_free(&js);
+	}
+	/* Damage in b: a and c are still read, b is lost, it is corrupt. */
+	for (size_t i = off[1]; i < off[2]; i++) {
+		b.data[i] ^= 0x20;
+		assert_int_equal(spool_journal_scan(b.data, b.len, &js, &error),
+				 0);
+		if (!js.corrupt || js.bad_off != off[1] || js.n_live != 2)
+			fail_msg("damage at %zu (%zu..%zu): corrupt=%d bad=%zu "
+				 "live=%zu",
+				 i, off[1], off[2], js.corrupt,
+				 (size_t)js.bad_off, js.n_live);
+		assert_string_equal(js.recs[0].id, "a");
+		assert_string_equal(js.recs[1].id, "c");
+		spool_jscan_free(&js);
+		b.data[i] ^= 0x20;
+	}
+	/* The same commit twice is corrupt; the first one counts. */
+	assert_int_equal(spool_journal_add(&b, "commit", "a", "x", 1), 0);
+	assert_int_equal(spool_journal_scan(b.data, b.len, &js, &error), 0);
+	assert_true(js.corrupt);
+	assert_int_equal(js.n_live, 2);
+	spool_jscan_free(&js);
+	/* Another version; a cut magic line is just torn. */
+	memcpy(b.data, "postern-journal 2\n", 18);
+	assert_int_equal(spool_journal_scan(b.data, b.len, &js, &error), -1);
+	assert_string_equal(error, "unknown journal version");
+	assert_int_equal(spool_journal_scan("postern-jour", 12, &js, &error),
+			 0);
+	assert_true(js.torn && !js.corrupt && js.n_recs == 0);
+	spool_jscan_free(&js);
+	spool_buf_free(&b);
+}
+
+/* Plant messages j1 (done), j2 and j3 (not done) and j4 (uncommitted). */
+static void
+plant_jmsgs(const char *a, size_t *end_j2)
+{
+	const char *const only_a[] = {a};
+	struct stat st;
+	char p[512];
+
+	plant_journal = true;
+	plant("9", "j1", 100, "one", NULL, only_a, 1);
+	jappend("9", "done", "j1", "", 0);
+	plant("9", "j2", 100, "two", NULL, only_a, 1);
+	path_of(p, sizeof(p), "spool/9/journal");
+	assert_int_equal(stat(p, &st), 0);
+	*end_j2 = (size_t)st.st_size;
+	plant("9", "j3", 100, "three", NULL, only_a, 1);
+	path_of(p, sizeof(p), "spool/9/tmp/j4");
+	assert_int_equal(close(open(p, O_WRONLY | O_CREAT, 0600)), 0);
+}
+
+static bool
+delivered(const char *md, const char *id)
+{
+	char p[512];
+
+	delivered_path(p, sizeof(p), md, 100, id);
+	return exists(p);
+}
+
+/*
+ * Recovery of a journal torn at every offset of its last record (as a
+ * crash during an append leaves it): the messages before it are finished
+ * exactly once, the torn one is not delivered and its data is removed
+ * like any uncommitted file; nothing is quarantined; the area goes.
+ */
+static void
+test_recover_journal_torn(void **state)
+{
+	char a[256], p[512];
+	size_t end_j2, size;
+	struct stat st;
+
+	(void)state;
+	path_of(a, sizeof(a), "mail/a");
+	plant_jmsgs(a, &end_j2);
+	path_of(p, sizeof(p), "spool/9/journal");
+	assert_int_equal(stat(p, &st), 0);
+	size = (size_t)st.st_size;
+	for (size_t cut = end_j2; cut < size; cut++) {
+		if (cut > end_j2) {
+			teardown(NULL);
+			setup(NULL);
+			path_of(a, sizeof(a), "mail/a");
+			plant_jmsgs(a, &end_j2);
+			path_of(p, sizeof(p), "spool/9/journal");
+		}
+		assert_int_equal(truncate(p, (off_t)cut), 0);
+		assert_int_equal(spool_recover(spool_dir, NULL, "mx/host:1"),
+				 1);
+		if (delivered("mail/a", "j1") || !delivered("mail/a", "j2") ||
+		    delivered("mail/a", "j3"))
+			fail_msg("cut at %zu: wrong deliveries", cut);
+		path_of(p, sizeof(p), "mail/a/new");
+		assert_int_equal(count_dir(p), 1);
+		path_of(p, sizeof(p), "spool");
+		assert_int_equal(count_dir(p), 0); /* the area is gone */
+	}
+}
+
+/*
+ * Committed and not done, with a queue entry to make, delivered exactly
+ * once; done ones left alone; a record without data and not delivered,
+ * and one whose envelope is corrupt (its CRC right), quarantined as files
+ * written from the record; running again changes nothing.
+ */
+static void
+test_recover_journal(void **state)
+{
+	char a[256], b[256], p[512];
+	const char *const both[] = {a, b}, *const only_a[] = {a};
+	const char *const remote[] = {NULL};
+	size_t end_j2, parts;
+
+	(void)state;
+	path_of(a, sizeof(a), "mail/a");
+	path_of(b, sizeof(b), "mail/b");
+	plant_jmsgs(a, &end_j2);
+	plant("9", "j5", 100, "five", NULL, both, 2);
+	plant("9", "j6", 100, NULL, NULL, only_a, 1); /* data lost */
+	plant("9", "j7", 100, "seven", "postern-envelope 1\nid j7\n", only_a,
+	      1);
+	plant("9", "j8", 100, "eight", NULL, remote, 1);
+	/* j3 was delivered before the crash, and read (moved to cur/). */
+	assert_int_equal(maildir_create(a), 0);
+	path_of(p, sizeof(p), "spool/9/tmp/j3");
+	{
+		char q[512];
+
+		path_of(q, sizeof(q),
+			"mail/a/cur/100.j3.mx\\057host\\0721:2,S");
+		assert_int_equal(link(p, q), 0);
+	}
+	assert_int_equal(spool_recover(spool_dir, NULL, "mx/host:1"), 3);
+	assert_false(delivered("mail/a", "j1"));
+	assert_true(delivered("mail/a", "j2"));
+	assert_false(delivered("mail/a", "j3")); /* in cur/ */
+	assert_true(delivered("mail/a", "j5"));
+	assert_true(delivered("mail/b", "j5"));
+	assert_queue_has("j8", "eight", "u@x");
+	assert_int_equal(check_queue(&parts), 1);
+	assert_int_equal(parts, 0);
+	path_of(p, sizeof(p), "spool/quarantine");
+	assert_int_equal(count_dir(p), 3); /* j6 env, j7 env and data */
+	path_of(p, sizeof(p), "spool/quarantine/9.j7.env.0");
+	assert_file_is(p, "postern-envelope 1\nid j7\n");
+	path_of(p, sizeof(p), "spool/quarantine/9.j7.data.0");
+	assert_file_is(p, "seven");
+	path_of(p, sizeof(p), "spool/9");
+	assert_false(exists(p));
+	assert_int_equal(spool_recover(spool_dir, NULL, "mx/host:1"), 0);
+	path_of(p, sizeof(p), "mail/a/new");
+	assert_int_equal(count_dir(p), 2);
+	path_of(p, sizeof(p), "spool/quarantine");
+	assert_int_equal(count_dir(p), 3);
+}
+
+/*
+ * A journal damaged in the middle: a copy goes to quarantine, the intact
+ * records after the damage are still finished, the data file nothing
+ * explains any more is quarantined rather than removed, and the next
+ * recovery has nothing left to do (no loop). A journal of an unknown
+ * version is left alone, and so is its area.
+ */
+static void
+test_recover_journal_damaged(void **state)
+{
+	char a[256], p[512], q[512];
+	size_t end_j2;
+	int fd;
+
+	(void)state;
+	path_of(a, sizeof(a), "mail/a");
+	plant_jmsgs(a, &end_j2);
+	path_of(p, sizeof(p), "spool/9/journal");
+	fd = open(p, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "X", 1, (off_t)end_j2 - 20), 1); /* j2 */
+	close(fd);
+	assert_int_equal(spool_recover(spool_dir, NULL, "mx/host:1"), 1);
+	assert_false(delivered("mail/a", "j2"));
+	assert_true(delivered("mail/a", "j3"));
+	path_of(q, sizeof(q), "spool/quarantine/9.journal.0");
+	assert_true(exists(q));
+	path_of(q, sizeof(q), "spool/quarantine/9.j2.data.0");
+	assert_file_is(q, "two");
+	path_of(q, sizeof(q), "spool/quarantine/9.j4.data.0");
+	assert_true(exists(q)); /* uncommitted, but who can tell now */
+	path_of(q, sizeof(q), "spool/quarantine");
+	assert_int_equal(count_dir(q), 3);
+	path_of(q, sizeof(q), "spool/9");
+	assert_false(exists(q));
+	assert_int_equal(spool_recover(spool_dir, NULL, "mx/host:1"), 0);
+	path_of(q, sizeof(q), "spool/quarantine");
+	assert_int_equal(count_dir(q), 3);
+
+	/* Another version: untouched. */
+	plant_jmsgs(a, &end_j2);
+	fd = open(p, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "postern-journal 9", 17, 0), 17);
+	close(fd);
+	assert_int_equal(spool_recover(spool_dir, NULL, "mx/host:1"), 0);
+	path_of(q, sizeof(q), "spool/9/tmp");
+	assert_int_equal(count_dir(q), 4);
+	assert_true(exists(p));
+	path_of(q, sizeof(q), "spool/quarantine");
+	assert_int_equal(count_dir(q), 3);
+}
+
+/*
+ * A message whose Maildir refuses it is kept in a rewritten journal with
+ * only its record; the others' records and data are gone.
+ */
+static void
+test_recover_journal_keep(void **state)
+{
+	char a[256], b[256], t[256], p[512];
+	const char *const only_b[] = {b};
+	size_t end_j2;
+
+	(void)state;
+	path_of(a, sizeof(a), "mail/a");
+	path_of(b, sizeof(b), "mail/b");
+	path_of(t, sizeof(t), "target");
+	plant_jmsgs(a, &end_j2);
+	plant("9", "j9", 100, "nine", NULL, only_b, 1);
+	assert_int_equal(maildir_create(b), 0);
+	assert_int_equal(mkdir(t, 0700), 0);
+	path_of(p, sizeof(p), "mail/b/new");
+	assert_int_equal(rmdir(p), 0);
+	assert_int_equal(symlink(t, p), 0);
+	assert_int_equal(spool_recover(spool_dir, NULL, "h"), 2);
+	assert_int_equal(journal_live("9"), 1);
+	assert_true(journal_has("9", "j9"));
+	path_of(p, sizeof(p), "spool/9/tmp");
+	assert_int_equal(count_dir(p), 1);
+	path_of(p, sizeof(p), "spool/9/journal.new");
+	assert_false(exists(p));
+	/* Repaired: finished, and the area goes. */
+	path_of(p, sizeof(p), "mail/b/new");
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(mkdir(p, 0700), 0);
+	assert_int_equal(spool_recover(spool_dir, NULL, "h"), 1);
+	assert_int_equal(count_dir(p), 1);
+	path_of(p, sizeof(p), "spool/9");
+	assert_false(exists(p));
+}
+
+/* spool_open(): a journal with unfinished messages is recovery's; a
+   clean one (every record done) is taken over and emptied. */
+static void
+test_open_journal(void **state)
+{
+	char a[256], p[512];
+	struct spool *sp;
+	const char *error = NULL;
+	struct stat st;
+	size_t end_j2;
+
+	(void)state;
+	path_of(a, sizeof(a), "mail/a");
+	plant_jmsgs(a, &end_j2);
+	assert_int_equal(
+	    spool_open(spool_dir, "9", "h", SYNC_SYNCFS, &sp, &error), -1);
+	assert_string_equal(error, "the spool area holds unrecovered messages");
+	path_of(p, sizeof(p), "spool/9/journal");
+	assert_int_equal(truncate(p, (off_t)end_j2), 0);
+	jappend("9", "done", "j2", "", 0);
+	assert_int_equal(
+	    spool_open(spool_dir, "9", "h", SYNC_SYNCFS, &sp, &error), 0);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	spool_close(&sp);
+}
+
+/* Fail the first append of done records (a write to the journal that
+   starts with "@done"), once. */
+static int jdone_failed;
+
+static ssize_t
+jdone_write(int fd, const void *buf, size_t len)
+{
+	if (__atomic_load_n(&jdone_failed, __ATOMIC_SEQ_CST) == 0 && len > 5 &&
+	    memcmp(buf, "@done", 5) == 0) {
+		__atomic_store_n(&jdone_failed, 1, __ATOMIC_SEQ_CST);
+		errno = EIO;
+		return -1;
+	}
+	return write(fd, buf, len);
+}
+
+static void
+commit_one(struct spool *sp, struct run *run, struct spool_rcpt *r)
+{
+	int want = run->n_done + 1;
+
+	spool_msg_commit(begin_write(sp, "Subject: t"), "s@x", r, 1, record_cb,
+			 run);
+	wait_done(sp, run, want);
+	assert_int_equal(run->result[want - 1], 0);
+	assert_area_empty();
+}
+
+/*
+ * The journal is reused, never replaced: appended to, and truncated (same
+ * inode) once it is over spool_journal_max with no record pending - but
+ * not while a done record is owed (its append failed; it is retried with
+ * the next batch). (Settings change only while no spool runs.)
+ */
+static void
+test_journal_truncate(void **state)
+{
+	struct spool_fs_ops saved = spool_fs;
+	size_t saved_max = spool_journal_max;
+	struct run run = {0};
+	char md[256], p[512];
+	struct spool_rcpt r = {"u@x", md};
+	struct stat st0, st;
+	struct spool *sp;
+	bool shrank = false;
+	off_t last = 0;
+
+	(void)state;
+	path_of(md, sizeof(md), "mail/Maildir");
+	path_of(p, sizeof(p), "spool/1234/journal");
+	spool_journal_max = 1000;
+	sp = open_spool(SYNC_SYNCFS);
+	assert_int_equal(stat(p, &st0), 0);
+	assert_int_equal(st0.st_size, 0);
+	for (int i = 0; i < 12; i++) {
+		commit_one(sp, &run, &r);
+		assert_int_equal(stat(p, &st), 0);
+		assert_true(st.st_ino == st0.st_ino);
+		assert_true(st.st_size <= 1000 + 400);
+		shrank = shrank || st.st_size < last;
+		last = st.st_size;
+	}
+	assert_true(shrank);
+	spool_close(&sp);
+	/* A done record owed: no truncation, whatever the size. */
+	spool_journal_max = 0;
+	jdone_failed = 0;
+	spool_fs.write = jdone_write;
+	sp = open_spool(SYNC_SYNCFS);
+	spool_msg_commit(begin_write(sp, "Subject: t"), "s@x", &r, 1, record_cb,
+			 &run);
+	wait_done(sp, &run, 13);
+	for (int k = 0; k < 500 && journal_live_now("1234") != 1; k++)
+		usleep(2000);
+	assert_int_equal(__atomic_load_n(&jdone_failed, __ATOMIC_SEQ_CST), 1);
+	assert_int_equal(journal_live("1234"), 1);
+	assert_int_equal(stat(p, &st), 0);
+	assert_true(st.st_size > 0 && st.st_ino == st0.st_ino);
+	/* The next batch appends it, and the journal is emptied. */
+	spool_msg_commit(begin_write(sp, "Subject: t"), "s@x", &r, 1, record_cb,
+			 &run);
+	wait_done(sp, &run, 14);
+	for (int k = 0; k < 500; k++) {
+		assert_int_equal(stat(p, &st), 0);
+		if (st.st_size == 0)
+			break;
+		usleep(2000);
+	}
+	assert_int_equal(st.st_size, 0);
+	assert_true(st.st_ino == st0.st_ino);
+	assert_area_empty();
+	spool_close(&sp);
+	spool_fs = saved;
+	spool_journal_max = saved_max;
+	path_of(p, sizeof(p), "mail/Maildir/new");
+	assert_int_equal(count_dir(p), 14);
+}
+
 int
 main(void)
 {
@@ -1966,6 +2648,18 @@ main(void)
 	    T(test_fault_remote_fsync),
 	    T(test_crash_remote_syncfs),
 	    T(test_crash_remote_fsync),
+	    cmocka_unit_test(test_journal_record),
+	    cmocka_unit_test(test_journal_bad_heads),
+	    cmocka_unit_test(test_journal_scan),
+	    T(test_recover_journal),
+	    T(test_recover_journal_torn),
+	    T(test_recover_journal_damaged),
+	    T(test_recover_journal_keep),
+	    T(test_recover_deferred_journal),
+	    T(test_recover_queue_journal),
+	    T(test_recover_queue_faults_journal),
+	    T(test_open_journal),
+	    T(test_journal_truncate),
 #undef T
 	};
 
