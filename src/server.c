@@ -396,6 +396,36 @@ master_mkdirs(const char *path, bool self)
 	return 0;
 }
 
+/*
+ * mkdir -p `path`, giving every directory it creates (mode 0700) to the
+ * worker account `pw` (NULL: keep the current owner). Directories that
+ * exist are left as the administrator made them.
+ */
+static int
+master_mkdirs_owned(const char *path, const struct passwd *pw)
+{
+	char tmp[4096];
+	int n = snprintf(tmp, sizeof(tmp), "%s/", path);
+
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = tmp + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) == 0) {
+			if (pw != NULL && chown(tmp, pw->pw_uid, pw->pw_gid) < 0)
+				return -1;
+		} else if (errno != EEXIST) {
+			return -1;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
 static int
 master_prepare_dirs(const struct config *cfg)
 {
@@ -433,21 +463,35 @@ master_prepare_dirs(const struct config *cfg)
 	}
 	if (pw != NULL && chown(cfg->spool, pw->pw_uid, pw->pw_gid) < 0)
 		goto fail;
+	/* The fixed part of the Maildir template (before the first %): the
+	   workers create what lies below it for new users. */
+	{
+		char root[4096];
+		const char *pct = strchr(cfg->maildir, '%');
+		size_t n = pct != NULL ? (size_t)(pct - cfg->maildir)
+				       : strlen(cfg->maildir);
+
+		while (n > 1 && cfg->maildir[n - 1] == '/')
+			n--;
+		if (n > 1 && n < sizeof(root)) {
+			memcpy(root, cfg->maildir, n);
+			root[n] = '\0';
+			if (master_mkdirs_owned(root, pw) < 0)
+				goto fail_mail;
+		}
+	}
 	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
 		if (config_maildir_path(cfg, &cfg->mailboxes[i], dir,
 					sizeof(dir)) < 0)
 			continue;
-		if (maildir_create(dir) < 0) {
-			log_error("-", "maildir dir=%s error=\"%s\"", dir,
-				  strerror(errno));
-			return -1;
-		}
+		if (master_mkdirs_owned(dir, pw) < 0 || maildir_create(dir) < 0)
+			goto fail_mail;
 		if (pw != NULL) {
-			static const char *const sub[] = {"", "/tmp", "/new",
+			static const char *const sub[] = {"/tmp", "/new",
 							  "/cur"};
 			char p[4200];
 
-			for (size_t k = 0; k < 4; k++) {
+			for (size_t k = 0; k < 3; k++) {
 				snprintf(p, sizeof(p), "%s%s", dir, sub[k]);
 				if (chown(p, pw->pw_uid, pw->pw_gid) < 0)
 					log_warning("-",
@@ -457,6 +501,9 @@ master_prepare_dirs(const struct config *cfg)
 		}
 	}
 	return 0;
+fail_mail:
+	log_error("-", "maildir dir=%s error=\"%s\"", dir, strerror(errno));
+	return -1;
 fail:
 	log_error("-", "spool dir=%s error=\"%s\"", cfg->spool,
 		  strerror(errno));
