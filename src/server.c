@@ -368,41 +368,13 @@ master_start_workers(struct master *m)
 		m->workers[i] = master_spawn(m);
 }
 
-/* Create the spool and each mailbox's Maildir, owned by the worker
-   account, so that workers never need to create directories they may not
-   own (and delivery to a new mailbox does not depend on the umask). */
-/* mkdir -p: the parents of `path` (0755), and `path` itself (0700) when
-   `self` is set. Existing directories are fine. */
-static int
-master_mkdirs(const char *path, bool self)
-{
-	char tmp[4096];
-	int n = snprintf(tmp, sizeof(tmp), "%s", path);
-
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	for (char *p = tmp + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (self && mkdir(tmp, 0700) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
 /*
- * mkdir -p `path`, giving every directory it creates (mode 0700) to the
- * worker account `pw` (NULL: keep the current owner). Directories that
- * exist are left as the administrator made them.
+ * mkdir -p `path` (it too), giving every directory it creates (mode 0700)
+ * to the worker account `pw` (NULL: keep the current owner). Directories
+ * that exist are left as the administrator made them.
  */
 static int
-master_mkdirs_owned(const char *path, const struct passwd *pw)
+master_mkdirs(const char *path, const struct passwd *pw)
 {
 	char tmp[4096];
 	int n = snprintf(tmp, sizeof(tmp), "%s/", path);
@@ -426,6 +398,9 @@ master_mkdirs_owned(const char *path, const struct passwd *pw)
 	return 0;
 }
 
+/* Create the spool, the control socket's directory and each mailbox's
+   Maildir, owned by the worker account, so that workers never need to
+   create directories they may not own. */
 static int
 master_prepare_dirs(const struct config *cfg)
 {
@@ -440,15 +415,9 @@ master_prepare_dirs(const struct config *cfg)
 			return -1;
 		}
 	}
-	if (master_mkdirs(cfg->spool, true) < 0)
+	if (master_mkdirs(cfg->spool, pw) < 0)
 		goto fail;
-	if (cfg->control_socket != NULL &&
-	    master_mkdirs(cfg->control_socket, false) < 0) {
-		log_error("-", "control-socket path=%s error=\"%s\"",
-			  cfg->control_socket, strerror(errno));
-		return -1;
-	}
-	if (cfg->control_socket != NULL && pw != NULL) {
+	if (cfg->control_socket != NULL) {
 		/* The guard (as the worker account) creates the socket. */
 		char parent[4096], *slash;
 
@@ -456,9 +425,12 @@ master_prepare_dirs(const struct config *cfg)
 		slash = strrchr(parent, '/');
 		if (slash != NULL && slash != parent) {
 			*slash = '\0';
-			if (chown(parent, pw->pw_uid, pw->pw_gid) < 0)
-				log_warning("-", "chown path=%s error=\"%s\"",
-					    parent, strerror(errno));
+			if (master_mkdirs(parent, pw) < 0) {
+				log_error("-", "control-socket path=%s "
+					       "error=\"%s\"",
+					  cfg->control_socket, strerror(errno));
+				return -1;
+			}
 		}
 	}
 	if (pw != NULL && chown(cfg->spool, pw->pw_uid, pw->pw_gid) < 0)
@@ -476,7 +448,7 @@ master_prepare_dirs(const struct config *cfg)
 		if (n > 1 && n < sizeof(root)) {
 			memcpy(root, cfg->maildir, n);
 			root[n] = '\0';
-			if (master_mkdirs_owned(root, pw) < 0)
+			if (master_mkdirs(root, pw) < 0)
 				goto fail_mail;
 		}
 	}
@@ -484,7 +456,7 @@ master_prepare_dirs(const struct config *cfg)
 		if (config_maildir_path(cfg, &cfg->mailboxes[i], dir,
 					sizeof(dir)) < 0)
 			continue;
-		if (master_mkdirs_owned(dir, pw) < 0 || maildir_create(dir) < 0)
+		if (master_mkdirs(dir, pw) < 0 || maildir_create(dir) < 0)
 			goto fail_mail;
 		if (pw != NULL) {
 			static const char *const sub[] = {"/tmp", "/new",
