@@ -243,12 +243,14 @@ plain_split(struct sasl *sasl, const unsigned char *msg, size_t n)
 	zlen = (size_t)(nul1 - msg);
 	clen = (size_t)(nul2 - authc);
 	plen = n - (size_t)(pass - msg);
-	/* Kept for the failure's log line should the checks below fail. */
-	sasl->bad_user_len = clen < SASL_FIELD_MAX ? clen : SASL_FIELD_MAX;
-	memcpy(sasl->bad_user, authc, sasl->bad_user_len);
 	if (zlen > SASL_FIELD_MAX || clen == 0 || clen > SASL_FIELD_MAX ||
 	    plen == 0 || plen > SASL_FIELD_MAX)
 		return SASL_BAD_MESSAGE;
+	/* Kept for the failure's log line should the checks below fail;
+	   only once the shape is right, so that a password sent in the
+	   place of the user name ("user NUL password NUL") is never kept. */
+	sasl->bad_user_len = clen;
+	memcpy(sasl->bad_user, authc, clen);
 	if (!field_ok(msg, zlen) || !field_ok(authc, clen) ||
 	    !field_ok(pass, plen))
 		return SASL_BAD_MESSAGE;

@@ -258,9 +258,10 @@ master_spawn(struct master *m)
 		m->env[slot].guard_fd = sv[0];
 	}
 	pid = fork();
-
 	if (pid < 0) {
 		log_error("-", "fork error=\"%s\"", strerror(errno));
+		close(m->env[slot].guard_fd);
+		m->env[slot].guard_fd = -1;
 		return -1;
 	}
 	if (pid == 0) {
@@ -668,6 +669,8 @@ master_stop(struct master *m)
 			for (unsigned i = 0; i < m->n_workers; i++)
 				if (m->workers[i] == pid)
 					m->workers[i] = 0;
+			if (pid == m->guard)
+				m->guard = 0;
 			master_forget_retired(m, pid);
 		}
 		for (unsigned i = 0; i < m->n_workers; i++)

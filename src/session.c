@@ -183,6 +183,7 @@ session_header_octet(struct session *s, unsigned char c)
 	if (tx->hline_bol) {
 		tx->hline_bol = false;
 		tx->hline_len = 0;
+		tx->from_name = false;
 		if (c == '\r' || c == '\n') {
 			tx->in_header = false; /* empty line */
 			tx->in_from = false;
@@ -198,17 +199,31 @@ session_header_octet(struct session *s, unsigned char c)
 		tx->hline_bol = true;
 		return;
 	}
-	if (tx->hline_len < sizeof(tx->hline)) {
-		tx->hline[tx->hline_len++] = (char)c;
+	if (tx->hline_len < sizeof(tx->hline) || tx->from_name) {
+		if (tx->hline_len < sizeof(tx->hline))
+			tx->hline[tx->hline_len] = (char)c;
+		tx->hline_len++;
 		if (tx->hline_len == 9 &&
 		    strncasecmp(tx->hline, "Received:", 9) == 0) {
 			tx->received++;
 			if (tx->received > s->cfg->hop_limit)
 				session_tx_fail(s, R_LOOP);
 		}
-		if (tx->hline_len == 5 &&
-		    strncasecmp(tx->hline, "From:", 5) == 0 && s->has_auth)
+	}
+	/* "From:", also in the obsolete form with white space before the
+	   colon (RFC 5322 4.5.8), however many: a second From field must
+	   not hide from the check. */
+	if (tx->hline_len >= 4 && !tx->in_from && s->has_auth &&
+	    strncasecmp(tx->hline, "From", 4) == 0) {
+		if (tx->hline_len == 4)
+			tx->from_name = true;
+		if (tx->from_name && c == ':' && tx->hline_len > 4) {
+			tx->from_name = false;
 			session_from_octet(s, c, true);
+		} else if (tx->from_name && tx->hline_len > 4 && c != ' ' &&
+			   c != '\t') {
+			tx->from_name = false;
+		}
 	}
 }
 

@@ -361,10 +361,19 @@ session_from_mailbox_ok(const struct session *s, const char *p, size_t len)
 			quoted = true;
 			if (n < sizeof(spec) - 1)
 				spec[n++] = c;
-		} else if (c == '<' && lt == NULL) {
-			lt = p + i + 1;
-		} else if (c == '>' && lt != NULL && gt == NULL) {
-			gt = p + i;
+		} else if (c == '<' || c == '>') {
+			/* One angle-addr, opened then closed, no more. */
+			if (c == '<' && lt == NULL)
+				lt = p + i + 1;
+			else if (c == '>' && lt != NULL && gt == NULL)
+				gt = p + i;
+			else
+				return false;
+		} else if (gt != NULL) {
+			/* After the angle-addr only white space (and
+			   comments, skipped above) may follow. */
+			if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+				return false;
 		} else if (n < sizeof(spec) - 1) {
 			spec[n++] = c;
 		} else {

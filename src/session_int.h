@@ -82,6 +82,7 @@ struct session_tx {
 	size_t from_len;
 	unsigned from_fields;
 	bool in_from;
+	bool from_name;	/* the line began "From", then only spaces */
 	bool from_overflow;
 };
 

@@ -51,6 +51,7 @@ struct conn {
 	struct event *greet_timer;
 	struct event *linger;	/* TLS: waiting for the last bytes to go */
 	struct event *tarpit;	/* holding error replies (error-delay) */
+	struct event *watchdog;	/* parked on the guard or the spool */
 	int linger_ticks;
 	const struct server_listener *l;
 	enum listen_role role;
@@ -127,14 +128,34 @@ conn_unlink(struct conn *c)
  * waiting (RFC 5321 4.5.3.2; THREATS X-01).
  */
 static void
+conn_watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	log_warning(c->id, "timeout reason=parked-too-long");
+	conn_free(c, "timeout");
+}
+
+static void
 conn_set_timeout(struct conn *c)
 {
 	struct timeval now, tv;
 
 	if (session_is_parked(c->s)) {
+		/* Waiting for the guard or the spool: a watchdog only, in
+		   case one of them hangs without breaking its socket. */
+		struct timeval wd = {c->w->cfg->timeout_command, 0};
+
 		bufferevent_set_timeouts(c->bev, NULL, NULL);
+		if (c->watchdog == NULL)
+			c->watchdog = evtimer_new(c->w->base, conn_watchdog_cb,
+						  c);
+		if (c->watchdog != NULL && !evtimer_pending(c->watchdog, NULL))
+			evtimer_add(c->watchdog, &wd);
 		return;
 	}
+	if (c->watchdog != NULL)
+		evtimer_del(c->watchdog);
 	tv.tv_sec = session_timeout_secs(c->s);
 	tv.tv_usec = 0;
 	if (!session_in_content(c->s)) {
@@ -193,7 +214,10 @@ conn_starttls(struct conn *c)
 					     BUFFEREVENT_SSL_ACCEPTING,
 					     BEV_OPT_CLOSE_ON_FREE);
 	if (tls == NULL) {
-		SSL_free(ssl);
+		/* libevent's failed constructor may already have freed the
+		   SSL and the socket bufferevent (CLOSE_ON_FREE): leak rather
+		   than free twice; this is an out-of-memory path. */
+		c->bev = NULL;
 		conn_free(c, "error");
 		return;
 	}
@@ -285,6 +309,10 @@ conn_close(struct conn *c, const char *reason)
 	    c->linger_ticks < 250) {
 		if (c->linger == NULL)
 			c->linger = evtimer_new(c->w->base, conn_linger_cb, c);
+		if (c->linger == NULL) {
+			conn_free(c, reason);
+			return;
+		}
 		c->linger_ticks++;
 		bufferevent_disable(c->bev, EV_READ);
 		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
@@ -345,7 +373,7 @@ conn_flush(struct conn *c)
 	   hold its input until the reply (the mx engine watches for it). */
 	if (session_is_parked(c->s) && c->role != ROLE_MX) {
 		bufferevent_disable(c->bev, EV_READ);
-		bufferevent_set_timeouts(c->bev, NULL, NULL);
+		conn_set_timeout(c);
 		return;
 	}
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
@@ -478,6 +506,10 @@ conn_free(struct conn *c, const char *reason)
 	if (c->tarpit != NULL) {
 		event_free(c->tarpit);
 		c->tarpit = NULL;
+	}
+	if (c->watchdog != NULL) {
+		event_free(c->watchdog);
+		c->watchdog = NULL;
 	}
 	if (c->guard_req != 0) {
 		guard_client_cancel(w->guard, c->guard_req);
@@ -696,7 +728,7 @@ conn_start(struct conn *c)
 			bufferevent_openssl_set_allow_dirty_shutdown(c->bev,
 								     1);
 		else
-			SSL_free(ssl);
+			c->fd = -1; /* see conn_starttls: may be closed */
 	} else {
 		c->bev = bufferevent_socket_new(w->base, c->fd,
 						BEV_OPT_CLOSE_ON_FREE);
@@ -744,6 +776,10 @@ conn_guard_cb(enum guard_conn_result result, void *arg)
 	switch (result) {
 	case GUARD_CONN_OK:
 		c->guard_counted = true;
+		if (c->w->stopping && c->w->deadline_ev != NULL) {
+			conn_refuse(c, R_SHUTDOWN, "shutdown");
+			break;
+		}
 		conn_start(c);
 		break;
 	case GUARD_CONN_LOCKED:

@@ -867,6 +867,13 @@ test_bad_message_keeps_user_only(void **state)
 	assert_int_equal(s.pass[0], 0);
 	sasl_reset(&s);
 	assert_int_equal(s.bad_user_len, 0);
+
+	/* "alice NUL secret NUL": the password sits where the user name
+	   goes; nothing may be kept for the log. */
+	assert_int_equal(sasl_start(&s, "PLAIN YWxpY2UAc2VjcmV0AA==", 26),
+			 SASL_BAD_MESSAGE);
+	assert_int_equal(s.bad_user_len, 0);
+	assert_null(memmem(&s, sizeof(s), "secret", 6));
 }
 
 int

@@ -890,6 +890,11 @@ test_submission_from_header(void **state)
 		{"Subject: no from\r\n", false},
 		{"From: undisclosed:;\r\n", false},
 		{"From: (<alice@local.test>) ceo@local.test\r\n", false},
+		{"From: <alice@local.test> <ceo@local.test>\r\n", false},
+		{"From: <alice@local.test>ceo@local.test\r\n", false},
+		{"From: alice@local.test\r\nFrom  : ceo@local.test\r\n", false},
+		{"From : alice@local.test\r\n", true},
+		{"Fromage: x\r\nFrom: alice@local.test\r\n", true},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
