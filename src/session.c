@@ -361,6 +361,17 @@ session_msg_end(struct session *s)
 	s->ops->msg_commit(s->ctx, &env);
 }
 
+/*
+ * Is the input waiting behind a group end exactly "QUIT" CRLF? A client
+ * may say goodbye without waiting for the last reply (Postfix's SMTP
+ * client sends "." and QUIT together); that is no smuggling risk.
+ */
+static bool
+session_rest_is_quit(const struct session *s)
+{
+	return s->in_len == 6 && strncasecmp(s->in, "QUIT\r\n", 6) == 0;
+}
+
 void
 session_commit_done(struct session *s, int result)
 {
@@ -394,7 +405,8 @@ session_commit_done(struct session *s, int result)
 	/* Input that came while the reply was not yet sent is pipelining
 	   past the end of data: refused for unauthenticated clients
 	   (THREATS D-04). */
-	if (s->early_input || (s->in_len > 0 && s->p.role == ROLE_MX)) {
+	if (s->early_input || (s->in_len > 0 && s->p.role == ROLE_MX &&
+				!session_rest_is_quit(s))) {
 		log_notice(s->p.id, "rejected reason=pipelining-after-data");
 		session_reply(s, R_SYNC);
 		return;
@@ -1026,7 +1038,7 @@ session_command(struct session *s, const char *line, size_t len, bool more)
 	   the client sends more. An unauthenticated client that does not
 	   wait is refused (Postfix smtpd_forbid_unauth_pipelining). */
 	if ((c->flags & CMD_ENDS_GROUP) && more && s->p.role == ROLE_MX &&
-	    cmd.verb != SMTP_VERB_QUIT) {
+	    cmd.verb != SMTP_VERB_QUIT && !session_rest_is_quit(s)) {
 		log_notice(s->p.id, "rejected reason=pipelining verb=%s",
 			   smtp_verb_name(cmd.verb));
 		session_tx_reset(s);
@@ -1232,9 +1244,14 @@ session_input(struct session *s, const void *buf, size_t len)
 			return;
 		}
 		if (s->state == SESSION_COMMIT && s->p.role == ROLE_MX) {
-			/* Input before the end-of-data reply:
-			   session_commit_done() refuses it (D-04). */
-			s->early_input = true;
+			/* Input before the end-of-data reply: kept when it
+			   could be a pipelined QUIT, else remembered;
+			   session_commit_done() judges it (D-04). */
+			if (s->in_len + len <= 6)
+				session_buf_append(&s->in, &s->in_len,
+						   &s->in_cap, 1024, p, len);
+			else
+				s->early_input = true;
 			return;
 		}
 		session_buf_append(&s->in, &s->in_len, &s->in_cap, 1024, p, n);

@@ -619,6 +619,33 @@ test_sync(void **state)
 	assert_true(session_is_closing(h.s));
 	h_stop(&h);
 
+	/* A QUIT right behind the end of data (or behind EHLO) is allowed:
+	   Postfix's client sends "." and QUIT together. */
+	h_start(&h, ROLE_MX);
+	h_sends(&h, "EHLO c.example\r\nQUIT\r\n", false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 221");
+	h_stop(&h);
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, TX "DATA\r\n", false);
+	session_input(h.s, "x\r\n.\r\nQUIT\r\n", 12);
+	h_settle(&h);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 250 250 354 250 221");
+	assert_int_equal(h.commits, 1);
+	h_stop(&h);
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, TX "DATA\r\n", false);
+	session_input(h.s, "x\r\n.\r\n", 6);
+	h_drain(&h);
+	session_input(h.s, "QUIT\r\n", 6); /* while parked */
+	h_settle(&h);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 250 250 354 250 221");
+	h_stop(&h);
+
 	/* Talking before the greeting. */
 	{
 		struct session_params p = {0};
