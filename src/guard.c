@@ -741,35 +741,14 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 	static struct guard_msg m;
 	struct guard_peer *p = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	unsigned char hdr[4];
 	const char *error;
 
 	p->refs++; /* peer_drop() below must not free it under us */
-	while (p->bev != NULL && evbuffer_get_length(in) >= 4) {
-		unsigned char *frame;
-		size_t len;
-		int rc;
+	while (p->bev != NULL) {
+		int rc = guard_proto_read(in, &m, &error);
 
-		evbuffer_copyout(in, hdr, sizeof(hdr));
-		len = guard_proto_frame_len(hdr);
-		if (len == 0) {
-			log_warning(SID,
-				    "bad-frame serial=%u error=\"bad "
-				    "frame length\"",
-				    p->serial);
-			peer_drop(p, "bad frame length");
+		if (rc == 0)
 			break;
-		}
-		if (evbuffer_get_length(in) < len)
-			break;
-		frame = evbuffer_pullup(in, (ev_ssize_t)len);
-		if (frame == NULL) {
-			peer_drop(p, "out of memory");
-			break;
-		}
-		rc = guard_proto_decode(frame, len, &m, &error);
-		sodium_memzero(frame, len);
-		evbuffer_drain(in, len);
 		if (rc < 0) {
 			log_warning(SID, "bad-frame serial=%u error=\"%s\"",
 				    p->serial, error);

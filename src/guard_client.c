@@ -454,31 +454,14 @@ gc_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct guard_client *gc = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	unsigned char hdr[4];
 	const char *error;
 
 	gc->in_callback++;
-	while (gc->bev == bev && !gc->free_requested &&
-	       evbuffer_get_length(in) >= 4) {
-		unsigned char *frame;
-		size_t len;
-		int rc;
+	while (gc->bev == bev && !gc->free_requested) {
+		int rc = guard_proto_read(in, &gc->msg, &error);
 
-		evbuffer_copyout(in, hdr, sizeof(hdr));
-		len = guard_proto_frame_len(hdr);
-		if (len == 0) {
-			gc_break(gc, "bad frame length");
+		if (rc == 0)
 			break;
-		}
-		if (evbuffer_get_length(in) < len)
-			break;
-		frame = evbuffer_pullup(in, (ev_ssize_t)len);
-		if (frame == NULL) {
-			gc_break(gc, "out of memory");
-			break;
-		}
-		rc = guard_proto_decode(frame, len, &gc->msg, &error);
-		evbuffer_drain(in, len);
 		if (rc < 0) {
 			gc_break(gc, error);
 			break;
@@ -491,6 +474,35 @@ gc_read_cb(struct bufferevent *bev, void *arg)
 	gc->in_callback--;
 	if (gc->free_requested && gc->in_callback == 0)
 		client_free_now(gc);
+}
+
+int
+guard_proto_read(struct evbuffer *in, struct guard_msg *m,
+		 const char **error_r)
+{
+	unsigned char hdr[4], *frame;
+	size_t len;
+	int rc;
+
+	if (evbuffer_get_length(in) < sizeof(hdr))
+		return 0;
+	evbuffer_copyout(in, hdr, sizeof(hdr));
+	len = guard_proto_frame_len(hdr);
+	if (len == 0) {
+		*error_r = "bad frame length";
+		return -1;
+	}
+	if (evbuffer_get_length(in) < len)
+		return 0;
+	frame = evbuffer_pullup(in, (ev_ssize_t)len);
+	if (frame == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	rc = guard_proto_decode(frame, len, m, error_r);
+	sodium_memzero(frame, len); /* AUTH frames carry passwords */
+	evbuffer_drain(in, len);
+	return rc < 0 ? -1 : 1;
 }
 
 static void

@@ -109,4 +109,16 @@ size_t guard_proto_encode(const struct guard_msg *m, unsigned char *buf,
 /* Is `s` (length len) acceptable as a text field of at most max octets? */
 bool guard_proto_text_ok(const char *s, size_t len, size_t max);
 
+struct evbuffer;
+
+/*
+ * Take one frame from a socket's input buffer and decode it into *m
+ * (guard_client.c, which links libevent). Returns 1 (a frame in *m; its
+ * raw bytes are wiped and drained), 0 (not complete yet) or -1 (*error_r
+ * says why: a bad length, no memory, or the decoder's reason; the peer
+ * must be dropped).
+ */
+int guard_proto_read(struct evbuffer *in, struct guard_msg *m,
+		     const char **error_r);
+
 #endif
