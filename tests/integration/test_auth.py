@@ -2,7 +2,7 @@
 A-02 #1, A-03, A-04 to A-08): PLAIN and LOGIN per RFC 4954 and RFC 4616,
 strict base64, cancel, state rules, unknown mechanisms, and an unknown user
 that cannot be told from a wrong password. Replies are the texts of
-src/reply.c, byte for byte.
+src/smtp/reply.c, byte for byte.
 """
 
 import statistics

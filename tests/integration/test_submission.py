@@ -6,7 +6,7 @@ login. Port 2525 must be exactly as strict as 587: the same dialogue gives
 the same bytes on both.
 
 The ports are free ones standing for 587, 2525 and 465 (conftest.py,
-`submission=True`); replies are compared with the texts of src/reply.c.
+`submission=True`); replies are compared with the texts of src/smtp/reply.c.
 """
 
 import re

@@ -1,0 +1,797 @@
+/*
+ * server.c - the master and its workers. See server.h.
+ */
+#include "daemon/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/random.h>
+
+#include "auth/guard.h"
+#include "lib/log.h"
+#include "store/maildir.h"
+#include "daemon/server_int.h"
+#include "store/spool.h"
+#include "daemon/tls.h"
+
+
+struct server_shared *server_shared;
+
+static int
+server_bind(struct config_listener *l, const char **error_r)
+{
+	int fd, on = 1;
+
+	fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+						 SOCK_CLOEXEC,
+		    0);
+	if (fd < 0) {
+		*error_r = strerror(errno);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (l->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, (struct sockaddr *)&l->addr, l->addr_len) < 0 ||
+	    listen(fd, 1024) < 0) {
+		*error_r = strerror(errno);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Bind the listeners of `cfg`, reusing sockets of `old` that listen on the
+   same address (a reload must not drop connections waiting in the
+   backlog). Returns 0, or -1 with every new socket closed. */
+static int
+server_bind_all(const struct config *cfg, struct server_listener *old,
+		size_t n_old, struct server_listener **out_r)
+{
+	struct server_listener *out = calloc(cfg->n_listeners + 1,
+					     sizeof(*out));
+
+	if (out == NULL)
+		return -1;
+	for (size_t i = 0; i < cfg->n_listeners; i++) {
+		const char *err = NULL;
+
+		out[i].conf = cfg->listeners[i];
+		out[i].fd = -1;
+		for (size_t j = 0; j < n_old; j++) {
+			if (old[j].fd >= 0 &&
+			    old[j].conf.addr_len == out[i].conf.addr_len &&
+			    memcmp(&old[j].conf.addr, &out[i].conf.addr,
+				   out[i].conf.addr_len) == 0) {
+				out[i].fd = old[j].fd;
+				old[j].fd = -1;
+				break;
+			}
+		}
+		if (out[i].fd < 0)
+			out[i].fd = server_bind(&out[i].conf, &err);
+		if (out[i].fd < 0) {
+			log_error("-", "listen addr=%s error=\"%s\"",
+				  out[i].conf.addr_text, err);
+			for (size_t k = 0; k < i; k++)
+				close(out[k].fd);
+			free(out);
+			return -1;
+		}
+	}
+	*out_r = out;
+	return 0;
+}
+
+void
+server_reset_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	{
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
+}
+
+/* Drop to the configured account (after binding). */
+int
+server_drop_privileges(const struct config *cfg)
+{
+	struct passwd *pw;
+
+	if (cfg->user == NULL || geteuid() != 0)
+		return 0;
+	pw = getpwnam(cfg->user);
+	if (pw == NULL) {
+		log_error("-", "user name=%s error=\"no such user\"",
+			  cfg->user);
+		return -1;
+	}
+	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		log_error("-", "setuid user=%s error=\"%s\"", cfg->user,
+			  strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* --- master ---------------------------------------------------------- */
+
+struct master {
+	struct config *cfg;
+	const char *path;
+	struct server_listener *listeners;
+	size_t n_listeners;
+	pid_t workers[SERVER_MAX_WORKERS];
+	pid_t slot_pid[SERVER_SLOTS]; /* who counts in each shared slot */
+	unsigned n_workers;
+	pid_t retired[SERVER_MAX_WORKERS * 4]; /* asked to stop */
+	unsigned n_retired;
+	volatile sig_atomic_t got_chld, got_hup, got_term;
+	time_t last_restart;
+	struct tls_server *tls;	    /* NULL when no certificate */
+	unsigned char ticket_secret[32];
+	pid_t guard;		    /* the guard process */
+	int guard_fd;		    /* master's end of the guard channel */
+	struct worker_env env[SERVER_SLOTS]; /* what each worker got */
+};
+
+static struct master *master_self;
+
+static void
+master_signal(int sig)
+{
+	if (master_self == NULL)
+		return;
+	if (sig == SIGCHLD)
+		master_self->got_chld = 1;
+	else if (sig == SIGHUP)
+		master_self->got_hup = 1;
+	else
+		master_self->got_term = 1;
+}
+
+/* Recover spool areas in a child running as the worker account. */
+static void
+master_recover(const struct config *cfg, const char *area)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0) {
+		log_error("-", "recover error=\"%s\"", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		const char *areas[2] = {area, NULL};
+		int n;
+
+		server_reset_signals();
+		if (server_drop_privileges(cfg) < 0)
+			_exit(2);
+		n = spool_recover(cfg->spool, area ? areas : NULL,
+				  cfg->hostname);
+		if (n > 0)
+			log_notice("-", "recovered messages=%d area=%s", n,
+				   area ? area : "all");
+		_exit(n < 0 ? 1 : 0);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* A dead worker's sessions are gone: take them off the shared count. */
+static void
+master_free_slot(struct master *m, pid_t pid)
+{
+	for (unsigned i = 0; i < SERVER_SLOTS; i++) {
+		if (m->slot_pid[i] != pid)
+			continue;
+		atomic_fetch_sub(&server_shared->total,
+				 atomic_exchange(&server_shared->slot[i], 0));
+		m->slot_pid[i] = 0;
+	}
+}
+
+static pid_t
+master_spawn(struct master *m)
+{
+	unsigned slot = 0;
+	pid_t pid;
+
+	while (slot < SERVER_SLOTS && m->slot_pid[slot] != 0)
+		slot++;
+	if (slot == SERVER_SLOTS) {
+		log_error("-", "fork error=\"no free worker slot\"");
+		return -1;
+	}
+	{
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) <
+		    0) {
+			log_error("-", "socketpair error=\"%s\"",
+				  strerror(errno));
+			return -1;
+		}
+		/* sv[1] goes to the guard; sv[0] to the worker. */
+		if (guard_send_worker_fd(m->guard_fd, sv[1]) < 0)
+			log_error("-", "guard error=\"cannot hand over a "
+				       "worker socket\"");
+		close(sv[1]);
+		m->env[slot].cfg = m->cfg;
+		m->env[slot].listeners = m->listeners;
+		m->env[slot].n_listeners = m->n_listeners;
+		m->env[slot].slot = slot;
+		m->env[slot].tls = m->tls;
+		m->env[slot].guard_fd = sv[0];
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_error("-", "fork error=\"%s\"", strerror(errno));
+		close(m->env[slot].guard_fd);
+		m->env[slot].guard_fd = -1;
+		return -1;
+	}
+	if (pid == 0) {
+		master_self = NULL;
+		close(m->guard_fd);
+		worker_main(&m->env[slot]);
+	}
+	close(m->env[slot].guard_fd);
+	m->env[slot].guard_fd = -1;
+	if (pid > 0)
+		m->slot_pid[slot] = pid;
+	return pid;
+}
+
+/* Start the guard process: it alone reads the users file. */
+static int
+master_spawn_guard(struct master *m)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		log_error("-", "socketpair error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		log_error("-", "fork error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		master_self = NULL;
+		close(sv[0]);
+		for (size_t i = 0; i < m->n_listeners; i++)
+			close(m->listeners[i].fd);
+		server_reset_signals();
+		if (server_drop_privileges(m->cfg) < 0)
+			_exit(2);
+		guard_main(m->cfg, m->path, sv[1]);
+	}
+	close(sv[1]);
+	m->guard = pid;
+	m->guard_fd = sv[0];
+	return 0;
+}
+
+/* Log each line of `text` (errors collected in memory) as one event;
+   `text` is modified. */
+static void
+master_log_lines(const char *event, char *text)
+{
+	for (char *line = text, *nl; line != NULL && *line != '\0';
+	     line = nl) {
+		nl = strchr(line, '\n');
+		if (nl != NULL)
+			*nl++ = '\0';
+		log_error("-", "%s error=\"%s\"", event, line);
+	}
+}
+
+/* Build the TLS contexts of `cfg` (NULL when it has no certificate). */
+static int
+master_load_tls(const struct config *cfg, const unsigned char *secret,
+		struct tls_server **tls_r)
+{
+	char *errs = NULL;
+	size_t errs_len = 0;
+	FILE *ef;
+	int rc = 0;
+
+	*tls_r = NULL;
+	if (cfg->n_certs == 0)
+		return 0;
+	ef = open_memstream(&errs, &errs_len);
+	if (ef == NULL)
+		return -1;
+	rc = tls_server_new(cfg, secret, tls_r, ef);
+	fclose(ef);
+	if (rc < 0)
+		master_log_lines("tls", errs);
+	free(errs);
+	return rc;
+}
+
+static unsigned
+master_worker_count(const struct config *cfg)
+{
+	long n = cfg->workers ? (long)cfg->workers
+			      : sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	if (n > SERVER_MAX_WORKERS)
+		n = SERVER_MAX_WORKERS;
+	return (unsigned)n;
+}
+
+static void
+master_start_workers(struct master *m)
+{
+	m->n_workers = master_worker_count(m->cfg);
+	for (unsigned i = 0; i < m->n_workers; i++)
+		m->workers[i] = master_spawn(m);
+}
+
+/*
+ * mkdir -p `path` (it too), giving every directory it creates (mode 0700)
+ * to the worker account `pw` (NULL: keep the current owner). Directories
+ * that exist are left as the administrator made them.
+ */
+static int
+master_mkdirs(const char *path, const struct passwd *pw)
+{
+	char tmp[4096];
+	int n = snprintf(tmp, sizeof(tmp), "%s/", path);
+
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = tmp + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) == 0) {
+			if (pw != NULL && chown(tmp, pw->pw_uid, pw->pw_gid) < 0)
+				return -1;
+		} else if (errno != EEXIST) {
+			return -1;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+/* Create the spool, the control socket's directory and each mailbox's
+   Maildir, owned by the worker account, so that workers never need to
+   create directories they may not own. */
+static int
+master_prepare_dirs(const struct config *cfg)
+{
+	struct passwd *pw = NULL;
+	char dir[4096];
+
+	if (cfg->user != NULL && geteuid() == 0) {
+		pw = getpwnam(cfg->user);
+		if (pw == NULL) {
+			log_error("-", "user name=%s error=\"no such user\"",
+				  cfg->user);
+			return -1;
+		}
+	}
+	if (master_mkdirs(cfg->spool, pw) < 0)
+		goto fail;
+	if (cfg->control_socket != NULL) {
+		/* The guard (as the worker account) creates the socket. */
+		char parent[4096], *slash;
+
+		snprintf(parent, sizeof(parent), "%s", cfg->control_socket);
+		slash = strrchr(parent, '/');
+		if (slash != NULL && slash != parent) {
+			*slash = '\0';
+			if (master_mkdirs(parent, pw) < 0) {
+				log_error("-", "control-socket path=%s "
+					       "error=\"%s\"",
+					  cfg->control_socket, strerror(errno));
+				return -1;
+			}
+		}
+	}
+	if (pw != NULL && chown(cfg->spool, pw->pw_uid, pw->pw_gid) < 0)
+		goto fail;
+	/* The fixed part of the Maildir template (before the first %): the
+	   workers create what lies below it for new users. */
+	{
+		char root[4096];
+		const char *pct = strchr(cfg->maildir, '%');
+		size_t n = pct != NULL ? (size_t)(pct - cfg->maildir)
+				       : strlen(cfg->maildir);
+
+		while (n > 1 && cfg->maildir[n - 1] == '/')
+			n--;
+		if (n > 1 && n < sizeof(root)) {
+			memcpy(root, cfg->maildir, n);
+			root[n] = '\0';
+			if (master_mkdirs(root, pw) < 0)
+				goto fail_mail;
+		}
+	}
+	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
+		if (config_maildir_path(cfg, &cfg->mailboxes[i], dir,
+					sizeof(dir)) < 0)
+			continue;
+		if (master_mkdirs(dir, pw) < 0 || maildir_create(dir) < 0)
+			goto fail_mail;
+		if (pw != NULL) {
+			static const char *const sub[] = {"/tmp", "/new",
+							  "/cur"};
+			char p[4200];
+
+			for (size_t k = 0; k < 3; k++) {
+				snprintf(p, sizeof(p), "%s%s", dir, sub[k]);
+				if (chown(p, pw->pw_uid, pw->pw_gid) < 0)
+					log_warning("-",
+						    "chown path=%s error=\"%s\"",
+						    p, strerror(errno));
+			}
+		}
+	}
+	return 0;
+fail_mail:
+	log_error("-", "maildir dir=%s error=\"%s\"", dir, strerror(errno));
+	return -1;
+fail:
+	log_error("-", "spool dir=%s error=\"%s\"", cfg->spool,
+		  strerror(errno));
+	return -1;
+}
+
+static void
+master_announce(const struct master *m)
+{
+	for (size_t i = 0; i < m->n_listeners; i++) {
+		printf("postern: listening on %s (%s)\n",
+		       m->listeners[i].conf.addr_text,
+		       config_role_name(m->listeners[i].conf.role));
+		log_info("-", "listening addr=%s role=%s",
+			 m->listeners[i].conf.addr_text,
+			 config_role_name(m->listeners[i].conf.role));
+	}
+	fflush(stdout);
+}
+
+/* SIGHUP: a bad file is refused and the old configuration kept. */
+static void
+master_reload(struct master *m)
+{
+	struct config *cfg = NULL;
+	struct server_listener *ls = NULL;
+	struct tls_server *tls = NULL;
+	char *errs = NULL;
+	size_t errs_len = 0;
+	FILE *ef;
+	int rc;
+
+	if (m->path == NULL) {
+		log_notice("-", "reload skipped reason=built-in-configuration");
+		return;
+	}
+	ef = open_memstream(&errs, &errs_len);
+	rc = config_load(m->path, &cfg, ef);
+	fclose(ef);
+	if (rc < 0) {
+		master_log_lines("reload refused", errs);
+		free(errs);
+		return;
+	}
+	free(errs);
+	if (master_load_tls(cfg, m->ticket_secret, &tls) < 0) {
+		log_error("-", "reload refused error=\"tls\"");
+		config_free(&cfg);
+		return;
+	}
+	if (master_prepare_dirs(cfg) < 0 ||
+	    server_bind_all(cfg, m->listeners, m->n_listeners, &ls) < 0) {
+		log_error("-", "reload refused error=\"cannot apply\"");
+		/* Give back the sockets moved into ls: none on failure. */
+		tls_server_free(&tls);
+		config_free(&cfg);
+		return;
+	}
+	for (size_t i = 0; i < m->n_listeners; i++)
+		if (m->listeners[i].fd >= 0)
+			close(m->listeners[i].fd);
+	free(m->listeners);
+	m->listeners = ls;
+	m->n_listeners = cfg->n_listeners;
+	/* Old workers drain with the old configuration (their copy). */
+	for (unsigned i = 0; i < m->n_workers; i++) {
+		if (m->workers[i] <= 0)
+			continue;
+		kill(m->workers[i], SIGUSR1);
+		if (m->n_retired < sizeof(m->retired) / sizeof(m->retired[0]))
+			m->retired[m->n_retired++] = m->workers[i];
+	}
+	/* The old workers keep their copies (fork); the master's can go. */
+	tls_server_free(&m->tls);
+	m->tls = tls;
+	config_free(&m->cfg);
+	m->cfg = cfg;
+	log_set_level(cfg->log_level);
+	if (guard_send_reload(m->guard_fd) < 0)
+		log_error("-", "guard error=\"reload not delivered\"");
+	master_start_workers(m);
+	log_notice("-", "reloaded file=%s workers=%u", m->path, m->n_workers);
+	master_announce(m);
+}
+
+static bool
+master_forget_retired(struct master *m, pid_t pid)
+{
+	for (unsigned i = 0; i < m->n_retired; i++) {
+		if (m->retired[i] == pid) {
+			m->retired[i] = m->retired[--m->n_retired];
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The guard died: start a new one, and replace every worker (their guard
+ * sockets led to the dead one); the old workers finish their sessions.
+ */
+static void
+master_guard_died(struct master *m, int status)
+{
+	log_error("-", "guard died pid=%ld status=%d", (long)m->guard, status);
+	close(m->guard_fd);
+	m->guard = 0;
+	if (m->got_term)
+		return;
+	if (time(NULL) == m->last_restart)
+		sleep(1);
+	m->last_restart = time(NULL);
+	if (master_spawn_guard(m) < 0)
+		return;
+	for (unsigned i = 0; i < m->n_workers; i++) {
+		if (m->workers[i] <= 0)
+			continue;
+		kill(m->workers[i], SIGUSR1);
+		if (m->n_retired < sizeof(m->retired) / sizeof(m->retired[0]))
+			m->retired[m->n_retired++] = m->workers[i];
+	}
+	master_start_workers(m);
+}
+
+static void
+master_reap(struct master *m)
+{
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		char area[32];
+		bool retired = master_forget_retired(m, pid);
+
+		snprintf(area, sizeof(area), "%ld", (long)pid);
+		if (pid == m->guard) {
+			master_guard_died(m, status);
+			continue;
+		}
+		master_free_slot(m, pid);
+		if (retired || m->got_term) {
+			master_recover(m->cfg, area);
+			continue;
+		}
+		for (unsigned i = 0; i < m->n_workers; i++) {
+			if (m->workers[i] != pid)
+				continue;
+			if (WIFSIGNALED(status))
+				log_error("-", "worker died pid=%ld signal=%d",
+					  (long)pid, WTERMSIG(status));
+			else
+				log_error("-", "worker exited pid=%ld status=%d",
+					  (long)pid, WEXITSTATUS(status));
+			/* Finish what it committed, then replace it. */
+			master_recover(m->cfg, area);
+			if (time(NULL) == m->last_restart)
+				sleep(1); /* no crash loop at full speed */
+			m->last_restart = time(NULL);
+			m->workers[i] = master_spawn(m);
+		}
+	}
+}
+
+static void
+master_stop(struct master *m)
+{
+	time_t deadline = time(NULL) + m->cfg->timeout_shutdown + 5;
+	unsigned alive;
+
+	log_notice("-", "stopping");
+	for (size_t i = 0; i < m->n_listeners; i++) {
+		close(m->listeners[i].fd);
+		m->listeners[i].fd = -1;
+	}
+	for (unsigned i = 0; i < m->n_workers; i++)
+		if (m->workers[i] > 0)
+			kill(m->workers[i], SIGTERM);
+	for (unsigned i = 0; i < m->n_retired; i++)
+		kill(m->retired[i], SIGTERM);
+	do {
+		pid_t pid;
+		int status;
+
+		alive = 0;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			char area[32];
+
+			snprintf(area, sizeof(area), "%ld", (long)pid);
+			master_recover(m->cfg, area);
+			for (unsigned i = 0; i < m->n_workers; i++)
+				if (m->workers[i] == pid)
+					m->workers[i] = 0;
+			if (pid == m->guard)
+				m->guard = 0;
+			master_forget_retired(m, pid);
+		}
+		for (unsigned i = 0; i < m->n_workers; i++)
+			if (m->workers[i] > 0)
+				alive++;
+		alive += m->n_retired;
+		if (alive > 0) {
+			struct timespec ts = {0, 50 * 1000 * 1000};
+
+			nanosleep(&ts, NULL);
+		}
+	} while (alive > 0 && time(NULL) < deadline);
+	if (alive > 0) {
+		for (unsigned i = 0; i < m->n_workers; i++)
+			if (m->workers[i] > 0)
+				kill(m->workers[i], SIGKILL);
+		for (unsigned i = 0; i < m->n_retired; i++)
+			kill(m->retired[i], SIGKILL);
+		if (m->guard > 0)
+			kill(m->guard, SIGKILL);
+		while (waitpid(-1, NULL, 0) > 0)
+			;
+		master_recover(m->cfg, NULL);
+	}
+	if (m->guard > 0) {
+		kill(m->guard, SIGTERM);
+		while (waitpid(m->guard, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	tls_server_free(&m->tls);
+	log_notice("-", "stopped");
+}
+
+static void
+server_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int
+server_run(struct config *cfg, const char *path, bool foreground)
+{
+	struct master m;
+	struct sigaction sa;
+	sigset_t mask, old;
+
+	memset(&m, 0, sizeof(m));
+	server_shared = mmap(NULL, sizeof(*server_shared),
+			     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			     -1, 0);
+	if (server_shared == MAP_FAILED) {
+		perror("postern: mmap");
+		return 1;
+	}
+	m.cfg = cfg;
+	m.path = path;
+	master_self = &m;
+	log_init("postern", foreground, cfg->log_level);
+	server_raise_nofile();
+	if (geteuid() == 0 && cfg->user == NULL)
+		log_warning("-", "running as root: set `user` to the account "
+				 "that owns the spool and the Maildirs");
+	if (master_prepare_dirs(cfg) < 0)
+		return 1;
+	if (server_bind_all(cfg, NULL, 0, &m.listeners) < 0)
+		return 1;
+	m.n_listeners = cfg->n_listeners;
+	if (!foreground && daemon(1, 0) < 0) {
+		log_error("-", "daemon error=\"%s\"", strerror(errno));
+		return 1;
+	}
+	/* Committed but undelivered messages from a previous run. */
+	master_recover(cfg, NULL);
+	if (getrandom(m.ticket_secret, sizeof(m.ticket_secret), 0) !=
+		    sizeof(m.ticket_secret) ||
+	    master_load_tls(cfg, m.ticket_secret, &m.tls) < 0)
+		return 1;
+	if (master_spawn_guard(&m) < 0)
+		return 1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = master_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+
+	master_start_workers(&m);
+	master_announce(&m);
+	log_notice("-", "started workers=%u config=%s", m.n_workers,
+		   path ? path : "(built-in)");
+	while (!m.got_term) {
+		sigsuspend(&old);
+		if (m.got_chld) {
+			m.got_chld = 0;
+			master_reap(&m);
+		}
+		if (m.got_hup) {
+			m.got_hup = 0;
+			master_reload(&m);
+		}
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	master_stop(&m);
+	free(m.listeners);
+	config_free(&m.cfg);
+	master_self = NULL;
+	return 0;
+}

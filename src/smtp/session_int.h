@@ -1,0 +1,166 @@
+/*
+ * session_int.h - what the files of the session engine share: the session
+ * struct, its states and the helpers that change them. Not for others.
+ */
+#ifndef POSTERN_SESSION_INT_H
+#define POSTERN_SESSION_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "smtp/reply.h"
+#include "smtp/sasl.h"
+#include "smtp/session.h"
+#include "smtp/smtp_parse.h"
+
+/* RFC 5321 4.5.3.1.4: 512 octets with CRLF. MAIL and RCPT may carry
+   extension parameters (RFC 1870 3, RFC 4954 5), so they get more. */
+#define SESSION_CMD_MAX 512
+#define SESSION_MAILRCPT_MAX 1024
+/* Longest line we buffer before answering "line too long". */
+#define SESSION_LINE_BUF_MAX 12288 /* RFC 4954 4: AUTH lines */
+/* Input held while parked or before processing (pipelined commands). */
+#define SESSION_INPUT_MAX (64 * 1024)
+#define SESSION_STAGE_SIZE (16 * 1024)
+#define SESSION_JUNK_LIMIT 100
+/* Errors and refusals before each further one is answered slowly. */
+#define SESSION_SOFT_ERRORS 10
+
+enum session_state {
+	SESSION_PREGREET = 0, /* connected, greeting not sent yet */
+	SESSION_GREETED,      /* waiting for HELO/EHLO */
+	SESSION_READY,	      /* HELO done, no transaction */
+	SESSION_MAIL,	      /* MAIL accepted */
+	SESSION_RCPT,	      /* at least one RCPT accepted */
+	SESSION_DATA,	      /* reading DATA content */
+	SESSION_BDAT,	      /* reading a BDAT chunk */
+	SESSION_COMMIT,	      /* parked until session_commit_done() */
+	SESSION_AUTH,	      /* SASL exchange: lines are responses */
+	SESSION_AUTH_WAIT,    /* parked until session_auth_done() */
+	SESSION_TLS_WAIT,     /* parked until session_tls_started() */
+	SESSION_CLOSED,	      /* closing once the output is flushed */
+	SESSION_STATE_COUNT
+};
+
+
+/* Content scanner states (DATA), see session_data_scan(). */
+enum data_state {
+	DATA_BOL = 0, /* at the beginning of a line */
+	DATA_DOT,     /* "." at the beginning of a line */
+	DATA_DOT_CR,  /* "." CR at the beginning of a line */
+	DATA_TEXT,    /* inside a line */
+	DATA_CR,      /* CR inside a line */
+};
+
+/* Why a message is refused at its end; the first reason wins. */
+struct session_tx {
+	char sender[SMTP_PATH_MAX + 1];
+	struct spool_rcpt *rcpts;
+	char **rcpt_addrs;
+	char **rcpt_dirs;
+	size_t n_rcpts;
+	unsigned rcpt_count; /* accepted RCPT commands, duplicates too */
+	bool smtputf8;
+	bool is_bdat;	  /* BDAT seen: DATA no longer allowed */
+	bool has_msg;	  /* msg_begin succeeded */
+	bool failed;	  /* refused: skip content until the end */
+	enum reply_id fail_reply;
+	char queue_id[SPOOL_ID_MAX];
+	uint64_t size;	  /* message octets (after unstuffing) */
+	uint64_t written; /* octets handed to msg_write, header included */
+
+	/* Header section tracking (RFC 5322 2.2). */
+	bool in_header;
+	uint64_t header_bytes;
+	unsigned received;
+	char hline[10]; /* first octets of the current line */
+	size_t hline_len;
+	bool hline_bol;
+
+	/* The From: field(s), for the sender check of submission. */
+	char *from;
+	size_t from_len;
+	unsigned from_fields;
+	bool in_from;
+	bool from_name;	/* the line began "From", then only spaces */
+	bool from_overflow;
+};
+
+#define SESSION_FROM_MAX 2048 /* octets of From: kept for the check */
+
+struct session {
+	struct session_params p;
+	const struct config *cfg;
+	const struct session_ops *ops;
+	void *ctx;
+
+	enum session_state state;
+	bool is_esmtp;
+	bool shutting_down;
+	bool discard_line; /* dropping an overlong line up to its CRLF */
+	bool early_input;  /* input came while parked (pipelining) */
+	char helo[SMTP_DOMAIN_MAX + 1];
+
+	/* TLS (RFC 3207, RFC 8314). */
+	bool is_tls;
+	bool wants_tls; /* STARTTLS answered: the driver starts TLS */
+	char tls_version[32];
+	char tls_cipher[64];
+
+	/* AUTH (RFC 4954). */
+	struct sasl sasl;
+	bool has_auth;
+	char *auth_user;
+	char **auth_addrs; /* the user's name and aliases */
+	size_t n_auth_addrs;
+	unsigned auth_failures;
+
+	/* Unprocessed input. */
+	char *in;
+	size_t in_len, in_cap;
+
+	/* Replies not yet taken by the driver. */
+	char *out;
+	size_t out_len, out_cap, out_off;
+
+	/* DATA / BDAT content. */
+	enum data_state dstate;
+	uint64_t bdat_left; /* payload octets still expected */
+	bool bdat_last;
+	bool bdat_orphan; /* chunk refused outright: skip, then reply */
+	enum reply_id bdat_reply;
+	enum session_state bdat_return; /* state after the chunk */
+	char *stage; /* content waiting for msg_write */
+	size_t stage_len;
+
+	struct session_tx tx;
+
+	unsigned errors;
+	unsigned rejects;
+	bool delay;	/* hold the output error-delay seconds (tarpit) */
+	unsigned junk;
+	unsigned commands;
+	unsigned messages;
+};
+
+/* session.c */
+void session_set_state(struct session *s, enum session_state state);
+void session_out(struct session *s, const char *text, size_t len);
+void session_reply(struct session *s, enum reply_id id);
+void session_close(struct session *s);
+void session_tx_reset(struct session *s);
+void session_tx_fail(struct session *s, enum reply_id id);
+void session_process(struct session *s);
+
+/* session_auth.c: STARTTLS, AUTH, who may send what */
+void session_cmd_starttls(struct session *s, const struct smtp_command *cmd,
+			  bool more);
+void session_cmd_auth(struct session *s, const struct smtp_command *cmd);
+void session_auth_line(struct session *s, const char *line, size_t len);
+void session_auth_line_too_long(struct session *s);
+enum reply_id session_check_sender(struct session *s, const char *addr);
+void session_from_octet(struct session *s, unsigned char c, bool bol);
+enum reply_id session_check_from(struct session *s);
+void session_auth_reset(struct session *s);
+
+#endif

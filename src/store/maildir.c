@@ -1,0 +1,437 @@
+/*
+ * maildir.c - Maildir paths and delivery (https://cr.yp.to/proto/maildir.html).
+ *
+ * Every call that changes the file system goes through the spool_fs seam
+ * (spool.h) so that tests can fail or "crash" at any of them. Directories
+ * are opened with O_DIRECTORY|O_NOFOLLOW and files are named relative to
+ * those descriptors, so a symbolic link planted as tmp/, new/ or cur/, or at
+ * tmp/<name>, is never followed (THREATS F-04).
+ */
+#include "store/maildir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/spool.h"
+
+#define MAILDIR_PART_MAX 255
+#define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
+
+static bool
+maildir_part_char(unsigned char c)
+{
+	if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9'))
+		return true;
+	return c == '.' || c == '_' || c == '+' || c == '-' || c == '=';
+}
+
+/*
+ * THREATS F-01: a part that could leave the Maildir root (or name a hidden
+ * Maildir++ folder) is refused, never rewritten.
+ */
+bool
+maildir_check_part(const char *part, size_t len)
+{
+	if (part == NULL || len == 0 || len > MAILDIR_PART_MAX)
+		return false;
+	if (part[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (!maildir_part_char((unsigned char)part[i]))
+			return false;
+		if (part[i] == '.' && i + 1 < len && part[i + 1] == '.')
+			return false;
+	}
+	return true;
+}
+
+/* Append `len` bytes to buf at *o, keeping room for the NUL. */
+static int
+maildir_append(char *buf, size_t size, size_t *o, const char *s, size_t len)
+{
+	if (len >= size - *o)
+		return -1;
+	memcpy(buf + *o, s, len);
+	*o += len;
+	return 0;
+}
+
+/*
+ * Expand %d, %n and %% in `tmpl`. Both parts are checked first, whether or
+ * not the template uses them, so a bad address never gets further.
+ */
+int
+maildir_expand(const char *tmpl, const char *local, const char *domain,
+	       char *buf, size_t size)
+{
+	size_t o = 0;
+
+	if (tmpl == NULL || local == NULL || domain == NULL || buf == NULL ||
+	    size == 0)
+		return -1;
+	buf[0] = '\0';
+	if (!maildir_check_part(local, strlen(local)) ||
+	    !maildir_check_part(domain, strlen(domain)))
+		return -1;
+	for (const char *p = tmpl; *p != '\0'; p++) {
+		const char *s = p;
+		size_t len = 1;
+
+		if (*p == '%') {
+			p++;
+			if (*p == 'd')
+				s = domain;
+			else if (*p == 'n')
+				s = local;
+			else if (*p == '%')
+				s = "%";
+			else
+				goto fail; /* unknown sequence or lone '%' */
+			len = strlen(s);
+		}
+		if (maildir_append(buf, size, &o, s, len) < 0)
+			goto fail;
+	}
+	buf[o] = '\0';
+	return 0;
+fail:
+	buf[0] = '\0';
+	return -1;
+}
+
+/*
+ * "<when>.<queue_id>.<host>". The Maildir convention writes '/' as \057
+ * and ':' as \072; we also write any octet outside 0x21-0x7e that way, so
+ * the name never holds a space, a control octet or a non-ASCII byte.
+ */
+int
+maildir_name(long when, const char *queue_id, const char *hostname, char *buf,
+	     size_t size)
+{
+	size_t o;
+	int n;
+
+	if (buf == NULL || size == 0)
+		return -1;
+	n = snprintf(buf, size, "%ld.%s.", when, queue_id);
+	if (n < 0 || (size_t)n >= size)
+		goto fail;
+	o = (size_t)n;
+	for (const char *h = hostname; *h != '\0'; h++) {
+		unsigned char c = (unsigned char)*h;
+		char esc[5];
+
+		if (c == '/' || c == ':' || c < 0x21 || c > 0x7e) {
+			esc[0] = '\\';
+			esc[1] = (char)('0' + (c >> 6));
+			esc[2] = (char)('0' + ((c >> 3) & 7));
+			esc[3] = (char)('0' + (c & 7));
+			if (maildir_append(buf, size, &o, esc, 4) < 0)
+				goto fail;
+		} else if (maildir_append(buf, size, &o, h, 1) < 0) {
+			goto fail;
+		}
+	}
+	buf[o] = '\0';
+	return 0;
+fail:
+	buf[0] = '\0';
+	return -1;
+}
+
+/* mkdirat() that treats an existing entry as success (checked later). */
+static int
+maildir_mkdir(int dfd, const char *path)
+{
+	if (spool_fs.mkdirat(dfd, path, 0700) == 0 || errno == EEXIST)
+		return 0;
+	return -1;
+}
+
+/* Open `path` relative to `dfd` as a directory, never through a symlink. */
+static int
+maildir_open_dir(int dfd, const char *path)
+{
+	return spool_fs.openat(dfd, path, MAILDIR_DIR_FLAGS, 0);
+}
+
+/*
+ * Create the parents of `dir` (mkdir -p). Parents that exist already are
+ * the administrator's layout and may be symbolic links (e.g. /var/mail);
+ * the Maildir itself and its tmp/ new/ cur/ may not (maildir_create).
+ */
+static int
+maildir_create_parents(const char *dir)
+{
+	char path[4096];
+	size_t len = strlen(dir);
+
+	if (len == 0 || len >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(path, dir, len + 1);
+	for (size_t i = 1; i < len; i++) {
+		if (path[i] != '/' || path[i - 1] == '/')
+			continue;
+		path[i] = '\0';
+		if (maildir_mkdir(AT_FDCWD, path) < 0) {
+			path[i] = '/';
+			return -1;
+		}
+		path[i] = '/';
+	}
+	return 0;
+}
+
+/*
+ * Create <dir>, <dir>/tmp, <dir>/new and <dir>/cur (0700) when missing.
+ * The Maildir and its three subdirectories must be real directories: each
+ * is reopened with O_NOFOLLOW, so a symbolic link in their place fails with
+ * ELOOP or ENOTDIR.
+ */
+int
+maildir_create(const char *dir)
+{
+	static const char *const subs[] = {"tmp", "new", "cur"};
+	int dfd, fd, saved;
+
+	if (dir == NULL || dir[0] == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	dfd = maildir_open_dir(AT_FDCWD, dir);
+	if (dfd < 0 && errno == ENOENT) {
+		if (maildir_create_parents(dir) < 0 ||
+		    maildir_mkdir(AT_FDCWD, dir) < 0)
+			return -1;
+		dfd = maildir_open_dir(AT_FDCWD, dir);
+	}
+	if (dfd < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if (maildir_mkdir(dfd, subs[i]) < 0)
+			goto fail;
+		fd = maildir_open_dir(dfd, subs[i]);
+		if (fd < 0)
+			goto fail;
+		close(fd);
+	}
+	close(dfd);
+	return 0;
+fail:
+	saved = errno;
+	close(dfd);
+	errno = saved;
+	return -1;
+}
+
+/*
+ * Is there an entry "<name>:..." in cur/ (a delivered message that a
+ * reader has seen and given flags)? 1 yes, 0 no, -1 error.
+ */
+static int
+maildir_in_cur(int dfd, const char *name)
+{
+	size_t len = strlen(name);
+	struct dirent *de;
+	DIR *d;
+	int fd, found = 0;
+
+	fd = maildir_open_dir(dfd, "cur");
+	if (fd < 0)
+		return -1;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return -1;
+	}
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, name, len) == 0 &&
+		    de->d_name[len] == ':') {
+			found = 1;
+			break;
+		}
+	}
+	if (de == NULL && errno != 0)
+		found = -1;
+	closedir(d);
+	return found;
+}
+
+/*
+ * Copy `src_path` to tmp/<name> (spool and Maildir on different file
+ * systems). The copy is fsync'd here, because with SYNC_FSYNC the caller
+ * only syncs new/; the fallback is rare, so the extra cost is acceptable.
+ */
+static int
+maildir_copy(const char *src_path, int tfd, const char *name)
+{
+	char buf[65536];
+	int in, out, saved;
+	ssize_t n;
+
+	in = spool_fs.openat(AT_FDCWD, src_path,
+			     O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (in < 0)
+		return -1;
+	out = spool_fs.openat(
+	    tfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (out < 0)
+		goto fail_in;
+	for (;;) {
+		n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto fail_out;
+		if (n == 0)
+			break;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w =
+			    spool_fs.write(out, buf + off, (size_t)(n - off));
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				if (w == 0)
+					errno = EIO;
+				goto fail_out;
+			}
+			off += w;
+		}
+	}
+	if (spool_fs.fsync(out) < 0)
+		goto fail_out;
+	close(out);
+	close(in);
+	return 0;
+fail_out:
+	saved = errno;
+	close(out);
+	spool_fs.unlinkat(tfd, name, 0);
+	errno = saved;
+fail_in:
+	saved = errno;
+	close(in);
+	errno = saved;
+	return -1;
+}
+
+/*
+ * Make tmp/<name> a link to (or copy of) src_path. A stale tmp/<name>
+ * (left by a crash, or planted as a symlink) is removed once - unlinkat()
+ * never follows it - and the link is tried again.
+ */
+static int
+maildir_link_tmp(const char *src_path, int tfd, const char *name)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int r = spool_fs.linkat(AT_FDCWD, src_path, tfd, name, 0);
+
+		if (r < 0 && errno == EXDEV)
+			r = maildir_copy(src_path, tfd, name);
+		if (r == 0)
+			return 0;
+		if (errno != EEXIST || attempt > 0)
+			return -1;
+		if (spool_fs.unlinkat(tfd, name, 0) < 0 && errno != ENOENT)
+			return -1;
+	}
+	return -1;
+}
+
+/*
+ * Move tmp/<name> to new/<name> without ever replacing an existing entry
+ * (RENAME_NOREPLACE; on a file system without it, check then rename).
+ * Returns 0, 1 when new/<name> was there already, or -1.
+ */
+static int
+maildir_move_new(int tfd, int nfd, const char *name)
+{
+	struct stat st;
+	int saved;
+
+	if (spool_fs.renameat(tfd, name, nfd, name, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == EINVAL) {
+		if (fstatat(nfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			errno = EEXIST;
+		else if (spool_fs.renameat(tfd, name, nfd, name, 0) == 0)
+			return 0;
+	}
+	saved = errno;
+	spool_fs.unlinkat(tfd, name, 0);
+	if (saved == EEXIST)
+		return 1;
+	errno = saved;
+	return -1;
+}
+
+/* The delivery itself; check_cur: also look for "<name>:*" in cur/. */
+static int
+maildir_put(const char *dir, const char *name, const char *src_path,
+	    bool check_cur)
+{
+	int dfd, tfd = -1, nfd = -1, r = -1, saved;
+	struct stat st;
+
+	if (name[0] == '\0' || name[0] == '.' || strchr(name, '/') != NULL ||
+	    strchr(name, ':') != NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	dfd = maildir_open_dir(AT_FDCWD, dir);
+	if (dfd < 0)
+		return -1;
+	tfd = maildir_open_dir(dfd, "tmp");
+	if (tfd < 0)
+		goto out;
+	nfd = maildir_open_dir(dfd, "new");
+	if (nfd < 0)
+		goto out;
+	if (check_cur) {
+		if (fstatat(nfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			r = 1;
+			goto out;
+		}
+		r = maildir_in_cur(dfd, name);
+		if (r != 0)
+			goto out;
+		r = -1;
+	}
+	if (maildir_link_tmp(src_path, tfd, name) < 0)
+		goto out;
+	r = maildir_move_new(tfd, nfd, name);
+out:
+	saved = errno;
+	if (nfd >= 0)
+		close(nfd);
+	if (tfd >= 0)
+		close(tfd);
+	close(dfd);
+	errno = saved;
+	return r;
+}
+
+int
+maildir_deliver(const char *dir, const char *name, const char *src_path)
+{
+	return maildir_put(dir, name, src_path, true);
+}
+
+int
+maildir_deliver_fresh(const char *dir, const char *name, const char *src_path)
+{
+	return maildir_put(dir, name, src_path, false);
+}

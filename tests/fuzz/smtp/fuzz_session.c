@@ -1,0 +1,219 @@
+/*
+ * fuzz_session.c - the whole session engine under libFuzzer (THREATS 12,
+ * harness 1). Byte 0 picks the role (mx, submission, submissions); the rest
+ * is cut into TCP segments at each "\xff\xfe" marker (the marker itself is
+ * dropped), and each segment is fed whole. Between segments commits
+ * complete, AUTH verdicts arrive (password "pass" is right) and a STARTTLS
+ * handshake completes.
+ *
+ * Oracles besides the sanitizers: no output after the session closed; one
+ * "queued as" reply per completed commit; stored content never exceeds the
+ * size limit; no plain-text input is waiting when TLS starts
+ * (CVE-2011-0411); nothing is committed without a recipient; a
+ * submission session never commits without AUTH.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/config.h"
+#include "lib/log.h"
+#include "smtp/session.h"
+
+static struct config *fz_cfg;
+
+struct fz {
+	struct session *s;
+	bool open, pending, is_bdat;
+	unsigned long long stored;
+	int commits;
+	int queued;
+	bool auth_pending, auth_ok, has_auth;
+	bool role_mx;
+	unsigned char last2[2];
+};
+
+static int
+fz_begin(void *ctx, char *id_r)
+{
+	struct fz *f = ctx;
+
+	snprintf(id_r, SPOOL_ID_MAX, "FUZZ%d", f->commits);
+	f->open = true;
+	f->stored = 0;
+	return 0;
+}
+
+static int
+fz_write(void *ctx, const void *buf, size_t len)
+{
+	struct fz *f = ctx;
+
+	if (!f->open)
+		abort();
+	f->stored += len;
+	return 0;
+}
+
+static void
+fz_abort(void *ctx)
+{
+	struct fz *f = ctx;
+
+	f->open = false;
+}
+
+static void
+fz_commit(void *ctx, const struct session_envelope *env)
+{
+	struct fz *f = ctx;
+
+	if (!f->open || env->n_rcpts == 0)
+		abort();
+	if (!f->role_mx && env->auth_user == NULL)
+		abort(); /* submission without AUTH */
+	/* The Received header is at most ~1.2 KiB on top of the limit. */
+	if (env->size > fz_cfg->max_message_size + 2048)
+		abort();
+	f->open = false;
+	f->pending = true;
+}
+
+static void
+fz_auth(void *ctx, const char *user, size_t ulen, const char *pass,
+	size_t plen)
+{
+	struct fz *f = ctx;
+
+	if (f->auth_pending)
+		abort();
+	f->auth_pending = true;
+	f->auth_ok = plen == 4 && memcmp(pass, "pass", 4) == 0;
+}
+
+static bool
+fz_is_user(void *ctx, const char *address)
+{
+	return strcmp(address, "carol@local.test") == 0;
+}
+
+static const struct session_ops fz_ops = {
+	.msg_begin = fz_begin,
+	.msg_write = fz_write,
+	.msg_abort = fz_abort,
+	.msg_commit = fz_commit,
+	.auth = fz_auth,
+	.is_user = fz_is_user,
+};
+
+static void
+fz_drain(struct fz *f, bool *closed)
+{
+	size_t len;
+	const char *out = session_output(f->s, &len);
+
+	if (*closed && len > 0)
+		abort(); /* output after the close */
+	for (const char *p = out; p != NULL && p < out + len;) {
+		const char *q = memmem(p, (size_t)(out + len - p),
+				       "queued as", 9);
+
+		if (q == NULL)
+			break;
+		f->queued++;
+		p = q + 9;
+	}
+	session_output_consume(f->s, len);
+	if (session_is_closing(f->s))
+		*closed = true;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct session_params p = {0};
+	struct fz f;
+	bool closed = false;
+	size_t i = 1, start = 1;
+
+	if (fz_cfg == NULL) {
+		FILE *err = fopen("/dev/null", "w");
+
+		log_set_level(LOG_LEVEL_ERROR);
+		/* Small limits so the limit paths are reachable. */
+		if (config_load_string(
+			    "fuzz",
+			    "hostname mx.local.test\ndomains local.test\n"
+			    "mailbox alice@local.test bob@local.test\n"
+			    "spool /nonexistent\nmaildir /nonexistent/%d/%n\n"
+			    "listen 127.0.0.1:2525 mx\nmax-message-size 64K\n"
+			    "max-recipients 8\nheader-size-limit 4K\n"
+			    "hop-limit 5\n",
+			    &fz_cfg, err) < 0)
+			abort();
+		fclose(err);
+	}
+	if (size < 1)
+		return 0;
+	memset(&f, 0, sizeof(f));
+	p.cfg = fz_cfg;
+	p.role = data[0] % 3 == 0   ? ROLE_MX
+		 : data[0] % 3 == 1 ? ROLE_SUBMISSION
+				    : ROLE_SUBMISSIONS;
+	p.id = "fuzz";
+	p.client_addr = "192.0.2.1";
+	p.tls_available = true;
+	f.role_mx = p.role == ROLE_MX;
+	f.s = session_new(&p, &fz_ops, &f);
+	if (p.role == ROLE_SUBMISSIONS)
+		session_tls_started(f.s, "TLSv1.3", "TLS_AES_128_GCM_SHA256");
+	session_greet(f.s);
+	fz_drain(&f, &closed);
+	while (i <= size) {
+		bool cut = i + 1 < size && data[i] == 0xff && data[i + 1] == 0xfe;
+
+		if (cut || i == size) {
+			session_input(f.s, data + start, i - start);
+			fz_drain(&f, &closed);
+			for (int round = 0; round < 8; round++) {
+				if (f.pending) {
+					f.pending = false;
+					f.commits++;
+					session_commit_done(f.s, 0);
+				} else if (f.auth_pending) {
+					static const char *const a[] = {
+						"alice@local.test"};
+
+					f.auth_pending = false;
+					session_auth_done(
+						f.s,
+						f.auth_ok ? SESSION_AUTH_OK
+							  : SESSION_AUTH_FAIL,
+						"alice@local.test", a, 1);
+				} else if (session_wants_tls(f.s)) {
+					if (session_pending_input(f.s) > 0)
+						abort(); /* CVE-2011-0411 */
+					session_tls_started(f.s, "TLSv1.2",
+							    "ECDHE-RSA-AES");
+				} else {
+					break;
+				}
+				fz_drain(&f, &closed);
+			}
+			start = i + (cut ? 2 : 0);
+			i = start;
+			if (i == size)
+				break;
+			continue;
+		}
+		i++;
+	}
+	if (f.queued != f.commits)
+		abort();
+	session_free(&f.s);
+	return 0;
+}

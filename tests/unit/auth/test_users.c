@@ -1,0 +1,1274 @@
+/*
+ * test_users.c - the users file (Dovecot passwd-file), password schemes,
+ * aliases, the dummy verification (THREATS A-03) and `postern user`.
+ */
+#include <crypt.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pty.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "auth/users.h"
+
+static char root[64];
+static char *h_argon, *h_bcrypt, *h_bcrypt_y, *h_sha512, *h_yescrypt, *h_crypt6;
+
+/* --- helpers ------------------------------------------------------- */
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+path_of(char *buf, size_t size, const char *rel)
+{
+	int n = snprintf(buf, size, "%s/%s", root, rel);
+
+	assert_true(n > 0 && (size_t)n < size);
+}
+
+static void
+write_bytes(const char *path, const char *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+}
+
+static char *
+read_all(const char *path, size_t *len_r)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m;
+
+	assert_non_null(f);
+	m = open_memstream(&buf, &len);
+	assert_non_null(m);
+	for (int c; (c = fgetc(f)) != EOF;)
+		fputc(c, m);
+	fclose(f);
+	fclose(m);
+	if (len_r != NULL)
+		*len_r = len;
+	return buf;
+}
+
+/* Replace every "%A" (argon2id), "%B" (bcrypt), "%S" (sha512crypt) and
+   "%Y" (yescrypt) in t by a full "{SCHEME}hash". */
+static char *
+expand(const char *t)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+
+	assert_non_null(m);
+	for (; *t != '\0'; t++) {
+		if (t[0] == '%' && t[1] != '\0' && strchr("ABSY", t[1])) {
+			const char *h = t[1] == 'A'   ? h_argon
+					: t[1] == 'B' ? h_bcrypt
+					: t[1] == 'S' ? h_sha512
+						      : h_yescrypt;
+
+			fputs(h, m);
+			t++;
+		} else {
+			fputc(*t, m);
+		}
+	}
+	fclose(m);
+	return buf;
+}
+
+/* "{SCHEME}" + crypt(pw) with a fresh setting for `prefix`. */
+static char *
+make_crypt(const char *scheme, const char *prefix, unsigned long count,
+	   const char *pw)
+{
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data *data = calloc(1, sizeof(*data));
+	const char *out;
+	char *r;
+
+	assert_non_null(data);
+	assert_non_null(
+	    crypt_gensalt_rn(prefix, count, NULL, 0, setting, sizeof(setting)));
+	out = crypt_rn(pw, setting, data, (int)sizeof(*data));
+	assert_non_null(out);
+	assert_true(asprintf(&r, "{%s}%s", scheme, out) > 0);
+	free(data);
+	return r;
+}
+
+/* Load `text` from a file; errors captured into *errs_r (malloc'd). */
+static int
+load_text(const char *name, const char *text, size_t len,
+	  struct users **users_r, char **errs_r)
+{
+	char path[256];
+	size_t elen = 0;
+	FILE *errs;
+	int ret;
+
+	path_of(path, sizeof(path), name);
+	write_bytes(path, text, len);
+	*errs_r = NULL;
+	errs = open_memstream(errs_r, &elen);
+	assert_non_null(errs);
+	ret = users_load(path, users_r, errs);
+	fclose(errs);
+	return ret;
+}
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	snprintf(root, sizeof(root), "/tmp/test_users.XXXXXX");
+	if (mkdtemp(root) == NULL)
+		return -1;
+	if (users_hash("password1", 9, &h_argon) < 0)
+		return -1;
+	h_bcrypt = make_crypt("BLF-CRYPT", "$2b$", 4, "password1");
+	h_bcrypt_y = make_crypt("BLF-CRYPT", "$2y$", 4, "password1");
+	h_sha512 = make_crypt("SHA512-CRYPT", "$6$", 1000, "password1");
+	h_yescrypt = make_crypt("CRYPT", "$y$", 0, "password1");
+	h_crypt6 = make_crypt("CRYPT", "$6$", 1000, "password1");
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	free(h_argon);
+	free(h_bcrypt);
+	free(h_bcrypt_y);
+	free(h_sha512);
+	free(h_yescrypt);
+	free(h_crypt6);
+	return nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* --- verification -------------------------------------------------- */
+
+static void
+test_verify_schemes(void **state)
+{
+	const char *hashes[] = {h_argon,  h_bcrypt,   h_bcrypt_y,
+				h_sha512, h_yescrypt, h_crypt6};
+
+	(void)state;
+	assert_true(strncmp(h_argon,
+			    "{ARGON2ID}$argon2id$v=19$m=65536,t=2,p=1$",
+			    41) == 0);
+	assert_true(strncmp(h_bcrypt, "{BLF-CRYPT}$2b$04$", 18) == 0);
+	assert_true(strncmp(h_yescrypt, "{CRYPT}$y$", 10) == 0);
+	for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
+		const char *h = hashes[i];
+
+		print_message("scheme %zu: %.24s...\n", i, h);
+		assert_int_equal(users_verify(h, "password1", 9), 1);
+		assert_int_equal(users_verify(h, "password2", 9), 0);
+		assert_int_equal(users_verify(h, "password", 8), 0);
+		assert_int_equal(users_verify(h, "password1x", 10), 0);
+		assert_int_equal(users_verify(h, "", 0), 0);
+		/* a NUL never matches, even where crypt would cut there */
+		assert_int_equal(users_verify(h, "password1\0x", 11), 0);
+	}
+}
+
+static void
+test_verify_bad_hashes(void **state)
+{
+	static const char *const bad[] = {
+	    "{PLAIN}password1",
+	    "{MD5-CRYPT}$1$abcdefgh$aaaaaaaaaaaaaaaaaaaaaa",
+	    ("{YESCRYPT}$y$j9T$aaaaaaaaaaaaaaaaaaaaaa$"
+	     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+	    "password1",
+	    "",
+	    "{ARGON2ID}garbage",
+	    "{ARGON2ID}$argon2i$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaA",
+	    "{SHA512-CRYPT}garbage",
+	    "{BLF-CRYPT}*0",
+	};
+	char lower[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		print_message("bad hash %zu: %s\n", i, bad[i]);
+		assert_int_equal(users_verify(bad[i], "password1", 9), -1);
+	}
+	assert_int_equal(users_verify(NULL, "x", 1), -1);
+	/* scheme names compare case-insensitively, as in Dovecot */
+	assert_true(strlen(h_bcrypt) < sizeof(lower));
+	strncpy(lower, h_bcrypt, sizeof(lower) - 1);
+	lower[sizeof(lower) - 1] = '\0';
+	memcpy(lower, "{blf-crypt}", 11);
+	assert_int_equal(users_verify(lower, "password1", 9), 1);
+}
+
+static void
+test_hash(void **state)
+{
+	char *a = NULL, *b = NULL;
+
+	(void)state;
+	assert_int_equal(users_hash("another secret", 14, &a), 0);
+	assert_int_equal(users_hash("another secret", 14, &b), 0);
+	assert_string_not_equal(a, b); /* fresh salt each time */
+	assert_int_equal(users_verify(a, "another secret", 14), 1);
+	assert_int_equal(users_verify(b, "another secret", 13), 0);
+	free(a);
+	free(b);
+	assert_int_equal(users_hash("nul\0inside", 10, &a), -1);
+	assert_null(a);
+}
+
+/* --- loading ------------------------------------------------------- */
+
+static void
+test_load_good(void **state)
+{
+	char *text =
+	    expand("# postern users, Dovecot passwd-file\n"
+		   "\n"
+		   "alice@example.test:%A\n"
+		   "   \n"
+		   "Bob@Example.TEST:%B:1000:1000:Bob B:/home/bob:/bin/false:"
+		   "userdb_mail=maildir:~/Maildir "
+		   "userdb_postern_aliases=Info@example.test,sales@example.test"
+		   " nodelay=yes\n"
+		   "carol@example.test:%S\r\n"
+		   "#dave@example.test:{PLAIN}x\n"
+		   "dave@mail.example.test:%Y::::::userdb_postern_aliases=\n"
+		   "erin_x+tag=1-a.b@x-1.example.test:%A");
+	struct users *us = NULL;
+	const struct user *u;
+	char *errs;
+
+	(void)state;
+	assert_int_equal(load_text("good", text, strlen(text), &us, &errs), 0);
+	assert_string_equal(errs, "");
+	assert_int_equal(users_count(us), 5);
+
+	u = users_get(us, 0);
+	assert_string_equal(u->name, "alice@example.test");
+	assert_string_equal(u->hash, h_argon);
+	assert_int_equal(u->line, 3);
+	assert_int_equal(u->n_aliases, 0);
+
+	u = users_get(us, 1);
+	assert_string_equal(u->name, "bob@example.test");
+	assert_string_equal(u->hash, h_bcrypt);
+	assert_int_equal(u->line, 5);
+	assert_int_equal(u->n_aliases, 2);
+	assert_string_equal(u->aliases[0], "info@example.test");
+	assert_string_equal(u->aliases[1], "sales@example.test");
+
+	u = users_get(us, 2);
+	assert_string_equal(u->name, "carol@example.test");
+	assert_string_equal(u->hash, h_sha512); /* CR stripped */
+	assert_int_equal(u->line, 6);
+
+	u = users_get(us, 3);
+	assert_string_equal(u->name, "dave@mail.example.test");
+	assert_int_equal(u->n_aliases, 0);
+	assert_int_equal(u->line, 8);
+	u = users_get(us, 4);
+	assert_string_equal(u->name, "erin_x+tag=1-a.b@x-1.example.test");
+	assert_int_equal(u->line, 9);
+	assert_null(users_get(us, 5));
+
+	for (size_t i = 0; i < users_count(us); i++) {
+		u = users_get(us, i);
+		assert_int_equal(users_verify(u->hash, "password1", 9), 1);
+		assert_int_equal(users_verify(u->hash, "Password1", 9), 0);
+	}
+	users_free(&us);
+	assert_null(us);
+	users_free(&us); /* twice is harmless */
+	free(errs);
+	free(text);
+}
+
+static void
+test_find_and_send_as(void **state)
+{
+	char *text = expand("alice@example.test:%A::::::"
+			    "userdb_postern_aliases=info@example.test\n"
+			    "bob@example.test:%A::::::"
+			    "userdb_postern_aliases=sales@example.test\n");
+	char longname[400];
+	struct users *us = NULL;
+	const struct user *a, *b;
+	char *errs;
+
+	(void)state;
+	assert_int_equal(load_text("find", text, strlen(text), &us, &errs), 0);
+	a = users_find(us, "ALICE@Example.Test");
+	b = users_find(us, "bob@example.test");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_string_equal(a->name, "alice@example.test");
+	assert_null(users_find(us, "info@example.test")); /* alias: no login */
+	assert_null(users_find(us, "nobody@example.test"));
+	assert_null(users_find(us, ""));
+	assert_null(users_find(us, NULL));
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_null(users_find(us, longname));
+
+	assert_true(users_may_send_as(a, "alice@example.test"));
+	assert_true(users_may_send_as(a, "Alice@EXAMPLE.test"));
+	assert_true(users_may_send_as(a, "INFO@example.test"));
+	assert_false(users_may_send_as(a, "sales@example.test"));
+	assert_false(users_may_send_as(a, "bob@example.test"));
+	assert_false(users_may_send_as(a, "alice@example.test."));
+	assert_false(users_may_send_as(a, "alice+x@example.test"));
+	assert_false(users_may_send_as(a, ""));
+	assert_false(users_may_send_as(a, NULL));
+	assert_false(users_may_send_as(NULL, "alice@example.test"));
+	assert_true(users_may_send_as(b, "sales@example.test"));
+
+	assert_int_equal(users_count(NULL), 0);
+	assert_null(users_find(NULL, "alice@example.test"));
+	users_free(&us);
+	free(errs);
+	free(text);
+}
+
+#define LOCAL64                                                                \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define LOCAL65 LOCAL64 "a"
+#define LABEL63                                                                \
+	"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define LABEL64 LABEL63 "b"
+#define NUL_LINE "alice@example.test:{PLAIN}a\0b\n"
+
+struct err_case {
+	const char *text; /* %A %B %S %Y expand to hashes */
+	size_t len;	  /* 0: strlen after expansion */
+	const char *want; /* error lines without the "path:" prefix */
+};
+
+static const struct err_case err_cases[] = {
+    {"alice@example.test\n", 0,
+     "1: missing password (expected user:{SCHEME}hash)\n"},
+    {"alice@example.test:\n", 0,
+     "1: missing password (expected user:{SCHEME}hash)\n"},
+    {"alice@example.test::1000:1000\n", 0,
+     "1: missing password (expected user:{SCHEME}hash)\n"},
+    {"alice@example.test:secret\n", 0, "1: password has no {SCHEME} prefix\n"},
+    {"alice@example.test:{MD5}$1$abc$def\n", 0,
+     "1: unknown password scheme {MD5}\n"},
+    {"alice@example.test:{ARGON2I}$argon2i$v=19$m=4096,t=3,p=1$x$y\n", 0,
+     "1: unknown password scheme {ARGON2I}\n"},
+    {"alice@example.test:{SHA256-CRYPT}$5$abc$def\n", 0,
+     "1: unknown password scheme {SHA256-CRYPT}\n"},
+    {"alice@example.test:{YESCRYPT}$y$j9T$a$b\n", 0,
+     "1: unknown password scheme {YESCRYPT} (Dovecot stores yescrypt as "
+     "{CRYPT}$y$...)\n"},
+    {"alice@example.test:{ARGON2ID}$argon2id$v=19$m=65536,t=2,p=1$abc\n", 0,
+     "1: malformed ARGON2ID hash\n"},
+    {"alice@example.test:{ARGON2ID}%B\n", 0, "1: malformed ARGON2ID hash\n"},
+    {"alice@example.test:{BLF-CRYPT}$2b$04$short\n", 0,
+     "1: malformed BLF-CRYPT hash (expected $2b$, $2y$ or $2a$ bcrypt)\n"},
+    {"alice@example.test:{BLF-CRYPT}$2x$04$"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+     0, "1: malformed BLF-CRYPT hash (expected $2b$, $2y$ or $2a$ bcrypt)\n"},
+    {"alice@example.test:{SHA512-CRYPT}$5$abc$def\n", 0,
+     "1: malformed SHA512-CRYPT hash (expected $6$)\n"},
+    {"alice@example.test:{SHA512-CRYPT}$6$salt$tooshort\n", 0,
+     "1: malformed SHA512-CRYPT hash (expected $6$)\n"},
+    {"alice@example.test:{CRYPT}$1$abcdefgh$aaaaaaaaaaaaaaaaaaaaaa\n", 0,
+     "1: unsupported CRYPT hash (only yescrypt $y$, bcrypt $2b$ and "
+     "sha512crypt $6$)\n"},
+    {"alice@example.test:{CRYPT}vpvKh.SaNbR6s\n", 0,
+     "1: unsupported CRYPT hash (only yescrypt $y$, bcrypt $2b$ and "
+     "sha512crypt $6$)\n"},
+    {"alice:%A\n", 0, "1: invalid user address 'alice'\n"},
+    {"@example.test:%A\n", 0, "1: invalid user address '@example.test'\n"},
+    {"alice@:%A\n", 0, "1: invalid user address 'alice@'\n"},
+    {".alice@example.test:%A\n", 0,
+     "1: invalid user address '.alice@example.test'\n"},
+    {"alice.@example.test:%A\n", 0,
+     "1: invalid user address 'alice.@example.test'\n"},
+    {"al..ice@example.test:%A\n", 0,
+     "1: invalid user address 'al..ice@example.test'\n"},
+    {"al ice@example.test:%A\n", 0,
+     "1: invalid user address 'al ice@example.test'\n"},
+    {"al%ice@example.test:%A\n", 0,
+     "1: invalid user address 'al%ice@example.test'\n"},
+    {"a!b@example.test:%A\n", 0,
+     "1: invalid user address 'a!b@example.test'\n"},
+    {"a@b@example.test:%A\n", 0,
+     "1: invalid user address 'a@b@example.test'\n"},
+    {"\"a\"@example.test:%A\n", 0,
+     "1: invalid user address '\"a\"@example.test'\n"},
+    {"alice@-example.test:%A\n", 0,
+     "1: invalid user address 'alice@-example.test'\n"},
+    {"alice@example-.test:%A\n", 0,
+     "1: invalid user address 'alice@example-.test'\n"},
+    {"alice@example..test:%A\n", 0,
+     "1: invalid user address 'alice@example..test'\n"},
+    {"alice@example.test.:%A\n", 0,
+     "1: invalid user address 'alice@example.test.'\n"},
+    {"alice@[127.0.0.1]:%A\n", 0,
+     "1: invalid user address 'alice@[127.0.0.1]'\n"},
+    {"alice@ex_ample.test:%A\n", 0,
+     "1: invalid user address 'alice@ex_ample.test'\n"},
+    {"\xc3\xa9@example.test:%A\n", 0,
+     "1: invalid user address '\xc3\xa9@example.test'\n"},
+    {LOCAL65 "@x.test:%A\n", 0,
+     "1: invalid user address '" LOCAL65 "@x.test'\n"},
+    {"a@" LABEL64 ".test:%A\n", 0,
+     "1: invalid user address 'a@" LABEL64 ".test'\n"},
+    /* the longest parts that are still fine do not make an error */
+    {LOCAL64 "@" LABEL63 ".test\n", 0,
+     "1: missing password (expected user:{SCHEME}hash)\n"},
+    {":%A\n", 0, "1: invalid user address ''\n"},
+    {"alice@example.test:%A\x01\n", 0, "1: control character 0x01\n"},
+    {"alice@example.test:%A\tx\n", 0, "1: control character 0x09\n"},
+    {"alice@example.test:%A\x7f\n", 0, "1: control character 0x7f\n"},
+    {NUL_LINE, sizeof(NUL_LINE) - 1, "1: NUL byte in line\n"},
+    /* aliases */
+    {"alice@example.test:%A::::::userdb_postern_aliases=bad\n", 0,
+     "1: invalid alias 'bad'\n"},
+    {"alice@example.test:%A::::::userdb_postern_aliases=a@x.test,,b@x.test"
+     "\n",
+     0, "1: empty alias in userdb_postern_aliases\n"},
+    {"alice@example.test:%A::::::userdb_postern_aliases=a@x.test,\n", 0,
+     "1: empty alias in userdb_postern_aliases\n"},
+    {"alice@example.test:%A::::::userdb_postern_aliases=a@x.test "
+     "userdb_postern_aliases=b@x.test\n",
+     0, "1: userdb_postern_aliases given twice\n"},
+    {"alice@example.test:%A::::::userdb_postern_aliases=Alice@Example.test"
+     "\n",
+     0, "1: alias alice@example.test is the user's own name\n"},
+    {"alice@example.test:%A::::::userdb_postern_aliases=a@x.test,A@x.test"
+     "\n",
+     0, "1: duplicate alias a@x.test\n"},
+    /* one address, one owner */
+    {"alice@example.test:%A\nALICE@example.test:%B\n", 0,
+     "2: duplicate user alice@example.test (first at line 1)\n"},
+    {"alice@example.test:%A::::::userdb_postern_aliases=bob@example.test\n"
+     "bob@example.test:%S\n",
+     0, "1: alias bob@example.test is already a user (line 2)\n"},
+    {"bob@example.test:%S\n"
+     "alice@example.test:%A::::::userdb_postern_aliases=Bob@example.test\n",
+     0, "2: alias bob@example.test is already a user (line 1)\n"},
+    {"alice@example.test:%A::::::userdb_postern_aliases=info@example.test\n"
+     "# comment\n"
+     "bob@example.test:%S::::::userdb_postern_aliases=info@example.test\n",
+     0,
+     "3: alias info@example.test is already an alias of "
+     "alice@example.test (line 1)\n"},
+    /* every bad line is reported, in line order */
+    {"# users\n"
+     "alice@example.test:%A\n"
+     "bad line\n"
+     "bob@example.test:{MD5}x\n"
+     "\n"
+     "carol@example.test:%Y::::::userdb_postern_aliases=alice@example.test"
+     "\n"
+     "alice@example.test:%B\n"
+     "dave@example.test:%S\n"
+     "erin@example.test",
+     0,
+     "3: invalid user address 'bad line'\n"
+     "4: unknown password scheme {MD5}\n"
+     "6: alias alice@example.test is already a user (line 2)\n"
+     "7: duplicate user alice@example.test (first at line 2)\n"
+     "9: missing password (expected user:{SCHEME}hash)\n"},
+};
+
+static void
+test_load_errors(void **state)
+{
+	char path[256];
+
+	(void)state;
+	path_of(path, sizeof(path), "bad");
+	for (size_t i = 0; i < sizeof(err_cases) / sizeof(err_cases[0]); i++) {
+		const struct err_case *c = &err_cases[i];
+		char *text = c->len > 0 ? NULL : expand(c->text);
+		struct users *us = (struct users *)1;
+		char *errs = NULL, *want = NULL;
+		size_t wlen = 0;
+		FILE *w = open_memstream(&want, &wlen);
+		const char *p = c->want;
+
+		/* prefix each expected line with the path */
+		assert_non_null(w);
+		while (*p != '\0') {
+			const char *nl = strchr(p, '\n');
+
+			fprintf(w, "%s:%.*s\n", path, (int)(nl - p), p);
+			p = nl + 1;
+		}
+		fclose(w);
+		print_message("case %zu\n", i);
+		assert_int_equal(load_text("bad", text ? text : c->text,
+					   text ? strlen(text) : c->len, &us,
+					   &errs),
+				 -1);
+		assert_null(us);
+		assert_string_equal(errs, want);
+		free(errs);
+		free(want);
+		free(text);
+	}
+}
+
+static void
+test_load_missing(void **state)
+{
+	char path[256], want[300];
+	struct users *us = (struct users *)1;
+	char *errs = NULL;
+	size_t elen = 0;
+	FILE *e = open_memstream(&errs, &elen);
+
+	(void)state;
+	path_of(path, sizeof(path), "does-not-exist");
+	assert_int_equal(users_load(path, &us, e), -1);
+	fclose(e);
+	assert_null(us);
+	snprintf(want, sizeof(want), "%s: No such file or directory\n", path);
+	assert_string_equal(errs, want);
+	free(errs);
+
+	/* an empty file is a valid file with no users */
+	assert_int_equal(load_text("empty", "", 0, &us, &errs), 0);
+	assert_int_equal(users_count(us), 0);
+	assert_null(users_find(us, "a@b.test"));
+	users_free(&us);
+	free(errs);
+}
+
+/* --- the CLI ------------------------------------------------------- */
+
+struct cli_out {
+	int rc;
+	char *out; /* captured stdout */
+	char *err; /* captured stderr */
+};
+
+static char *
+slurp_fd(int fd)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	char chunk[512];
+	ssize_t n;
+
+	assert_non_null(m);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		fwrite(chunk, 1, (size_t)n, m);
+	fclose(m);
+	return buf;
+}
+
+static int
+tmp_fd(void)
+{
+	char path[256];
+	int fd;
+
+	path_of(path, sizeof(path), "cap.XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	return fd;
+}
+
+/*
+ * Run `postern user ARGV...` on `path` with standard input fed from
+ * `input` (NULL: empty) and stdout/stderr captured.
+ */
+static struct cli_out
+run_cli_argv(const char *path, const char *input, int argc, char **argv)
+{
+	int in = tmp_fd(), out = tmp_fd(), err = tmp_fd();
+	int save_in = dup(0), save_out = dup(1), save_err = dup(2);
+	struct cli_out r;
+
+	if (input != NULL)
+		assert_int_equal(write(in, input, strlen(input)),
+				 (ssize_t)strlen(input));
+	assert_int_equal(lseek(in, 0, SEEK_SET), 0);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(in, 0);
+	dup2(out, 1);
+	dup2(err, 2);
+	r.rc = users_cli(path, argc, argv);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(save_in, 0);
+	dup2(save_out, 1);
+	dup2(save_err, 2);
+	close(save_in);
+	close(save_out);
+	close(save_err);
+	r.out = slurp_fd(out);
+	r.err = slurp_fd(err);
+	close(in);
+	close(out);
+	close(err);
+	return r;
+}
+
+/* The same with the arguments after "user" as a NULL-terminated list. */
+static struct cli_out
+run_cli(const char *path, const char *input, ...)
+{
+	char *argv[16];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = "user";
+	va_start(ap, input);
+	for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 15;)
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	return run_cli_argv(path, input, argc, argv);
+}
+
+static void
+cli_free(struct cli_out *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/* Only the users file may be left in the directory. */
+static void
+assert_dir_holds_only(const char *dir, const char *name)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		print_message("dir entry: %s\n", e->d_name);
+		assert_string_equal(e->d_name, name);
+		n++;
+	}
+	closedir(d);
+	assert_int_equal(n, 1);
+}
+
+static const struct user *
+load_user(const char *path, struct users **us, const char *name)
+{
+	assert_int_equal(users_load(path, us, stderr), 0);
+	return users_find(*us, name);
+}
+
+static void
+test_cli_round_trip(void **state)
+{
+	char dir[256], path[300], want[4096];
+	char *orig =
+	    expand("# postern users\n"
+		   "\n"
+		   "bob@example.test:%B:1000:1000:Bob:/home/bob:/bin/false:"
+		   "userdb_mail=maildir:~/Maildir\n"
+		   "# a comment between users\n"
+		   "carol@example.test:%S\r\n"
+		   "dave@example.test:%Y");
+	struct users *us = NULL;
+	const struct user *u;
+	struct cli_out r;
+	struct stat st;
+	char *now;
+	size_t olen = strlen(orig), len;
+
+	(void)state;
+	path_of(dir, sizeof(dir), "cli");
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/users", dir);
+	write_bytes(path, orig, olen);
+	assert_int_equal(chmod(path, 0640), 0);
+
+	/* add, with two aliases, password from standard input */
+	r = run_cli(path, "correct horse\n", "add", "Alice@Example.test",
+		    "--stdin", "--alias", "info@example.test", "--alias",
+		    "Sales@Example.TEST", NULL);
+	assert_string_equal(r.err, "postern user: added alice@example.test\n");
+	assert_int_equal(r.rc, 0);
+	cli_free(&r);
+	u = load_user(path, &us, "alice@example.test");
+	assert_non_null(u);
+	assert_int_equal(users_verify(u->hash, "correct horse", 13), 1);
+	assert_int_equal(u->n_aliases, 2);
+	assert_string_equal(u->aliases[1], "sales@example.test");
+	now = read_all(path, &len);
+	assert_true(len > olen + 1);
+	assert_memory_equal(now, orig, olen); /* old lines byte for byte */
+	snprintf(want, sizeof(want),
+		 "\nalice@example.test:%s::::::userdb_postern_aliases="
+		 "info@example.test,sales@example.test\n",
+		 u->hash);
+	assert_string_equal(now + olen, want);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640); /* mode kept */
+	free(now);
+	users_free(&us);
+
+	/* passwd */
+	r = run_cli(path, "battery staple\n", "passwd", "ALICE@example.test",
+		    "--stdin", NULL);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.err, "postern user: password changed for "
+				   "alice@example.test\n");
+	cli_free(&r);
+	u = load_user(path, &us, "alice@example.test");
+	assert_int_equal(users_verify(u->hash, "battery staple", 14), 1);
+	assert_int_equal(users_verify(u->hash, "correct horse", 13), 0);
+	assert_int_equal(u->n_aliases, 2);
+	now = read_all(path, NULL);
+	assert_memory_equal(now, orig, olen);
+	free(now);
+	users_free(&us);
+
+	/* passwd keeps the rest of a long line byte for byte */
+	r = run_cli(path, "bob's new one\n", "passwd", "bob@example.test",
+		    "--stdin", NULL);
+	assert_int_equal(r.rc, 0);
+	cli_free(&r);
+	u = load_user(path, &us, "bob@example.test");
+	assert_int_equal(users_verify(u->hash, "bob's new one", 13), 1);
+	now = read_all(path, NULL);
+	snprintf(want, sizeof(want),
+		 "bob@example.test:%s:1000:1000:Bob:/home/bob:/bin/false:"
+		 "userdb_mail=maildir:~/Maildir\n# a comment",
+		 u->hash);
+	assert_non_null(strstr(now, want));
+	assert_memory_equal(now, orig, 17); /* "# postern users\n\n" */
+	free(now);
+	users_free(&us);
+
+	/* alias add / del */
+	r = run_cli(path, NULL, "alias", "alice@example.test", "--add",
+		    "postmaster@example.test", NULL);
+	assert_int_equal(r.rc, 0);
+	cli_free(&r);
+	r = run_cli(path, NULL, "alias", "alice@example.test", "--del",
+		    "INFO@example.test", NULL);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.err, "postern user: alias removed from "
+				   "alice@example.test\n");
+	cli_free(&r);
+	r = run_cli(path, NULL, "alias", "bob@example.test", "--add",
+		    "x@example.test", NULL);
+	assert_int_equal(r.rc, 0);
+	cli_free(&r);
+	now = read_all(path, NULL);
+	assert_non_null(strstr(now, ":1000:1000:Bob:/home/bob:/bin/false:"
+				    "userdb_mail=maildir:~/Maildir "
+				    "userdb_postern_aliases=x@example.test\n"));
+	free(now);
+	r = run_cli(path, NULL, "alias", "bob@example.test", "--del",
+		    "x@example.test", NULL);
+	assert_int_equal(r.rc, 0);
+	cli_free(&r);
+	now = read_all(path, NULL);
+	assert_non_null(strstr(now, ":1000:1000:Bob:/home/bob:/bin/false:"
+				    "userdb_mail=maildir:~/Maildir\n"
+				    "# a comment between users\n"
+				    "carol@example.test:"));
+	free(now);
+	/* carol's line (CRLF) and the rest never changed */
+	now = read_all(path, NULL);
+	assert_non_null(strstr(now, strstr(orig, "# a comment")));
+	free(now);
+
+	/* list: names and aliases, never hashes */
+	r = run_cli(path, NULL, "list", NULL);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.out, "bob@example.test\n"
+				   "carol@example.test\n"
+				   "dave@example.test\n"
+				   "alice@example.test\tsales@example.test,"
+				   "postmaster@example.test\n");
+	assert_null(strchr(r.out, '$'));
+	assert_null(strchr(r.out, '{'));
+	cli_free(&r);
+
+	/* del alice: the file is the original plus the newline that the
+	   add put after dave's unterminated line, bob's new hash aside */
+	r = run_cli(path, NULL, "del", "alice@example.test", NULL);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.err,
+			    "postern user: deleted alice@example.test\n");
+	cli_free(&r);
+	now = read_all(path, &len);
+	assert_int_equal(now[len - 1], '\n');
+	assert_null(strstr(now, "alice"));
+	assert_non_null(strstr(now, strstr(orig, "# a comment")));
+	free(now);
+
+	/* del bob: his line goes, all others stay as they were */
+	r = run_cli(path, NULL, "del", "bob@example.test", NULL);
+	assert_int_equal(r.rc, 0);
+	cli_free(&r);
+	now = read_all(path, &len);
+	{
+		const char *tail = strstr(orig, "# a comment");
+
+		assert_int_equal(len, 17 + strlen(tail) + 1);
+		assert_memory_equal(now, orig, 17);
+		assert_memory_equal(now + 17, tail, strlen(tail));
+		assert_int_equal(now[len - 1], '\n');
+	}
+	free(now);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_dir_holds_only(dir, "users");
+	free(orig);
+}
+
+struct refusal {
+	const char *input;
+	const char *args[8];
+	const char *want; /* substring of stderr */
+};
+
+static const struct refusal refusals[] = {
+    /* the password is never taken from argv */
+    {"password12\n",
+     {"add", "new@example.test", "password12", "--stdin"},
+     "never taken from the command line"},
+    {NULL, {"add", "new@example.test", "password12"}, "too many"},
+    {"password12\n",
+     {"passwd", "bob@example.test", "--stdin", "password12"},
+     "never taken from the command line"},
+    {"password12\n",
+     {"add", "bob@example.test", "--stdin"},
+     "postern user: bob@example.test exists already\n"},
+    {"password12\n", {"add", "BOB@example.test", "--stdin"}, "exists already"},
+    {"password12\n",
+     {"add", "info@example.test", "--stdin"},
+     "info@example.test is an alias of bob@example.test"},
+    {"short\n",
+     {"add", "new@example.test", "--stdin"},
+     "password too short (at least 8 characters)"},
+    {"", {"add", "new@example.test", "--stdin"}, "no password line"},
+    {"password12\n",
+     {"add", "new@example.test", "--stdin", "--alias", "carol@example.test"},
+     "alias carol@example.test is taken by carol@example.test"},
+    {"password12\n",
+     {"add", "new@example.test", "--stdin", "--alias", "new@example.test"},
+     "alias new@example.test is the user's own name"},
+    {"password12\n",
+     {"add", "new@example.test", "--stdin", "--alias", "a@x.test", "--alias",
+      "A@x.test"},
+     "alias a@x.test given twice"},
+    {"password12\n",
+     {"add", "not an address", "--stdin"},
+     "invalid address 'not an address'"},
+    {"password12\n",
+     {"add", "new@example.test", "--stdin", "--alias", "x..y@z.test"},
+     "invalid alias 'x..y@z.test'"},
+    {"password12\n",
+     {"add", "new@example.test", "--stdin", "--alias"},
+     "option needs an address"},
+    {"password12\n",
+     {"passwd", "nobody@example.test", "--stdin"},
+     "no such user nobody@example.test"},
+    {NULL, {"del", "nobody@example.test"}, "no such user"},
+    {NULL, {"del", "info@example.test"}, "no such user"},
+    {NULL, {"del", "bob@example.test", "--stdin"}, "unknown option"},
+    {NULL, {"del"}, "missing ADDRESS"},
+    {NULL, {"alias", "bob@example.test"}, "exactly one --add or --del"},
+    {NULL,
+     {"alias", "bob@example.test", "--add", "a@x.test", "--del",
+      "info@example.test"},
+     "exactly one --add or --del"},
+    {NULL,
+     {"alias", "bob@example.test", "--add", "carol@example.test"},
+     "alias carol@example.test is taken by carol@example.test"},
+    {NULL,
+     {"alias", "carol@example.test", "--add", "info@example.test"},
+     "alias info@example.test is taken by bob@example.test"},
+    {NULL,
+     {"alias", "bob@example.test", "--del", "zz@example.test"},
+     "bob@example.test has no alias zz@example.test"},
+    {NULL,
+     {"alias", "nobody@example.test", "--add", "zz@example.test"},
+     "no such user"},
+    {NULL, {"list", "extra"}, "too many"},
+    {NULL, {"frob"}, "unknown subcommand"},
+    {NULL, {NULL}, "usage: postern user add"},
+};
+
+static void
+test_cli_refusals(void **state)
+{
+	char dir[256], path[300];
+	char *orig = expand("# users\n"
+			    "bob@example.test:%B::::::userdb_postern_aliases="
+			    "info@example.test\n"
+			    "carol@example.test:%S\n");
+	struct cli_out r;
+
+	(void)state;
+	path_of(dir, sizeof(dir), "refuse");
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/users", dir);
+	write_bytes(path, orig, strlen(orig));
+	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+		const struct refusal *c = &refusals[i];
+		char *argv[10], *now;
+		int argc = 0;
+
+		argv[argc++] = "user";
+		for (size_t k = 0; k < 8 && c->args[k] != NULL; k++)
+			argv[argc++] = (char *)c->args[k];
+		argv[argc] = NULL;
+		print_message("refusal %zu: %s\n", i,
+			      argc > 1 ? argv[1] : "(none)");
+		r = run_cli_argv(path, c->input, argc, argv);
+		print_message("  stderr: %s", r.err);
+		assert_int_equal(r.rc, 1);
+		assert_non_null(strstr(r.err, c->want));
+		assert_string_equal(r.out, "");
+		cli_free(&r);
+		now = read_all(path, NULL);
+		assert_string_equal(now, orig); /* untouched */
+		free(now);
+	}
+	assert_dir_holds_only(dir, "users");
+	free(orig);
+}
+
+static void
+test_cli_files(void **state)
+{
+	char dir[256], path[300], link[300];
+	struct cli_out r;
+	struct users *us = NULL;
+	struct stat st;
+	char *text;
+
+	(void)state;
+	path_of(dir, sizeof(dir), "files");
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/users", dir);
+
+	/* a missing file: only add creates it, mode 0600 */
+	r = run_cli(path, NULL, "del", "a@example.test", NULL);
+	assert_int_equal(r.rc, 1);
+	assert_non_null(strstr(r.err, "No such file"));
+	cli_free(&r);
+	r = run_cli(path, NULL, "list", NULL);
+	assert_int_equal(r.rc, 1);
+	cli_free(&r);
+	r = run_cli(path, "password12\n", "add", "a@example.test", "--stdin",
+		    NULL);
+	assert_int_equal(r.rc, 0);
+	cli_free(&r);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_non_null(load_user(path, &us, "a@example.test"));
+	users_free(&us);
+
+	/* a broken file is never edited: its errors are shown */
+	text = expand("a@example.test:%A\nbroken@example.test\n");
+	write_bytes(path, text, strlen(text));
+	r = run_cli(path, "password12\n", "add", "b@example.test", "--stdin",
+		    NULL);
+	assert_int_equal(r.rc, 1);
+	assert_non_null(strstr(r.err, "users:2: missing password"));
+	assert_non_null(strstr(r.err, "fix "));
+	cli_free(&r);
+	free(text);
+	text = read_all(path, NULL);
+	assert_non_null(strstr(text, "broken@"));
+	free(text);
+
+	/* a symbolic link is refused (rename would replace the link) */
+	write_bytes(path, "", 0);
+	snprintf(link, sizeof(link), "%s/link", dir);
+	assert_int_equal(symlink("users", link), 0);
+	r = run_cli(link, NULL, "del", "a@example.test", NULL);
+	assert_int_equal(r.rc, 1);
+	assert_non_null(strstr(r.err, "symbolic link"));
+	cli_free(&r);
+	assert_int_equal(unlink(link), 0);
+	assert_dir_holds_only(dir, "users");
+
+	r = run_cli("", NULL, "list", NULL);
+	assert_int_equal(r.rc, 1);
+	cli_free(&r);
+
+	/* a write that fails half-way (file size limit, as on a full disk)
+	   leaves the old file and no temporary file behind */
+	text = expand("a@example.test:%A\n");
+	write_bytes(path, text, strlen(text));
+	{
+		pid_t p = fork();
+		int status;
+
+		assert_true(p >= 0);
+		if (p == 0) {
+			struct rlimit rl = {strlen(text) + 20,
+					    strlen(text) + 20};
+
+			signal(SIGXFSZ, SIG_IGN);
+			setrlimit(RLIMIT_FSIZE, &rl);
+			r = run_cli(path, "password12\n", "add",
+				    "b@example.test", "--stdin", NULL);
+			_exit(r.rc == 1 && strstr(r.err, "cannot write") ? 0
+									 : 1);
+		}
+		assert_int_equal(waitpid(p, &status, 0), p);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	{
+		char *now = read_all(path, NULL);
+
+		assert_string_equal(now, text);
+		free(now);
+	}
+	free(text);
+	assert_dir_holds_only(dir, "users");
+}
+
+/* Read from the pty master until `want` shows up (or fail on timeout). */
+static void
+pty_expect(int master, char *seen, size_t size, size_t *len, const char *want)
+{
+	while (strstr(seen, want) == NULL) {
+		struct pollfd p = {.fd = master, .events = POLLIN};
+		ssize_t n;
+
+		assert_true(poll(&p, 1, 20000) == 1);
+		n = read(master, seen + *len, size - 1 - *len);
+		assert_true(n > 0);
+		*len += (size_t)n;
+		seen[*len] = '\0';
+	}
+}
+
+/* Drain the pty until the child is gone; return its exit status. */
+static int
+pty_finish(pid_t pid, int master, char *seen, size_t size, size_t *len)
+{
+	int status;
+
+	for (;;) {
+		struct pollfd p = {.fd = master, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&p, 1, 20000) != 1)
+			break;
+		n = read(master, seen + *len, size - 1 - *len);
+		if (n <= 0)
+			break; /* EIO once the child closed its side */
+		*len += (size_t)n;
+		seen[*len] = '\0';
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static pid_t
+pty_spawn(const char *path, const char *user, int *master)
+{
+	pid_t pid = forkpty(master, NULL, NULL, NULL);
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *argv[] = {"user", "add", (char *)user, NULL};
+
+		_exit(users_cli(path, 3, argv));
+	}
+	return pid;
+}
+
+static void
+test_cli_terminal(void **state)
+{
+	char dir[256], path[300], seen[4096];
+	struct users *us = NULL;
+	const struct user *u;
+	size_t len = 0;
+	int master;
+	pid_t pid;
+
+	(void)state;
+	path_of(dir, sizeof(dir), "tty");
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/users", dir);
+
+	/* asked twice, without echo */
+	seen[0] = '\0';
+	pid = pty_spawn(path, "tty@example.test", &master);
+	pty_expect(master, seen, sizeof(seen), &len, "New password: ");
+	assert_int_equal(write(master, "tty-secret-1\n", 13), 13);
+	pty_expect(master, seen, sizeof(seen), &len, "Retype new password: ");
+	assert_int_equal(write(master, "tty-secret-1\n", 13), 13);
+	assert_int_equal(pty_finish(pid, master, seen, sizeof(seen), &len), 0);
+	close(master);
+	print_message("terminal said: %s\n", seen);
+	assert_null(strstr(seen, "tty-secret-1")); /* never echoed */
+	assert_non_null(strstr(seen, "added tty@example.test"));
+	u = load_user(path, &us, "tty@example.test");
+	assert_non_null(u);
+	assert_int_equal(users_verify(u->hash, "tty-secret-1", 12), 1);
+	users_free(&us);
+
+	/* the two must match */
+	len = 0;
+	seen[0] = '\0';
+	pid = pty_spawn(path, "tty2@example.test", &master);
+	pty_expect(master, seen, sizeof(seen), &len, "New password: ");
+	assert_int_equal(write(master, "tty-secret-1\n", 13), 13);
+	pty_expect(master, seen, sizeof(seen), &len, "Retype new password: ");
+	assert_int_equal(write(master, "tty-secret-2\n", 13), 13);
+	assert_int_equal(pty_finish(pid, master, seen, sizeof(seen), &len), 1);
+	close(master);
+	assert_non_null(strstr(seen, "passwords do not match"));
+	assert_null(strstr(seen, "tty-secret"));
+	assert_null(load_user(path, &us, "tty2@example.test"));
+	users_free(&us);
+
+	/* no terminal and no --stdin: refused, not hung */
+	{
+		struct cli_out r;
+		pid_t p = fork();
+		int status;
+
+		assert_true(p >= 0);
+		if (p == 0) {
+			setsid(); /* no controlling terminal */
+			r = run_cli(path, NULL, "add", "tty3@example.test",
+				    NULL);
+			_exit(r.rc == 1 && strstr(r.err, "use --stdin") ? 0
+									: 1);
+		}
+		assert_int_equal(waitpid(p, &status, 0), p);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_dir_holds_only(dir, "users");
+}
+
+/* --- the dummy ----------------------------------------------------- */
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void *
+dummy_thread(void *arg)
+{
+	(void)arg;
+	users_verify_dummy("guess", 5);
+	return NULL;
+}
+
+static void
+test_dummy_timing(void **state)
+{
+	double t0, real = 0, dummy = 0;
+	pthread_t th[2];
+	const int rounds = 3;
+
+	(void)state;
+	/* first use from two threads at once: pthread_once makes one hash */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, dummy_thread, NULL), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	for (int i = 0; i < rounds; i++) {
+		t0 = now_ms();
+		assert_int_equal(users_verify(h_argon, "wrong guess", 11), 0);
+		real += now_ms() - t0;
+		t0 = now_ms();
+		users_verify_dummy("wrong guess", 11);
+		dummy += now_ms() - t0;
+	}
+	users_verify_dummy(NULL, 0);
+	{
+		/* an over-long guess is clamped, never hashed in full */
+		char *big = malloc(5000);
+
+		assert_non_null(big);
+		memset(big, 'x', 5000);
+		users_verify_dummy(big, 5000);
+		assert_int_equal(users_verify(h_argon, big, 5000), 0);
+		free(big);
+	}
+	print_message("argon2id verify (known user): %.1f ms, dummy (unknown "
+		      "user): %.1f ms, mean of %d\n",
+		      real / rounds, dummy / rounds, rounds);
+	assert_true(real > 0 && dummy > 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_verify_schemes),
+	    cmocka_unit_test(test_verify_bad_hashes),
+	    cmocka_unit_test(test_hash),
+	    cmocka_unit_test(test_load_good),
+	    cmocka_unit_test(test_find_and_send_as),
+	    cmocka_unit_test(test_load_errors),
+	    cmocka_unit_test(test_load_missing),
+	    cmocka_unit_test(test_cli_round_trip),
+	    cmocka_unit_test(test_cli_refusals),
+	    cmocka_unit_test(test_cli_files),
+	    cmocka_unit_test(test_cli_terminal),
+	    cmocka_unit_test(test_dummy_timing),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

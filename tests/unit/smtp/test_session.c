@@ -1,0 +1,1054 @@
+/*
+ * test_session.c - the session engine as dialogues. Each dialogue is a list
+ * of client turns (the bytes a client sends before it waits for replies);
+ * the expected replies are checked by their codes, and every dialogue is
+ * run twice: each turn whole, and each turn byte by byte. Both must give
+ * the same replies (RFC 2920: any split of the bytes, the same answers).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "conf/config.h"
+#include "lib/log.h"
+#include "smtp/session.h"
+
+static const char test_config_text[] =
+	"hostname mx.local.test\n"
+	"domains local.test\n"
+	"mailbox alice@local.test bob@local.test\n"
+	"spool /tmp/postern-test-spool\n"
+	"maildir /tmp/postern-test-mail/%d/%n/Maildir\n"
+	"listen 127.0.0.1:2525 mx\n"
+	"max-message-size 4K\n"
+	"max-recipients 5\n"
+	"error-limit 10\n"
+	"hop-limit 3\n"
+	"header-size-limit 1K\n";
+
+struct harness {
+	struct config *cfg;
+	struct session *s;
+	char out[1 << 16];
+	size_t out_len;
+	char msg[1 << 16]; /* content of the last message */
+	size_t msg_len;
+	bool msg_open;
+	bool commit_pending;
+	int commits;
+	int begin_fail;	 /* msg_begin fails */
+	int commit_fail; /* commits fail */
+	char rcpts[512];
+	char sender[300];
+	char auth_user[300]; /* what ops->auth got */
+	char auth_pass[300];
+	bool auth_pending;
+	char env_auth[300];
+	bool no_space;
+	unsigned long long space_asked;
+};
+
+static int
+h_begin(void *ctx, char *id_r)
+{
+	struct harness *h = ctx;
+
+	if (h->begin_fail)
+		return -1;
+	snprintf(id_r, SPOOL_ID_MAX, "TESTID%d", h->commits);
+	h->msg_len = 0;
+	h->msg_open = true;
+	return 0;
+}
+
+static int
+h_write(void *ctx, const void *buf, size_t len)
+{
+	struct harness *h = ctx;
+
+	assert_true(h->msg_open);
+	assert_true(h->msg_len + len <= sizeof(h->msg));
+	memcpy(h->msg + h->msg_len, buf, len);
+	h->msg_len += len;
+	return 0;
+}
+
+static void
+h_abort(void *ctx)
+{
+	struct harness *h = ctx;
+
+	h->msg_open = false;
+	h->msg_len = 0;
+}
+
+static void
+h_commit(void *ctx, const struct session_envelope *env)
+{
+	struct harness *h = ctx;
+	size_t o = 0;
+
+	h->commit_pending = true;
+	h->msg_open = false;
+	snprintf(h->sender, sizeof(h->sender), "%s", env->sender);
+	snprintf(h->env_auth, sizeof(h->env_auth), "%s",
+		 env->auth_user ? env->auth_user : "-");
+	h->rcpts[0] = '\0';
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		o += (size_t)snprintf(h->rcpts + o, sizeof(h->rcpts) - o,
+				      "%s%s;", env->rcpts[i].address,
+				      env->rcpts[i].maildir ? "" : "(remote)");
+}
+
+static void
+h_auth(void *ctx, const char *user, size_t ulen, const char *pass,
+       size_t plen)
+{
+	struct harness *h = ctx;
+
+	assert_false(h->auth_pending);
+	h->auth_pending = true;
+	snprintf(h->auth_user, sizeof(h->auth_user), "%.*s", (int)ulen, user);
+	snprintf(h->auth_pass, sizeof(h->auth_pass), "%.*s", (int)plen, pass);
+}
+
+static bool
+h_is_user(void *ctx, const char *address)
+{
+	return strcmp(address, "carol@local.test") == 0;
+}
+
+static bool
+h_has_space(void *ctx, unsigned long long size)
+{
+	struct harness *h = ctx;
+
+	h->space_asked = size;
+	return !h->no_space;
+}
+
+static const struct session_ops h_ops = {
+	.has_space = h_has_space,
+	.msg_begin = h_begin,
+	.msg_write = h_write,
+	.msg_abort = h_abort,
+	.msg_commit = h_commit,
+	.auth = h_auth,
+	.is_user = h_is_user,
+};
+
+static void
+h_drain(struct harness *h)
+{
+	size_t len;
+	const char *o = session_output(h->s, &len);
+
+	assert_true(h->out_len + len < sizeof(h->out));
+	memcpy(h->out + h->out_len, o, len);
+	h->out_len += len;
+	h->out[h->out_len] = '\0';
+	session_output_consume(h->s, len);
+}
+
+static void
+h_settle(struct harness *h)
+{
+	h_drain(h);
+	while (h->commit_pending) {
+		h->commit_pending = false;
+		h->commits++;
+		session_commit_done(h->s, h->commit_fail ? -1 : 0);
+		h_drain(h);
+	}
+}
+
+static void
+h_start(struct harness *h, enum listen_role role)
+{
+	struct session_params p = {0};
+	FILE *err = fopen("/dev/null", "w");
+
+	memset(h, 0, sizeof(*h));
+	assert_int_equal(config_load_string("test", test_config_text, &h->cfg,
+					    err),
+			 0);
+	fclose(err);
+	p.cfg = h->cfg;
+	p.role = role;
+	p.id = "test";
+	p.client_addr = "192.0.2.1";
+	p.tls_available = true;
+	h->s = session_new(&p, &h_ops, h);
+	if (role == ROLE_SUBMISSIONS)
+		session_tls_started(h->s, "TLSv1.3", "TLS_AES_128_GCM_SHA256");
+	session_greet(h->s);
+	h_drain(h);
+}
+
+/* Complete a pending AUTH with the guard's verdict. */
+static void
+h_auth_done(struct harness *h, enum session_auth_result r)
+{
+	static const char *const addrs[] = {"alice@local.test",
+					    "sales@local.test"};
+
+	assert_true(h->auth_pending);
+	h->auth_pending = false;
+	session_auth_done(h->s, r, "alice@local.test", addrs, 2);
+	h_drain(h);
+}
+
+static void
+h_stop(struct harness *h)
+{
+	session_free(&h->s);
+	config_free(&h->cfg);
+}
+
+/* Send one client turn, whole or byte by byte. */
+static void
+h_send(struct harness *h, const char *bytes, size_t len, bool split)
+{
+	if (!split) {
+		session_input(h->s, bytes, len);
+		h_settle(h);
+		return;
+	}
+	for (size_t i = 0; i < len; i++) {
+		session_input(h->s, bytes + i, 1);
+		h_settle(h);
+	}
+}
+
+static void
+h_sends(struct harness *h, const char *bytes, bool split)
+{
+	h_send(h, bytes, strlen(bytes), split);
+}
+
+/* The reply codes of h->out, space separated, e.g. "220 250 250". Only
+   the last line of a multi-line reply counts. */
+static void
+h_codes(const struct harness *h, char *buf, size_t size)
+{
+	size_t o = 0;
+	const char *p = h->out;
+
+	buf[0] = '\0';
+	while (*p != '\0') {
+		const char *eol = strstr(p, "\r\n");
+
+		assert_non_null(eol);
+		if (eol - p >= 4 && p[3] == ' ')
+			o += (size_t)snprintf(buf + o, size - o, "%s%.3s",
+					      o ? " " : "", p);
+		p = eol + 2;
+	}
+}
+
+struct dialogue {
+	const char *name;
+	enum listen_role role;
+	const char *turns[12]; /* client turns, NULL-terminated */
+	const char *codes;     /* expected reply codes */
+	int commits;	       /* messages committed */
+	bool closed;	       /* session closing at the end */
+};
+
+#define EHLO "EHLO client.example\r\n"
+#define TX "MAIL FROM:<s@example.org>\r\nRCPT TO:<alice@local.test>\r\n"
+
+static const struct dialogue dialogues[] = {
+	{"plain delivery",
+	 ROLE_MX,
+	 {EHLO, TX "DATA\r\n", "Subject: t\r\n\r\nbody\r\n.\r\n", "QUIT\r\n"},
+	 "220 250 250 250 354 250 221",
+	 1,
+	 true},
+	{"helo, two recipients, dot unstuffing",
+	 ROLE_MX,
+	 {"HELO c.example\r\n",
+	  "MAIL FROM:<>\r\nRCPT TO:<alice@local.test>\r\n"
+	  "RCPT TO:<bob@local.test>\r\nDATA\r\n",
+	  "..leading\r\n. \r\n.x\r\n.\r\n"},
+	 "220 250 250 250 250 354 250",
+	 1,
+	 false},
+	{"bare LF in a command is one reply",
+	 ROLE_MX,
+	 {"HELO a\nMAIL FROM:<x@example.net>\r\n"},
+	 "220 500",
+	 0,
+	 false},
+	{"bare CR in a command is one reply",
+	 ROLE_MX,
+	 {"EHLO a\rRCPT TO:<x@example.net>\r\n"},
+	 "220 500",
+	 0,
+	 false},
+	{"NUL in a command",
+	 ROLE_MX,
+	 {"HELO a\0b\r\n"},
+	 "220 500",
+	 0,
+	 false},
+	{"out of order",
+	 ROLE_MX,
+	 {"MAIL FROM:<a@example.org>\r\n", EHLO, "RCPT TO:<alice@local.test>\r\n",
+	  "DATA\r\n", "MAIL FROM:<a@example.org>\r\n",
+	  "MAIL FROM:<a@example.org>\r\n", "DATA\r\n"},
+	 "220 503 250 503 503 250 503 554",
+	 0,
+	 false},
+	{"relay denied, unknown mailbox, no domain",
+	 ROLE_MX,
+	 {EHLO, "MAIL FROM:<a@example.org>\r\n",
+	  "RCPT TO:<victim@example.net>\r\n", "RCPT TO:<nobody@local.test>\r\n",
+	  "RCPT TO:<alice>\r\n", "RCPT TO:<\"alice@local.test\">\r\n",
+	  "RCPT TO:<alice@local.test@example.net>\r\n",
+	  "RCPT TO:<x@[IPv6:::1]>\r\n", "RCPT TO:<\"alice\"@LOCAL.test>\r\n"},
+	 "220 250 250 554 550 501 501 501 554 250",
+	 0,
+	 false},
+	{"size declared too big",
+	 ROLE_MX,
+	 {EHLO, "MAIL FROM:<a@example.org> SIZE=999999999999\r\n",
+	  "MAIL FROM:<a@example.org> SIZE=184467440737095516160\r\n",
+	  "MAIL FROM:<a@example.org> SIZE=-1\r\n",
+	  "MAIL FROM:<s@example.org> BODY=8BITMIME BODY=7BIT FOO=bar\r\n"},
+	 "220 250 552 552 501 555",
+	 0,
+	 false},
+	{"message too big, still in sync",
+	 ROLE_MX,
+	 {EHLO, TX "DATA\r\n",
+	  "Subject: big\r\n\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "0123456789012345678901234567890123456789012345678901234567890123\r\n"
+	  "QUIT\r\nRSET\r\n.\r\n",
+	  "NOOP\r\n"},
+	 "220 250 250 250 354 552 250",
+	 0,
+	 false},
+	{"mail loop",
+	 ROLE_MX,
+	 {EHLO, TX "DATA\r\n",
+	  "Received: a\r\nReceived: b\r\nreceived: c\r\nRECEIVED: d\r\n\r\n"
+	  "x\r\n.\r\n"},
+	 "220 250 250 250 354 554",
+	 0,
+	 false},
+	{"Received in the body is not a hop",
+	 ROLE_MX,
+	 {EHLO, TX "DATA\r\n",
+	  "Subject: x\r\n\r\nReceived: a\r\nReceived: b\r\nReceived: c\r\n"
+	  "Received: d\r\n.\r\n"},
+	 "220 250 250 250 354 250",
+	 1,
+	 false},
+	{"too many recipients",
+	 ROLE_MX,
+	 {EHLO, "MAIL FROM:<>\r\n", "RCPT TO:<alice@local.test>\r\n",
+	  "RCPT TO:<bob@local.test>\r\n", "RCPT TO:<alice@local.test>\r\n",
+	  "RCPT TO:<bob@local.test>\r\n", "RCPT TO:<alice@local.test>\r\n",
+	  "RCPT TO:<bob@local.test>\r\n", "RCPT TO:<bob@local.test>\r\n"},
+	 "220 250 250 250 250 250 250 250 452 452",
+	 0,
+	 false},
+	{"error limit",
+	 ROLE_MX,
+	 {"XYZZY\r\n", "XYZZY\r\n", "XYZZY\r\n", "XYZZY\r\n", "XYZZY\r\n",
+	  "XYZZY\r\n", "XYZZY\r\n", "XYZZY\r\n", "XYZZY\r\n", "XYZZY\r\n",
+	  "XYZZY\r\n"},
+	 "220 500 500 500 500 500 500 500 500 500 500 421",
+	 0,
+	 true},
+	{"vrfy expn help noop rset",
+	 ROLE_MX,
+	 {"VRFY root\r\n", "VRFY nosuchuser\r\n", "EXPN staff\r\n", "HELP\r\n",
+	  "NOOP\r\n", "RSET\r\n", "DEBUG\r\n", "ETRN local.test\r\n",
+	  "XCLIENT ADDR=1.2.3.4\r\n", "AUTH LOGIN\r\n"},
+	 "220 252 252 502 214 250 250 502 502 502 503",
+	 0,
+	 false},
+	{"http is not smtp",
+	 ROLE_MX,
+	 {"GET / HTTP/1.1\r\nHost: mx\r\n\r\n"},
+	 "220 221",
+	 0,
+	 true},
+	{"bdat in chunks",
+	 ROLE_MX,
+	 {EHLO, TX, "BDAT 6\r\nSubjec", "BDAT 8\r\nt: b\r\n\r\n",
+	  "BDAT 3 LAST\r\n.\r\n", "NOOP\r\n"},
+	 "220 250 250 250 250 250 250 250",
+	 1,
+	 false},
+	{"bdat 0 last ends a message; null chunk refused",
+	 ROLE_MX,
+	 {EHLO, TX, "BDAT 0\r\n", "BDAT 3\r\nx\r\n", "BDAT 0 LAST\r\n"},
+	 "220 250 250 250 551 250 250",
+	 1,
+	 false},
+	{"data after bdat",
+	 ROLE_MX,
+	 {EHLO, TX, "BDAT 3\r\nx\r\n", "DATA\r\n", "RSET\r\n"},
+	 "220 250 250 250 250 503 250",
+	 0,
+	 false},
+	{"bdat without a transaction skips its payload",
+	 ROLE_MX,
+	 {EHLO, "BDAT 12\r\nQUIT\r\nNOOP\r\n", "NOOP\r\n"},
+	 "220 250 503 250",
+	 0,
+	 false},
+	{"bdat bad syntax hangs up",
+	 ROLE_MX,
+	 {EHLO, TX, "BDAT 18446744073709551617\r\n"},
+	 "220 250 250 250 521",
+	 0,
+	 true},
+};
+
+static void
+run_dialogue(const struct dialogue *d, bool split)
+{
+	struct harness h;
+	char codes[512];
+
+	h_start(&h, d->role);
+	for (size_t i = 0; d->turns[i] != NULL; i++) {
+		const char *t = d->turns[i];
+		size_t len = strlen(t);
+
+		/* The NUL test needs its embedded NUL. */
+		if (strncmp(t, "HELO a", 6) == 0 && len == 6)
+			len = 10;
+		h_send(&h, t, len, split);
+	}
+	h_codes(&h, codes, sizeof(codes));
+	if (strcmp(codes, d->codes) != 0)
+		fail_msg("%s (%s): codes \"%s\", expected \"%s\"\n%s", d->name,
+			 split ? "split" : "whole", codes, d->codes, h.out);
+	assert_int_equal(h.commits, d->commits);
+	assert_int_equal(session_is_closing(h.s), d->closed);
+	h_stop(&h);
+}
+
+static void
+test_dialogues(void **state)
+{
+	for (size_t i = 0; i < sizeof(dialogues) / sizeof(dialogues[0]); i++) {
+		run_dialogue(&dialogues[i], false);
+		run_dialogue(&dialogues[i], true);
+	}
+}
+
+/* What is stored: the Received header, then the content unstuffed. */
+static void
+test_stored_content(void **state)
+{
+	struct harness h;
+	const char *body;
+
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, TX "DATA\r\n", false);
+	h_sends(&h, "Subject: d\r\n\r\n..leading\r\n. \r\n.x\r\n.\r\n", false);
+	assert_int_equal(h.commits, 1);
+	h.msg[h.msg_len] = '\0';
+	assert_memory_equal(h.msg, "Received: from client.example ([192.0.2.1])"
+				   "\r\n\tby mx.local.test with ESMTP id TESTID0"
+				   "\r\n\tfor <alice@local.test>; ",
+			    100);
+	body = strstr(h.msg, "+0000\r\n");
+	assert_non_null(body);
+	assert_string_equal(body + 7,
+			    "Subject: d\r\n\r\n.leading\r\n \r\nx\r\n");
+	assert_string_equal(h.sender, "s@example.org");
+	assert_string_equal(h.rcpts, "alice@local.test;");
+	assert_non_null(strstr(h.out, "250 2.0.0 Ok: queued as TESTID0\r\n"));
+	h_stop(&h);
+}
+
+/* THREATS D-01: none of these ends DATA; the message is refused whole at
+   the real CRLF.CRLF and nothing after the fake end runs as a command. */
+static void
+test_smuggling(void **state)
+{
+	static const char *const eods[] = {
+		"\n.\n",  "\n.\r\n", "\r\n.\n", "\r.\r\n",	   "\r\n.\r",
+		"\n.\r",  "\r.\n",   "\r.\r",	"\r\n\0.\r\n", "\r\n.\r\r\n",
+	};
+	static const size_t eod_lens[] = {3, 4, 4, 4, 4, 3, 3, 3, 6, 6};
+	static const char smuggled[] =
+		"MAIL FROM:<admin@local.test>\r\nRCPT TO:<alice@local.test>\r\n"
+		"DATA\r\nFrom: admin@local.test\r\nSubject: smuggled\r\n\r\n"
+		"x\r\n.\r\n";
+
+	for (size_t i = 0; i < sizeof(eods) / sizeof(eods[0]); i++) {
+		for (int split = 0; split < 2; split++) {
+			struct harness h;
+			char buf[512], codes[128];
+			size_t n = 0;
+			const char *head =
+				"From: a@example.org\r\nSubject: one\r\n\r\nbody";
+
+			memcpy(buf, head, strlen(head));
+			n = strlen(head);
+			memcpy(buf + n, eods[i], eod_lens[i]);
+			n += eod_lens[i];
+			memcpy(buf + n, smuggled, sizeof(smuggled) - 1);
+			n += sizeof(smuggled) - 1;
+			h_start(&h, ROLE_MX);
+			h_sends(&h, EHLO, split);
+			h_sends(&h, TX "DATA\r\n", split);
+			h_send(&h, buf, n, split);
+			h_codes(&h, codes, sizeof(codes));
+			if (strcmp(codes, "220 250 250 250 354 550") != 0)
+				fail_msg("eod %zu split %d: %s", i, split,
+					 h.out);
+			assert_int_equal(h.commits, 0);
+			assert_non_null(strstr(h.out, "550 5."));
+			h_stop(&h);
+		}
+	}
+}
+
+/* Pipelining past a group end (RFC 2920 3.1) on the mx role. */
+static void
+test_sync(void **state)
+{
+	struct harness h;
+	char codes[128];
+
+	/* P-06 #2: MAIL, RCPT, DATA and the body in one segment. */
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, TX "DATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n", false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 250 250 554");
+	assert_true(session_is_closing(h.s));
+	assert_int_equal(h.commits, 0);
+	h_stop(&h);
+
+	/* D-04: a second mail right behind the first one's end. */
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, TX "DATA\r\n", false);
+	{
+		static const char two[] =
+			"Subject: 1\r\n\r\nmail 1\r\n.\r\nMAIL FROM:<b@e>\r\n";
+
+		session_input(h.s, two, sizeof(two) - 1);
+	}
+	h_drain(&h);
+	assert_true(session_is_parked(h.s));
+	session_input(h.s, "RCPT TO:<alice@local.test>\r\n", 29);
+	h_settle(&h);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 250 250 354 250 554");
+	assert_int_equal(h.commits, 1);
+	assert_true(session_is_closing(h.s));
+	h_stop(&h);
+
+	/* A QUIT right behind the end of data (or behind EHLO) is allowed:
+	   Postfix's client sends "." and QUIT together. */
+	h_start(&h, ROLE_MX);
+	h_sends(&h, "EHLO c.example\r\nQUIT\r\n", false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 221");
+	h_stop(&h);
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, TX "DATA\r\n", false);
+	session_input(h.s, "x\r\n.\r\nQUIT\r\n", 12);
+	h_settle(&h);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 250 250 354 250 221");
+	assert_int_equal(h.commits, 1);
+	h_stop(&h);
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, TX "DATA\r\n", false);
+	session_input(h.s, "x\r\n.\r\n", 6);
+	h_drain(&h);
+	session_input(h.s, "QUIT\r\n", 6); /* while parked */
+	h_settle(&h);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 250 250 354 250 221");
+	h_stop(&h);
+
+	/* Talking before the greeting. */
+	{
+		struct session_params p = {0};
+		FILE *err = fopen("/dev/null", "w");
+
+		memset(&h, 0, sizeof(h));
+		assert_int_equal(config_load_string("t", test_config_text,
+						    &h.cfg, err),
+				 0);
+		fclose(err);
+		p.cfg = h.cfg;
+		p.role = ROLE_MX;
+		p.id = "t";
+		p.client_addr = "192.0.2.1";
+		h.s = session_new(&p, &h_ops, &h);
+		session_input(h.s, "EHLO x\r\n", 8);
+		h_drain(&h);
+		assert_memory_equal(h.out, "554 5.5.0", 9);
+		assert_true(session_is_closing(h.s));
+		session_greet(h.s);
+		h_drain(&h);
+		assert_null(strstr(h.out, "220"));
+		h_stop(&h);
+	}
+}
+
+/* A long line gets one 500 and the session stays in sync; the reply
+   never echoes the client. */
+static void
+test_long_line_and_echo(void **state)
+{
+	struct harness h;
+	char *line = malloc(100010);
+	char codes[128];
+
+	memcpy(line, "EHLO ", 5);
+	memset(line + 5, 'a', 100000);
+	memcpy(line + 100005, "\r\n", 3);
+	h_start(&h, ROLE_MX);
+	h_sends(&h, line, false);
+	h_sends(&h, "NOOP\r\n", false);
+	h_sends(&h, "HELO ", false);
+	h_sends(&h, "x\r\n", false);
+	h_sends(&h, "<script>alert(1)</script>\r\n", false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 500 250 250 500");
+	assert_null(strstr(h.out, "script"));
+	assert_null(strstr(h.out, "aaaa"));
+	/* 513 octets with CRLF: over RFC 5321's 512. */
+	memset(line, 'n', 600);
+	memcpy(line, "NOOP ", 5);
+	memcpy(line + 511, "\r\n", 3);
+	h.out_len = 0;
+	h_sends(&h, line, false);
+	assert_memory_equal(h.out, "500 5.5.2", 9);
+	free(line);
+	h_stop(&h);
+}
+
+static void
+test_temp_failures(void **state)
+{
+	struct harness h;
+	char codes[128];
+
+	h_start(&h, ROLE_MX);
+	h.begin_fail = 1;
+	h_sends(&h, EHLO, false);
+	h_sends(&h, TX "DATA\r\n", false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 250 250 451");
+	h_stop(&h);
+
+	h_start(&h, ROLE_MX);
+	h.commit_fail = 1;
+	h_sends(&h, EHLO, false);
+	h_sends(&h, TX "DATA\r\n", false);
+	h_sends(&h, "x\r\n.\r\n", false);
+	h_sends(&h, "NOOP\r\n", false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 250 250 354 451 250");
+	h_stop(&h);
+}
+
+static void
+test_timeout_and_shutdown(void **state)
+{
+	struct harness h;
+	char codes[128];
+
+	h_start(&h, ROLE_MX);
+	session_timeout(h.s);
+	h_drain(&h);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 421");
+	assert_non_null(strstr(h.out, "421 4.4.2"));
+	assert_true(session_is_closing(h.s));
+	h_stop(&h);
+
+	/* Shutdown in a transaction: it finishes, then 421. */
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, TX "DATA\r\n", false);
+	session_shutdown(h.s);
+	h_sends(&h, "x\r\n.\r\n", false);
+	h_sends(&h, "MAIL FROM:<>\r\n", false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 250 250 354 250 421");
+	assert_int_equal(h.commits, 1);
+	h_stop(&h);
+}
+
+/* The header section limit, then the session is still in sync. */
+static void
+test_header_limit(void **state)
+{
+	struct harness h;
+	char buf[2048], codes[128];
+	size_t n = 0;
+
+	n += (size_t)snprintf(buf, sizeof(buf), "X: a\r\n");
+	while (n < 1500)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, " b\r\n");
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\r\nbody\r\n.\r\n");
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, TX "DATA\r\n", false);
+	h_send(&h, buf, n, false);
+	h_sends(&h, "NOOP\r\n", false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 250 250 354 552 250");
+	h_stop(&h);
+}
+
+/* THREATS D-07 #3 scaled down: a chunk over the limit is skipped, then a
+   normal transaction works. */
+static void
+test_bdat_too_big(void **state)
+{
+	struct harness h;
+	char *chunk = malloc(5000);
+	char codes[128];
+
+	memset(chunk, 'A', 5000);
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, TX, false);
+	h_sends(&h, "BDAT 5000\r\n", false);
+	h_send(&h, chunk, 5000, false);
+	h_sends(&h, "BDAT 10 LAST\r\n", false);
+	h_send(&h, chunk, 10, false);
+	h_sends(&h, TX, false);
+	h_sends(&h, "BDAT 5 LAST\r\n", false);
+	h_send(&h, chunk, 5, false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 250 250 552 552 250 250 250");
+	assert_int_equal(h.commits, 1);
+	free(chunk);
+	h_stop(&h);
+}
+
+/* Submission before TLS: only the way to TLS works (RFC 8314, T-04). */
+static void
+test_submission_before_tls(void **state)
+{
+	struct harness h;
+	char codes[256];
+
+	h_start(&h, ROLE_SUBMISSION);
+	h_sends(&h, EHLO, false);
+	assert_non_null(strstr(h.out, "250-STARTTLS\r\n"));
+	assert_null(strstr(h.out, "AUTH"));
+	assert_null(strstr(h.out, "CHUNKING"));
+	assert_null(strstr(h.out, "8BITMIME"));
+	h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAcGFzcw==\r\n", false);
+	assert_false(h.auth_pending); /* never asked the guard */
+	h_sends(&h, "MAIL FROM:<alice@local.test>\r\n", false);
+	h_sends(&h, "RCPT TO:<bob@example.net>\r\n", false);
+	h_sends(&h, "DATA\r\n", false);
+	h_sends(&h, "VRFY alice\r\n", false);
+	h_sends(&h, "NOOP\r\n", false);
+	h_sends(&h, "STARTTLS now\r\n", false);
+	h_sends(&h, "BDAT 1 LAST\r\n", false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 530 530 530 530 530 250 501 530");
+	assert_true(session_is_closing(h.s));
+	h_stop(&h);
+
+	/* STARTTLS with plain text behind it (CVE-2011-0411). */
+	h_start(&h, ROLE_SUBMISSION);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, "STARTTLS\r\nEHLO injected\r\n", false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 554");
+	assert_false(session_wants_tls(h.s));
+	assert_true(session_is_closing(h.s));
+	h_stop(&h);
+}
+
+/* STARTTLS, AUTH, then what an authenticated user may send. */
+static void
+test_submission_auth(void **state)
+{
+	struct harness h;
+	char codes[256];
+
+	h_start(&h, ROLE_SUBMISSION);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, "MAIL FROM:<s@example.org>\r\n", false);
+	h_sends(&h, "STARTTLS\r\n", false);
+	assert_true(session_wants_tls(h.s));
+	assert_true(session_is_parked(h.s));
+	session_tls_started(h.s, "TLSv1.3", "TLS_AES_256_GCM_SHA384");
+	h_drain(&h);
+	/* RFC 3207 4.2: EHLO again; nothing from before survives. */
+	h_sends(&h, "RCPT TO:<alice@local.test>\r\n", false);
+	h_sends(&h, "AUTH LOGIN\r\n", false);
+	h_sends(&h, EHLO, false);
+	assert_non_null(strstr(h.out, "250-AUTH PLAIN LOGIN\r\n"));
+	assert_null(strstr(h.out, "STARTTLS\r\n250-AUTH"));
+	h_sends(&h, "STARTTLS\r\n", false);
+	h_sends(&h, "MAIL FROM:<alice@local.test>\r\n", false);
+	h_sends(&h, "AUTH CRAM-MD5\r\n", false);
+	h_sends(&h, "AUTH PLAIN QUFBQUF\r\n", false);
+	h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAcGFzcw==\r\n", false);
+	assert_true(h.auth_pending);
+	assert_string_equal(h.auth_user, "alice@local.test");
+	assert_string_equal(h.auth_pass, "pass");
+	h_auth_done(&h, SESSION_AUTH_OK);
+	h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAcGFzcw==\r\n", false);
+	h_sends(&h, "MAIL FROM:<ceo@local.test>\r\n", false);
+	h_sends(&h, "MAIL FROM:<SALES@local.test> AUTH=<>\r\n", false);
+	h_sends(&h, "RCPT TO:<bob@example.net>\r\n", false);
+	h_sends(&h, "RCPT TO:<carol@local.test>\r\n", false);
+	h_sends(&h, "RCPT TO:<nobody@local.test>\r\n", false);
+	h_sends(&h, "DATA\r\n", false);
+	h_sends(&h, "From: Alice <alice@local.test>\r\nSubject: x\r\n\r\nhi\r\n"
+		    ".\r\n",
+		false);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 530 220 503 503 250 554 530 504 "
+				   "501 235 503 553 250 250 250 550 354 250");
+	assert_int_equal(h.commits, 1);
+	assert_string_equal(h.rcpts,
+			    "bob@example.net(remote);carol@local.test;");
+	assert_string_equal(h.env_auth, "alice@local.test");
+	assert_non_null(strstr(h.msg, "with ESMTPSA id"));
+	assert_non_null(strstr(h.msg, "(using TLSv1.3 with cipher "
+				      "TLS_AES_256_GCM_SHA384)"));
+	h_stop(&h);
+}
+
+/* The From: header must be the user's too (from-header-check). */
+static void
+test_submission_from_header(void **state)
+{
+	static const struct {
+		const char *header;
+		bool ok;
+	} cases[] = {
+		{"From: alice@local.test\r\n", true},
+		{"From: \"Alice A.\" <Alice@Local.Test>\r\n", true},
+		{"From: alice@local.test (Alice)\r\n", true},
+		{"from:\r\n <alice@local.test>,\r\n sales@local.test\r\n", true},
+		{"From: ceo@local.test\r\n", false},
+		{"From: \"alice@local.test\" <ceo@local.test>\r\n", false},
+		{"From: Alice <alice@local.test>, ceo@local.test\r\n", false},
+		{"From: alice@local.test\r\nFrom: alice@local.test\r\n", false},
+		{"Subject: no from\r\n", false},
+		{"From: undisclosed:;\r\n", false},
+		{"From: (<alice@local.test>) ceo@local.test\r\n", false},
+		{"From: <alice@local.test> <ceo@local.test>\r\n", false},
+		{"From: <alice@local.test>ceo@local.test\r\n", false},
+		{"From: alice@local.test\r\nFrom  : ceo@local.test\r\n", false},
+		{"From : alice@local.test\r\n", true},
+		{"Fromage: x\r\nFrom: alice@local.test\r\n", true},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct harness h;
+		char codes[128], body[512];
+
+		h_start(&h, ROLE_SUBMISSIONS);
+		h_sends(&h, EHLO, false);
+		h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAcGFzcw==\r\n",
+			false);
+		h_auth_done(&h, SESSION_AUTH_OK);
+		h_sends(&h, "MAIL FROM:<alice@local.test>\r\n", false);
+		h_sends(&h, "RCPT TO:<bob@local.test>\r\n", false);
+		h_sends(&h, "DATA\r\n", false);
+		snprintf(body, sizeof(body), "%s\r\nbody\r\n.\r\n",
+			 cases[i].header);
+		h_sends(&h, body, false);
+		h_codes(&h, codes, sizeof(codes));
+		if (strcmp(codes, cases[i].ok ? "220 250 235 250 250 354 250"
+					      : "220 250 235 250 250 354 550") !=
+		    0)
+			fail_msg("case %zu: %s", i, h.out);
+		h_stop(&h);
+	}
+}
+
+/* Failed logins: 535, three per session then 421; locked gives 454. */
+static void
+test_submission_auth_failures(void **state)
+{
+	struct harness h;
+	char codes[256];
+
+	h_start(&h, ROLE_SUBMISSIONS);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, "AUTH LOGIN\r\n", false);
+	h_sends(&h, "*\r\n", false);
+	h_sends(&h, "AUTH LOGIN YWxpY2VAbG9jYWwudGVzdA==\r\n", false);
+	h_sends(&h, "d3Jvbmc=\r\n", false);
+	assert_string_equal(h.auth_pass, "wrong");
+	h_auth_done(&h, SESSION_AUTH_FAIL);
+	h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAcGFzcw==\r\n", false);
+	h_auth_done(&h, SESSION_AUTH_LOCKED);
+	h_sends(&h, "AUTH PLAIN Ym9iQGxvY2FsLnRlc3QAYWxpY2VAbG9jYWwudGVzdABwYXNz"
+		    "\r\n",
+		false);
+	h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAd3Jvbmc=\r\n", false);
+	h_auth_done(&h, SESSION_AUTH_FAIL);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 334 501 334 535 454 535 535 421");
+	assert_true(session_is_closing(h.s));
+	h_stop(&h);
+
+	/* mx never offers or accepts AUTH. */
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	assert_null(strstr(h.out, "AUTH"));
+	h_sends(&h, "AUTH PLAIN AGFsaWNlQGxvY2FsLnRlc3QAcGFzcw==\r\n", false);
+	assert_false(h.auth_pending);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 503");
+	h_stop(&h);
+}
+
+/* THREATS X-05: no room in the spool, 452 4.3.1 at MAIL. */
+static void
+test_no_space(void **state)
+{
+	struct harness h;
+	char codes[128];
+
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h.no_space = true;
+	h_sends(&h, "MAIL FROM:<a@example.org> SIZE=1000\r\n", false);
+	assert_int_equal(h.space_asked, 1000);
+	h.no_space = false;
+	h_sends(&h, "MAIL FROM:<a@example.org>\r\n", false);
+	assert_int_equal(h.space_asked, 0);
+	h_codes(&h, codes, sizeof(codes));
+	assert_string_equal(codes, "220 250 452 250");
+	assert_non_null(strstr(h.out, "452 4.3.1 "));
+	h_stop(&h);
+}
+
+/* The tarpit: past 10 errors and refusals, error replies are held. */
+static void
+test_tarpit(void **state)
+{
+	struct harness h;
+
+	h_start(&h, ROLE_MX);
+	h_sends(&h, EHLO, false);
+	h_sends(&h, "MAIL FROM:<>\r\n", false);
+	for (int i = 0; i < 10; i++) {
+		h_sends(&h, "RCPT TO:<nobody@local.test>\r\n", false);
+		assert_false(session_take_delay(h.s));
+	}
+	h_sends(&h, "RCPT TO:<nobody@local.test>\r\n", false);
+	assert_true(session_take_delay(h.s));
+	assert_false(session_take_delay(h.s)); /* asking clears it */
+	h_sends(&h, "RCPT TO:<alice@local.test>\r\n", false);
+	assert_false(session_take_delay(h.s)); /* a success is not held */
+	h_stop(&h);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dialogues),
+		cmocka_unit_test(test_stored_content),
+		cmocka_unit_test(test_smuggling),
+		cmocka_unit_test(test_sync),
+		cmocka_unit_test(test_long_line_and_echo),
+		cmocka_unit_test(test_temp_failures),
+		cmocka_unit_test(test_timeout_and_shutdown),
+		cmocka_unit_test(test_header_limit),
+		cmocka_unit_test(test_bdat_too_big),
+		cmocka_unit_test(test_submission_before_tls),
+		cmocka_unit_test(test_submission_auth),
+		cmocka_unit_test(test_submission_from_header),
+		cmocka_unit_test(test_submission_auth_failures),
+		cmocka_unit_test(test_no_space),
+		cmocka_unit_test(test_tarpit),
+	};
+
+	log_set_level(LOG_LEVEL_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
