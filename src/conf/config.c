@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "conf/config_values.h"
-#include "store/maildir.h"
+#include "conf/mailpath.h"
 
 #define CONFIG_FILE_MAX (64u << 20) /* octets of one file */
 #define CONFIG_NAME_MAX 32	    /* longest directive name, for hints */
@@ -1423,7 +1423,7 @@ int
 config_maildir_path(const struct config *cfg, const struct config_mailbox *mb,
 		    char *buf, size_t size)
 {
-	return maildir_expand(cfg->maildir, mb->local, mb->domain, buf, size);
+	return mailpath_expand(cfg->maildir, mb->local, mb->domain, buf, size);
 }
 
 /* The "Range" cell of a row: numeric bounds or the list of keywords. */

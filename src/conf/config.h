@@ -13,18 +13,12 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "lib/log.h"
+
 enum listen_role {
 	ROLE_MX = 0,	  /* port 25: local delivery only, never relays */
 	ROLE_SUBMISSION,  /* 587/2525: STARTTLS, then AUTH (submission issue) */
 	ROLE_SUBMISSIONS, /* 465: implicit TLS, then AUTH (submission issue) */
-};
-
-enum log_level {
-	LOG_LEVEL_DEBUG = 0,
-	LOG_LEVEL_INFO,
-	LOG_LEVEL_NOTICE,
-	LOG_LEVEL_WARNING,
-	LOG_LEVEL_ERROR,
 };
 
 enum sync_method {
@@ -153,7 +147,7 @@ const struct config_mailbox *config_find_mailbox(const struct config *cfg,
 
 /*
  * Expand the maildir template for `mb` into buf. Returns 0, or -1 when the
- * result does not fit or a part is unsafe (see maildir_check_part()).
+ * result does not fit or a part is unsafe (see mailpath_check_part()).
  */
 int config_maildir_path(const struct config *cfg,
 			const struct config_mailbox *mb, char *buf,

@@ -11,7 +11,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "conf/config.h"
+/* Levels, lowest first (the log-level directive names them). */
+enum log_level {
+	LOG_LEVEL_DEBUG = 0,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_NOTICE,
+	LOG_LEVEL_WARNING,
+	LOG_LEVEL_ERROR,
+};
 
 #define LOG_PRINTF(a, b) __attribute__((format(printf, a, b)))
 

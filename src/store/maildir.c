@@ -18,40 +18,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf/mailpath.h"
 #include "store/spool.h"
 
-#define MAILDIR_PART_MAX 255
 #define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-
-
-static bool
-maildir_part_char(unsigned char c)
-{
-	if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	    (c >= '0' && c <= '9'))
-		return true;
-	return c == '.' || c == '_' || c == '+' || c == '-' || c == '=';
-}
-
-/*
- * THREATS F-01: a part that could leave the Maildir root (or name a hidden
- * Maildir++ folder) is refused, never rewritten.
- */
-bool
-maildir_check_part(const char *part, size_t len)
-{
-	if (part == NULL || len == 0 || len > MAILDIR_PART_MAX)
-		return false;
-	if (part[0] == '.')
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		if (!maildir_part_char((unsigned char)part[i]))
-			return false;
-		if (part[i] == '.' && i + 1 < len && part[i + 1] == '.')
-			return false;
-	}
-	return true;
-}
 
 /* Append `len` bytes to buf at *o, keeping room for the NUL. */
 static int
@@ -62,49 +32,6 @@ maildir_append(char *buf, size_t size, size_t *o, const char *s, size_t len)
 	memcpy(buf + *o, s, len);
 	*o += len;
 	return 0;
-}
-
-/*
- * Expand %d, %n and %% in `tmpl`. Both parts are checked first, whether or
- * not the template uses them, so a bad address never gets further.
- */
-int
-maildir_expand(const char *tmpl, const char *local, const char *domain,
-	       char *buf, size_t size)
-{
-	size_t o = 0;
-
-	if (tmpl == NULL || local == NULL || domain == NULL || buf == NULL ||
-	    size == 0)
-		return -1;
-	buf[0] = '\0';
-	if (!maildir_check_part(local, strlen(local)) ||
-	    !maildir_check_part(domain, strlen(domain)))
-		return -1;
-	for (const char *p = tmpl; *p != '\0'; p++) {
-		const char *s = p;
-		size_t len = 1;
-
-		if (*p == '%') {
-			p++;
-			if (*p == 'd')
-				s = domain;
-			else if (*p == 'n')
-				s = local;
-			else if (*p == '%')
-				s = "%";
-			else
-				goto fail; /* unknown sequence or lone '%' */
-			len = strlen(s);
-		}
-		if (maildir_append(buf, size, &o, s, len) < 0)
-			goto fail;
-	}
-	buf[o] = '\0';
-	return 0;
-fail:
-	buf[0] = '\0';
-	return -1;
 }
 
 /*

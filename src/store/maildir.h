@@ -11,21 +11,6 @@
 #include <stddef.h>
 
 /*
- * Is `part` (a local part or domain going into a path) safe? Refused: empty,
- * longer than 255, a leading '.', "..", '/', NUL, any octet outside
- * [A-Za-z0-9._+-=] (no control, space, quote or non-ASCII octet).
- */
-bool maildir_check_part(const char *part, size_t len);
-
-/*
- * Expand a template: %d domain, %n local part, %% a percent sign. Both parts
- * must pass maildir_check_part(). Returns 0, or -1 (unsafe part, unknown
- * %-sequence, or no room).
- */
-int maildir_expand(const char *tmpl, const char *local, const char *domain,
-		   char *buf, size_t size);
-
-/*
  * The unique file name for message `queue_id` received at `when`:
  * "<when>.<queue_id>.<host>", with '/' in the host written as "\057" and ':'
  * as "\072". Deterministic, so recovery can tell whether a delivery

@@ -40,6 +40,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "conf/mailpath.h"
 #include "lib/log.h"
 #include "store/maildir.h"
 
@@ -1029,7 +1030,7 @@ static bool
 spool_area_ok(const char *s)
 {
 	return s != NULL && strcmp(s, "quarantine") != 0 &&
-	       strcmp(s, "queue") != 0 && maildir_check_part(s, strlen(s)) &&
+	       strcmp(s, "queue") != 0 && mailpath_check_part(s, strlen(s)) &&
 	       strchr(s, '+') == NULL && strchr(s, '=') == NULL;
 }
 
