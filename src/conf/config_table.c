@@ -1,0 +1,233 @@
+/*
+ * config_table.c - the directives: one row each, in the order of the
+ * reference (docs/config.md), and the embedded development configuration.
+ * A file that is one table.
+ */
+#include "conf/config_int.h"
+
+#include <stddef.h>
+
+/*
+ * The embedded development configuration (docs/config.md shows it too).
+ * Its relative paths are relative to the current directory: there is no
+ * file to be relative to. The server makes the certificate and the demo
+ * user on first start.
+ */
+const char config_builtin_text[] =
+    "hostname localhost\n"
+    "domains example.test\n"
+    "mailbox demo@example.test\n"
+    "users var/users\n"
+    "spool var/spool\n"
+    "maildir var/mail/%d/%n/Maildir\n"
+    "control-socket var/run/postern.sock\n"
+    "tls-certificate var/tls/cert.pem var/tls/key.pem\n"
+    "tls-self-signed yes\n"
+    "listen 127.0.0.1:2025 mx\n"
+    "listen [::1]:2025 mx\n"
+    "listen 127.0.0.1:2587 submission\n"
+    "listen 127.0.0.1:2525 submission\n"
+    "listen 127.0.0.1:2465 submissions\n";
+const char *const config_role_words[] = {"mx", "submission",
+						"submissions", NULL};
+static const char *const config_level_words[] = {"debug",   "info",  "notice",
+						 "warning", "error", NULL};
+static const char *const config_sync_words[] = {"syncfs", "fsync", NULL};
+
+_Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum sync_method) == sizeof(int), "enum size");
+
+#define FIELD(f) offsetof(struct config, f)
+#define ROW_NUM(n, a, f, u, d, lo, hi, doc_)                                   \
+	{                                                                      \
+		.name = n, .args = a, .min_args = 1, .max_args = 1,            \
+		.parse = config_parse_number, .field = FIELD(f), .def = d,     \
+		.unit = u, .min = lo, .max = hi, .doc = doc_                   \
+	}
+#define ROW_BOOL(n, f, d, doc_)                                                \
+	{                                                                      \
+		.name = n, .args = "BOOLEAN", .min_args = 1, .max_args = 1,    \
+		.parse = config_parse_bool, .field = FIELD(f), .def = d,       \
+		.doc = doc_                                                    \
+	}
+
+/*
+ * The directives, in the order of the reference. Sizes are multiples of
+ * 1024; durations are seconds.
+ */
+const struct config_directive config_directives[] = {
+    {.name = "hostname",
+     .args = "NAME",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_hostname,
+     .field = FIELD(hostname),
+     .flags = DIR_REQUIRED,
+     .doc = "our domain name, in the greeting and Received headers"},
+    {.name = "domains",
+     .args = "DOMAIN...",
+     .min_args = 1,
+     .parse = config_parse_domains,
+     .flags = DIR_REQUIRED | DIR_REPEAT,
+     .doc = "domains we accept mail for; repeat to add more"},
+    {.name = "mailbox",
+     .args = "ADDRESS...",
+     .min_args = 1,
+     .parse = config_parse_mailbox,
+     .flags = DIR_REPEAT,
+     .doc = "local mailboxes, user@domain; repeat to add more"},
+    {.name = "mailboxes",
+     .args = "FILE",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_mailboxes,
+     .flags = DIR_REPEAT,
+     .doc = "file of mailboxes, one address per line, relative to "
+	    "this file's directory"},
+    {.name = "users",
+     .args = "FILE",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_path,
+     .field = FIELD(users_file),
+     .doc = "users file (Dovecot passwd-file), relative to this file's "
+	    "directory; its users are local mailboxes too"},
+    {.name = "maildir",
+     .args = "TEMPLATE",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_template,
+     .field = FIELD(maildir),
+     .def = "var/mail/%d/%n/Maildir",
+     .doc = "Maildir of a mailbox: %d domain, %n local part, %% percent"},
+    {.name = "spool",
+     .args = "DIR",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_string,
+     .field = FIELD(spool),
+     .def = "var/spool",
+     .doc = "spool directory"},
+    {.name = "control-socket",
+     .args = "PATH",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_string,
+     .field = FIELD(control_socket),
+     .def = "var/run/postern.sock",
+     .doc = "Unix socket of `postern locks` and `postern unlock`"},
+    {.name = "user",
+     .args = "NAME",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_string,
+     .field = FIELD(user),
+     .doc = "account the workers run as (none: the current one)"},
+    {.name = "listen",
+     .args = "ADDR:PORT ROLE",
+     .min_args = 2,
+     .max_args = 2,
+     .parse = config_parse_listen,
+     .words = config_role_words,
+     .flags = DIR_REQUIRED | DIR_REPEAT,
+     .doc = "a listening socket; ADDR is IPv4, [IPv6] or localhost"},
+    {.name = "tls-certificate",
+     .args = "CERT KEY",
+     .min_args = 2,
+     .max_args = 2,
+     .parse = config_parse_cert,
+     .flags = DIR_REPEAT,
+     .doc = "PEM certificate chain and key, relative to this file's "
+	    "directory; repeat for more names (SNI), the first is the "
+	    "default"},
+    ROW_BOOL("tls-self-signed", tls_self_signed, "no",
+	     "create the first certificate, self-signed, when it is missing"),
+    ROW_NUM("tls-handshake-timeout", "DURATION", tls_handshake_timeout,
+	    UNIT_DURATION, "20s", 1, 300,
+	    "time a client has to finish the TLS handshake"),
+    ROW_NUM("workers", "N", workers, UNIT_COUNT, "0", 0, 64,
+	    "worker processes (0: one per core)"),
+    ROW_NUM("max-message-size", "SIZE", max_message_size, UNIT_SIZE, "50M",
+	    CONFIG_KIB, 2 * CONFIG_KIB * CONFIG_KIB * CONFIG_KIB,
+	    "largest message accepted (RFC 1870 SIZE)"),
+    ROW_NUM("max-recipients", "N", max_recipients, UNIT_COUNT, "1000", 1,
+	    100000, "recipients per message (RFC 5321 4.5.3.1.8)"),
+    ROW_NUM("max-sessions", "N", max_sessions, UNIT_COUNT, "10000", 1, 1000000,
+	    "open sessions, all workers together"),
+    ROW_NUM("error-limit", "N", error_limit, UNIT_COUNT, "10", 1, 1000,
+	    "protocol errors in a session before 421 and close"),
+    ROW_NUM("reject-limit", "N", reject_limit, UNIT_COUNT, "20", 1, 1000,
+	    "refused senders, recipients, messages before 421 and close"),
+    ROW_NUM("error-delay", "DURATION", error_delay, UNIT_DURATION, "1s", 0,
+	    10, "delay of each error reply past 10 errors and refusals"),
+    ROW_NUM("hop-limit", "N", hop_limit, UNIT_COUNT, "50", 1, 500,
+	    "Received headers before 554 5.4.6 (mail loop)"),
+    ROW_NUM("header-size-limit", "SIZE", header_size_limit, UNIT_SIZE, "100K",
+	    CONFIG_KIB, 16 * CONFIG_KIB * CONFIG_KIB, "largest header section"),
+    ROW_NUM("timeout-command", "DURATION", timeout_command, UNIT_DURATION, "5m",
+	    1, 86400, "wait for the next command (RFC 5321 4.5.3.2.7)"),
+    ROW_NUM("timeout-data", "DURATION", timeout_data, UNIT_DURATION, "3m", 1,
+	    86400, "wait for more data in DATA or BDAT (RFC 5321 4.5.3.2.6)"),
+    ROW_NUM("timeout-shutdown", "DURATION", timeout_shutdown, UNIT_DURATION,
+	    "30s", 1, 86400, "time SIGTERM gives open sessions to finish"),
+    ROW_NUM("greet-delay", "DURATION", greet_delay, UNIT_DURATION, "0", 0, 60,
+	    "wait before the 220; a client talking first gets 554 5.5.0"),
+    {.name = "log-level",
+     .args = "LEVEL",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_keyword,
+     .field = FIELD(log_level),
+     .def = "info",
+     .words = config_level_words,
+     .doc = "least important message logged"},
+    {.name = "sync-method",
+     .args = "METHOD",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_keyword,
+     .field = FIELD(sync_method),
+     .def = "syncfs",
+     .words = config_sync_words,
+     .doc = "how spool writes are made durable"},
+    ROW_BOOL("from-header-check", from_header_check, "yes",
+	     "an authenticated user's From: must be one of their addresses"),
+    ROW_NUM("auth-account-failures", "N", auth_account_failures, UNIT_COUNT,
+	    "5", 1, 1000,
+	    "failed logins to one account in the window before it is locked"),
+    ROW_NUM("auth-address-failures", "N", auth_address_failures, UNIT_COUNT,
+	    "10", 1, 10000,
+	    "failed logins from one client address in the window before it "
+	    "is locked"),
+    ROW_NUM("auth-failure-window", "DURATION", auth_failure_window,
+	    UNIT_DURATION, "15m", 1, 86400, "how long a failed login counts"),
+    ROW_NUM("auth-lock-time", "DURATION", auth_lock_time, UNIT_DURATION, "5m",
+	    1, 86400, "first lock; doubles on each relapse"),
+    ROW_NUM("auth-lock-max", "DURATION", auth_lock_max, UNIT_DURATION, "1h", 1,
+	    7 * 86400, "longest lock; at least auth-lock-time"),
+    {.name = "auth-allow",
+     .args = "NETWORK...",
+     .min_args = 1,
+     .parse = config_parse_network,
+     .flags = DIR_REPEAT,
+     .doc = "client networks never locked out (a.b.c.d/n, x::y/n, or an "
+	    "address)"},
+    ROW_NUM("auth-failure-delay", "DURATION", auth_failure_delay, UNIT_DURATION,
+	    "1s", 0, 10, "wait before answering a failed login (535)"),
+    ROW_NUM("auth-cache-ttl", "DURATION", auth_cache_ttl, UNIT_DURATION, "5m",
+	    0, 86400,
+	    "how long a verified password is remembered, saving its hash "
+	    "(0: no cache)"),
+    ROW_NUM("auth-threads", "N", auth_threads, UNIT_COUNT, "0", 0, 64,
+	    "password hashing threads in the guard (0: one per core)"),
+    ROW_NUM("conn-limit-per-address", "N", conn_limit_per_address, UNIT_COUNT,
+	    "20", 0, 1000000,
+	    "open sessions from one client address (0: no limit)"),
+    ROW_NUM("conn-rate-per-address", "N", conn_rate_per_address, UNIT_COUNT,
+	    "60", 0, 1000000,
+	    "new sessions a minute from one client address (0: no limit)"),
+};
+
+const size_t config_n_directives = ARRAY_SIZE(config_directives);
+_Static_assert(ARRAY_SIZE(config_directives) <= CONFIG_DIRECTIVES_MAX,
+	       "raise CONFIG_DIRECTIVES_MAX");
