@@ -372,6 +372,7 @@ config_finish(struct config_parser *p, const char *name)
 	config_check_socket(p);
 	config_check_lock_times(p);
 	config_check_listeners(p);
+	config_check_outbound(p);
 }
 
 static void
@@ -478,6 +479,7 @@ config_free(struct config **cfgp)
 	free(cfg->maildir);
 	free(cfg->spool);
 	free(cfg->user);
+	config_free_outbound(cfg);
 	free(cfg);
 	*cfgp = NULL;
 }

@@ -55,6 +55,20 @@ struct config_mailbox {
 	char *domain; /* one of config.domains */
 };
 
+/* Where mail goes instead of the MX: `transport` and `relay-host`. */
+struct config_route {
+	char *domain; /* lower case; NULL for relay-host */
+	char *host;   /* a host name or an IP address */
+	unsigned port;
+	bool no_mx;   /* written [host]: its addresses, no MX lookup */
+	unsigned line;
+};
+
+enum relay_tls {
+	RELAY_TLS_STARTTLS = 0, /* STARTTLS, required */
+	RELAY_TLS_IMPLICIT,	/* TLS from the first octet (RFC 8314) */
+};
+
 struct config {
 	char *file; /* path it was read from, or "(built-in)" */
 
@@ -115,6 +129,22 @@ struct config {
 	unsigned conn_limit_per_address; /* concurrent sessions; 0: none */
 	unsigned conn_rate_per_address;	 /* new sessions a minute; 0: none */
 	char *control_socket;		/* for postern locks / unlock */
+
+	/* Outbound delivery: the queue process (docs/outbound.md). */
+	char **dns_resolvers;	  /* "ADDR" or "ADDR@PORT"; none: resolv.conf */
+	size_t n_dns_resolvers;
+	char *dns_trust_anchor;	  /* DS/DNSKEY file, or NULL: no DNSSEC */
+	unsigned outbound_sessions;	     /* client sessions in all */
+	unsigned outbound_sessions_per_dest; /* ... to one destination */
+	unsigned retry_min, retry_max;	     /* seconds between attempts */
+	unsigned queue_lifetime;	     /* seconds, then it bounces */
+	unsigned delay_warning;		     /* seconds; 0: no notice */
+	struct config_route *transports;     /* per domain */
+	size_t n_transports;
+	struct config_route *relay_host;     /* NULL: by MX */
+	char *relay_auth_user;		     /* NULL: no AUTH */
+	char *relay_auth_file;		     /* its password */
+	enum relay_tls relay_tls;
 };
 
 /*
@@ -157,5 +187,10 @@ int config_maildir_path(const struct config *cfg,
 void config_write_reference(FILE *out);
 
 const char *config_role_name(enum listen_role role);
+
+/* The `transport` of `domain` (lower case), else the `relay-host`, else
+   NULL: deliver by MX. */
+const struct config_route *config_find_route(const struct config *cfg,
+					     const char *domain);
 
 #endif

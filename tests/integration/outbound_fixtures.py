@@ -1,0 +1,156 @@
+"""Test zones for the outbound tests: a real authoritative DNS server (NSD
+from Debian) on a free loopback port, serving zones written and, for the
+signed ones, signed in each run with ldns-keygen and ldns-signzone
+(ldnsutils). The keys of the signed zones go into a trust-anchor file, so
+that libunbound validates them: `secure.example` is signed and anchored
+(secure), `insecure.example` is not signed (insecure), `bogus.example` is
+signed with one key while the anchor names another (bogus).
+
+The TLD is `example` (RFC 2606), not `test`: libunbound serves `test.`
+itself as a locally empty zone (RFC 6761) and would never ask.
+
+Every wait is bounded in time; every loop in count.
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+from helpers import free_port
+
+NSD = "/usr/sbin/nsd"
+DRILL = "/usr/bin/drill"
+
+SOA = ("@ IN SOA ns.{zone}. hostmaster.{zone}. 1 3600 600 86400 300\n"
+       "@ IN NS ns.{zone}.\n"
+       "ns IN A 127.0.0.1\n")
+
+# name -> list of records, relative to the zone (a "@" is the apex).
+DEFAULT_ZONES = {
+    "secure.example": [
+        "@ IN MX 10 mx1.secure.example.",
+        "@ IN MX 20 mx2.secure.example.",
+        "mx1 IN A 127.0.0.2",
+        "mx2 IN A 127.0.0.3",
+        "mx2 IN AAAA ::1",
+        "nullmx IN MX 0 .",
+    ],
+    "bogus.example": [
+        "@ IN MX 10 mx.bogus.example.",
+        "mx IN A 127.0.0.2",
+    ],
+    "insecure.example": [
+        "@ IN MX 10 mx.insecure.example.",
+        "mx IN A 127.0.0.2",
+        "implicit IN A 127.0.0.4",
+        "noaddr IN MX 10 ghost.insecure.example.",
+        "nullmx IN MX 0 .",
+    ],
+}
+SIGNED = ("secure.example", "bogus.example")
+
+
+def _run(args, cwd):
+    return subprocess.run(args, cwd=cwd, check=True, capture_output=True,
+                          text=True, timeout=60).stdout.strip()
+
+
+class DnsServer:
+    """NSD serving `zones` on 127.0.0.1:<port>, started in `root`."""
+
+    def __init__(self, root, zones=None, signed=SIGNED):
+        self.root = os.path.join(str(root), "dns")
+        os.makedirs(self.root, exist_ok=True)
+        self.zones = zones if zones is not None else DEFAULT_ZONES
+        self.signed = signed
+        self.port = free_port()
+        self.trust_anchor = os.path.join(self.root, "trust-anchor.ds")
+        self.proc = None
+
+    def _write_zone(self, zone, records):
+        path = os.path.join(self.root, zone + ".zone")
+        with open(path, "w") as f:
+            f.write("$ORIGIN %s.\n$TTL 300\n" % zone)
+            f.write(SOA.format(zone=zone))
+            for r in records:
+                f.write(r + "\n")
+        return path
+
+    def _sign(self, zone, path, anchors):
+        key = _run(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", zone],
+                   self.root)
+        _run(["ldns-signzone", path, key], self.root)
+        if zone.startswith("bogus"):
+            # The anchor names a key the zone was not signed with.
+            key = _run(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k",
+                        zone], self.root)
+        with open(os.path.join(self.root, key + ".ds")) as f:
+            anchors.append(f.read().strip())
+        return os.path.basename(path) + ".signed"
+
+    def _config(self, files):
+        conf = os.path.join(self.root, "nsd.conf")
+        with open(conf, "w") as f:
+            f.write("server:\n"
+                    "  ip-address: 127.0.0.1@%d\n"
+                    "  zonesdir: %s\n"
+                    "  pidfile: %s/nsd.pid\n"
+                    "  database: \"\"\n"
+                    "  username: \"\"\n"
+                    "  xfrdfile: %s/xfrd.state\n"
+                    "  zonelistfile: %s/zone.list\n"
+                    "  logfile: %s/nsd.log\n"
+                    "  verbosity: 1\n"
+                    "remote-control:\n"
+                    "  control-enable: no\n"
+                    % (self.port, self.root, self.root, self.root,
+                       self.root, self.root))
+            for zone, name in files.items():
+                f.write("zone:\n  name: %s\n  zonefile: %s\n"
+                        % (zone, name))
+        return conf
+
+    def start(self):
+        anchors, files = [], {}
+        for zone, records in self.zones.items():
+            path = self._write_zone(zone, records)
+            if zone in self.signed:
+                files[zone] = self._sign(zone, path, anchors)
+            else:
+                files[zone] = os.path.basename(path)
+        with open(self.trust_anchor, "w") as f:
+            f.write("\n".join(anchors) + "\n")
+        conf = self._config(files)
+        self.proc = subprocess.Popen([NSD, "-d", "-c", conf],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 15.0
+        zone = next(iter(self.zones))
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("nsd exited: %s"
+                                   % self.proc.stderr.read().decode())
+            r = subprocess.run([DRILL, "-p", str(self.port), "@127.0.0.1",
+                                "SOA", zone], capture_output=True,
+                               text=True, timeout=10)
+            if "rcode: NOERROR" in r.stdout:
+                return self
+            time.sleep(0.1)
+        raise RuntimeError("nsd did not answer on port %d" % self.port)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def directives(self):
+        """The postern directives that use this server."""
+        return {"dns-resolver": "127.0.0.1:%d" % self.port,
+                "dns-trust-anchor": self.trust_anchor}
