@@ -26,6 +26,7 @@
 #include <sys/random.h>
 
 #include "auth/guard.h"
+#include "outbound/queue.h"
 #include "lib/log.h"
 #include "store/maildir.h"
 #include "daemon/server_int.h"
@@ -164,6 +165,8 @@ struct master {
 	unsigned char ticket_secret[32];
 	pid_t guard;		    /* the guard process */
 	int guard_fd;		    /* master's end of the guard channel */
+	pid_t queue;		    /* the queue process (outbound) */
+	int wake_rd, wake_wr;	    /* workers wake the queue process */
 	struct worker_env env[SERVER_SLOTS]; /* what each worker got */
 };
 
@@ -256,6 +259,7 @@ master_spawn(struct master *m)
 		m->env[slot].slot = slot;
 		m->env[slot].tls = m->tls;
 		m->env[slot].guard_fd = sv[0];
+		m->env[slot].queue_wake_fd = m->wake_wr;
 	}
 	pid = fork();
 	if (pid < 0) {
@@ -307,6 +311,32 @@ master_spawn_guard(struct master *m)
 	close(sv[1]);
 	m->guard = pid;
 	m->guard_fd = sv[0];
+	return 0;
+}
+
+/* Start the queue process (outbound delivery, docs/outbound.md): it
+   alone reads and changes <spool>/queue/. */
+static int
+master_spawn_queue(struct master *m)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		log_error("-", "fork error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		master_self = NULL;
+		close(m->guard_fd);
+		close(m->wake_wr);
+		for (size_t i = 0; i < m->n_listeners; i++)
+			close(m->listeners[i].fd);
+		server_reset_signals();
+		if (server_drop_privileges(m->cfg) < 0)
+			_exit(2);
+		queue_main(m->cfg, m->wake_rd);
+	}
+	m->queue = pid;
 	return 0;
 }
 
@@ -557,6 +587,8 @@ master_reload(struct master *m)
 	log_set_level(cfg->log_level);
 	if (guard_send_reload(m->guard_fd) < 0)
 		log_error("-", "guard error=\"reload not delivered\"");
+	if (m->queue > 0)
+		kill(m->queue, SIGTERM); /* master_reap starts it again */
 	master_start_workers(m);
 	log_notice("-", "reloaded file=%s workers=%u", m->path, m->n_workers);
 	master_announce(m);
@@ -616,6 +648,19 @@ master_reap(struct master *m)
 			master_guard_died(m, status);
 			continue;
 		}
+		if (pid == m->queue) {
+			m->queue = 0;
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+				log_error("-", "queue died pid=%ld status=%d",
+					  (long)pid, status);
+			if (m->got_term)
+				continue;
+			if (time(NULL) == m->last_restart)
+				sleep(1);
+			m->last_restart = time(NULL);
+			master_spawn_queue(m);
+			continue;
+		}
 		master_free_slot(m, pid);
 		if (retired || m->got_term) {
 			master_recover(m->cfg, area);
@@ -656,6 +701,8 @@ master_stop(struct master *m)
 			kill(m->workers[i], SIGTERM);
 	for (unsigned i = 0; i < m->n_retired; i++)
 		kill(m->retired[i], SIGTERM);
+	if (m->queue > 0)
+		kill(m->queue, SIGTERM);
 	do {
 		pid_t pid;
 		int status;
@@ -671,12 +718,14 @@ master_stop(struct master *m)
 					m->workers[i] = 0;
 			if (pid == m->guard)
 				m->guard = 0;
+			if (pid == m->queue)
+				m->queue = 0;
 			master_forget_retired(m, pid);
 		}
 		for (unsigned i = 0; i < m->n_workers; i++)
 			if (m->workers[i] > 0)
 				alive++;
-		alive += m->n_retired;
+		alive += m->n_retired + (m->queue > 0);
 		if (alive > 0) {
 			struct timespec ts = {0, 50 * 1000 * 1000};
 
@@ -689,6 +738,8 @@ master_stop(struct master *m)
 				kill(m->workers[i], SIGKILL);
 		for (unsigned i = 0; i < m->n_retired; i++)
 			kill(m->retired[i], SIGKILL);
+		if (m->queue > 0)
+			kill(m->queue, SIGKILL);
 		if (m->guard > 0)
 			kill(m->guard, SIGKILL);
 		while (waitpid(-1, NULL, 0) > 0)
@@ -755,6 +806,19 @@ server_run(struct config *cfg, const char *path, bool foreground)
 		return 1;
 	if (master_spawn_guard(&m) < 0)
 		return 1;
+	{
+		int wake[2];
+
+		if (pipe2(wake, O_CLOEXEC) < 0) {
+			log_error("-", "pipe error=\"%s\"", strerror(errno));
+			return 1;
+		}
+		m.wake_rd = wake[0];
+		m.wake_wr = wake[1];
+		fcntl(m.wake_wr, F_SETFL, O_NONBLOCK); /* workers never wait */
+		if (master_spawn_queue(&m) < 0)
+			return 1;
+	}
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = master_signal;

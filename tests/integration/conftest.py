@@ -94,6 +94,10 @@ class Server:
             "conn-rate-per-address": "0",
             "conn-limit-per-address": "0",
             "control-socket": os.path.join(self.root, "control.sock"),
+            # the queue process's DNS stays on this machine: nothing
+            # answers there, so remote mail is deferred (the outbound
+            # tests give a real DNS server, test_outbound*.py)
+            "dns-resolver": "127.0.0.1:1",
         }
         if "mailbox" in options:
             self.mailboxes = options.pop("mailbox").split()

@@ -154,3 +154,71 @@ class DnsServer:
         """The postern directives that use this server."""
         return {"dns-resolver": "127.0.0.1:%d" % self.port,
                 "dns-trust-anchor": self.trust_anchor}
+
+
+# Zones for the delivery tests: every MX host is a loopback address whose
+# port 25 a test serves (or leaves closed, for "down").
+DELIVERY_ZONES = {
+    "ok.example": ["@ IN MX 10 mx.ok.example.", "mx IN A 127.0.0.2"],
+    "tmp.example": ["@ IN MX 10 mx.tmp.example.", "mx IN A 127.0.0.3"],
+    "perm.example": ["@ IN MX 10 mx.perm.example.", "mx IN A 127.0.0.4"],
+    "backup.example": ["@ IN MX 10 mxa.backup.example.",
+                       "@ IN MX 20 mxb.backup.example.",
+                       "mxa IN A 127.0.0.5",
+                       "mxb IN A 127.0.0.6"],
+    "nullmx.example": ["@ IN MX 0 ."],
+}
+
+SMTP_SINK = "/usr/sbin/smtp-sink"
+
+
+class Sink:
+    """Postfix's smtp-sink on ADDR:25, dumping each message into its own
+    file (-d) in a directory of its own; `args` adds options such as
+    `-f rcpt` (5xx to RCPT) or `-r rcpt` (4xx)."""
+
+    def __init__(self, addr, args=(), port=25):
+        import tempfile
+        self.addr, self.port = addr, port
+        # smtp-sink runs as postfix: its directory must be reachable by
+        # it, which pytest's (root-only) temporary tree is not.
+        self.dump = tempfile.mkdtemp(prefix="postern-sink-")
+        os.chmod(self.dump, 0o777)
+        dump = self.dump
+        self.proc = subprocess.Popen(
+            [SMTP_SINK, "-u", "postfix", "-d", dump + "/%M.",
+             "-h", "sink-" + addr] + list(args)
+            + ["%s:%d" % (addr, port), "50"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10.0
+        import socket
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("smtp-sink exited: %s"
+                                   % self.proc.stderr.read().decode())
+            try:
+                socket.create_connection((addr, port), 0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("smtp-sink does not listen on %s" % addr)
+
+    def messages(self):
+        """The dumped messages (bytes), oldest first."""
+        out = []
+        for n in sorted(os.listdir(self.dump)):
+            with open(os.path.join(self.dump, n), "rb") as f:
+                out.append(f.read())
+        return out
+
+    def stop(self):
+        import shutil
+        shutil.rmtree(self.dump, ignore_errors=True)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
