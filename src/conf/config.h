@@ -145,6 +145,7 @@ struct config {
 	char *relay_auth_user;		     /* NULL: no AUTH */
 	char *relay_auth_file;		     /* its password */
 	enum relay_tls relay_tls;
+	char *relay_tls_ca;		     /* NULL: the system's CAs */
 };
 
 /*

@@ -261,6 +261,7 @@ config_free_outbound(struct config *cfg)
 	free(cfg->relay_host);
 	free(cfg->relay_auth_user);
 	free(cfg->relay_auth_file);
+	free(cfg->relay_tls_ca);
 }
 
 const struct config_route *

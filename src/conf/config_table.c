@@ -291,6 +291,15 @@ const struct config_directive config_directives[] = {
      .def = "starttls",
      .words = config_relay_tls_words,
      .doc = "TLS to the relay-host: starttls (required) or implicit"},
+    {.name = "relay-tls-ca",
+     .args = "FILE",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_path,
+     .field = FIELD(relay_tls_ca),
+     .doc = "CA certificates (PEM) that verify the relay-host's "
+	    "certificate, relative to this file's directory (none: the "
+	    "system's)"},
 };
 
 const size_t config_n_directives = ARRAY_SIZE(config_directives);

@@ -293,6 +293,7 @@ queue_apply(void *ctx, const struct dstate_rec *rec)
 		return;
 	r->attempts++;
 	r->last_attempt = (time_t)rec->time;
+	r->next_try = r->last_attempt + qres_backoff(q->cfg, r->attempts);
 	snprintf(r->last_dsn, sizeof(r->last_dsn), "%s", rec->dsn);
 	free(r->last_text);
 	r->last_text = strdup(rec->text);
@@ -672,8 +673,16 @@ queue_tls(struct queue *q)
 	SSL_CTX_set_verify(q->tls, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_min_proto_version(q->relay_tls, TLS1_2_VERSION);
 	SSL_CTX_set_verify(q->relay_tls, SSL_VERIFY_PEER, NULL);
-	if (SSL_CTX_set_default_verify_paths(q->relay_tls) != 1)
+	if (q->cfg->relay_tls_ca != NULL) {
+		if (SSL_CTX_load_verify_locations(q->relay_tls,
+						  q->cfg->relay_tls_ca,
+						  NULL) != 1)
+			log_error("-", "relay-tls-ca file=%s error=\"cannot "
+				       "be read\"",
+				  q->cfg->relay_tls_ca);
+	} else if (SSL_CTX_set_default_verify_paths(q->relay_tls) != 1) {
 		log_warning("-", "queue tls error=\"no system CA store\"");
+	}
 	return 0;
 }
 

@@ -130,6 +130,8 @@ struct qoutcome {
 };
 void qres_record(struct queue *q, struct qmsg *m, const size_t *idx,
 		 const struct qoutcome *o, size_t n, time_t started);
+/* The wait after `attempts` failed attempts. */
+time_t qres_backoff(const struct config *cfg, unsigned attempts);
 /* Bounce everything of `m` still waiting, with one reason (route
    failures, expired lifetime). */
 void qres_fail_job(struct queue *q, struct qjob *job,

@@ -35,7 +35,7 @@ qres_now(void)
 }
 
 /* retry-min, doubling per failed attempt, up to retry-max. */
-static time_t
+time_t
 qres_backoff(const struct config *cfg, unsigned attempts)
 {
 	uint64_t d = cfg->retry_min;

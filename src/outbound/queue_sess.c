@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,23 +224,39 @@ qsess_new_client(struct qsess *s)
 		abort(); /* out of memory */
 }
 
+/* An SSL for this server: SNI with its name; for the relay host, its
+   certificate must name it (RFC 6125) and chain to a trusted CA. */
+static SSL *
+qsess_ssl_new(struct qsess *s)
+{
+	SSL *ssl = SSL_new(s->is_relay ? s->q->relay_tls : s->q->tls);
+	unsigned char bin[16];
+	bool is_ip = inet_pton(AF_INET, s->host_name, bin) == 1 ||
+		     inet_pton(AF_INET6, s->host_name, bin) == 1;
+
+	if (ssl == NULL)
+		return NULL;
+	if (!is_ip)
+		SSL_set_tlsext_host_name(ssl, s->host_name);
+	if (s->is_relay &&
+	    (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+						   s->host_name)
+		   : SSL_set1_host(ssl, s->host_name)) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
+}
+
 /* Put TLS on the connection: over STARTTLS, or from the first octet. */
 static int
 qsess_start_tls(struct qsess *s)
 {
-	SSL *ssl = SSL_new(s->is_relay ? s->q->relay_tls : s->q->tls);
+	SSL *ssl = qsess_ssl_new(s);
 	struct bufferevent *tb;
-	unsigned char bin[16];
 
 	if (ssl == NULL)
 		return -1;
-	if (inet_pton(AF_INET, s->host_name, bin) != 1 &&
-	    inet_pton(AF_INET6, s->host_name, bin) != 1)
-		SSL_set_tlsext_host_name(ssl, s->host_name);
-	if (s->is_relay && SSL_set1_host(ssl, s->host_name) != 1) {
-		SSL_free(ssl);
-		return -1;
-	}
 	tb = bufferevent_openssl_filter_new(s->q->base, s->bev, ssl,
 					    BUFFEREVENT_SSL_CONNECTING,
 					    BEV_OPT_CLOSE_ON_FREE);
@@ -605,7 +622,14 @@ qsess_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (s->handshaking) {
+			SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
 			s->handshaking = false;
+			log_info(s->job != NULL ? s->job->msg->env.id : "-",
+				 "tls relay=%s tls=%s cipher=%s verified=%s",
+				 s->relay, SSL_get_version(ssl),
+				 SSL_get_cipher_name(ssl),
+				 s->is_relay ? "ca" : "no");
 			client_tls_done(s->c, true, NULL);
 		} else {
 			qsess_new_client(s);

@@ -222,3 +222,88 @@ class Sink:
                 self.proc.kill()
                 self.proc.wait(10)
         self.proc = None
+
+
+class BrokenTlsServer:
+    """A receiving server on ADDR:25 (a thread) that offers STARTTLS, says
+    220 to it, waits for the client's first handshake octets and answers
+    them with plain garbage (a failed handshake); with `inject`, the
+    garbage follows the 220 at once, in the same segment (plain text that
+    a client must not take for the encrypted server's, CVE-2011-0411). A
+    client that comes back without STARTTLS may deliver. It records each
+    connection's commands and the data of each message."""
+
+    def __init__(self, addr, port=25, inject=False):
+        self.inject = inject
+        import socket
+        import threading
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, port))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.sessions = []  # list of lists of command lines
+        self.messages = []
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import socket
+        deadline = time.monotonic() + 120.0
+        while self.running and time.monotonic() < deadline:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                conn.settimeout(10.0)
+                try:
+                    self._session(conn)
+                except OSError:
+                    pass
+
+    def _session(self, conn):
+        cmds = []
+        self.sessions.append(cmds)
+        f = conn.makefile("rb")
+        conn.sendall(b"220 broken.example ESMTP\r\n")
+        data = None
+        for _ in range(200):
+            line = f.readline()
+            if not line:
+                return
+            if data is not None:
+                if line == b".\r\n":
+                    self.messages.append(b"".join(data))
+                    data = None
+                    conn.sendall(b"250 2.0.0 Ok\r\n")
+                else:
+                    data.append(line)
+                continue
+            cmd = line.rstrip(b"\r\n").decode("ascii", "replace")
+            cmds.append(cmd)
+            verb = cmd.split(" ")[0].upper()
+            if verb == "EHLO":
+                conn.sendall(b"250-broken.example\r\n250 STARTTLS\r\n")
+            elif verb == "STARTTLS":
+                if self.inject:
+                    conn.sendall(b"220 2.0.0 go ahead\r\n250 fake\r\n")
+                    return
+                conn.sendall(b"220 2.0.0 go ahead\r\n")
+                self.hello = conn.recv(5)  # a TLS record header
+                conn.sendall(b"this is not a TLS handshake\r\n")
+                return
+            elif verb == "DATA":
+                conn.sendall(b"354 go\r\n")
+                data = []
+            elif verb == "QUIT":
+                conn.sendall(b"221 2.0.0 Bye\r\n")
+                return
+            else:
+                conn.sendall(b"250 2.0.0 Ok\r\n")
+
+    def stop(self):
+        self.running = False
+        self.thread.join(10)
+        self.sock.close()
