@@ -41,6 +41,8 @@ struct dns_hostq {
 
 struct dns_req {
 	struct dns *dns;
+	dns_tlsa_cb *tlsa_cb;	/* a TLSA lookup, not a route */
+	struct dns_tlsa_answer *tlsa;
 	struct dns_req *next, **pprev;
 	dns_route_cb *cb;
 	void *arg;
@@ -138,6 +140,7 @@ dns_req_free(struct dns_req *r)
 		if (r->q[i].in_flight && r->q[i].async_id != 0)
 			ub_cancel(r->dns->ub, r->q[i].async_id);
 	dns_req_unlink(r);
+	free(r->tlsa);
 	free(r);
 }
 
@@ -368,6 +371,35 @@ dns_query_failed(struct dns_req *r, const struct dns_query *q, int rcode,
 	}
 }
 
+/* A TLSA answer: final, whatever it says. */
+static void
+dns_tlsa_answer(struct dns_req *r, int rcode, const uint8_t *pkt, int len,
+		int sec, const char *why_bogus)
+{
+	struct dns_tlsa_answer *a = r->tlsa;
+
+	a->sec = sec == 2 ? DNS_SECURE : DNS_INSECURE;
+	if (sec == 1) {
+		a->status = DNS_TEMP;
+		dns_textf(a->text, sizeof(a->text), "TLSA of %s is bogus: %s",
+			  r->domain, why_bogus != NULL ? why_bogus : "?");
+	} else if (rcode == 0 && pkt != NULL && len > 0) {
+		rcode = dns_wire_rcode(pkt, (size_t)len);
+		if (rcode == 0 && dns_wire_tlsa(pkt, (size_t)len, a->recs,
+						DNS_TLSA_MAX, &a->n) < 0)
+			rcode = DNS_RCODE_SERVFAIL;
+	}
+	if (sec != 1 && rcode != 0 && rcode != DNS_RCODE_NXDOMAIN) {
+		a->status = DNS_TEMP;
+		dns_textf(a->text, sizeof(a->text), "TLSA lookup of %s failed: "
+			  "rcode %d", r->domain, rcode);
+	}
+	dns_req_unlink(r);
+	r->tlsa_cb(r->arg, a);
+	free(a);
+	free(r);
+}
+
 static void
 dns_answer(void *data, int rcode, void *packet, int len, int sec,
 	   char *why_bogus, int ratelimited)
@@ -377,6 +409,10 @@ dns_answer(void *data, int rcode, void *packet, int len, int sec,
 	const uint8_t *pkt = packet;
 
 	q->in_flight = false;
+	if (r->tlsa_cb != NULL) {
+		dns_tlsa_answer(r, rcode, packet, len, sec, why_bogus);
+		return;
+	}
 	if (rcode == 0 && packet != NULL && len > 0 && sec != 1)
 		rcode = dns_wire_rcode(pkt, (size_t)len);
 	if (rcode != 0 || packet == NULL || len <= 0 || sec == 1)
@@ -422,5 +458,42 @@ dns_route(struct dns *d, const char *domain, bool no_mx, dns_route_cb *cb,
 		dns_start(r, 0, domain, DNS_TYPE_MX);
 	}
 	dns_maybe_done(r); /* (answers from the cache may finish it now) */
+	return 0;
+}
+
+int
+dns_tlsa(struct dns *d, const char *host, unsigned port, dns_tlsa_cb *cb,
+	 void *arg, struct dns_req **req_r)
+{
+	struct dns_req *r;
+	char name[DNS_NAME_MAX + 20];
+	int n = snprintf(name, sizeof(name), "_%u._tcp.%s", port, host);
+
+	*req_r = NULL;
+	if (n <= 0 || (size_t)n > DNS_NAME_MAX)
+		return -1;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL || (r->tlsa = calloc(1, sizeof(*r->tlsa))) == NULL) {
+		free(r);
+		return -1;
+	}
+	r->dns = d;
+	r->tlsa_cb = cb;
+	r->arg = arg;
+	memcpy(r->domain, host, strnlen(host, DNS_NAME_MAX));
+	r->next = d->reqs;
+	if (d->reqs != NULL)
+		d->reqs->pprev = &r->next;
+	d->reqs = r;
+	r->pprev = &d->reqs;
+	*req_r = r;
+	r->q[0].req = r;
+	r->q[0].in_flight = true;
+	if (ub_resolve_event(d->ub, name, DNS_TYPE_TLSA, DNS_CLASS_IN,
+			     &r->q[0], dns_answer, &r->q[0].async_id) != 0) {
+		/* (the callback was not called) */
+		r->q[0].in_flight = false;
+		dns_tlsa_answer(r, DNS_RCODE_SERVFAIL, NULL, 0, 0, NULL);
+	}
 	return 0;
 }

@@ -85,4 +85,24 @@ int dns_route(struct dns *dns, const char *domain, bool no_mx,
 /* Forget a lookup in flight: its callback will not be called. */
 void dns_cancel(struct dns_req **req);
 
+/* TLSA records of a server (RFC 6698, RFC 7672 2.2). */
+#define DNS_TLSA_MAX 8
+struct dns_tlsa_answer {
+	enum dns_status status; /* DNS_OK (records or none), DNS_TEMP */
+	enum dns_sec sec;	/* the answer, or the proof there is none */
+	char text[300];		/* on failure */
+	size_t n;
+	struct dns_tlsa recs[DNS_TLSA_MAX];
+};
+typedef void dns_tlsa_cb(void *arg, const struct dns_tlsa_answer *a);
+
+/*
+ * Look up _PORT._tcp.HOST TLSA. A bogus answer or a failure is DNS_TEMP
+ * (RFC 7672 2.2: the server is then not used); no records (NXDOMAIN or
+ * NODATA) is DNS_OK with n = 0. Same rules as dns_route() for *req_r
+ * and the callback.
+ */
+int dns_tlsa(struct dns *dns, const char *host, unsigned port,
+	     dns_tlsa_cb *cb, void *arg, struct dns_req **req_r);
+
 #endif

@@ -242,3 +242,44 @@ dns_wire_addrs(const uint8_t *pkt, size_t len, int family,
 	*n_r = a.n;
 	return 0;
 }
+
+struct dns_tlsa_ctx {
+	struct dns_tlsa *t;
+	size_t max, n;
+};
+
+/* RFC 6698 2.1: usage, selector, matching type, association data. */
+static int
+dns_tlsa_rr(const uint8_t *pkt, size_t len, const struct dns_rr *rr,
+	    void *ctx)
+{
+	struct dns_tlsa_ctx *c = ctx;
+	struct dns_tlsa *t;
+
+	if (rr->type != DNS_TYPE_TLSA || rr->class != DNS_CLASS_IN)
+		return 0;
+	if (rr->rdlen < 4)
+		return -1;
+	if (rr->rdlen - 3 > DNS_TLSA_DATA_MAX || c->n >= c->max)
+		return 0;
+	t = &c->t[c->n++];
+	t->usage = pkt[rr->rdata];
+	t->selector = pkt[rr->rdata + 1];
+	t->mtype = pkt[rr->rdata + 2];
+	t->len = rr->rdlen - 3;
+	memcpy(t->data, pkt + rr->rdata + 3, t->len);
+	return 0;
+}
+
+int
+dns_wire_tlsa(const uint8_t *pkt, size_t len, struct dns_tlsa *t, size_t max,
+	      size_t *n_r)
+{
+	struct dns_tlsa_ctx c = {t, max, 0};
+
+	*n_r = 0;
+	if (dns_walk(pkt, len, dns_tlsa_rr, &c) < 0)
+		return -1;
+	*n_r = c.n;
+	return 0;
+}

@@ -21,6 +21,7 @@
 #define DNS_TYPE_CNAME 5
 #define DNS_TYPE_MX 15
 #define DNS_TYPE_AAAA 28
+#define DNS_TYPE_TLSA 52
 #define DNS_CLASS_IN 1
 
 #define DNS_RCODE_NOERROR 0
@@ -50,6 +51,21 @@ int dns_wire_mx(const uint8_t *pkt, size_t len, struct dns_mx *mx, size_t max,
 /* The A (family AF_INET) or AAAA records in the answer section. */
 int dns_wire_addrs(const uint8_t *pkt, size_t len, int family,
 		   struct dns_addr *addrs, size_t max, size_t *n_r);
+
+/* A TLSA record (RFC 6698 2.1). */
+#define DNS_TLSA_DATA_MAX 1024 /* a full certificate may not fit: such a
+				  record is dropped (RFC 7672 favours
+				  hashes) */
+struct dns_tlsa {
+	uint8_t usage, selector, mtype;
+	size_t len;
+	uint8_t data[DNS_TLSA_DATA_MAX];
+};
+
+/* The TLSA records in the answer section; records whose data is over
+   DNS_TLSA_DATA_MAX octets are skipped (not counted). */
+int dns_wire_tlsa(const uint8_t *pkt, size_t len, struct dns_tlsa *t,
+		  size_t max, size_t *n_r);
 
 /* The header's RCODE, or -1 when the packet is shorter than a header. */
 int dns_wire_rcode(const uint8_t *pkt, size_t len);

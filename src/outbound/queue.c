@@ -671,6 +671,8 @@ queue_tls(struct queue *q)
 		return -1;
 	SSL_CTX_set_min_proto_version(q->tls, TLS1_2_VERSION);
 	SSL_CTX_set_verify(q->tls, SSL_VERIFY_NONE, NULL);
+	if (SSL_CTX_dane_enable(q->tls) <= 0) /* per connection: qsess_dane */
+		return -1;
 	SSL_CTX_set_min_proto_version(q->relay_tls, TLS1_2_VERSION);
 	SSL_CTX_set_verify(q->relay_tls, SSL_VERIFY_PEER, NULL);
 	if (q->cfg->relay_tls_ca != NULL) {

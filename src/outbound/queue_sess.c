@@ -50,6 +50,13 @@ struct qsess {
 	bool move_on;		/* recipients kept for the next server */
 	bool handshaking;
 	bool stopping;
+	bool is_literal;	/* an IP address given: no DNS, no DANE */
+	/* DANE (RFC 7672): usable TLSA records of the current server. */
+	bool dane;
+	size_t n_tlsa;
+	struct dns_tlsa tlsa[DNS_TLSA_MAX];
+	struct dns_host cur_host; /* the server being tried */
+	struct dns_addr cur_addr;
 	struct bufferevent *bev;
 	struct client *c;
 	struct client_params params;
@@ -67,6 +74,7 @@ struct qsess {
 
 static void qsess_act(struct qsess *s);
 static void qsess_next_server(struct qsess *s);
+static void qsess_tlsa_cb(void *arg, const struct dns_tlsa_answer *a);
 
 /* --- ending ---------------------------------------------------------- */
 
@@ -216,12 +224,40 @@ qsess_new_client(struct qsess *s)
 			s->params.auth_pass =
 			    s->q->relay_pass != NULL ? s->q->relay_pass : "";
 		}
+	} else if (s->dane) {
+		s->params.tls = CLIENT_TLS_REQUIRE; /* RFC 7672 2.2 */
 	} else {
 		s->params.tls = s->plain_now ? CLIENT_TLS_NONE : CLIENT_TLS_MAY;
 	}
 	s->c = client_new(&s->params);
 	if (s->c == NULL)
 		abort(); /* out of memory */
+}
+
+/*
+ * DANE (RFC 7672 3): the server's certificate must match one of its TLSA
+ * records: DANE-EE(3) the certificate or its key, no name check; DANE-TA(2)
+ * a trust anchor of the chain, the name being the MX host's.
+ */
+static int
+qsess_dane(struct qsess *s, SSL *ssl)
+{
+	int added = 0;
+
+	if (SSL_dane_enable(ssl, s->host_name) <= 0)
+		return -1;
+	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	for (size_t i = 0; i < s->n_tlsa; i++) {
+		const struct dns_tlsa *t = &s->tlsa[i];
+
+		if (SSL_dane_tlsa_add(ssl, t->usage, t->selector, t->mtype,
+				      t->data, t->len) > 0)
+			added++;
+	}
+	if (added == 0)
+		return -1;
+	SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+	return 0;
 }
 
 /* An SSL for this server: SNI with its name; for the relay host, its
@@ -242,6 +278,10 @@ qsess_ssl_new(struct qsess *s)
 	    (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
 						   s->host_name)
 		   : SSL_set1_host(ssl, s->host_name)) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	if (s->dane && qsess_dane(s, ssl) < 0) {
 		SSL_free(ssl);
 		return NULL;
 	}
@@ -365,13 +405,55 @@ qsess_next_server(struct qsess *s)
 	}
 	h = &s->route.hosts[s->host];
 	a = &h->addrs[s->addr];
+	s->cur_host = *h;
+	s->cur_addr = *a;
 	if (++s->addr >= h->n_addrs) {
 		s->addr = 0;
 		s->host++;
 	}
 	s->tried++;
 	s->move_on = false;
-	if (qsess_connect(s, h, a) < 0)
+	s->dane = false;
+	/* RFC 7672 2.2: DANE only when the MX (or the implicit MX's) and
+	   the host's addresses are DNSSEC-secure. */
+	if (!s->is_relay && !s->is_literal &&
+	    s->route.mx_sec == DNS_SECURE && h->addr_sec == DNS_SECURE) {
+		snprintf(s->host_name, sizeof(s->host_name), "%s", h->name);
+		if (dns_tlsa(s->q->dns, h->name, s->port, qsess_tlsa_cb, s,
+			     &s->dns) == 0)
+			return;
+	}
+	if (qsess_connect(s, &s->cur_host, &s->cur_addr) < 0)
+		qsess_end(s);
+}
+
+/* The server's TLSA records: usable ones make TLS mandatory and
+   authenticated; a failed or bogus lookup makes the server unusable. */
+static void
+qsess_tlsa_cb(void *arg, const struct dns_tlsa_answer *a)
+{
+	struct qsess *s = arg;
+
+	s->dns = NULL;
+	if (a->status != DNS_OK) {
+		snprintf(s->relay, sizeof(s->relay), "%s[-]:%u",
+			 s->cur_host.name, s->port);
+		qsess_set_last(s, CLIENT_TEMP, "4.7.5", a->text, false, NULL);
+		log_info(s->job != NULL ? s->job->msg->env.id : "-",
+			 "dane host=%s error=\"%s\"", s->cur_host.name,
+			 a->text);
+		qsess_next_server(s);
+		return;
+	}
+	s->n_tlsa = 0;
+	for (size_t i = 0; a->sec == DNS_SECURE && i < a->n; i++) {
+		/* RFC 7672 3.1: PKIX usages 0 and 1 are not for SMTP. */
+		if (a->recs[i].usage != 2 && a->recs[i].usage != 3)
+			continue;
+		s->tlsa[s->n_tlsa++] = a->recs[i];
+	}
+	s->dane = s->n_tlsa > 0;
+	if (qsess_connect(s, &s->cur_host, &s->cur_addr) < 0)
 		qsess_end(s);
 }
 
@@ -517,8 +599,8 @@ qsess_closed(struct qsess *s)
 					    : NULL);
 		/* Postfix's `may`: a failed handshake, once in plain text. */
 		if (e->stage == CLIENT_STAGE_TLS && !s->is_relay &&
-		    !s->plain_now)
-			s->plain_next = true;
+		    !s->dane && !s->plain_now)
+			s->plain_next = true; /* never under DANE */
 		log_info(s->job != NULL ? s->job->msg->env.id : "-",
 			 "session relay=%s error=\"%s\"", s->relay, e->text);
 	}
@@ -614,6 +696,20 @@ qsess_tls_error(char *buf, size_t size)
 	return buf;
 }
 
+/* How the server's certificate was checked, for the log line. */
+static const char *
+qsess_verified(const struct qsess *s, SSL *ssl)
+{
+	uint8_t usage = 0;
+
+	if (s->dane)
+		return SSL_get0_dane_tlsa(ssl, &usage, NULL, NULL, NULL,
+					  NULL) >= 0 && usage == 2
+			   ? "dane-ta"
+			   : "dane-ee";
+	return s->is_relay ? "ca" : "no";
+}
+
 static void
 qsess_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -628,8 +724,7 @@ qsess_event_cb(struct bufferevent *bev, short what, void *arg)
 			log_info(s->job != NULL ? s->job->msg->env.id : "-",
 				 "tls relay=%s tls=%s cipher=%s verified=%s",
 				 s->relay, SSL_get_version(ssl),
-				 SSL_get_cipher_name(ssl),
-				 s->is_relay ? "ca" : "no");
+				 SSL_get_cipher_name(ssl), qsess_verified(s, ssl));
 			client_tls_done(s->c, true, NULL);
 		} else {
 			qsess_new_client(s);
@@ -693,6 +788,7 @@ qsess_start(struct queue *q, struct qdest *d, struct qjob *job)
 	qsess_set_last(s, CLIENT_TEMP, "4.4.1", "no server could be reached",
 		       false, NULL);
 	if (qsess_literal_route(s, host)) {
+		s->is_literal = true;
 		qsess_next_server(s);
 		return 0;
 	}

@@ -59,11 +59,14 @@ def _run(args, cwd):
 class DnsServer:
     """NSD serving `zones` on 127.0.0.1:<port>, started in `root`."""
 
-    def __init__(self, root, zones=None, signed=SIGNED):
+    def __init__(self, root, zones=None, signed=SIGNED, corrupt=()):
         self.root = os.path.join(str(root), "dns")
         os.makedirs(self.root, exist_ok=True)
         self.zones = zones if zones is not None else DEFAULT_ZONES
         self.signed = signed
+        # (zone, type): the RRSIG of that RRset is damaged after signing,
+        # so that only that answer is bogus
+        self.corrupt = corrupt
         self.port = free_port()
         self.trust_anchor = os.path.join(self.root, "trust-anchor.ds")
         self.proc = None
@@ -81,6 +84,9 @@ class DnsServer:
         key = _run(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", zone],
                    self.root)
         _run(["ldns-signzone", path, key], self.root)
+        for z, rrtype in self.corrupt:
+            if z == zone:
+                self._corrupt_rrsig(path + ".signed", rrtype)
         if zone.startswith("bogus"):
             # The anchor names a key the zone was not signed with.
             key = _run(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k",
@@ -88,6 +94,24 @@ class DnsServer:
         with open(os.path.join(self.root, key + ".ds")) as f:
             anchors.append(f.read().strip())
         return os.path.basename(path) + ".signed"
+
+    @staticmethod
+    def _corrupt_rrsig(path, rrtype):
+        with open(path) as f:
+            lines = f.read().split("\n")
+        for i, line in enumerate(lines):
+            fields = line.split()
+            if len(fields) > 5 and fields[3] == "RRSIG" \
+                    and fields[4] == rrtype:
+                sig = fields[-1]
+                c = "A" if sig[10] != "A" else "B"
+                fields[-1] = sig[:10] + c + sig[11:]
+                lines[i] = "\t".join(fields)
+                break
+        else:
+            raise RuntimeError("no RRSIG %s in %s" % (rrtype, path))
+        with open(path, "w") as f:
+            f.write("\n".join(lines))
 
     def _config(self, files):
         conf = os.path.join(self.root, "nsd.conf")

@@ -87,6 +87,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	(void)dns_wire_addrs(data, size, AF_INET, addrs, 8, &n);
 	(void)dns_wire_addrs(data, size, AF_INET6, addrs, 8, &n);
+	{
+		static struct dns_tlsa t[4];
+
+		if (dns_wire_tlsa(data, size, t, 4, &n) == 0)
+			for (size_t i = 0; i < n && i < 4; i++)
+				CHECK(t[i].len <= DNS_TLSA_DATA_MAX);
+	}
 	for (size_t off = 0; off < size && off < 512; off++) {
 		size_t n1, n2;
 		int r1 = dns_wire_name(data, size, off, a, sizeof(a), &n1);

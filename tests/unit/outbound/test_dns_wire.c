@@ -22,7 +22,7 @@
 
 /* A packet being built. */
 struct pkt {
-	uint8_t b[1024];
+	uint8_t b[4096];
 	size_t n;
 };
 
@@ -274,6 +274,62 @@ test_bad_records(void **state)
 	assert_int_equal(dns_wire_addrs(p.b, p.n, AF_INET, a, 2, &n), -1);
 }
 
+/* RFC 6698 2.1: usage, selector, matching type, data; a record too big
+   to keep is skipped, one under 4 octets is malformed. */
+static void
+test_tlsa(void **state)
+{
+	static struct dns_tlsa t[2];
+	uint8_t big[DNS_TLSA_DATA_MAX + 1];
+	struct pkt p;
+	size_t n;
+
+	memset(big, 0xab, sizeof(big));
+	header(&p, 0, 0, 3);
+	put_name(&p, "_25._tcp.mx.example.net");
+	put16(&p, DNS_TYPE_TLSA);
+	put16(&p, DNS_CLASS_IN);
+	put16(&p, 0);
+	put16(&p, 300);
+	put16(&p, 3 + 32);
+	put(&p, "\3\1\1", 3);
+	put(&p, big, 32);
+	put16(&p, 0xc00c);
+	put16(&p, DNS_TYPE_TLSA);
+	put16(&p, DNS_CLASS_IN);
+	put16(&p, 0);
+	put16(&p, 300);
+	put16(&p, 3 + sizeof(big)); /* too big: skipped */
+	put(&p, "\2\0\0", 3);
+	put(&p, big, sizeof(big));
+	put16(&p, 0xc00c);
+	put16(&p, DNS_TYPE_TLSA);
+	put16(&p, DNS_CLASS_IN);
+	put16(&p, 0);
+	put16(&p, 300);
+	put16(&p, 4);
+	put(&p, "\2\0\1\xff", 4);
+	assert_int_equal(dns_wire_tlsa(p.b, p.n, t, 2, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(t[0].usage, 3);
+	assert_int_equal(t[0].selector, 1);
+	assert_int_equal(t[0].mtype, 1);
+	assert_int_equal(t[0].len, 32);
+	assert_int_equal(t[1].usage, 2);
+	assert_int_equal(t[1].mtype, 1);
+	assert_int_equal(t[1].len, 1);
+	/* Malformed: RDATA under 4 octets. */
+	header(&p, 0, 0, 1);
+	put_name(&p, "x");
+	put16(&p, DNS_TYPE_TLSA);
+	put16(&p, DNS_CLASS_IN);
+	put16(&p, 0);
+	put16(&p, 300);
+	put16(&p, 3);
+	put(&p, "\3\1\1", 3);
+	assert_int_equal(dns_wire_tlsa(p.b, p.n, t, 2, &n), -1);
+}
+
 /* --- mx_select ------------------------------------------------------- */
 
 static uint32_t seq[64];
@@ -383,6 +439,7 @@ main(void)
 		cmocka_unit_test(test_null_mx_and_rcode),
 		cmocka_unit_test(test_bad_names),
 		cmocka_unit_test(test_bad_records),
+		cmocka_unit_test(test_tlsa),
 		cmocka_unit_test(test_select_order_and_limit),
 		cmocka_unit_test(test_select_random_among_equals),
 		cmocka_unit_test(test_select_null_and_loop),
