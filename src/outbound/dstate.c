@@ -19,6 +19,8 @@ static const char *const dstate_kinds[DSTATE_KIND_COUNT] = {
     [DSTATE_BOUNCED] = "bounced",
     [DSTATE_DEFERRED] = "deferred",
     [DSTATE_WARNED] = "warned",
+    [DSTATE_HELD] = "held",
+    [DSTATE_RELEASED] = "released",
 };
 
 const char *
@@ -109,7 +111,9 @@ dstate_format(const struct dstate_rec *r, char *buf, size_t size)
 
 	if (r->kind >= DSTATE_KIND_COUNT || !dstate_id_ok(r->id) ||
 	    r->rcpt < -1 || r->rcpt > DSTATE_RCPT_MAX ||
-	    (r->rcpt == -1) != (r->kind == DSTATE_WARNED) ||
+	    (r->rcpt == -1) != (r->kind == DSTATE_WARNED ||
+				r->kind == DSTATE_HELD ||
+				r->kind == DSTATE_RELEASED) ||
 	    strcmp(r->relay, "-") == 0 ||
 	    r->time < 0 || !dstate_dsn_ok(r->dsn) ||
 	    relay_len >= DSTATE_RELAY_MAX || text_len == 0 ||

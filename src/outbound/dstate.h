@@ -39,6 +39,8 @@ enum dstate_kind {
 	DSTATE_BOUNCED,	  /* final: failed, the sender was told if any */
 	DSTATE_DEFERRED,  /* an attempt failed for now */
 	DSTATE_WARNED,	  /* the delay notice went out (rcpt -1) */
+	DSTATE_HELD,	  /* `postern queue hold` (rcpt -1) */
+	DSTATE_RELEASED,  /* `postern queue release` (rcpt -1) */
 	DSTATE_KIND_COUNT
 };
 

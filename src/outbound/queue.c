@@ -282,6 +282,10 @@ queue_apply(void *ctx, const struct dstate_rec *rec)
 		m->warned = true;
 		return;
 	}
+	if (rec->kind == DSTATE_HELD || rec->kind == DSTATE_RELEASED) {
+		m->held = rec->kind == DSTATE_HELD;
+		return;
+	}
 	if ((size_t)rec->rcpt >= m->n_rcpts)
 		return;
 	r = &m->rcpts[rec->rcpt];
@@ -379,7 +383,7 @@ queue_schedule(struct qmsg *m)
 	bool any = false;
 	struct timeval tv = {0, 0};
 
-	if (m->is_removed)
+	if (m->is_removed || m->held)
 		return;
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		const struct qrcpt *r = &m->rcpts[i];
@@ -446,6 +450,8 @@ queue_retry_cb(evutil_socket_t fd, short what, void *arg)
 	struct qmsg *m = arg;
 	time_t now = time(NULL);
 
+	if (m->held)
+		return;
 	for (size_t i = 0; i < m->n_rcpts; i++)
 		if (m->rcpts[i].state == QR_WAITING &&
 		    m->rcpts[i].next_try <= now)
@@ -778,6 +784,7 @@ queue_events(struct queue *q)
 	event_add(q->term_ev, NULL);
 	q->hup_ev = evsignal_new(q->base, SIGHUP, queue_hup_cb, q);
 	event_add(q->hup_ev, NULL);
+	queue_ctl_open(q); /* (logged; delivery goes on without it) */
 }
 
 static void
@@ -786,6 +793,7 @@ queue_close(struct queue *q)
 	const char *err = NULL;
 
 	qsess_free_all(q);
+	queue_ctl_close(q);
 	if (q->ds != NULL && dstate_sync(q->ds, &err) < 0)
 		log_error("-", "queue journal sync error=\"%s\"", err);
 	while (q->msgs != NULL)

@@ -55,6 +55,7 @@ struct qmsg {
 	size_t n_rcpts;
 	int eight_bit;	    /* -1: not scanned yet */
 	bool warned;	    /* the delay notice went out */
+	bool held;	    /* `postern queue hold`: no attempts */
 	bool is_removed;    /* every recipient final: entry removed */
 	struct event *retry_ev;
 	struct qmsg *hnext; /* id table */
@@ -100,6 +101,7 @@ struct queue {
 	size_t wake_len;
 	unsigned bounce_seq;	/* makes notice file names unique */
 	struct qmsg *dead;	/* removed messages to free */
+	struct evconnlistener *ctl; /* `postern queue` (queue_ctl.c) */
 };
 
 /* queue.c */
@@ -111,6 +113,10 @@ void queue_msg_check_done(struct qmsg *m);
 void queue_schedule(struct qmsg *m);
 int queue_msg_8bit(struct qmsg *m);
 void queue_session_ended(struct queue *q, struct qsess *s);
+
+/* queue_ctl.c */
+int queue_ctl_open(struct queue *q);
+void queue_ctl_close(struct queue *q);
 
 /* queue_sess.c */
 int qsess_start(struct queue *q, struct qdest *d, struct qjob *job);

@@ -74,6 +74,16 @@ test_format_golden(void **state)
 	assert_int_equal(n, 113 + 9);
 	assert_int_equal(dstate_parse(line, (size_t)n - 1, &back), 0);
 	assert_rec_equal(&r, &back);
+	/* held and released: the message, like warned. */
+	r = rec(DSTATE_HELD, "abc", -1, "held");
+	n = dstate_format(&r, line, sizeof(line));
+	assert_true(n > 0);
+	assert_int_equal(strncmp(line, "held abc -1 1700000100 - - held ", 32),
+			 0);
+	assert_int_equal(dstate_parse(line, (size_t)n - 1, &back), 0);
+	assert_rec_equal(&r, &back);
+	r = rec(DSTATE_RELEASED, "abc", 0, "released");
+	assert_int_equal(dstate_format(&r, line, sizeof(line)), -1);
 	/* warned: no rcpt, dsn or relay. */
 	r = rec(DSTATE_WARNED, "abc", -1, "delay-warning");
 	n = dstate_format(&r, line, sizeof(line));
