@@ -31,7 +31,8 @@ rec(enum dstate_kind kind, const char *id, int rcpt, const char *text)
 	snprintf(r.id, sizeof(r.id), "%s", id);
 	r.rcpt = rcpt;
 	r.time = 1700000100;
-	if (kind != DSTATE_WARNED) {
+	if (kind != DSTATE_WARNED && kind != DSTATE_HELD &&
+	    kind != DSTATE_RELEASED) {
 		snprintf(r.dsn, sizeof(r.dsn), "%s",
 			 kind == DSTATE_SENT	   ? "2.0.0"
 			 : kind == DSTATE_BOUNCED ? "5.1.1"
