@@ -201,3 +201,41 @@ def test_one_transaction_for_many_recipients(outbound, sinks):
         outbound.log()[-3000:]
     assert len(sink.messages()) == 1
     assert sink.messages()[0].count(b"X-Rcpt-Args:") == 7
+
+
+def test_delay_warning_once_then_expiry_bounce(make_server, dns, sinks):
+    """A server that keeps answering 4xx: after delay-warning the sender
+    gets one "delayed" notice; after queue-lifetime the recipient bounces
+    with 5.4.7 and the last error."""
+    sinks("127.0.0.3", "-r", "rcpt")
+    opts = dict(dns.directives())
+    opts.update({"retry-min": "1s", "retry-max": "1s",
+                 "delay-warning": "2s", "queue-lifetime": "5s"})
+    srv = make_server(submission=True, **opts)
+    submit(srv, ["carol@tmp.example"])
+    assert wait_for(lambda: len(bounces(srv)) == 2, WAIT), srv.log()[-3000:]
+    warn, bounce = sorted(bounces(srv), key=lambda m: m["Date"].datetime)
+    assert warn["Subject"] == "Delayed Mail (still being retried)"
+    f = report_fields(warn)
+    assert f["Action"] == "delayed" and f["Status"].startswith("4.")
+    assert "Will-Retry-Until" in f
+    assert bounce["Subject"] == "Undelivered Mail Returned to Sender"
+    f = report_fields(bounce)
+    assert f["Action"] == "failed" and f["Status"] == "5.4.7"
+    assert "delivery time expired, last error: 4" in f["Diagnostic-Code"]
+    assert srv.log().count("delay-warning sent") == 1
+    line = log_lines(srv, "bounced", "carol@tmp.example")
+    assert line and "dsn=5.4.7" in line[0]
+    assert wait_for(lambda: not srv.queue_ids(), 10)
+
+
+def test_null_sender_gets_no_notice(outbound):
+    """RFC 3464: a message from <> never causes a notice."""
+    with outbound.smtp_sub(login=(ALICE, ALICE_PW)) as s:
+        s.sendmail("<>", ["erin@nullmx.example"],
+                   b"From: alice@local.test\r\nSubject: n\r\n\r\nx\r\n")
+    assert wait_for(lambda: log_lines(outbound, "bounced"), WAIT), \
+        outbound.log()[-2000:]
+    assert wait_for(lambda: not outbound.queue_ids(), 10)
+    assert not bounces(outbound)
+    assert "notice" not in outbound.log()
