@@ -15,6 +15,7 @@
 #include "auth/guard.h"
 #include "daemon/server.h"
 #include "auth/users.h"
+#include "cli/user_cmd.h"
 
 static void
 main_usage(FILE *out)
@@ -212,7 +213,7 @@ main_admin(const char *cmd, int argc, char **argv)
 					"the configuration\n");
 			rc = 1;
 		} else {
-			/* users_cli wants argv[0] == "user". */
+			/* user_cmd_run wants argv[0] == "user". */
 			char **args = calloc((size_t)argc + 2, sizeof(char *));
 
 			if (args == NULL) {
@@ -222,7 +223,7 @@ main_admin(const char *cmd, int argc, char **argv)
 			args[0] = (char *)"user";
 			for (int i = 0; i < argc; i++)
 				args[i + 1] = argv[i];
-			rc = users_cli(cfg->users_file, argc + 1, args);
+			rc = user_cmd_run(cfg->users_file, argc + 1, args);
 			free(args);
 		}
 	} else if (strcmp(cmd, "locks") == 0 && argc == 0) {
