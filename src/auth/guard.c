@@ -489,18 +489,15 @@ job_done(struct guard_job *j)
 
 /* --- requests from workers ------------------------------------------- */
 
-static void
-handle_auth(struct guard_peer *p, const struct guard_msg *m)
+/* A job for an AUTH request; NULL (and the peer dropped) out of memory. */
+static struct guard_job *
+job_new(struct guard_peer *p, const struct guard_msg *m)
 {
-	struct lockout_event ev;
-	const struct user *u;
-	struct guard_job *j;
-	time_t now = guard_now();
+	struct guard_job *j = calloc(1, sizeof(*j));
 
-	j = calloc(1, sizeof(*j));
 	if (j == NULL) {
 		peer_drop(p, "out of memory");
-		return;
+		return NULL;
 	}
 	j->peer = p;
 	p->refs++;
@@ -510,7 +507,28 @@ handle_auth(struct guard_peer *p, const struct guard_msg *m)
 	snprintf(j->addr, sizeof(j->addr), "%s", m->addr);
 	memcpy(j->pass, m->pass, m->pass_len);
 	j->pass_len = m->pass_len;
+	return j;
+}
 
+static void
+handle_auth(struct guard_peer *p, const struct guard_msg *m)
+{
+	struct lockout_event ev;
+	const struct user *u;
+	struct guard_job *j;
+	time_t now = guard_now();
+
+	if ((j = job_new(p, m)) == NULL)
+		return;
+	/* No users at all (no file, an empty one, or none could ever be
+	   loaded): no login can succeed, and a failure would lock real
+	   users out. A temporary failure, counted nowhere. */
+	if (users_count(G.users) == 0) {
+		log_auth("auth-unavailable", j, " reason=no-users");
+		j->result = GUARD_AUTH_TEMPFAIL;
+		job_reply(j);
+		return;
+	}
 	/* Lockout first, always: a lock answers LOCKED whatever the
 	   password, without spending a hash on it. */
 	if (lockout_auth_begin(G.lo, j->addr, j->user, now, &ev) !=
@@ -710,6 +728,9 @@ load_users(void)
 	users_free(&G.users);
 	G.users = u;
 	log_info(SID, "users-loaded count=%zu", users_count(u));
+	if (users_count(u) == 0)
+		log_warning(SID, "users-none reason=\"the users file has no "
+				 "users: AUTH answers 454 4.7.0\"");
 	return true;
 }
 
@@ -887,8 +908,8 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd)
 	if (guard_pool_start(G.base, (long)G.cfg->auth_threads, job_done) < 0)
 		guard_die("cannot start the hashing threads");
 	if (!load_users())
-		log_error(SID, "users-none reason=\"every login fails until a "
-			       "good users file is loaded\"");
+		log_error(SID, "users-none reason=\"AUTH answers 454 4.7.0 "
+			       "until a good users file is loaded\"");
 	evutil_make_socket_nonblocking(master_fd);
 	G.master_ev =
 	    event_new(G.base, master_fd, EV_READ | EV_PERSIST, master_cb, NULL);

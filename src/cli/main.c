@@ -69,12 +69,33 @@ main_load(const char *file, struct config **cfg_r)
 	return rc;
 }
 
+/*
+ * Read and check the users file the configuration names, as the guard
+ * will: every error goes to stderr as "file:line: message". A missing
+ * file is an error. *n_r is the number of users (0 without a file).
+ */
+static int
+main_check_users(const struct config *cfg, size_t *n_r)
+{
+	struct users *us = NULL;
+
+	*n_r = 0;
+	if (cfg->users_file == NULL)
+		return 0;
+	if (users_load(cfg->users_file, &us, stderr) < 0)
+		return -1;
+	*n_r = users_count(us);
+	users_free(&us);
+	return 0;
+}
+
 static int
 main_check(int argc, char **argv)
 {
 	const char *file = NULL;
 	bool fg = false;
 	struct config *cfg = NULL;
+	size_t n_users;
 
 	if (main_options(argc, argv, &file, &fg, false, false) < 0)
 		return 2;
@@ -84,8 +105,16 @@ main_check(int argc, char **argv)
 	}
 	if (config_load(file, &cfg, stderr) < 0)
 		return 1;
-	printf("%s: ok (%zu listeners, %zu domains, %zu mailboxes)\n", file,
-	       cfg->n_listeners, cfg->n_domains, cfg->n_mailboxes);
+	if (main_check_users(cfg, &n_users) < 0) {
+		fprintf(stderr, "postern check: users file %s refused\n",
+			cfg->users_file);
+		config_free(&cfg);
+		return 1;
+	}
+	printf("%s: ok (%zu listeners, %zu domains, %zu mailboxes, %zu "
+	       "users)\n",
+	       file, cfg->n_listeners, cfg->n_domains, cfg->n_mailboxes,
+	       n_users);
 	config_free(&cfg);
 	return 0;
 }
@@ -172,6 +201,7 @@ main_serve(int argc, char **argv)
 	const char *file = NULL;
 	bool fg = false;
 	struct config *cfg = NULL;
+	size_t n_users;
 
 	if (main_options(argc, argv, &file, &fg, true, false) < 0)
 		return 2;
@@ -187,6 +217,14 @@ main_serve(int argc, char **argv)
 			config_free(&cfg);
 			return 1;
 		}
+	}
+	/* A broken users file would lock every user out (each login a
+	   failure) and bounce their mail: refuse to start instead. */
+	if (main_check_users(cfg, &n_users) < 0) {
+		fprintf(stderr, "postern: users file %s refused; not starting\n",
+			cfg->users_file);
+		config_free(&cfg);
+		return 1;
 	}
 	fflush(stdout);
 	return server_run(cfg, file, fg);
