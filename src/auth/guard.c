@@ -510,6 +510,32 @@ job_new(struct guard_peer *p, const struct guard_msg *m)
 	return j;
 }
 
+/*
+ * Hand an AUTH attempt that passed the lockout to the hashing threads:
+ * with the user's hash, or for an unknown user a dummy with the scheme
+ * and cost of a real entry chosen by the name (users_dummy.c; the default
+ * dummy when that fails), so both cost the same (THREATS A-03).
+ */
+static void
+job_submit(struct guard_job *j, const struct user *u, time_t now)
+{
+	if (u == NULL && users_dummy_hash(users_dummy_model(G.users, j->user),
+					  &j->hash) == 0)
+		j->is_dummy = true;
+	if (u != NULL && (j->hash = strdup(u->hash)) == NULL) {
+		lockout_auth_abort(G.lo, j->addr, j->user, now);
+		j->result = GUARD_AUTH_TEMPFAIL;
+		job_reply(j);
+		return;
+	}
+	if (!guard_pool_submit(j)) {
+		lockout_auth_abort(G.lo, j->addr, j->user, now);
+		log_auth("auth-busy", j, "");
+		j->result = GUARD_AUTH_TEMPFAIL;
+		job_reply(j);
+	}
+}
+
 static void
 handle_auth(struct guard_peer *p, const struct guard_msg *m)
 {
@@ -542,7 +568,7 @@ handle_auth(struct guard_peer *p, const struct guard_msg *m)
 		job_reply_later(j);
 		return;
 	}
-	u = G.users != NULL ? users_find(G.users, j->user) : NULL;
+	u = users_find(G.users, j->user);
 	if (u != NULL && cache_hit(j->user, j->pass, j->pass_len, now)) {
 		lockout_auth_success(G.lo, j->addr, j->user, now);
 		log_auth("auth-ok", j, " cached=yes");
@@ -550,18 +576,7 @@ handle_auth(struct guard_peer *p, const struct guard_msg *m)
 		job_reply(j);
 		return;
 	}
-	if (u != NULL && (j->hash = strdup(u->hash)) == NULL) {
-		lockout_auth_abort(G.lo, j->addr, j->user, now);
-		j->result = GUARD_AUTH_TEMPFAIL;
-		job_reply(j);
-		return;
-	}
-	if (!guard_pool_submit(j)) {
-		lockout_auth_abort(G.lo, j->addr, j->user, now);
-		log_auth("auth-busy", j, "");
-		j->result = GUARD_AUTH_TEMPFAIL;
-		job_reply(j);
-	}
+	job_submit(j, u, now);
 }
 
 static void

@@ -35,7 +35,10 @@ struct guard_job {
 	char addr[GUARD_ADDR_MAX + 1];
 	char pass[GUARD_PASS_MAX + 1];
 	size_t pass_len;
-	char *hash;  /* copy of the user's hash; NULL: unknown, dummy */
+	char *hash;    /* copy of the user's hash, or a dummy's (is_dummy);
+			  NULL: the default dummy (users_verify_dummy) */
+	bool is_dummy; /* unknown user: the verdict is 0 whatever the
+			  dummy's (users_dummy_hash) */
 	int verdict; /* from the thread: 1, 0, -1 */
 	enum guard_auth_result result;
 	struct event *timer;

@@ -62,10 +62,29 @@ const struct user *users_find(const struct users *users, const char *name);
  */
 int users_verify(const char *hash, const char *password, size_t len);
 
+/* --- unknown users (users_dummy.c, THREATS A-03) -------------------- */
+
 /*
- * Spend the time a verification of a real user would take, for an unknown
- * user (THREATS A-03): verify against a fixed dummy hash of the default
- * scheme. Always "fails".
+ * The entry whose scheme and cost an AUTH for the unknown `name` borrows:
+ * chosen by a keyed hash (SipHash, a random key per process) of the name
+ * in lower case, so one name always maps to the same entry of the same
+ * file. NULL when there are no users.
+ */
+const struct user *users_dummy_model(const struct users *users,
+				     const char *name);
+
+/*
+ * A dummy "{SCHEME}hash" with the scheme and cost of `model`'s hash, a
+ * fresh random salt and a random hash part (never the model's own):
+ * users_verify() on it costs what the model's verification costs, and no
+ * password is known to match it (the caller must still ignore the
+ * verdict). *hash_r is malloc'd. Returns 0 or -1.
+ */
+int users_dummy_hash(const struct user *model, char **hash_r);
+
+/*
+ * The fallback when no model is at hand: verify against a fixed Argon2id
+ * dummy of the default costs (made once per process). Always "fails".
  */
 void users_verify_dummy(const char *password, size_t len);
 

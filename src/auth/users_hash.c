@@ -1,12 +1,11 @@
 /*
  * users_hash.c - password schemes of the users file: checking a stored
  * hash, verification (libsodium Argon2id; libxcrypt bcrypt, sha512crypt,
- * yescrypt), new hashes (Argon2id) and the dummy verification that an
- * unknown user costs (THREATS A-03).
+ * yescrypt) and new hashes (Argon2id). The dummy verification of an
+ * unknown user is users_dummy.c.
  */
 #include <crypt.h>
 #include <ctype.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,52 +260,6 @@ users_verify(const char *hash, const char *password, size_t len)
 		return crypto_pwhash_str_verify(rest, password, len) == 0 ? 1
 									  : 0;
 	return users_verify_crypt(rest, password, len);
-}
-
-static pthread_once_t users_dummy_once = PTHREAD_ONCE_INIT;
-static char users_dummy_hash[crypto_pwhash_STRBYTES];
-static bool users_dummy_ok;
-
-/* Hash a random password once, with the costs users_hash uses. */
-static void
-users_dummy_init(void)
-{
-	unsigned char raw[24];
-	char pw[2 * sizeof(raw) + 1];
-
-	if (sodium_init() < 0)
-		return;
-	randombytes_buf(raw, sizeof(raw));
-	sodium_bin2hex(pw, sizeof(pw), raw, sizeof(raw));
-	users_dummy_ok = crypto_pwhash_str_alg(
-			     users_dummy_hash, pw, strlen(pw), USERS_OPSLIMIT,
-			     USERS_MEMLIMIT, crypto_pwhash_ALG_ARGON2ID13) == 0;
-	sodium_memzero(raw, sizeof(raw));
-	sodium_memzero(pw, sizeof(pw));
-}
-
-void
-users_verify_dummy(const char *password, size_t len)
-{
-	unsigned char key[32], salt[crypto_pwhash_SALTBYTES] = {0};
-	int r;
-
-	pthread_once(&users_dummy_once, users_dummy_init);
-	if (password == NULL)
-		password = "";
-	if (len > USERS_PASSWORD_MAX)
-		len = USERS_PASSWORD_MAX;
-	if (users_dummy_ok) {
-		r = crypto_pwhash_str_verify(users_dummy_hash, password, len);
-		(void)r; /* always a mismatch; only the time matters */
-		return;
-	}
-	/* XXX: the dummy hash could not be made (out of memory?); spend the
-	   same work on a throwaway key so the timing still matches. */
-	r = crypto_pwhash(key, sizeof(key), password, len, salt, USERS_OPSLIMIT,
-			  USERS_MEMLIMIT, crypto_pwhash_ALG_ARGON2ID13);
-	(void)r;
-	sodium_memzero(key, sizeof(key));
 }
 
 int

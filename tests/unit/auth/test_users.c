@@ -4,6 +4,7 @@
  * tests/unit/cli/test_user_cmd.c.
  */
 #include <crypt.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "auth/users.h"
 
@@ -614,8 +616,220 @@ test_dummy_timing(void **state)
 	assert_true(real > 0 && dummy > 0);
 }
 
+/* --- the dummy's model (users_dummy_model, users_dummy_hash) ------- */
+
+/* The cost of a hash as text: the scheme, then what sets the work
+   (Argon2id m,t,p; bcrypt variant and cost; sha512crypt rounds; yescrypt
+   parameters). Salt and hash are left out. */
+static void
+cost_of(const char *hash, char *out, size_t size)
+{
+	const char *h = strchr(hash, '}') + 1, *end;
+	unsigned long rounds = 5000;
+	int n = 0;
+
+	if (strncmp(h, "$argon2id$", 10) == 0) {
+		end = strstr(h, "$m=");
+		assert_non_null(end);
+		n = snprintf(out, size, "%.*s%.*s", (int)(h - hash), hash,
+			     (int)strcspn(end + 1, "$"), end + 1);
+	} else if (strncmp(h, "$2", 2) == 0) {
+		n = snprintf(out, size, "%.*s%.7s", (int)(h - hash), hash, h);
+	} else if (strncmp(h, "$6$", 3) == 0) {
+		if (strncmp(h + 3, "rounds=", 7) == 0)
+			rounds = strtoul(h + 10, NULL, 10);
+		n = snprintf(out, size, "%.*s$6$rounds=%lu", (int)(h - hash),
+			     hash, rounds);
+	} else if (strncmp(h, "$y$", 3) == 0) {
+		n = snprintf(out, size, "%.*s$y$%.*s", (int)(h - hash), hash,
+			     (int)strcspn(h + 3, "$"), h + 3);
+	} else {
+		fail_msg("unexpected hash %s", hash);
+	}
+	assert_true(n > 0 && (size_t)n < size);
+}
+
+/* The salt and hash of a hash: what follows the cost. */
+static const char *
+salt_of(const char *hash)
+{
+	const char *h = strchr(hash, '}') + 1;
+	const char *last = strrchr(h, '$');
+
+	if (strncmp(h, "$2", 2) == 0)
+		return h + 7;
+	while (last > h && *--last != '$')
+		;
+	return last;
+}
+
+static char *
+argon2_with(unsigned long long ops, size_t mem)
+{
+	char out[crypto_pwhash_STRBYTES], *r;
+
+	assert_int_equal(crypto_pwhash_str_alg(out, "password1", 9, ops, mem,
+					       crypto_pwhash_ALG_ARGON2ID13),
+			 0);
+	assert_true(asprintf(&r, "{ARGON2ID}%s", out) > 0);
+	return r;
+}
+
+#define N_MAP 64
+
+/* Where one process maps names 0..n-1 (the lines of their models). */
+static void
+map_names(const struct users *us, unsigned *lines, size_t n)
+{
+	char name[64];
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "unknown%zu@example.test", i);
+		lines[i] = users_dummy_model(us, name)->line;
+	}
+}
+
+/*
+ * An unknown name borrows the scheme and cost of an entry of the file,
+ * always the same one for the same name (in any case), every entry for
+ * some names; the dummy has that entry's cost, a salt and hash of its
+ * own, and loads and verifies like a real hash without matching.
+ */
+static void
+test_dummy_choice(void **state)
+{
+	enum { N_NAMES = 3000 };
+	char *hashes[11], *text = NULL, *errs = NULL, *d1, *d2;
+	char c1[160], c2[160], name[64], cmd[256], line[400];
+	unsigned hits[11] = {0}, mine[N_MAP], theirs[N_MAP];
+	struct users *us = NULL, *again = NULL;
+	size_t len = 0, n = sizeof(hashes) / sizeof(hashes[0]);
+	FILE *m = open_memstream(&text, &len), *other;
+	int same = 0;
+
+	(void)state;
+	hashes[0] = strdup(h_argon);
+	hashes[1] = argon2_with(3, 8u << 20); /* doveadm-like other costs */
+	hashes[2] = strdup(h_bcrypt);	      /* $2b$04 */
+	hashes[3] = strdup(h_bcrypt_y);	      /* $2y$04 */
+	hashes[4] = make_crypt("BLF-CRYPT", "$2a$", 5, "password1");
+	hashes[5] = strdup(h_sha512);	      /* rounds=1000 */
+	hashes[6] = make_crypt("SHA512-CRYPT", "$6$", 0, "password1");
+	hashes[7] = make_crypt("SHA512-CRYPT", "$6$", 1500, "password1");
+	hashes[8] = strdup(h_yescrypt);
+	hashes[9] = make_crypt("CRYPT", "$y$", 3, "password1");
+	hashes[10] = strdup(h_crypt6);
+	for (size_t i = 0; i < n; i++)
+		fprintf(m, "user%zu@example.test:%s\n", i, hashes[i]);
+	fclose(m);
+	assert_int_equal(load_text("models", text, len, &us, &errs), 0);
+	free(errs);
+	assert_int_equal(load_text("models", text, len, &again, &errs), 0);
+	free(errs);
+
+	for (int i = 0; i < N_NAMES; i++) {
+		const struct user *u, *v;
+		char upper[64];
+
+		snprintf(name, sizeof(name), "Nobody%d@Example.test", i);
+		u = users_dummy_model(us, name);
+		assert_non_null(u);
+		assert_true(u->line >= 1 && u->line <= n);
+		hits[u->line - 1]++;
+		/* the same name, in any case, and in a re-load of the file */
+		for (size_t k = 0; k <= strlen(name); k++)
+			upper[k] = (char)toupper((unsigned char)name[k]);
+		assert_ptr_equal(users_dummy_model(us, name), u);
+		assert_ptr_equal(users_dummy_model(us, upper), u);
+		v = users_dummy_model(again, name);
+		assert_int_equal(v->line, u->line);
+	}
+	for (size_t i = 0; i < n; i++) {
+		print_message("entry %zu: %u of %d names\n", i, hits[i],
+			      N_NAMES);
+		assert_true(hits[i] > N_NAMES / n / 3); /* ~273 expected */
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		const struct user *u = users_get(us, i);
+		double t0, real, dummy;
+
+		assert_int_equal(users_dummy_hash(u, &d1), 0);
+		assert_int_equal(users_dummy_hash(u, &d2), 0);
+		cost_of(u->hash, c1, sizeof(c1));
+		cost_of(d1, c2, sizeof(c2));
+		print_message("model %s\ndummy %s\n", u->hash, d1);
+		assert_string_equal(c1, c2);
+		/* never the model's own salt or hash; fresh each time */
+		assert_string_not_equal(salt_of(d1), salt_of(u->hash));
+		assert_string_not_equal(salt_of(d1), salt_of(d2));
+		/* a well-formed hash (not -1) that the password of every
+		   entry does not match */
+		t0 = now_ms();
+		assert_int_equal(users_verify(u->hash, "password2", 9), 0);
+		real = now_ms() - t0;
+		t0 = now_ms();
+		assert_int_equal(users_verify(d1, "password1", 9), 0);
+		dummy = now_ms() - t0;
+		print_message("  verify: entry %.2f ms, dummy %.2f ms\n", real,
+			      dummy);
+		free(d1);
+		free(d2);
+	}
+
+	/* The key is drawn per process: another process (this program
+	   run again) maps the same names differently (all 64 alike by
+	   chance: 11^-64). */
+	map_names(us, mine, N_MAP);
+	path_of(cmd, sizeof(cmd), "models");
+	snprintf(line, sizeof(line), "/proc/%ld/exe --map %s", (long)getpid(),
+		 cmd);
+	other = popen(line, "r");
+	assert_non_null(other);
+	for (int i = 0; i < N_MAP; i++) {
+		assert_non_null(fgets(line, sizeof(line), other));
+		theirs[i] = (unsigned)strtoul(line, NULL, 10);
+		same += mine[i] == theirs[i];
+	}
+	assert_int_equal(pclose(other), 0);
+	print_message("another process maps %d of %d names alike\n", same,
+		      N_MAP);
+	assert_true(same < N_MAP);
+
+	/* no users, no model; no model, no dummy */
+	users_free(&again);
+	assert_int_equal(load_text("empty", "# none\n", 7, &again, &errs), 0);
+	free(errs);
+	assert_null(users_dummy_model(again, "a@b.test"));
+	assert_null(users_dummy_model(NULL, "a@b.test"));
+	assert_int_equal(users_dummy_hash(NULL, &d1), -1);
+	assert_null(d1);
+	users_free(&again);
+	users_free(&us);
+	for (size_t i = 0; i < n; i++)
+		free(hashes[i]);
+	free(text);
+}
+
+/* `test_users --map FILE`: print where this process maps the names of
+   map_names(), one line each (test_dummy_choice runs it). */
+static int
+map_main(const char *path)
+{
+	unsigned lines[N_MAP];
+	struct users *us = NULL;
+
+	if (users_load(path, &us, stderr) < 0 || users_count(us) == 0)
+		return 1;
+	map_names(us, lines, N_MAP);
+	for (int i = 0; i < N_MAP; i++)
+		printf("%u\n", lines[i]);
+	users_free(&us);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_verify_schemes),
@@ -626,7 +840,11 @@ main(void)
 	    cmocka_unit_test(test_load_errors),
 	    cmocka_unit_test(test_load_missing),
 	    cmocka_unit_test(test_dummy_timing),
+	    cmocka_unit_test(test_dummy_choice),
 	};
+
+	if (argc == 3 && strcmp(argv[1], "--map") == 0)
+		return map_main(argv[2]);
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
