@@ -221,7 +221,8 @@ main_serve(int argc, char **argv)
 	/* A broken users file would lock every user out (each login a
 	   failure) and bounce their mail: refuse to start instead. */
 	if (main_check_users(cfg, &n_users) < 0) {
-		fprintf(stderr, "postern: users file %s refused; not starting\n",
+		fprintf(stderr,
+			"postern: users file %s refused; not starting\n",
 			cfg->users_file);
 		config_free(&cfg);
 		return 1;
