@@ -148,6 +148,7 @@ struct config {
 	char *relay_auth_file;		     /* its password */
 	enum relay_tls relay_tls;
 	char *relay_tls_ca;		     /* NULL: the system's CAs */
+	bool outbound_delivery;		     /* no: keep remote mail queued */
 };
 
 /*

@@ -253,6 +253,8 @@ const struct config_directive config_directives[] = {
      .def = "/usr/share/dns/root.key",
      .doc = "DNSSEC trust anchors (DS or DNSKEY records); none, or a "
 	    "missing file, turns validation off"},
+    ROW_BOOL("outbound-delivery", outbound_delivery, "yes",
+	     "send remote mail; no keeps it queued, untried (maintenance)"),
     ROW_NUM("outbound-sessions", "N", outbound_sessions, UNIT_COUNT, "100", 1,
 	    10000, "outbound SMTP sessions at once, in all"),
     ROW_NUM("outbound-sessions-per-destination", "N",

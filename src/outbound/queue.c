@@ -341,7 +341,8 @@ queue_load_all(struct queue *q)
 		log_warning("-", "queue journal compact error=\"%s\"", err);
 	for (struct qmsg *m = q->msgs; m != NULL; m = m->next)
 		queue_schedule(m);
-	log_notice("-", "queue loaded messages=%zu", q->n_msgs);
+	log_notice("-", "queue loaded messages=%zu%s", q->n_msgs,
+		   q->cfg->outbound_delivery ? "" : " delivery=off");
 	return 0;
 }
 
@@ -383,7 +384,7 @@ queue_schedule(struct qmsg *m)
 	bool any = false;
 	struct timeval tv = {0, 0};
 
-	if (m->is_removed || m->held)
+	if (m->is_removed || m->held || !m->q->cfg->outbound_delivery)
 		return;
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		const struct qrcpt *r = &m->rcpts[i];

@@ -36,7 +36,7 @@ def outbound(make_server, dns):
     not apply to it)."""
     opts = dict(dns.directives())
     opts.update({"retry-min": "1s", "retry-max": "2s"})
-    return make_server(submission=True, **opts)
+    return make_server(submission=True, outbound_delivery="yes", **opts)
 
 
 @pytest.fixture
@@ -166,7 +166,8 @@ def test_temporary_failure_then_delivered(outbound, sinks, tmp_path):
     ok = sinks("127.0.0.3")
     assert wait_for(lambda: ok.messages(), WAIT), outbound.log()[-3000:]
     assert b"X-Rcpt-Args: <carol@tmp.example>" in ok.messages()[0]
-    assert log_lines(outbound, "sent", "carol@tmp.example")
+    assert wait_for(lambda: log_lines(outbound, "sent", "carol@tmp.example"),
+                    10)
     assert not bounces(outbound)
 
 
@@ -176,6 +177,9 @@ def test_first_mx_down_second_takes_it(outbound, sinks):
     second = sinks("127.0.0.6")
     submit(outbound, ["dave@backup.example"])
     assert wait_for(lambda: second.messages(), WAIT), outbound.log()[-3000:]
+    # (the sink writes the message before its 250 reaches us)
+    assert wait_for(lambda: log_lines(outbound, "sent",
+                                      "dave@backup.example"), 10)
     sent = log_lines(outbound, "sent", "dave@backup.example")
     assert sent and "relay=mxb.backup.example[127.0.0.6]:25" in sent[0]
     assert "relay=mxa.backup.example[127.0.0.5]:25" in outbound.log()
@@ -211,7 +215,7 @@ def test_delay_warning_once_then_expiry_bounce(make_server, dns, sinks):
     opts = dict(dns.directives())
     opts.update({"retry-min": "1s", "retry-max": "1s",
                  "delay-warning": "2s", "queue-lifetime": "5s"})
-    srv = make_server(submission=True, **opts)
+    srv = make_server(submission=True, outbound_delivery="yes", **opts)
     submit(srv, ["carol@tmp.example"])
     assert wait_for(lambda: len(bounces(srv)) == 2, WAIT), srv.log()[-3000:]
     warn, bounce = sorted(bounces(srv), key=lambda m: m["Date"].datetime)

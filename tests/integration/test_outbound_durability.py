@@ -73,7 +73,7 @@ def slow_sink():
 
 
 def test_kill_queue_process(make_server, dns, slow_sink):
-    srv = make_server(submission=True, outbound_sessions_per_destination=
+    srv = make_server(submission=True, outbound_delivery="yes", outbound_sessions_per_destination=
                       str(SESSIONS), **dns.directives())
     submit_all(srv)
     kills = 0
@@ -94,7 +94,7 @@ def test_kill_queue_process(make_server, dns, slow_sink):
 
 
 def test_kill_whole_server(make_server, dns, slow_sink):
-    srv = make_server(submission=True, outbound_sessions_per_destination=
+    srv = make_server(submission=True, outbound_delivery="yes", outbound_sessions_per_destination=
                       str(SESSIONS), **dns.directives())
     submit_all(srv)
     kills = 0
@@ -118,7 +118,7 @@ def test_journal_keeps_delivered_recipients(make_server, dns):
     ok = Sink("127.0.0.2")
     grey = Sink("127.0.0.3", ["-r", "rcpt"])
     try:
-        srv = make_server(submission=True, retry_min="1s", retry_max="2s",
+        srv = make_server(submission=True, outbound_delivery="yes", retry_min="1s", retry_max="2s",
                           **dns.directives())
         n = 8
         with srv.smtp_sub(login=(ALICE, ALICE_PW)) as s:

@@ -28,7 +28,7 @@ def deferrals(srv, rcpt):
 
 
 def test_queue_commands(make_server):
-    srv = make_server(submission=True, retry_min="1h", retry_max="1h")
+    srv = make_server(submission=True, outbound_delivery="yes", retry_min="1h", retry_max="1h")
     submit(srv, "x@a.example")
     submit(srv, "y@b.example")
     assert wait_for(lambda: deferrals(srv, "x@a.example") == 1 and

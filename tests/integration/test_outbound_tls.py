@@ -39,7 +39,7 @@ def test_opportunistic_starttls(make_server, dns):
     rcv.listen = ["127.0.0.7:25 mx"]
     rcv.write_config()
     rcv.start()
-    srv = make_server(submission=True,
+    srv = make_server(submission=True, outbound_delivery="yes",
                       transport="tls.example [127.0.0.7]:25",
                       **dns.directives())
     submit(srv, "bob@tls.example")
@@ -48,6 +48,7 @@ def test_opportunistic_starttls(make_server, dns):
     msg = read_file(os.path.join(new, list_dir(new)[0]))
     assert b"(using TLSv1.3" in msg, msg[:600]
     assert b"Subject: tls test" in msg
+    assert wait_for(lambda: "status=sent" in srv.log(), 10)
     log = srv.log()
     assert "tls relay=127.0.0.7[127.0.0.7]:25 tls=TLSv1.3" in log, log
     assert "verified=no" in log
@@ -60,7 +61,7 @@ def test_failed_handshake_retried_in_plain_text(make_server, dns, inject):
     Also when the server's 220 came with plain text behind it."""
     broken = BrokenTlsServer("127.0.0.8", inject=inject)
     try:
-        srv = make_server(submission=True,
+        srv = make_server(submission=True, outbound_delivery="yes",
                           transport="broken.example [127.0.0.8]:25",
                           **dns.directives())
         submit(srv, "bob@broken.example")
@@ -91,7 +92,7 @@ def test_relay_host_with_auth(make_server, dns, tmp_path):
     with open(pw, "w") as f:
         f.write(ALICE_PW + "\n")
     os.chmod(pw, 0o600)
-    srv = make_server(submission=True,
+    srv = make_server(submission=True, outbound_delivery="yes",
                       relay_host="[relay.example]:%d" % rcv.sub_port("587"),
                       relay_auth="%s %s" % (ALICE, pw),
                       relay_tls_ca=rcv.cert, **dns.directives())
@@ -114,7 +115,7 @@ def test_relay_certificate_must_verify(make_server, dns, tmp_path):
     with open(pw, "w") as f:
         f.write(ALICE_PW + "\n")
     os.chmod(pw, 0o600)
-    srv = make_server(submission=True,
+    srv = make_server(submission=True, outbound_delivery="yes",
                       relay_host="[relay.example]:%d" % rcv.sub_port("587"),
                       relay_auth="%s %s" % (ALICE, pw), **dns.directives())
     submit(srv, "zed@far.example")
