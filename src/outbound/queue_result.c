@@ -149,22 +149,39 @@ qres_headers(const struct queue *q, const struct qmsg *m, size_t *len_r)
 	return buf;
 }
 
+/* "<dir>/<sub>[/<name>]", checked: -1 (ENAMETOOLONG) when cut. */
+static int
+qres_path(char *buf, size_t size, const char *dir, const char *sub,
+	  const char *name)
+{
+	int n = name != NULL ? snprintf(buf, size, "%s/%s/%s", dir, sub, name)
+			     : snprintf(buf, size, "%s/%s", dir, sub);
+
+	if (n < 0 || (size_t)n >= size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
 /* Write `text` as a new message in Maildir `dir`: tmp/, fsync, new/,
    fsync of new/. */
 static int
 qres_deliver(struct queue *q, const struct qmsg *m, const char *dir,
 	     const char *text, size_t len)
 {
-	char id[64], name[512], tmp[4600], dst[4600];
+	char id[64], name[512], tmp[4600], dst[4600], newdir[4600];
+	bool renamed = false;
 	int fd, dfd, rc = -1;
 
 	snprintf(id, sizeof(id), "%sN%u", m->env.id, ++q->bounce_seq);
 	if (maildir_create(dir) < 0 ||
 	    maildir_name((long)time(NULL), id, q->cfg->hostname, name,
-			 sizeof(name)) < 0)
+			 sizeof(name)) < 0 ||
+	    qres_path(tmp, sizeof(tmp), dir, "tmp", name) < 0 ||
+	    qres_path(dst, sizeof(dst), dir, "new", name) < 0 ||
+	    qres_path(newdir, sizeof(newdir), dir, "new", NULL) < 0)
 		return -1;
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, name);
-	snprintf(dst, sizeof(dst), "%s/new/%s", dir, name);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 		  0600);
 	if (fd < 0)
@@ -180,14 +197,14 @@ qres_deliver(struct queue *q, const struct qmsg *m, const char *dir,
 	}
 	if (fsync(fd) < 0 || rename(tmp, dst) < 0)
 		goto out;
-	snprintf(tmp, sizeof(tmp), "%s/new", dir);
-	dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	renamed = true;
+	dfd = open(newdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	rc = dfd >= 0 && fsync(dfd) == 0 ? 0 : -1;
 	if (dfd >= 0)
 		close(dfd);
 out:
 	close(fd);
-	if (rc < 0)
+	if (!renamed)
 		unlink(tmp);
 	return rc;
 }
