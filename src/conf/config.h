@@ -64,6 +64,21 @@ struct config_route {
 	unsigned line;
 };
 
+/* tls-policy DOMAIN POLICY (docs/outbound.md). */
+enum tls_policy {
+	TLS_POLICY_MAY = 0, /* opportunistic; DANE when published */
+	TLS_POLICY_NONE,    /* never TLS */
+	TLS_POLICY_ENCRYPT, /* TLS required, not verified */
+	TLS_POLICY_VERIFY,  /* TLS required, CA and host name verified */
+	TLS_POLICY_DANE,    /* DANE required */
+};
+
+struct config_tls_policy {
+	char *domain; /* lower case */
+	enum tls_policy policy;
+	unsigned line;
+};
+
 enum relay_tls {
 	RELAY_TLS_STARTTLS = 0, /* STARTTLS, required */
 	RELAY_TLS_IMPLICIT,	/* TLS from the first octet (RFC 8314) */
@@ -147,8 +162,10 @@ struct config {
 	char *relay_auth_user;		     /* NULL: no AUTH */
 	char *relay_auth_file;		     /* its password */
 	enum relay_tls relay_tls;
-	char *relay_tls_ca;		     /* NULL: the system's CAs */
+	char *outbound_tls_ca;		     /* NULL: the system's CAs */
 	bool outbound_delivery;		     /* no: keep remote mail queued */
+	struct config_tls_policy *tls_policies;
+	size_t n_tls_policies;
 };
 
 /*
@@ -191,6 +208,10 @@ int config_maildir_path(const struct config *cfg,
 void config_write_reference(FILE *out);
 
 const char *config_role_name(enum listen_role role);
+
+/* The tls-policy of `domain` (lower case): TLS_POLICY_MAY when none. */
+enum tls_policy config_find_tls_policy(const struct config *cfg,
+				       const char *domain);
 
 /* The `transport` of `domain` (lower case), else the `relay-host`, else
    NULL: deliver by MX. */

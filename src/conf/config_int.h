@@ -53,7 +53,8 @@ extern config_parse_fn config_parse_hostname, config_parse_domains,
     config_parse_number, config_parse_keyword, config_parse_bool;
 /* config_outbound.c: the outbound directives. */
 extern config_parse_fn config_parse_resolver, config_parse_trust_anchor,
-    config_parse_transport, config_parse_relay_host, config_parse_relay_auth;
+    config_parse_transport, config_parse_relay_host, config_parse_relay_auth,
+    config_parse_tls_policy;
 void config_check_outbound(struct config_parser *p);
 void config_free_outbound(struct config *cfg);
 

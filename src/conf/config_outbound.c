@@ -217,6 +217,58 @@ config_parse_relay_auth(struct config_parser *p,
 	cfg->relay_auth_file = config_relative_path(p->file, argv[1]);
 }
 
+static const char *const config_tls_policy_words[] = {
+    "may", "none", "encrypt", "verify", "dane", NULL};
+
+/* tls-policy DOMAIN POLICY */
+void
+config_parse_tls_policy(struct config_parser *p,
+			const struct config_directive *d, char **argv,
+			size_t argc)
+{
+	struct config *cfg = p->cfg;
+	const char *why = config_values_domain(argv[0]);
+	int k = config_values_word_index(config_tls_policy_words, argv[1]);
+
+	(void)argc;
+	if (why != NULL) {
+		config_error(p, "%s: \"%s\" is not a domain name: %s", d->name,
+			     argv[0], why);
+		return;
+	}
+	if (k < 0) {
+		config_error(p, "%s: \"%s\" is not one of may, none, encrypt, "
+				"verify, dane",
+			     d->name, argv[1]);
+		return;
+	}
+	for (size_t i = 0; i < cfg->n_tls_policies; i++) {
+		if (config_casecmp(cfg->tls_policies[i].domain,
+				   strlen(cfg->tls_policies[i].domain), argv[0],
+				   strlen(argv[0])) == 0) {
+			config_error(p, "%s: %s given twice (first on line %u)",
+				     d->name, argv[0],
+				     cfg->tls_policies[i].line);
+			return;
+		}
+	}
+	cfg->tls_policies =
+	    config_xrealloc(cfg->tls_policies, cfg->n_tls_policies + 1,
+			    sizeof(*cfg->tls_policies));
+	cfg->tls_policies[cfg->n_tls_policies++] = (struct config_tls_policy){
+	    config_lower_dup(argv[0], strlen(argv[0])), (enum tls_policy)k,
+	    p->line};
+}
+
+enum tls_policy
+config_find_tls_policy(const struct config *cfg, const char *domain)
+{
+	for (size_t i = 0; i < cfg->n_tls_policies; i++)
+		if (strcasecmp(cfg->tls_policies[i].domain, domain) == 0)
+			return cfg->tls_policies[i].policy;
+	return TLS_POLICY_MAY;
+}
+
 /* The rules between the outbound directives. */
 void
 config_check_outbound(struct config_parser *p)
@@ -261,7 +313,10 @@ config_free_outbound(struct config *cfg)
 	free(cfg->relay_host);
 	free(cfg->relay_auth_user);
 	free(cfg->relay_auth_file);
-	free(cfg->relay_tls_ca);
+	free(cfg->outbound_tls_ca);
+	for (size_t i = 0; i < cfg->n_tls_policies; i++)
+		free(cfg->tls_policies[i].domain);
+	free(cfg->tls_policies);
 }
 
 const struct config_route *

@@ -301,15 +301,25 @@ const struct config_directive config_directives[] = {
      .def = "starttls",
      .words = config_relay_tls_words,
      .doc = "TLS to the relay-host: starttls (required) or implicit"},
-    {.name = "relay-tls-ca",
+    {.name = "outbound-tls-ca",
      .args = "FILE",
      .min_args = 1,
      .max_args = 1,
      .parse = config_parse_path,
-     .field = FIELD(relay_tls_ca),
-     .doc = "CA certificates (PEM) that verify the relay-host's "
-	    "certificate, relative to this file's directory (none: the "
-	    "system's)"},
+     .field = FIELD(outbound_tls_ca),
+     .doc = "CA certificates (PEM) that verify the relay-host's and "
+	    "tls-policy verify hosts' certificates, relative to this "
+	    "file's directory (none: the system's)"},
+    {.name = "tls-policy",
+     .args = "DOMAIN POLICY",
+     .min_args = 2,
+     .max_args = 2,
+     .parse = config_parse_tls_policy,
+     .flags = DIR_REPEAT,
+     .doc = "TLS to a destination domain: none, may (the default: "
+	    "opportunistic, DANE when published), encrypt (required), "
+	    "verify (required, CA and host name checked), dane (DANE "
+	    "required)"},
 };
 
 const size_t config_n_directives = ARRAY_SIZE(config_directives);

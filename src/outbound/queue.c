@@ -682,13 +682,13 @@ queue_tls(struct queue *q)
 		return -1;
 	SSL_CTX_set_min_proto_version(q->relay_tls, TLS1_2_VERSION);
 	SSL_CTX_set_verify(q->relay_tls, SSL_VERIFY_PEER, NULL);
-	if (q->cfg->relay_tls_ca != NULL) {
+	if (q->cfg->outbound_tls_ca != NULL) {
 		if (SSL_CTX_load_verify_locations(q->relay_tls,
-						  q->cfg->relay_tls_ca,
+						  q->cfg->outbound_tls_ca,
 						  NULL) != 1)
-			log_error("-", "relay-tls-ca file=%s error=\"cannot "
+			log_error("-", "outbound-tls-ca file=%s error=\"cannot "
 				       "be read\"",
-				  q->cfg->relay_tls_ca);
+				  q->cfg->outbound_tls_ca);
 	} else if (SSL_CTX_set_default_verify_paths(q->relay_tls) != 1) {
 		log_warning("-", "queue tls error=\"no system CA store\"");
 	}

@@ -51,6 +51,7 @@ struct qsess {
 	bool handshaking;
 	bool stopping;
 	bool is_literal;	/* an IP address given: no DNS, no DANE */
+	enum tls_policy policy; /* tls-policy of the destination */
 	/* DANE (RFC 7672): usable TLSA records of the current server. */
 	bool dane;
 	size_t n_tlsa;
@@ -75,6 +76,7 @@ struct qsess {
 static void qsess_act(struct qsess *s);
 static void qsess_next_server(struct qsess *s);
 static void qsess_tlsa_cb(void *arg, const struct dns_tlsa_answer *a);
+static void qsess_no_dane(struct qsess *s, const char *why);
 
 /* --- ending ---------------------------------------------------------- */
 
@@ -224,10 +226,13 @@ qsess_new_client(struct qsess *s)
 			s->params.auth_pass =
 			    s->q->relay_pass != NULL ? s->q->relay_pass : "";
 		}
-	} else if (s->dane) {
+	} else if (s->dane || s->policy == TLS_POLICY_ENCRYPT ||
+		   s->policy == TLS_POLICY_VERIFY) {
 		s->params.tls = CLIENT_TLS_REQUIRE; /* RFC 7672 2.2 */
+	} else if (s->policy == TLS_POLICY_NONE || s->plain_now) {
+		s->params.tls = CLIENT_TLS_NONE;
 	} else {
-		s->params.tls = s->plain_now ? CLIENT_TLS_NONE : CLIENT_TLS_MAY;
+		s->params.tls = CLIENT_TLS_MAY;
 	}
 	s->c = client_new(&s->params);
 	if (s->c == NULL)
@@ -265,7 +270,9 @@ qsess_dane(struct qsess *s, SSL *ssl)
 static SSL *
 qsess_ssl_new(struct qsess *s)
 {
-	SSL *ssl = SSL_new(s->is_relay ? s->q->relay_tls : s->q->tls);
+	bool verify = s->is_relay || (s->policy == TLS_POLICY_VERIFY &&
+				      !s->dane);
+	SSL *ssl = SSL_new(verify ? s->q->relay_tls : s->q->tls);
 	unsigned char bin[16];
 	bool is_ip = inet_pton(AF_INET, s->host_name, bin) == 1 ||
 		     inet_pton(AF_INET6, s->host_name, bin) == 1;
@@ -274,7 +281,7 @@ qsess_ssl_new(struct qsess *s)
 		return NULL;
 	if (!is_ip)
 		SSL_set_tlsext_host_name(ssl, s->host_name);
-	if (s->is_relay &&
+	if (verify &&
 	    (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
 						   s->host_name)
 		   : SSL_set1_host(ssl, s->host_name)) != 1) {
@@ -416,15 +423,36 @@ qsess_next_server(struct qsess *s)
 	s->dane = false;
 	/* RFC 7672 2.2: DANE only when the MX (or the implicit MX's) and
 	   the host's addresses are DNSSEC-secure. */
-	if (!s->is_relay && !s->is_literal &&
+	if (!s->is_relay && !s->is_literal && s->policy != TLS_POLICY_NONE &&
 	    s->route.mx_sec == DNS_SECURE && h->addr_sec == DNS_SECURE) {
 		snprintf(s->host_name, sizeof(s->host_name), "%s", h->name);
 		if (dns_tlsa(s->q->dns, h->name, s->port, qsess_tlsa_cb, s,
 			     &s->dns) == 0)
 			return;
 	}
+	if (s->policy == TLS_POLICY_DANE) {
+		qsess_no_dane(s, "its MX or address records are not "
+				 "DNSSEC-secure");
+		return;
+	}
 	if (qsess_connect(s, &s->cur_host, &s->cur_addr) < 0)
 		qsess_end(s);
+}
+
+/* tls-policy dane, and this server cannot have DANE: unusable. */
+static void
+qsess_no_dane(struct qsess *s, const char *why)
+{
+	char text[CLIENT_TEXT_MAX];
+
+	snprintf(s->relay, sizeof(s->relay), "%s[-]:%u", s->cur_host.name,
+		 s->port);
+	snprintf(text, sizeof(text), "DANE is required for %s, but %s",
+		 s->cur_host.name, why);
+	qsess_set_last(s, CLIENT_TEMP, "4.7.5", text, false, NULL);
+	log_info(s->job != NULL ? s->job->msg->env.id : "-",
+		 "dane host=%s error=\"%s\"", s->cur_host.name, text);
+	qsess_next_server(s);
 }
 
 /* The server's TLSA records: usable ones make TLS mandatory and
@@ -453,6 +481,10 @@ qsess_tlsa_cb(void *arg, const struct dns_tlsa_answer *a)
 		s->tlsa[s->n_tlsa++] = a->recs[i];
 	}
 	s->dane = s->n_tlsa > 0;
+	if (!s->dane && s->policy == TLS_POLICY_DANE) {
+		qsess_no_dane(s, "it has no usable secure TLSA record");
+		return;
+	}
 	if (qsess_connect(s, &s->cur_host, &s->cur_addr) < 0)
 		qsess_end(s);
 }
@@ -599,8 +631,8 @@ qsess_closed(struct qsess *s)
 					    : NULL);
 		/* Postfix's `may`: a failed handshake, once in plain text. */
 		if (e->stage == CLIENT_STAGE_TLS && !s->is_relay &&
-		    !s->dane && !s->plain_now)
-			s->plain_next = true; /* never under DANE */
+		    !s->dane && s->policy == TLS_POLICY_MAY && !s->plain_now)
+			s->plain_next = true; /* only for `may` */
 		log_info(s->job != NULL ? s->job->msg->env.id : "-",
 			 "session relay=%s error=\"%s\"", s->relay, e->text);
 	}
@@ -707,7 +739,7 @@ qsess_verified(const struct qsess *s, SSL *ssl)
 					  NULL) >= 0 && usage == 2
 			   ? "dane-ta"
 			   : "dane-ee";
-	return s->is_relay ? "ca" : "no";
+	return s->is_relay || s->policy == TLS_POLICY_VERIFY ? "ca" : "no";
 }
 
 static void
@@ -784,6 +816,7 @@ qsess_start(struct queue *q, struct qdest *d, struct qjob *job)
 	s->cr = config_find_route(q->cfg, d->domain);
 	s->is_relay = s->cr != NULL && s->cr == q->cfg->relay_host;
 	s->port = s->cr != NULL ? s->cr->port : 25;
+	s->policy = config_find_tls_policy(q->cfg, d->domain);
 	host = s->cr != NULL ? s->cr->host : d->domain;
 	qsess_set_last(s, CLIENT_TEMP, "4.4.1", "no server could be reached",
 		       false, NULL);

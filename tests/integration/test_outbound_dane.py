@@ -77,7 +77,10 @@ def test_dane_match_delivers_over_tls(world, make_server):
     new = rcv.new_dir("bob", "dane.example")
     assert wait_for(lambda: list_dir(new), WAIT), srv.log()[-3000:]
     msg = read_file(os.path.join(new, list_dir(new)[0]))
-    assert b"(using TLSv1.3" in msg
+    first = msg.split(b"\r\n\r\n", 1)[0].split(b"\r\nFrom:")[0]
+    assert first.startswith(b"Received: from mx.local.test")
+    assert first.count(b"Received:") == 2  # ours, then the submission's
+    assert b"(using TLSv1.3" in first.split(b"\r\nReceived:")[0], first
     assert wait_for(lambda: "status=sent" in srv.log(), 10)
     log = srv.log()
     assert "tls relay=mx.dane.example[127.0.0.9]:25 tls=TLSv1.3" in log

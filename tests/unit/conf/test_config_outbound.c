@@ -51,6 +51,9 @@ test_defaults(void **state)
 	assert_null(cfg->relay_host);
 	assert_int_equal(cfg->relay_tls, RELAY_TLS_STARTTLS);
 	assert_null(config_find_route(cfg, "example.net"));
+	assert_int_equal(config_find_tls_policy(cfg, "example.net"),
+			 TLS_POLICY_MAY);
+	assert_true(cfg->outbound_delivery);
 	config_free(&cfg);
 }
 
@@ -68,7 +71,10 @@ test_values(void **state)
 		      "transport example.com mx.example.com\n"
 		      "relay-host [smtp.example.com]:587\n"
 		      "relay-auth joe secret.txt\n"
-		      "relay-tls implicit\nretry-min 1s\nretry-max 2s\n",
+		      "relay-tls implicit\nretry-min 1s\nretry-max 2s\n"
+		      "tls-policy Bank.example verify\n"
+		      "tls-policy a.example none\ntls-policy b.example dane\n"
+		      "outbound-tls-ca ca.pem\noutbound-delivery no\n",
 		      &cfg, &errs),
 	    0);
 	free(errs);
@@ -94,6 +100,16 @@ test_values(void **state)
 	assert_string_equal(cfg->relay_auth_user, "joe");
 	assert_string_equal(cfg->relay_auth_file, "/etc/postern/secret.txt");
 	assert_int_equal(cfg->relay_tls, RELAY_TLS_IMPLICIT);
+	assert_int_equal(config_find_tls_policy(cfg, "bank.example"),
+			 TLS_POLICY_VERIFY);
+	assert_int_equal(config_find_tls_policy(cfg, "a.example"),
+			 TLS_POLICY_NONE);
+	assert_int_equal(config_find_tls_policy(cfg, "b.example"),
+			 TLS_POLICY_DANE);
+	assert_int_equal(config_find_tls_policy(cfg, "c.example"),
+			 TLS_POLICY_MAY);
+	assert_string_equal(cfg->outbound_tls_ca, "/etc/postern/ca.pem");
+	assert_false(cfg->outbound_delivery);
 	config_free(&cfg);
 	assert_int_equal(load(BASE "dns-trust-anchor none\n", &cfg, &errs), 0);
 	free(errs);
@@ -123,6 +139,11 @@ test_errors(void **state)
 	    {"retry-min 2h\nretry-max 1h\n",
 	     "retry-max is shorter than retry-min"},
 	    {"relay-tls maybe\n", "relay-tls"},
+	    {"tls-policy a.example secure\n",
+	     "is not one of may, none, encrypt, verify, dane"},
+	    {"tls-policy a.example none\ntls-policy A.example may\n",
+	     "given twice"},
+	    {"tls-policy bad!domain none\n", "is not a domain name"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
