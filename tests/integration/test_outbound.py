@@ -70,6 +70,14 @@ def log_lines(srv, status=None, to=None):
     return out
 
 
+def delivered(srv, sink, n=1):
+    """n messages at the sink and as many `sent` lines: smtp-sink writes
+    its file while the data comes, so a file is whole only once postern
+    has its 250."""
+    return wait_for(lambda: len(sink.messages()) >= n and
+                    len(log_lines(srv, "sent")) >= n, WAIT)
+
+
 def bounces(srv):
     """Notices in alice's Maildir, parsed."""
     out = []
@@ -102,7 +110,7 @@ LINE_RE = re.compile(
 def test_delivered(outbound, sinks):
     sink = sinks("127.0.0.2")
     submit(outbound, ["bob@ok.example"])
-    assert wait_for(lambda: sink.messages(), WAIT), outbound.log()[-3000:]
+    assert delivered(outbound, sink), outbound.log()[-3000:]
     msg = sink.messages()[0]
     assert b"X-Mail-Args: <alice@local.test>" in msg
     assert b"X-Rcpt-Args: <bob@ok.example>" in msg
@@ -124,7 +132,7 @@ def test_dot_lines_arrive_intact(outbound, sinks):
     body = (b"Subject: dots\r\n\r\n.hidden\r\n..two\r\n.\r\nx.\r\n"
             b". space\r\nlast\r\n")
     submit(outbound, ["bob@ok.example"], body)
-    assert wait_for(lambda: sink.messages(), WAIT), outbound.log()[-3000:]
+    assert delivered(outbound, sink), outbound.log()[-3000:]
     got = sink.messages()[0].replace(b"\r\n", b"\n")
     assert (b"\nSubject: dots\n\n.hidden\n..two\n.\nx.\n. space\nlast\n"
             in got), got
@@ -164,7 +172,7 @@ def test_temporary_failure_then_delivered(outbound, sinks, tmp_path):
     grey.proc.terminate()
     grey.proc.wait(10)
     ok = sinks("127.0.0.3")
-    assert wait_for(lambda: ok.messages(), WAIT), outbound.log()[-3000:]
+    assert delivered(outbound, ok), outbound.log()[-3000:]
     assert b"X-Rcpt-Args: <carol@tmp.example>" in ok.messages()[0]
     assert wait_for(lambda: log_lines(outbound, "sent", "carol@tmp.example"),
                     10)
