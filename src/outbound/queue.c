@@ -415,6 +415,9 @@ queue_dest(struct queue *q, const char *domain)
 		free(d);
 		return NULL;
 	}
+	d->window = QUEUE_INITIAL_SESSIONS < q->cfg->outbound_sessions_per_dest
+			? QUEUE_INITIAL_SESSIONS
+			: q->cfg->outbound_sessions_per_dest;
 	d->next = q->dests;
 	q->dests = d;
 	return d;
@@ -475,8 +478,11 @@ queue_take_job(struct qdest *d)
 	return j;
 }
 
-/* Start sessions for ready jobs, within outbound-sessions and
-   outbound-sessions-per-destination. */
+/* Start sessions for ready jobs, within outbound-sessions and the
+   destination's window: QUEUE_INITIAL_SESSIONS at first, one more per
+   session that delivered, up to outbound-sessions-per-destination,
+   back to one when a session reached no server (Postfix's slow start,
+   qmgr): a dead destination holds one session, not twenty. */
 void
 queue_kick(struct queue *q)
 {
@@ -486,7 +492,7 @@ queue_kick(struct queue *q)
 		struct qdest *d = *pp;
 
 		while (!q->stopping && d->head != NULL &&
-		       d->sessions < q->cfg->outbound_sessions_per_dest &&
+		       d->sessions < d->window &&
 		       q->sessions < q->cfg->outbound_sessions) {
 			struct qjob *j = queue_take_job(d);
 

@@ -24,6 +24,7 @@
 #define QUEUE_CONNECT_SECS 30	 /* to connect to one address */
 #define QUEUE_SERVERS_MAX 10	 /* addresses tried per session */
 #define QUEUE_COMPACT_SIZE (16u << 20) /* journal size to compact at */
+#define QUEUE_INITIAL_SESSIONS 5 /* a destination's first window */
 
 struct queue;
 struct qsess;
@@ -75,6 +76,7 @@ struct qdest {
 	char *domain;
 	struct qjob *head, *tail; /* ready jobs */
 	unsigned sessions;
+	unsigned window;	  /* sessions allowed now (slow start) */
 	struct qdest *next;
 };
 

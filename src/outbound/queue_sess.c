@@ -47,6 +47,7 @@ struct qsess {
 	unsigned tried;
 	bool plain_next;	/* TLS failed here: once more in plain text */
 	bool plain_now;
+	bool any_tx;		/* a transaction delivered something */
 	bool move_on;		/* recipients kept for the next server */
 	bool handshaking;
 	bool stopping;
@@ -127,6 +128,8 @@ qsess_end(struct qsess *s)
 
 	qsess_drop_conn(s);
 	dns_cancel(&s->dns);
+	if (s->job != NULL && !s->any_tx && s->tried > 0)
+		s->d->window = 1; /* no server took anything: throttle */
 	qsess_fail_job(s, s->job);
 	s->job = NULL;
 	if (s->prev != NULL)
@@ -610,6 +613,14 @@ qsess_tx_done(struct qsess *s)
 		}
 		qsess_outcome(s, r, &o[n]);
 		idx[n++] = j->idx[k];
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (o[k].status == CLIENT_OK && !s->any_tx) {
+			s->any_tx = true; /* the window grows once a session */
+			if (s->d->window <
+			    s->q->cfg->outbound_sessions_per_dest)
+				s->d->window++;
+		}
 	}
 	if (n > 0)
 		qres_record(s->q, j->msg, idx, o, n, s->started);

@@ -191,6 +191,8 @@ DELIVERY_ZONES = {
                        "mxa IN A 127.0.0.5",
                        "mxb IN A 127.0.0.6"],
     "nullmx.example": ["@ IN MX 0 ."],
+    "silent.example": ["@ IN MX 10 mx.silent.example.",
+                       "mx IN A 127.0.0.13"],
 }
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -330,4 +332,39 @@ class BrokenTlsServer:
     def stop(self):
         self.running = False
         self.thread.join(10)
+        self.sock.close()
+
+
+class SilentServer:
+    """Accepts connections on ADDR:25 and never says a word (a server
+    that hangs before its greeting); counts the connections it holds."""
+
+    def __init__(self, addr, port=25):
+        import socket
+        import threading
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, port))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.conns = []
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import socket
+        deadline = time.monotonic() + 300.0
+        while self.running and time.monotonic() < deadline:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            self.conns.append(conn)
+
+    def stop(self):
+        self.running = False
+        self.thread.join(10)
+        for c in self.conns:
+            c.close()
         self.sock.close()

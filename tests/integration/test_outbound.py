@@ -16,7 +16,7 @@ import pytest
 
 from conftest import ALICE, ALICE_PW
 from helpers import list_dir, read_file, wait_for
-from outbound_fixtures import DELIVERY_ZONES, DnsServer, Sink
+from outbound_fixtures import DELIVERY_ZONES, DnsServer, SilentServer, Sink
 
 WAIT = 30.0  # seconds a delivery may take (ASan build, first DNS answer)
 
@@ -251,3 +251,28 @@ def test_null_sender_gets_no_notice(outbound):
     assert wait_for(lambda: not outbound.queue_ids(), 10)
     assert not bounces(outbound)
     assert "notice" not in outbound.log()
+
+
+def test_dead_destination_does_not_block_others(make_server, dns, sinks):
+    """A destination whose server hangs before its greeting holds only
+    its slow-start window (5 sessions, not outbound-sessions-per-
+    destination), so with outbound-sessions 6 mail to others still
+    leaves."""
+    silent = SilentServer("127.0.0.13")
+    try:
+        sink = sinks("127.0.0.2")
+        opts = dict(dns.directives())
+        opts.update({"outbound-sessions": "6",
+                     "outbound-sessions-per-destination": "20"})
+        srv = make_server(submission=True, outbound_delivery="yes", **opts)
+        with srv.smtp_sub(login=(ALICE, ALICE_PW)) as s:
+            for i in range(12):
+                s.sendmail(ALICE, ["h%d@silent.example" % i],
+                           b"From: alice@local.test\r\nSubject: s\r\n"
+                           b"\r\nx\r\n")
+        assert wait_for(lambda: len(silent.conns) >= 5, WAIT)
+        submit(srv, ["bob@ok.example"])
+        assert delivered(srv, sink), srv.log()[-3000:]
+        assert len(silent.conns) == 5, len(silent.conns)
+    finally:
+        silent.stop()
