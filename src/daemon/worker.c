@@ -259,8 +259,12 @@ conn_tls_done(struct conn *c)
 static void
 conn_tls_failed(struct conn *c, const char *why)
 {
-	char reason[256] = "";
-	const char *note = tls_failure_note(bufferevent_openssl_get_ssl(c->bev));
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	char reason[256] = "", sni[256 * 4 + 8] = "-";
+	const char *note = tls_failure_note(ssl);
+	const char *name = ssl != NULL ? SSL_get_servername(
+					     ssl, TLSEXT_NAMETYPE_host_name)
+				       : NULL;
 	unsigned long e;
 
 	if (note != NULL)
@@ -273,8 +277,12 @@ conn_tls_failed(struct conn *c, const char *why)
 	}
 	if (reason[0] == '\0')
 		tls_error_reason(reason, sizeof(reason));
-	log_notice(c->id, "tls-failed reason=\"%s\" error=\"%s\"", why,
-		   reason[0] ? reason : "-");
+	/* The name the client asked for, as sent (an invalid one ends the
+	   handshake): escaped, it is the client's text. */
+	if (name != NULL)
+		log_escape(sni, sizeof(sni), name, strlen(name), 255);
+	log_notice(c->id, "tls-failed reason=\"%s\" error=\"%s\" sni=%s", why,
+		   reason[0] ? reason : "-", sni);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 	conn_close(c, c->timed_out ? NULL : "tls");
 }

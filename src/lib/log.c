@@ -98,6 +98,21 @@ log_msg(enum log_level level, const char *sid, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * Is octet c kept as it is in an escaped value? Printable ASCII except
+ * what could end a value or fake another field or a line prefix: the
+ * space (splits fields), both quotes, the backslash, '=' (key=value) and
+ * the brackets (a syslog tag reads "postern[PID]:"). A log matcher such
+ * as fail2ban then never finds a whole fake field inside a value.
+ */
+static bool
+log_escape_keeps(unsigned char c)
+{
+	if (c <= 0x20 || c >= 0x7f)
+		return false;
+	return strchr("\"'\\=[]", c) == NULL;
+}
+
 const char *
 log_escape(char *buf, size_t size, const char *s, size_t len, size_t max)
 {
@@ -123,10 +138,7 @@ log_escape(char *buf, size_t size, const char *s, size_t len, size_t max)
 			cut = true;
 			break;
 		}
-		if (c == '"' || c == '\\') {
-			buf[o++] = '\\';
-			buf[o++] = (char)c;
-		} else if (c >= 0x20 && c < 0x7f) {
+		if (log_escape_keeps(c)) {
 			buf[o++] = (char)c;
 		} else {
 			buf[o++] = '\\';
