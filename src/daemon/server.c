@@ -28,12 +28,11 @@
 #include "auth/guard.h"
 #include "lib/log.h"
 #include "store/maildir.h"
-#include "daemon/server_int.h"
+#include "daemon/proc.h"
+#include "daemon/worker.h"
 #include "store/spool.h"
 #include "daemon/tls.h"
 
-
-struct server_shared *server_shared;
 
 static int
 server_bind(struct config_listener *l, const char **error_r)
@@ -63,10 +62,10 @@ server_bind(struct config_listener *l, const char **error_r)
    same address (a reload must not drop connections waiting in the
    backlog). Returns 0, or -1 with every new socket closed. */
 static int
-server_bind_all(const struct config *cfg, struct server_listener *old,
-		size_t n_old, struct server_listener **out_r)
+server_bind_all(const struct config *cfg, struct worker_listener *old,
+		size_t n_old, struct worker_listener **out_r)
 {
-	struct server_listener *out = calloc(cfg->n_listeners + 1,
+	struct worker_listener *out = calloc(cfg->n_listeners + 1,
 					     sizeof(*out));
 
 	if (out == NULL)
@@ -101,70 +100,26 @@ server_bind_all(const struct config *cfg, struct server_listener *old,
 	return 0;
 }
 
-void
-server_reset_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	{
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-	}
-}
-
-/* Drop to the configured account (after binding). */
-int
-server_drop_privileges(const struct config *cfg)
-{
-	struct passwd *pw;
-
-	if (cfg->user == NULL || geteuid() != 0)
-		return 0;
-	pw = getpwnam(cfg->user);
-	if (pw == NULL) {
-		log_error("-", "user name=%s error=\"no such user\"",
-			  cfg->user);
-		return -1;
-	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
-		log_error("-", "setuid user=%s error=\"%s\"", cfg->user,
-			  strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 /* --- master ---------------------------------------------------------- */
 
 struct master {
 	struct config *cfg;
 	const char *path;
-	struct server_listener *listeners;
+	struct worker_listener *listeners;
 	size_t n_listeners;
-	pid_t workers[SERVER_MAX_WORKERS];
-	pid_t slot_pid[SERVER_SLOTS]; /* who counts in each shared slot */
+	pid_t workers[WORKER_MAX];
+	pid_t slot_pid[WORKER_SLOTS]; /* who counts in each shared slot */
 	unsigned n_workers;
-	pid_t retired[SERVER_MAX_WORKERS * 4]; /* asked to stop */
+	pid_t retired[WORKER_MAX * 4]; /* asked to stop */
 	unsigned n_retired;
 	volatile sig_atomic_t got_chld, got_hup, got_term;
 	time_t last_restart;
+	struct worker_shared *shared; /* session counts (MAP_SHARED) */
 	struct tls_server *tls;	    /* NULL when no certificate */
 	unsigned char ticket_secret[32];
 	pid_t guard;		    /* the guard process */
 	int guard_fd;		    /* master's end of the guard channel */
-	struct worker_env env[SERVER_SLOTS]; /* what each worker got */
+	struct worker_env env[WORKER_SLOTS]; /* what each worker got */
 };
 
 static struct master *master_self;
@@ -197,8 +152,8 @@ master_recover(const struct config *cfg, const char *area)
 		const char *areas[2] = {area, NULL};
 		int n;
 
-		server_reset_signals();
-		if (server_drop_privileges(cfg) < 0)
+		proc_reset_signals();
+		if (proc_drop_privileges(cfg->user) < 0)
 			_exit(2);
 		n = spool_recover(cfg->spool, area ? areas : NULL,
 				  cfg->hostname);
@@ -215,11 +170,11 @@ master_recover(const struct config *cfg, const char *area)
 static void
 master_free_slot(struct master *m, pid_t pid)
 {
-	for (unsigned i = 0; i < SERVER_SLOTS; i++) {
+	for (unsigned i = 0; i < WORKER_SLOTS; i++) {
 		if (m->slot_pid[i] != pid)
 			continue;
-		atomic_fetch_sub(&server_shared->total,
-				 atomic_exchange(&server_shared->slot[i], 0));
+		atomic_fetch_sub(&m->shared->total,
+				 atomic_exchange(&m->shared->slot[i], 0));
 		m->slot_pid[i] = 0;
 	}
 }
@@ -230,9 +185,9 @@ master_spawn(struct master *m)
 	unsigned slot = 0;
 	pid_t pid;
 
-	while (slot < SERVER_SLOTS && m->slot_pid[slot] != 0)
+	while (slot < WORKER_SLOTS && m->slot_pid[slot] != 0)
 		slot++;
-	if (slot == SERVER_SLOTS) {
+	if (slot == WORKER_SLOTS) {
 		log_error("-", "fork error=\"no free worker slot\"");
 		return -1;
 	}
@@ -253,6 +208,7 @@ master_spawn(struct master *m)
 		m->env[slot].cfg = m->cfg;
 		m->env[slot].listeners = m->listeners;
 		m->env[slot].n_listeners = m->n_listeners;
+		m->env[slot].shared = m->shared;
 		m->env[slot].slot = slot;
 		m->env[slot].tls = m->tls;
 		m->env[slot].guard_fd = sv[0];
@@ -299,8 +255,8 @@ master_spawn_guard(struct master *m)
 		close(sv[0]);
 		for (size_t i = 0; i < m->n_listeners; i++)
 			close(m->listeners[i].fd);
-		server_reset_signals();
-		if (server_drop_privileges(m->cfg) < 0)
+		proc_reset_signals();
+		if (proc_drop_privileges(m->cfg->user) < 0)
 			_exit(2);
 		guard_main(m->cfg, m->path, sv[1]);
 	}
@@ -356,8 +312,8 @@ master_worker_count(const struct config *cfg)
 
 	if (n < 1)
 		n = 1;
-	if (n > SERVER_MAX_WORKERS)
-		n = SERVER_MAX_WORKERS;
+	if (n > WORKER_MAX)
+		n = WORKER_MAX;
 	return (unsigned)n;
 }
 
@@ -502,7 +458,7 @@ static void
 master_reload(struct master *m)
 {
 	struct config *cfg = NULL;
-	struct server_listener *ls = NULL;
+	struct worker_listener *ls = NULL;
 	struct tls_server *tls = NULL;
 	char *errs = NULL;
 	size_t errs_len = 0;
@@ -723,10 +679,9 @@ server_run(struct config *cfg, const char *path, bool foreground)
 	sigset_t mask, old;
 
 	memset(&m, 0, sizeof(m));
-	server_shared = mmap(NULL, sizeof(*server_shared),
-			     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-			     -1, 0);
-	if (server_shared == MAP_FAILED) {
+	m.shared = mmap(NULL, sizeof(*m.shared), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m.shared == MAP_FAILED) {
 		perror("postern: mmap");
 		return 1;
 	}

@@ -1,0 +1,23 @@
+/*
+ * proc.h - what every child of the master does first, and how the master
+ * tells why a child ended. Used by the master (server.c) and by the
+ * processes it starts (worker.c, the guard, recovery); calls nothing of
+ * theirs.
+ */
+#ifndef POSTERN_PROC_H
+#define POSTERN_PROC_H
+
+#include <stddef.h>
+
+/* Put signal dispositions and the mask back to the defaults (a child
+   inherits the master's handlers and blocked set). SIGPIPE is ignored. */
+void proc_reset_signals(void);
+
+/*
+ * Become the account `user` (after binding): no supplementary groups, its
+ * primary group, its uid, in that order. Nothing to do when `user` is
+ * NULL or when not running as root. 0, or -1 (logged).
+ */
+int proc_drop_privileges(const char *user);
+
+#endif
