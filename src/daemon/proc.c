@@ -35,6 +35,8 @@ int
 proc_drop_privileges(const char *user)
 {
 	struct passwd *pw;
+	uid_t uid;
+	gid_t gid;
 
 	if (user == NULL || geteuid() != 0)
 		return 0;
@@ -43,10 +45,19 @@ proc_drop_privileges(const char *user)
 		log_error("-", "user name=%s error=\"no such user\"", user);
 		return -1;
 	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	/* The account's groups too: docs/users.md shares the users file
+	   with Dovecot through a group. */
+	if (initgroups(user, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
 		log_error("-", "setuid user=%s error=\"%s\"", user,
 			  strerror(errno));
+		return -1;
+	}
+	if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+		log_error("-", "setuid user=%s error=\"root can be taken "
+			       "back\"",
+			  user);
 		return -1;
 	}
 	return 0;

@@ -14,9 +14,10 @@
 void proc_reset_signals(void);
 
 /*
- * Become the account `user` (after binding): no supplementary groups, its
- * primary group, its uid, in that order. Nothing to do when `user` is
- * NULL or when not running as root. 0, or -1 (logged).
+ * Become the account `user` (after binding): its supplementary groups from
+ * the group database (initgroups), its primary group, its uid, in that
+ * order; then check that root cannot be taken back. Nothing to do when
+ * `user` is NULL or when not running as root. 0, or -1 (logged).
  */
 int proc_drop_privileges(const char *user);
 
