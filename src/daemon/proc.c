@@ -1,5 +1,6 @@
 /*
- * proc.c - signal reset and privilege drop for the master's children.
+ * proc.c - signal reset and privilege drop for the master's children, and
+ * how the master tells why one ended. See proc.h.
  */
 #include "daemon/proc.h"
 
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -61,4 +63,27 @@ proc_drop_privileges(const char *user)
 		return -1;
 	}
 	return 0;
+}
+
+const char *
+proc_exit_text(int status, char *buf, size_t size)
+{
+	const char *core = "";
+
+	if (WIFEXITED(status)) {
+		snprintf(buf, size, "status=%d", WEXITSTATUS(status));
+		return buf;
+	}
+	if (!WIFSIGNALED(status)) {
+		snprintf(buf, size, "wait-status=%#x", (unsigned)status);
+		return buf;
+	}
+	if (WCOREDUMP(status))
+		core = " core=yes";
+	if (sigabbrev_np(WTERMSIG(status)) != NULL)
+		snprintf(buf, size, "signal=%s%s", sigabbrev_np(WTERMSIG(status)),
+			 core);
+	else
+		snprintf(buf, size, "signal=%d%s", WTERMSIG(status), core);
+	return buf;
 }

@@ -21,4 +21,8 @@ void proc_reset_signals(void);
  */
 int proc_drop_privileges(const char *user);
 
+/* Why a child ended, from its waitpid() status: "status=N", or
+   "signal=NAME" (" core=yes" when it dumped core). Returns buf. */
+const char *proc_exit_text(int status, char *buf, size_t size);
+
 #endif

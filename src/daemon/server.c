@@ -9,9 +9,11 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,18 +104,36 @@ server_bind_all(const struct config *cfg, struct worker_listener *old,
 
 /* --- master ---------------------------------------------------------- */
 
+/*
+ * A child that dies within MASTER_STABLE_MS of its start died young: it
+ * is restarted after a delay that doubles with each such death in a row,
+ * from 1 s up to MASTER_BACKOFF_MAX_MS. One that lived longer is
+ * restarted at once.
+ */
+#define MASTER_STABLE_MS 10000
+#define MASTER_BACKOFF_MAX_MS 60000
+
+/* The restart bookkeeping of one child (a worker's place or the guard). */
+struct master_backoff {
+	int64_t started; /* ms on the monotonic clock */
+	unsigned streak; /* young deaths in a row */
+	bool waiting;	 /* dead, to be restarted at `due` */
+	int64_t due;	 /* ms on the monotonic clock */
+};
+
 struct master {
 	struct config *cfg;
 	const char *path;
 	struct worker_listener *listeners;
 	size_t n_listeners;
-	pid_t workers[WORKER_MAX];
+	pid_t workers[WORKER_MAX]; /* 0: dead (see wb) */
+	struct master_backoff wb[WORKER_MAX];
 	pid_t slot_pid[WORKER_SLOTS]; /* who counts in each shared slot */
 	unsigned n_workers;
 	pid_t retired[WORKER_MAX * 4]; /* asked to stop */
 	unsigned n_retired;
 	volatile sig_atomic_t got_chld, got_hup, got_term;
-	time_t last_restart;
+	struct master_backoff gb;     /* the guard's */
 	struct worker_shared *shared; /* session counts (MAP_SHARED) */
 	struct tls_server *tls;	    /* NULL when no certificate */
 	unsigned char ticket_secret[32];
@@ -123,6 +143,61 @@ struct master {
 };
 
 static struct master *master_self;
+
+static int64_t
+master_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+master_backoff_started(struct master_backoff *b, int64_t now)
+{
+	b->started = now;
+	b->waiting = false;
+}
+
+/* The child of `b` died (or could not be started) at `now`: schedule its
+   restart. Returns the delay in ms. */
+static int64_t
+master_backoff_died(struct master_backoff *b, int64_t now)
+{
+	int64_t delay = 0;
+
+	if (now - b->started < MASTER_STABLE_MS) {
+		unsigned shift = b->streak < 6 ? b->streak : 6;
+
+		b->streak++;
+		delay = (int64_t)1000 << shift;
+		if (delay > MASTER_BACKOFF_MAX_MS)
+			delay = MASTER_BACKOFF_MAX_MS;
+	} else {
+		b->streak = 0;
+	}
+	b->waiting = true;
+	b->due = now + delay;
+	return delay;
+}
+
+/* Log why a child ended and when it comes back. */
+static void
+master_log_death(const char *what, pid_t pid, int index, int status,
+		 const struct master_backoff *b, int64_t now, int64_t delay)
+{
+	char why[64], idx[32] = "";
+
+	proc_exit_text(status, why, sizeof(why));
+	if (index >= 0)
+		snprintf(idx, sizeof(idx), " worker=%d", index);
+	log_error("-", "%s died pid=%ld%s %s lived=%lld.%llds restart-in=%llds",
+		  what, (long)pid, idx, why,
+		  (long long)((now - b->started) / 1000),
+		  (long long)((now - b->started) % 1000 / 100),
+		  (long long)(delay / 1000));
+}
 
 static void
 master_signal(int sig)
@@ -317,12 +392,37 @@ master_worker_count(const struct config *cfg)
 	return (unsigned)n;
 }
 
+/* Start every worker afresh (start, reload, a new guard): the young
+   deaths counted so far are forgotten. */
 static void
 master_start_workers(struct master *m)
 {
+	int64_t now = master_now_ms();
+
 	m->n_workers = master_worker_count(m->cfg);
-	for (unsigned i = 0; i < m->n_workers; i++)
+	for (unsigned i = 0; i < m->n_workers; i++) {
+		m->wb[i].streak = 0;
+		master_backoff_started(&m->wb[i], now);
 		m->workers[i] = master_spawn(m);
+		if (m->workers[i] < 0) {
+			m->workers[i] = 0;
+			master_backoff_died(&m->wb[i], now);
+		}
+	}
+}
+
+/* Ask every worker to finish its sessions and exit (SIGUSR1). */
+static void
+master_retire_workers(struct master *m)
+{
+	for (unsigned i = 0; i < m->n_workers; i++) {
+		if (m->workers[i] <= 0)
+			continue;
+		kill(m->workers[i], SIGUSR1);
+		if (m->n_retired < sizeof(m->retired) / sizeof(m->retired[0]))
+			m->retired[m->n_retired++] = m->workers[i];
+		m->workers[i] = 0;
+	}
 }
 
 /*
@@ -498,13 +598,7 @@ master_reload(struct master *m)
 	m->listeners = ls;
 	m->n_listeners = cfg->n_listeners;
 	/* Old workers drain with the old configuration (their copy). */
-	for (unsigned i = 0; i < m->n_workers; i++) {
-		if (m->workers[i] <= 0)
-			continue;
-		kill(m->workers[i], SIGUSR1);
-		if (m->n_retired < sizeof(m->retired) / sizeof(m->retired[0]))
-			m->retired[m->n_retired++] = m->workers[i];
-	}
+	master_retire_workers(m);
 	/* The old workers keep their copies (fork); the master's can go. */
 	tls_server_free(&m->tls);
 	m->tls = tls;
@@ -530,33 +624,33 @@ master_forget_retired(struct master *m, pid_t pid)
 	return false;
 }
 
-/*
- * The guard died: start a new one, and replace every worker (their guard
- * sockets led to the dead one); the old workers finish their sessions.
- */
+/* The guard died: a new one is due after its back-off (master_restart). */
 static void
-master_guard_died(struct master *m, int status)
+master_guard_died(struct master *m, int status, int64_t now)
 {
-	log_error("-", "guard died pid=%ld status=%d", (long)m->guard, status);
+	int64_t delay = m->got_term ? 0 : master_backoff_died(&m->gb, now);
+
+	master_log_death("guard", m->guard, -1, status, &m->gb, now, delay);
 	close(m->guard_fd);
+	m->guard_fd = -1;
 	m->guard = 0;
-	if (m->got_term)
-		return;
-	if (time(NULL) == m->last_restart)
-		sleep(1);
-	m->last_restart = time(NULL);
-	if (master_spawn_guard(m) < 0)
-		return;
-	for (unsigned i = 0; i < m->n_workers; i++) {
-		if (m->workers[i] <= 0)
-			continue;
-		kill(m->workers[i], SIGUSR1);
-		if (m->n_retired < sizeof(m->retired) / sizeof(m->retired[0]))
-			m->retired[m->n_retired++] = m->workers[i];
-	}
-	master_start_workers(m);
 }
 
+static int
+master_worker_index(const struct master *m, pid_t pid)
+{
+	for (unsigned i = 0; i < m->n_workers; i++)
+		if (m->workers[i] == pid)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Collect every child that ended. Nothing waits here: a dead worker's
+ * spool area is recovered, and its restart is scheduled with back-off
+ * (master_restart starts it when due), so that signals are looked at
+ * between any two deaths however fast workers die.
+ */
 static void
 master_reap(struct master *m)
 {
@@ -564,36 +658,82 @@ master_reap(struct master *m)
 	int status;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		int64_t now = master_now_ms();
 		char area[32];
-		bool retired = master_forget_retired(m, pid);
+		int i;
 
 		snprintf(area, sizeof(area), "%ld", (long)pid);
 		if (pid == m->guard) {
-			master_guard_died(m, status);
+			master_guard_died(m, status, now);
 			continue;
 		}
 		master_free_slot(m, pid);
-		if (retired || m->got_term) {
+		i = master_worker_index(m, pid);
+		if (master_forget_retired(m, pid) || m->got_term || i < 0) {
 			master_recover(m->cfg, area);
 			continue;
 		}
-		for (unsigned i = 0; i < m->n_workers; i++) {
-			if (m->workers[i] != pid)
-				continue;
-			if (WIFSIGNALED(status))
-				log_error("-", "worker died pid=%ld signal=%d",
-					  (long)pid, WTERMSIG(status));
-			else
-				log_error("-", "worker exited pid=%ld status=%d",
-					  (long)pid, WEXITSTATUS(status));
-			/* Finish what it committed, then replace it. */
-			master_recover(m->cfg, area);
-			if (time(NULL) == m->last_restart)
-				sleep(1); /* no crash loop at full speed */
-			m->last_restart = time(NULL);
-			m->workers[i] = master_spawn(m);
+		m->workers[i] = 0;
+		master_log_death("worker", pid, i, status, &m->wb[i], now,
+				 master_backoff_died(&m->wb[i], now));
+		/* Finish what it committed before its place is taken. */
+		master_recover(m->cfg, area);
+	}
+}
+
+/*
+ * Start the children whose back-off is over. A new guard replaces every
+ * worker (their guard sockets led to the dead one; the old workers finish
+ * their sessions); while the guard is away, workers wait for it.
+ */
+static void
+master_restart(struct master *m)
+{
+	int64_t now = master_now_ms();
+
+	if (m->guard == 0) {
+		if (!m->gb.waiting || now < m->gb.due)
+			return;
+		master_backoff_started(&m->gb, now);
+		if (master_spawn_guard(m) < 0) {
+			master_backoff_died(&m->gb, now);
+			return;
+		}
+		master_retire_workers(m);
+		master_start_workers(m);
+		return;
+	}
+	for (unsigned i = 0; i < m->n_workers; i++) {
+		if (m->workers[i] > 0 || !m->wb[i].waiting || now < m->wb[i].due)
+			continue;
+		master_backoff_started(&m->wb[i], now);
+		m->workers[i] = master_spawn(m);
+		if (m->workers[i] < 0) {
+			m->workers[i] = 0;
+			master_backoff_died(&m->wb[i], now);
 		}
 	}
+}
+
+/* How long the master may sleep: until the next restart is due (NULL:
+   until a signal). */
+static struct timespec *
+master_next_wake(const struct master *m, struct timespec *ts)
+{
+	int64_t now = master_now_ms(), due = -1;
+
+	if (m->guard == 0 && m->gb.waiting)
+		due = m->gb.due;
+	for (unsigned i = 0; m->guard != 0 && i < m->n_workers; i++)
+		if (m->workers[i] <= 0 && m->wb[i].waiting &&
+		    (due < 0 || m->wb[i].due < due))
+			due = m->wb[i].due;
+	if (due < 0)
+		return NULL;
+	due = due > now ? due - now : 0;
+	ts->tv_sec = (time_t)(due / 1000);
+	ts->tv_nsec = (long)(due % 1000) * 1000000;
+	return ts;
 }
 
 static void
@@ -708,6 +848,7 @@ server_run(struct config *cfg, const char *path, bool foreground)
 		    sizeof(m.ticket_secret) ||
 	    master_load_tls(cfg, m.ticket_secret, &m.tls) < 0)
 		return 1;
+	master_backoff_started(&m.gb, master_now_ms());
 	if (master_spawn_guard(&m) < 0)
 		return 1;
 
@@ -732,16 +873,23 @@ server_run(struct config *cfg, const char *path, bool foreground)
 	master_announce(&m);
 	log_notice("-", "started workers=%u config=%s", m.n_workers,
 		   path ? path : "(built-in)");
+	/* Signals are blocked but while waiting here, so each is acted on
+	   between any two steps, in every state (issue 6 item 10). */
 	while (!m.got_term) {
-		sigsuspend(&old);
+		struct timespec ts;
+
+		ppoll(NULL, 0, master_next_wake(&m, &ts), &old);
 		if (m.got_chld) {
 			m.got_chld = 0;
 			master_reap(&m);
 		}
+		if (m.got_term)
+			break;
 		if (m.got_hup) {
 			m.got_hup = 0;
 			master_reload(&m);
 		}
+		master_restart(&m);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	master_stop(&m);

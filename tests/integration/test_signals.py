@@ -4,6 +4,7 @@ during a load, kill -9 of one worker and of the whole process group
 delivered, the spool is recovered)."""
 
 import os
+import re
 from collections import Counter
 import signal
 import subprocess
@@ -206,3 +207,46 @@ def test_kill_process_group_and_recover(make_server):
     code, text = srv.send("bob@local.test", b"Subject: again\r\n\r\nok\r\n")
     assert code == 250, text
     assert len(children(srv.pid)) >= 1
+
+
+# --- issue 6 item 10: workers that fail at start ---------------------------
+
+
+WORKER_DIED_RE = re.compile(
+    r" worker died pid=\d+ worker=(\d+) (status=\d+|signal=\S+)"
+    r"(?: core=yes)? lived=[\d.]+s restart-in=(\d+)s$", re.M)
+
+
+def test_signals_act_while_workers_fail_at_start(make_server):
+    """A spool the workers cannot open (its queue/ is a file): each worker
+    dies at start. The master restarts them with a delay that doubles,
+    says why each died, reloads on SIGHUP and, on SIGTERM, is gone within
+    timeout-shutdown."""
+    srv = make_server(start=False, timeout_shutdown="10s")
+    with open(os.path.join(srv.spool, "queue"), "w") as f:
+        f.write("not a directory\n")
+    srv.start()
+    # three deaths of worker 0: at start, 1 s later, 2 s after that
+    assert srv.wait_log(lambda t: [w for w, _, _ in WORKER_DIED_RE.findall(t)
+                                   ].count("0") >= 3, 30), srv.log()[-3000:]
+    deaths = [(why, int(d)) for w, why, d in WORKER_DIED_RE.findall(srv.log())
+              if w == "0"]
+    assert all(why == "status=2" for why, _ in deaths), deaths
+    assert [d for _, d in deaths[:3]] == [1, 2, 4], deaths
+    # the worker said why it could not start
+    assert re.search(r"spool dir=\S+ error=", srv.log()), srv.log()[-3000:]
+    # SIGHUP is acted on in this state
+    start = len(srv.log())
+    srv.signal(signal.SIGHUP)
+    assert srv.wait_log(lambda t: "reloaded file=" in t, 20, start), \
+        srv.log()[start:]
+    # and so is SIGTERM
+    srv.signal(signal.SIGTERM)
+    try:
+        rc = srv.proc.wait(srv.timeout_shutdown)
+    except subprocess.TimeoutExpired:
+        rc = None
+    assert rc == 0, ("not gone within timeout-shutdown", rc,
+                     srv.log()[-2000:])
+    assert wait_for(lambda: not srv.group_pids(), 5), srv.group_pids()
+    assert "stopped" in srv.log()[start:]
