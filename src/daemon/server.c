@@ -6,11 +6,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -29,7 +27,7 @@
 
 #include "auth/guard.h"
 #include "lib/log.h"
-#include "store/maildir.h"
+#include "daemon/dirs.h"
 #include "daemon/proc.h"
 #include "daemon/worker.h"
 #include "store/spool.h"
@@ -425,120 +423,6 @@ master_retire_workers(struct master *m)
 	}
 }
 
-/*
- * mkdir -p `path` (it too), giving every directory it creates (mode 0700)
- * to the worker account `pw` (NULL: keep the current owner). Directories
- * that exist are left as the administrator made them.
- */
-static int
-master_mkdirs(const char *path, const struct passwd *pw)
-{
-	char tmp[4096];
-	int n = snprintf(tmp, sizeof(tmp), "%s/", path);
-
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	for (char *p = tmp + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) == 0) {
-			if (pw != NULL && chown(tmp, pw->pw_uid, pw->pw_gid) < 0)
-				return -1;
-		} else if (errno != EEXIST) {
-			return -1;
-		}
-		*p = '/';
-	}
-	return 0;
-}
-
-/* Create the spool, the control socket's directory and each mailbox's
-   Maildir, owned by the worker account, so that workers never need to
-   create directories they may not own. */
-static int
-master_prepare_dirs(const struct config *cfg)
-{
-	struct passwd *pw = NULL;
-	char dir[4096];
-
-	if (cfg->user != NULL && geteuid() == 0) {
-		pw = getpwnam(cfg->user);
-		if (pw == NULL) {
-			log_error("-", "user name=%s error=\"no such user\"",
-				  cfg->user);
-			return -1;
-		}
-	}
-	if (master_mkdirs(cfg->spool, pw) < 0)
-		goto fail;
-	if (cfg->control_socket != NULL) {
-		/* The guard (as the worker account) creates the socket. */
-		char parent[4096], *slash;
-
-		snprintf(parent, sizeof(parent), "%s", cfg->control_socket);
-		slash = strrchr(parent, '/');
-		if (slash != NULL && slash != parent) {
-			*slash = '\0';
-			if (master_mkdirs(parent, pw) < 0) {
-				log_error("-", "control-socket path=%s "
-					       "error=\"%s\"",
-					  cfg->control_socket, strerror(errno));
-				return -1;
-			}
-		}
-	}
-	if (pw != NULL && chown(cfg->spool, pw->pw_uid, pw->pw_gid) < 0)
-		goto fail;
-	/* The fixed part of the Maildir template (before the first %): the
-	   workers create what lies below it for new users. */
-	{
-		char root[4096];
-		const char *pct = strchr(cfg->maildir, '%');
-		size_t n = pct != NULL ? (size_t)(pct - cfg->maildir)
-				       : strlen(cfg->maildir);
-
-		while (n > 1 && cfg->maildir[n - 1] == '/')
-			n--;
-		if (n > 1 && n < sizeof(root)) {
-			memcpy(root, cfg->maildir, n);
-			root[n] = '\0';
-			if (master_mkdirs(root, pw) < 0)
-				goto fail_mail;
-		}
-	}
-	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
-		if (config_maildir_path(cfg, &cfg->mailboxes[i], dir,
-					sizeof(dir)) < 0)
-			continue;
-		if (master_mkdirs(dir, pw) < 0 || maildir_create(dir) < 0)
-			goto fail_mail;
-		if (pw != NULL) {
-			static const char *const sub[] = {"/tmp", "/new",
-							  "/cur"};
-			char p[4200];
-
-			for (size_t k = 0; k < 3; k++) {
-				snprintf(p, sizeof(p), "%s%s", dir, sub[k]);
-				if (chown(p, pw->pw_uid, pw->pw_gid) < 0)
-					log_warning("-",
-						    "chown path=%s error=\"%s\"",
-						    p, strerror(errno));
-			}
-		}
-	}
-	return 0;
-fail_mail:
-	log_error("-", "maildir dir=%s error=\"%s\"", dir, strerror(errno));
-	return -1;
-fail:
-	log_error("-", "spool dir=%s error=\"%s\"", cfg->spool,
-		  strerror(errno));
-	return -1;
-}
-
 static void
 master_announce(const struct master *m)
 {
@@ -583,7 +467,7 @@ master_reload(struct master *m)
 		config_free(&cfg);
 		return;
 	}
-	if (master_prepare_dirs(cfg) < 0 ||
+	if (dirs_prepare(cfg) < 0 ||
 	    server_bind_all(cfg, m->listeners, m->n_listeners, &ls) < 0) {
 		log_error("-", "reload refused error=\"cannot apply\"");
 		/* Give back the sockets moved into ls: none on failure. */
@@ -833,7 +717,7 @@ server_run(struct config *cfg, const char *path, bool foreground)
 	if (geteuid() == 0 && cfg->user == NULL)
 		log_warning("-", "running as root: set `user` to the account "
 				 "that owns the spool and the Maildirs");
-	if (master_prepare_dirs(cfg) < 0)
+	if (dirs_prepare(cfg) < 0)
 		return 1;
 	if (server_bind_all(cfg, NULL, 0, &m.listeners) < 0)
 		return 1;

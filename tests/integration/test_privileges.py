@@ -7,13 +7,14 @@ import grp
 import os
 import pwd
 import shutil
+import signal
 import smtplib
 import subprocess
 import tempfile
 
 import pytest
 
-from conftest import Server, finish
+from conftest import Server, finish, postern_bin
 from helpers import children, wait_for
 
 
@@ -39,14 +40,30 @@ def dropped_children(srv, uid, timeout=10.0):
     return children(srv.proc.pid)
 
 
-@pytest.fixture
-def nobody_server():
+def nobody_root():
+    """A directory for a server run as root with `user nobody`: in
+    /var/tmp, not pytest's 0700 tmp, so that nobody reaches what is in
+    it."""
     if os.geteuid() != 0:
         pytest.fail("this test needs root (make test runs as root)")
-    # /var/tmp, not pytest's 0700 tmp: nobody must reach its directories
     root = tempfile.mkdtemp(prefix="postern-priv-", dir="/var/tmp")
     os.chmod(root, 0o755)
-    srv = Server(root, user="nobody")
+    return root
+
+
+def nobody_srv(root, **options):
+    """A Server with `user nobody`. conftest makes the spool (as root);
+    the master is to make it, so that it is nobody's (it refuses a spool
+    that belongs to another account: docs/config.md)."""
+    srv = Server(root, user="nobody", **options)
+    os.rmdir(srv.spool)
+    return srv
+
+
+@pytest.fixture
+def nobody_server():
+    root = nobody_root()
+    srv = nobody_srv(root)
     try:
         srv.start()
         yield srv
@@ -106,9 +123,8 @@ def test_workers_and_guard_keep_the_accounts_groups(nobody_group):
     nobody = pwd.getpwnam("nobody")
     want = sorted(set(os.getgrouplist("nobody", nobody.pw_gid)))
     assert nobody_group in want, want
-    root = tempfile.mkdtemp(prefix="postern-priv-", dir="/var/tmp")
-    os.chmod(root, 0o755)
-    srv = Server(root, user="nobody")
+    root = nobody_root()
+    srv = nobody_srv(root)
     try:
         srv.start()
         kids = dropped_children(srv, nobody.pw_uid)
@@ -120,4 +136,103 @@ def test_workers_and_guard_keep_the_accounts_groups(nobody_group):
         assert uid_of(srv.proc.pid) == 0
     finally:
         finish(srv)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def as_nobody(code):
+    """Run Python `code` as nobody (what the worker account can do)."""
+    nobody = pwd.getpwnam("nobody")
+
+    def drop():
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+
+    p = subprocess.run(["/usr/bin/python3", "-c", code], preexec_fn=drop,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stdout
+
+
+def serve_fails(srv):
+    """`postern serve` on srv's configuration must refuse to start; its
+    log."""
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1")
+    p = subprocess.run([postern_bin(), "serve", "-c", srv.conf, "-f"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=60,
+                       cwd=srv.root, env=env)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "Sanitizer" not in p.stderr, p.stderr
+    return p.stderr
+
+
+def test_root_never_follows_a_link_the_account_planted():
+    """Issue 6 item 2: nobody owns var/ and var/spool (the master made
+    them) and each Maildir. It swaps the spool for a link to a root-owned
+    file and a Maildir's new/ for a link to a root-owned directory; on
+    SIGHUP and on a restart, the master follows neither (each is an error
+    naming its path) and both keep their owner and mode."""
+    root = nobody_root()
+    srv = nobody_srv(root)
+    srv.spool = os.path.join(root, "var", "spool")
+    srv.options["spool"] = srv.spool
+    srv.write_config()
+    shadow = os.path.join(root, "shadow")  # a root file, like /etc/shadow
+    with open(shadow, "w") as f:
+        f.write("root:secret\n")
+    os.chmod(shadow, 0o640)
+    etc = os.path.join(root, "etc")  # a root directory, like /etc
+    os.mkdir(etc, 0o755)
+    nobody = pwd.getpwnam("nobody")
+    try:
+        srv.start()
+        assert os.stat(os.path.dirname(srv.spool)).st_uid == nobody.pw_uid
+        assert os.stat(srv.maildir()).st_uid == nobody.pw_uid
+        new = srv.new_dir()
+        as_nobody("import os\n"
+                  "os.rename(%r, %r)\nos.symlink(%r, %r)\n"
+                  "os.rename(%r, %r)\nos.symlink(%r, %r)\n"
+                  % (srv.spool, srv.spool + ".old", shadow, srv.spool,
+                     new, new + ".old", etc, new))
+        start = len(srv.log())
+        srv.signal(signal.SIGHUP)
+        assert srv.wait_log(lambda t: "reload refused" in t, 20, start), \
+            srv.log()[start:]
+        for path, mode in ((shadow, 0o100640), (etc, 0o40755)):
+            st = os.stat(path)
+            assert (st.st_uid, st.st_gid, st.st_mode) == (0, 0, mode), path
+        text = srv.log()[start:]
+        assert 'spool dir="%s" error="a symbolic link' % srv.spool in text, \
+            text
+        assert srv.stop() == 0
+        # a restart refuses the spool, then (spool put back) the Maildir
+        text = serve_fails(srv)
+        assert 'spool dir="%s" error="a symbolic link' % srv.spool in text
+        os.unlink(srv.spool)
+        os.rename(srv.spool + ".old", srv.spool)
+        text = serve_fails(srv)
+        assert 'maildir dir="%s" error="a symbolic link' % new in text, text
+        for path, mode in ((shadow, 0o100640), (etc, 0o40755)):
+            st = os.stat(path)
+            assert (st.st_uid, st.st_gid, st.st_mode) == (0, 0, mode), path
+        assert os.listdir(etc) == []
+    finally:
+        finish(srv)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_spool_of_another_account_refused():
+    """The master no longer gives an existing spool to the worker account
+    (it could be anything the account put there): one that belongs to
+    another account is refused, with what to do."""
+    root = nobody_root()
+    try:
+        srv = Server(root, user="nobody")  # conftest made the spool: root's
+        text = serve_fails(srv)
+        assert ('spool dir="%s" error="belongs to uid 0, not to nobody: '
+                'chown it, or remove it and postern makes it"' % srv.spool
+                in text), text
+        assert os.stat(srv.spool).st_uid == 0
+    finally:
         shutil.rmtree(root, ignore_errors=True)
