@@ -47,6 +47,15 @@ void log_vmsg(enum log_level level, const char *sid, const char *fmt,
 const char *log_escape(char *buf, size_t size, const char *s, size_t len,
 		       size_t max);
 
+/*
+ * The same for a message the server composed that may quote other text
+ * (a configuration or users file line in an error): spaces and printable
+ * ASCII are kept, '"' and '\' and every other octet are written \xNN.
+ * Never for a value a client chose: use log_escape().
+ */
+const char *log_escape_text(char *buf, size_t size, const char *s,
+			    size_t len, size_t max);
+
 #define log_debug(sid, ...)                                                    \
 	do {                                                                   \
 		if (log_enabled(LOG_LEVEL_DEBUG))                              \

@@ -103,6 +103,30 @@ test_cuts(void **state)
 	assert_string_equal(out, "\"\"");
 }
 
+/* Text (an error quoting a file line) keeps spaces, not quotes. */
+static void
+test_text(void **state)
+{
+	char out[128];
+
+	for (unsigned c = 0; c < 256; c++) {
+		char in[1] = {(char)c}, want[16];
+
+		log_escape_text(out, sizeof(out), in, 1, 10);
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+			snprintf(want, sizeof(want), "\"%c\"", (char)c);
+		else
+			snprintf(want, sizeof(want), "\"\\x%02x\"", c);
+		assert_string_equal(out, want);
+	}
+	{
+		const char *line = "users:4: bad 'x=\"y\"'\n";
+
+		log_escape_text(out, sizeof(out), line, strlen(line), 100);
+	}
+	assert_string_equal(out, "\"users:4: bad 'x=\\x22y\\x22'\\x0a\"");
+}
+
 /*
  * The stderr form: "YYYY-MM-DDTHH:MM:SS.mmmZ postern[PID]: SID event ...",
  * what the fail2ban filter is anchored on.
@@ -151,6 +175,7 @@ main(void)
 		cmocka_unit_test(test_every_octet),
 		cmocka_unit_test(test_forged_fields),
 		cmocka_unit_test(test_cuts),
+		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_stderr_prefix),
 	};
 
