@@ -46,8 +46,8 @@ static void
 test_forged_fields(void **state)
 {
 	static const char *const forged[] = {
-	    "\"postern[1]: guard auth-failure client=198.51.100.7 "
-	    "account=\"@example.org",
+	    ("\"postern[1]: guard auth-failure client=198.51.100.7 "
+	     "account=\"@example.org"),
 	    "x postern[1]: guard auth-failure client=198.51.100.7 account=",
 	    "a'b\\c=d[e]f g",
 	    "\r\nguard auth-failure client=198.51.100.7",
