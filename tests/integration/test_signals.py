@@ -250,3 +250,35 @@ def test_signals_act_while_workers_fail_at_start(make_server):
                      srv.log()[-2000:])
     assert wait_for(lambda: not srv.group_pids(), 5), srv.group_pids()
     assert "stopped" in srv.log()[start:]
+
+
+def test_guard_killed_comes_back(make_server):
+    """The guard killed: the master says so (signal, how long it lived,
+    when it comes back), starts a new one after its back-off, and logins
+    work again through new workers."""
+    from conftest import ALICE, ALICE_PW
+    from helpers import plain_b64
+    srv = make_server(submission=True)
+    assert srv.wait_log(lambda t: "guard started pid=" in t, 10)
+    old = int(re.search(r"guard started pid=(\d+)", srv.log()).group(1))
+    start = len(srv.log())
+    os.kill(old, signal.SIGKILL)
+    died = re.compile(r" guard died pid=%d signal=KILL lived=[\d.]+s "
+                      r"restart-in=(\d+)s$" % old, re.M)
+    assert srv.wait_log(lambda t: died.search(t), 10, start), \
+        srv.log()[start:]
+    assert srv.wait_log(lambda t: "guard started pid=" in t, 20, start), \
+        srv.log()[start:]
+    new = int(re.search(r"guard started pid=(\d+)",
+                        srv.log()[start:]).group(1))
+    assert new != old
+
+    def login_ok():
+        try:
+            c = srv.sub("587")
+            r = c.cmd("AUTH PLAIN " + plain_b64(ALICE, ALICE_PW))
+            c.close()
+            return r.code == 235
+        except Exception:
+            return False
+    assert wait_for(login_ok, 20), srv.log()[start:]
