@@ -471,6 +471,7 @@ config_free(struct config **cfgp)
 	}
 	free(cfg->certs);
 	free(cfg->auth_allow);
+	free(cfg->conn_limit_exempt);
 	free(cfg->users_file);
 	free(cfg->control_socket);
 	free(cfg->file);
