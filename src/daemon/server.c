@@ -695,6 +695,53 @@ server_raise_nofile(void)
 	}
 }
 
+/*
+ * Everything before the workers: directories, listeners, the daemon fork,
+ * recovery of a previous run, TLS, the guard. 0, or -1 (logged); what was
+ * made is freed by master_free().
+ */
+static int
+master_start(struct master *m, bool foreground)
+{
+	const struct config *cfg = m->cfg;
+
+	log_init("postern", foreground, cfg->log_level);
+	server_raise_nofile();
+	if (geteuid() == 0 && cfg->user == NULL)
+		log_warning("-", "running as root: set `user` to the account "
+				 "that owns the spool and the Maildirs");
+	if (dirs_prepare(cfg) < 0 ||
+	    server_bind_all(cfg, NULL, 0, &m->listeners) < 0)
+		return -1;
+	m->n_listeners = cfg->n_listeners;
+	if (!foreground && daemon(1, 0) < 0) {
+		log_error("-", "daemon error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	/* Committed but undelivered messages from a previous run. */
+	master_recover(cfg, NULL);
+	if (getrandom(m->ticket_secret, sizeof(m->ticket_secret), 0) !=
+		    sizeof(m->ticket_secret) ||
+	    master_load_tls(cfg, m->ticket_secret, &m->tls) < 0)
+		return -1;
+	master_backoff_started(&m->gb, master_now_ms());
+	return master_spawn_guard(m);
+}
+
+static void
+master_free(struct master *m)
+{
+	for (size_t i = 0; i < m->n_listeners; i++)
+		if (m->listeners[i].fd >= 0)
+			close(m->listeners[i].fd);
+	free(m->listeners);
+	m->listeners = NULL;
+	tls_server_free(&m->tls);
+	config_free(&m->cfg);
+	munmap(m->shared, sizeof(*m->shared));
+	master_self = NULL;
+}
+
 int
 server_run(struct config *cfg, const char *path, bool foreground)
 {
@@ -703,38 +750,20 @@ server_run(struct config *cfg, const char *path, bool foreground)
 	sigset_t mask, old;
 
 	memset(&m, 0, sizeof(m));
+	m.cfg = cfg;
+	m.path = path;
 	m.shared = mmap(NULL, sizeof(*m.shared), PROT_READ | PROT_WRITE,
 			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (m.shared == MAP_FAILED) {
 		perror("postern: mmap");
+		config_free(&m.cfg);
 		return 1;
 	}
-	m.cfg = cfg;
-	m.path = path;
 	master_self = &m;
-	log_init("postern", foreground, cfg->log_level);
-	server_raise_nofile();
-	if (geteuid() == 0 && cfg->user == NULL)
-		log_warning("-", "running as root: set `user` to the account "
-				 "that owns the spool and the Maildirs");
-	if (dirs_prepare(cfg) < 0)
-		return 1;
-	if (server_bind_all(cfg, NULL, 0, &m.listeners) < 0)
-		return 1;
-	m.n_listeners = cfg->n_listeners;
-	if (!foreground && daemon(1, 0) < 0) {
-		log_error("-", "daemon error=\"%s\"", strerror(errno));
+	if (master_start(&m, foreground) < 0) {
+		master_free(&m);
 		return 1;
 	}
-	/* Committed but undelivered messages from a previous run. */
-	master_recover(cfg, NULL);
-	if (getrandom(m.ticket_secret, sizeof(m.ticket_secret), 0) !=
-		    sizeof(m.ticket_secret) ||
-	    master_load_tls(cfg, m.ticket_secret, &m.tls) < 0)
-		return 1;
-	master_backoff_started(&m.gb, master_now_ms());
-	if (master_spawn_guard(&m) < 0)
-		return 1;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = master_signal;
@@ -777,8 +806,6 @@ server_run(struct config *cfg, const char *path, bool foreground)
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	master_stop(&m);
-	free(m.listeners);
-	config_free(&m.cfg);
-	master_self = NULL;
+	master_free(&m);
 	return 0;
 }
