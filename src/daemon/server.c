@@ -560,13 +560,15 @@ master_guard_died(struct master *m, int status, int64_t now)
 static void
 master_queue_ended(struct master *m, int status, int64_t now)
 {
+	pid_t pid = m->queue;
+
 	m->queue = 0;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		m->qb.waiting = true;
 		m->qb.due = now;
 		return;
 	}
-	master_log_death("queue", 0, -1, status, &m->qb, now,
+	master_log_death("queue", pid, -1, status, &m->qb, now,
 			 m->got_term ? 0 : master_backoff_died(&m->qb, now));
 }
 
