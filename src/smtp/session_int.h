@@ -143,24 +143,71 @@ struct session {
 	unsigned messages;
 };
 
-/* session.c */
+/*
+ * Who calls whom: session.c (public entry points, input framing, the verb
+ * table) calls the files below; session_cmd.c, session_data.c and
+ * session_auth.c call only session_state.c and session_sender.c, which
+ * call no other file of the engine.
+ */
+
+/* session_state.c: shared helpers */
+const char *session_state_name(enum session_state state);
 void session_set_state(struct session *s, enum session_state state);
+void session_buf_append(char **buf, size_t *len, size_t *cap, size_t first,
+			const char *data, size_t n);
 void session_out(struct session *s, const char *text, size_t len);
 void session_reply(struct session *s, enum reply_id id);
 void session_close(struct session *s);
+bool session_needs_tls(const struct session *s);
 void session_tx_reset(struct session *s);
 void session_tx_fail(struct session *s, enum reply_id id);
+
+/* session_sender.c: who may send what (shared) */
+enum reply_id session_sender_check(struct session *s, const char *addr);
+void session_sender_from_octet(struct session *s, unsigned char c,
+			       bool start);
+enum reply_id session_sender_check_from(struct session *s);
+
+/* session.c */
 void session_process(struct session *s);
 
-/* session_auth.c: STARTTLS, AUTH, who may send what */
-void session_cmd_starttls(struct session *s, const struct smtp_command *cmd,
-			  bool more);
-void session_cmd_auth(struct session *s, const struct smtp_command *cmd);
+/* session_cmd.c: the verbs of the verb table */
+void session_cmd_helo(struct session *s, const struct smtp_command *cmd);
+void session_cmd_mail(struct session *s, const struct smtp_command *cmd);
+void session_cmd_rcpt(struct session *s, const struct smtp_command *cmd);
+void session_cmd_rset(struct session *s, const struct smtp_command *cmd);
+void session_cmd_noop(struct session *s, const struct smtp_command *cmd);
+void session_cmd_quit(struct session *s, const struct smtp_command *cmd);
+void session_cmd_help(struct session *s, const struct smtp_command *cmd);
+void session_cmd_vrfy(struct session *s, const struct smtp_command *cmd);
+void session_cmd_expn(struct session *s, const struct smtp_command *cmd);
+void session_cmd_unimplemented(struct session *s,
+			       const struct smtp_command *cmd);
+void session_cmd_unknown(struct session *s, const struct smtp_command *cmd);
+void session_cmd_non_smtp(struct session *s, const struct smtp_command *cmd);
+
+/* session_data.c: DATA, BDAT and the content path */
+void session_data_cmd(struct session *s, const struct smtp_command *cmd);
+void session_data_cmd_bdat(struct session *s, const struct smtp_command *cmd);
+size_t session_data_scan(struct session *s, const unsigned char *p,
+			 size_t len, bool *end_r);
+void session_data_bdat_take(struct session *s, const unsigned char *p,
+			    size_t n);
+void session_data_bdat_done(struct session *s);
+void session_data_end(struct session *s);
+void session_data_committed(struct session *s, int result);
+
+/* session_auth.c: STARTTLS, AUTH */
+void session_auth_starttls(struct session *s, const struct smtp_command *cmd,
+			   bool more);
+void session_auth_cmd(struct session *s, const struct smtp_command *cmd);
 void session_auth_line(struct session *s, const char *line, size_t len);
 void session_auth_line_too_long(struct session *s);
-enum reply_id session_check_sender(struct session *s, const char *addr);
-void session_from_octet(struct session *s, unsigned char c, bool bol);
-enum reply_id session_check_from(struct session *s);
+bool session_auth_verdict(struct session *s, enum session_auth_result result,
+			  const char *user, const char *const *addresses,
+			  size_t n_addresses);
+bool session_auth_tls_started(struct session *s, const char *version,
+			      const char *cipher);
 void session_auth_reset(struct session *s);
 
 #endif

@@ -1,0 +1,153 @@
+/*
+ * session_state.c - what every part of the session engine shares: the one
+ * state setter, the output buffer, table replies with their error counting,
+ * and the mail transaction's reset. This file calls no other file of the
+ * engine (session.c dispatches; session_cmd.c, session_data.c,
+ * session_auth.c and session_sender.c call only what is here).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "smtp/session_int.h"
+
+static const char *const session_state_names[SESSION_STATE_COUNT] = {
+	"pregreet", "greeted", "ready", "mail",	  "rcpt",
+	"data",	    "bdat",    "commit", "auth",  "auth-wait",
+	"tls-wait", "closed",
+};
+
+const char *
+session_state_name(enum session_state state)
+{
+	return session_state_names[state];
+}
+
+/* --- state and output ------------------------------------------------ */
+
+void
+session_set_state(struct session *s, enum session_state state)
+{
+	if (s->state == state)
+		return;
+	log_debug(s->p.id, "state from=%s to=%s",
+		  session_state_names[s->state], session_state_names[state]);
+	s->state = state;
+}
+
+/*
+ * Append to a growable buffer (doubling from `first` octets); aborts when
+ * memory runs out, which in a worker loses only that worker's sessions.
+ */
+void
+session_buf_append(char **buf, size_t *len, size_t *cap, size_t first,
+		   const char *data, size_t n)
+{
+	if (*len + n > *cap) {
+		size_t c = *cap ? *cap : first;
+		char *p;
+
+		while (c < *len + n)
+			c *= 2;
+		p = realloc(*buf, c);
+		if (p == NULL)
+			abort();
+		*buf = p;
+		*cap = c;
+	}
+	memcpy(*buf + *len, data, n);
+	*len += n;
+}
+
+/* Append raw reply text to the output buffer. Replies are small and
+   bounded by the input that causes them, so this grows as needed. */
+void
+session_out(struct session *s, const char *text, size_t len)
+{
+	if (s->out_off > 0 && s->out_off == s->out_len)
+		s->out_off = s->out_len = 0;
+	session_buf_append(&s->out, &s->out_len, &s->out_cap, 256, text, len);
+}
+
+void
+session_close(struct session *s)
+{
+	session_set_state(s, SESSION_CLOSED);
+}
+
+/* Answer with a table reply. Protocol errors and policy refusals count
+   toward their limits; reaching one ends the session with 421 (THREATS
+   P-05, X-02, N-01). */
+void
+session_reply(struct session *s, enum reply_id id)
+{
+	char line[REPLY_LINE_MAX];
+	const struct reply *r = reply_get(id);
+	size_t n = reply_format(id, line, sizeof(line));
+	bool over = false;
+
+	session_out(s, line, n);
+	if (r->closes) {
+		session_close(s);
+		return;
+	}
+	if (r->counts == REPLY_COUNTS_ERROR)
+		over = ++s->errors >= s->cfg->error_limit;
+	else if (r->counts == REPLY_COUNTS_REJECT)
+		over = ++s->rejects >= s->cfg->reject_limit;
+	/* Past the soft limit every error costs the client time (THREATS
+	   X-03, N-01), as Postfix's smtpd_error_sleep_time. */
+	if (r->counts != REPLY_COUNTS_NONE && !over &&
+	    s->errors + s->rejects > SESSION_SOFT_ERRORS)
+		s->delay = s->cfg->error_delay > 0;
+	if (over) {
+		log_notice(s->p.id, "error-limit errors=%u rejects=%u",
+			   s->errors, s->rejects);
+		n = reply_format(R_TOO_MANY_ERRORS, line, sizeof(line));
+		session_out(s, line, n);
+		session_close(s);
+	}
+}
+
+/* Is this a submission session still waiting for TLS (RFC 8314 3.3)? */
+bool
+session_needs_tls(const struct session *s)
+{
+	return s->p.role != ROLE_MX && !s->is_tls;
+}
+
+/* --- transaction ----------------------------------------------------- */
+
+void
+session_tx_reset(struct session *s)
+{
+	struct session_tx *tx = &s->tx;
+
+	if (tx->has_msg && s->ops->msg_abort != NULL)
+		s->ops->msg_abort(s->ctx);
+	for (size_t i = 0; i < tx->n_rcpts; i++) {
+		free(tx->rcpt_addrs[i]);
+		free(tx->rcpt_dirs[i]);
+	}
+	free(tx->rcpts);
+	free(tx->rcpt_addrs);
+	free(tx->rcpt_dirs);
+	free(tx->from);
+	memset(tx, 0, sizeof(*tx));
+	s->stage_len = 0;
+	s->bdat_left = 0;
+	s->bdat_last = false;
+	if (s->state == SESSION_MAIL || s->state == SESSION_RCPT ||
+	    s->state == SESSION_DATA || s->state == SESSION_BDAT)
+		session_set_state(s, SESSION_READY);
+}
+
+/* Remember the first reason to refuse the message. */
+void
+session_tx_fail(struct session *s, enum reply_id id)
+{
+	if (!s->tx.failed) {
+		s->tx.failed = true;
+		s->tx.fail_reply = id;
+	}
+}
