@@ -31,30 +31,30 @@ session_data_flush(struct session *s)
 	return 0;
 }
 
+/* Stage one octet for msg_write. */
+static void
+session_data_stage(struct session *s, unsigned char c)
+{
+	s->stage[s->stage_len++] = (char)c;
+	if (s->stage_len == SESSION_STAGE_SIZE)
+		session_data_flush(s);
+}
+
 /*
- * Watch the header section as content passes: count Received fields
- * (loop detection, RFC 5321 6.3) and the section's size (THREATS D-05).
- * The section ends at the first empty line.
+ * Watch the header fields that are kept: count Received fields (loop
+ * detection, RFC 5321 6.3) and collect From: for the sender check. Lines
+ * end at CRLF only: the line rules refuse any other line end before an
+ * octet gets here.
  */
 static void
-session_data_header_octet(struct session *s, unsigned char c)
+session_data_watch(struct session *s, unsigned char c)
 {
 	struct session_tx *tx = &s->tx;
 
-	if (!tx->in_header)
-		return;
-	tx->header_bytes++;
-	if (tx->header_bytes > s->cfg->header_size_limit)
-		session_tx_fail(s, R_HEADER_TOO_BIG);
 	if (tx->hline_bol) {
 		tx->hline_bol = false;
 		tx->hline_len = 0;
 		tx->from_name = false;
-		if (c == '\r' || c == '\n') {
-			tx->in_header = false; /* empty line */
-			tx->in_from = false;
-			return;
-		}
 		/* A field ends where a line does not continue it. */
 		if (c != ' ' && c != '\t')
 			tx->in_from = false;
@@ -93,7 +93,117 @@ session_data_header_octet(struct session *s, unsigned char c)
 	}
 }
 
-/* One octet of stored content: size check, header watch, staging. */
+/* A header octet that is kept: watched, then staged. */
+static void
+session_data_keep(struct session *s, unsigned char c)
+{
+	session_data_watch(s, c);
+	session_data_stage(s, c);
+}
+
+/*
+ * Is the held start of a line the name of a Return-Path field,
+ * "Return-Path" *WSP ":" in any case (RFC 5322 3.6.7, 4.5.8)? 1: yes,
+ * 0: it may still become one, -1: it cannot. A name followed by more
+ * white space than the hold keeps is taken for one: such a line is a
+ * Return-Path field in the obsolete form or no field at all.
+ */
+static int
+session_data_is_return_path(const struct session_tx *tx)
+{
+	static const char name[] = "return-path";
+	const size_t name_len = sizeof(name) - 1;
+	size_t n = tx->hold_len;
+	char last = tx->hold[n - 1];
+
+	for (size_t i = 0; i < n && i < name_len; i++) {
+		char c = tx->hold[i];
+
+		if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != name[i])
+			return -1;
+	}
+	if (n <= name_len)
+		return 0;
+	for (size_t i = name_len; i + 1 < n; i++)
+		if (tx->hold[i] != ' ' && tx->hold[i] != '\t')
+			return -1;
+	if (last == ':')
+		return 1;
+	if (last != ' ' && last != '\t')
+		return -1;
+	return n == SESSION_HOLD_MAX ? 1 : 0;
+}
+
+/* The held octets are not a Return-Path: keep them. */
+static void
+session_data_release(struct session *s)
+{
+	struct session_tx *tx = &s->tx;
+
+	tx->holding = false;
+	for (size_t i = 0; i < tx->hold_len; i++)
+		session_data_keep(s, (unsigned char)tx->hold[i]);
+	tx->hold_len = 0;
+}
+
+/*
+ * One octet of the header section (it ends at the first empty line):
+ * its size is capped (THREATS D-05), and a Return-Path field the client
+ * sent is dropped with its folded lines, since the delivering MTA adds
+ * the one that counts (RFC 5321 4.4). The start of each field's line is
+ * held until its name is known.
+ */
+static void
+session_data_header(struct session *s, unsigned char c)
+{
+	struct session_tx *tx = &s->tx;
+
+	if (++tx->header_bytes > s->cfg->header_size_limit)
+		session_tx_fail(s, R_HEADER_TOO_BIG);
+	if (tx->field_bol) {
+		tx->field_bol = false;
+		if (c == '\r') { /* the empty line: the body follows */
+			tx->in_header = false;
+			tx->in_from = false;
+			session_data_stage(s, c);
+			return;
+		}
+		if (c != ' ' && c != '\t') { /* a new field */
+			tx->dropping = false;
+			tx->holding = true;
+			tx->hold_len = 0;
+		}
+	}
+	if (c == '\n')
+		tx->field_bol = true;
+	if (tx->dropping)
+		return;
+	if (!tx->holding) {
+		session_data_keep(s, c);
+		return;
+	}
+	tx->hold[tx->hold_len++] = (char)c;
+	switch (session_data_is_return_path(tx)) {
+	case 0:
+		return;
+	case 1:
+		tx->holding = false;
+		tx->hold_len = 0;
+		tx->dropping = true;
+		log_info(s->p.id, "dropped header=return-path");
+		return;
+	default:
+		session_data_release(s);
+	}
+}
+
+/*
+ * One octet of content as stored (DATA after dot-unstuffing, BDAT as
+ * sent): one set of rules for both. CR and LF only as CRLF and no NUL
+ * (RFC 5321 2.3.8, 4.1.1.4; THREATS D-01), else the whole message is
+ * refused at its end; the size limit; the header section. Nothing is
+ * looked at once the message is refused.
+ */
 static void
 session_data_emit(struct session *s, unsigned char c)
 {
@@ -101,15 +211,22 @@ session_data_emit(struct session *s, unsigned char c)
 
 	if (tx->failed)
 		return;
+	if (c == '\0')
+		session_tx_fail(s, R_NUL_DATA);
+	else if (tx->last_cr != (c == '\n'))
+		session_tx_fail(s, R_BARE_LF_DATA);
+	tx->last_cr = c == '\r';
+	if (tx->failed)
+		return;
 	tx->size++;
 	if (tx->size > s->cfg->max_message_size) {
 		session_tx_fail(s, R_TOO_BIG);
 		return;
 	}
-	session_data_header_octet(s, c);
-	s->stage[s->stage_len++] = (char)c;
-	if (s->stage_len == SESSION_STAGE_SIZE)
-		session_data_flush(s);
+	if (tx->in_header)
+		session_data_header(s, c);
+	else
+		session_data_stage(s, c);
 }
 
 /* Queue the Received header (RFC 5321 4.4) as the first content. */
@@ -178,6 +295,7 @@ session_data_begin(struct session *s)
 	}
 	tx->has_msg = true;
 	tx->in_header = true;
+	tx->field_bol = true;
 	tx->hline_bol = true;
 	if (s->stage == NULL) {
 		s->stage = malloc(SESSION_STAGE_SIZE);
@@ -188,6 +306,20 @@ session_data_begin(struct session *s)
 	return 0;
 }
 
+/* Answer a refused message. A BDAT message refused at one chunk counts
+   once toward reject-limit, however many chunks follow it. */
+static void
+session_data_refuse(struct session *s, enum reply_id id, bool told)
+{
+	char line[REPLY_LINE_MAX];
+
+	if (!told) {
+		session_reply(s, id);
+		return;
+	}
+	session_out(s, line, reply_format(id, line, sizeof(line)));
+}
+
 /* The message ended (CRLF.CRLF, or BDAT LAST): refuse it or commit it. */
 void
 session_data_end(struct session *s)
@@ -195,15 +327,22 @@ session_data_end(struct session *s)
 	struct session_tx *tx = &s->tx;
 	struct session_envelope env;
 
+	/* Content that ends in the middle of a field name (BDAT), or in a
+	   CR (BDAT; DATA always ends in CRLF). */
+	if (tx->holding && !tx->failed)
+		session_data_release(s);
+	if (tx->last_cr)
+		session_tx_fail(s, R_BARE_LF_DATA);
 	session_data_flush(s);
 	if (tx->failed || !tx->has_msg) {
 		enum reply_id id = tx->failed ? tx->fail_reply : R_TEMP_FAIL;
 		const struct reply *r = reply_get(id);
+		bool told = tx->told;
 
 		log_info(s->p.id, "rejected reason=\"%s\" code=%u status=%s",
 			 r->text, r->code, r->status ? r->status : "-");
 		session_tx_reset(s);
-		session_reply(s, id);
+		session_data_refuse(s, id, told);
 		return;
 	}
 	if (s->has_auth && s->cfg->from_header_check) {
@@ -259,10 +398,12 @@ session_data_committed(struct session *s, int result)
 /* --- DATA content ---------------------------------------------------- */
 
 /*
- * Scan DATA content. Returns the number of octets consumed; sets *end_r
+ * Frame DATA content. Returns the number of octets consumed; sets *end_r
  * when CRLF.CRLF was seen (consumed included). Dot-unstuffing per RFC 5321
  * 4.5.2. A bare CR or LF never brings the scanner to the beginning of a
- * line, so no sequence but CRLF.CRLF can end the message (D-01).
+ * line, so no sequence but CRLF.CRLF can end the message (D-01). What is
+ * left is content, judged by session_data_emit() as BDAT's is: the CR of
+ * a CRLF is passed on when its LF comes.
  */
 size_t
 session_data_scan(struct session *s, const unsigned char *p, size_t len,
@@ -275,8 +416,6 @@ session_data_scan(struct session *s, const unsigned char *p, size_t len,
 		unsigned char c = p[i];
 
 	again:
-		if (c == '\0')
-			session_tx_fail(s, R_NUL_DATA);
 		switch (s->dstate) {
 		case DATA_BOL:
 			if (c == '.') {
@@ -302,8 +441,8 @@ session_data_scan(struct session *s, const unsigned char *p, size_t len,
 				*end_r = true;
 				return i + 1;
 			}
-			/* "." CR then not LF: a bare CR. */
-			session_tx_fail(s, R_BARE_LF_DATA);
+			/* "." CR then not LF: a bare CR, stored (and so
+			   refused) like any other. */
 			session_data_emit(s, '\r');
 			s->dstate = DATA_TEXT;
 			goto again;
@@ -312,8 +451,6 @@ session_data_scan(struct session *s, const unsigned char *p, size_t len,
 				s->dstate = DATA_CR;
 				continue;
 			}
-			if (c == '\n')
-				session_tx_fail(s, R_BARE_LF_DATA);
 			session_data_emit(s, c);
 			continue;
 		case DATA_CR:
@@ -323,7 +460,6 @@ session_data_scan(struct session *s, const unsigned char *p, size_t len,
 				s->dstate = DATA_BOL;
 				continue;
 			}
-			session_tx_fail(s, R_BARE_LF_DATA);
 			session_data_emit(s, '\r');
 			s->dstate = DATA_TEXT;
 			goto again;
@@ -436,5 +572,10 @@ session_data_bdat_done(struct session *s)
 	session_data_flush(s);
 	/* After a refusal keep skipping chunks until LAST or RSET, and
 	   answer each with the refusal. */
-	session_reply(s, s->tx.failed ? s->tx.fail_reply : R_BDAT_OK);
+	if (!s->tx.failed) {
+		session_reply(s, R_BDAT_OK);
+		return;
+	}
+	session_data_refuse(s, s->tx.fail_reply, s->tx.told);
+	s->tx.told = true;
 }

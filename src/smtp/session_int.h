@@ -43,7 +43,8 @@ enum session_state {
 };
 
 
-/* Content scanner states (DATA), see session_data_scan(). */
+/* DATA framing states (dot-unstuffing, CRLF.CRLF), see
+   session_data_scan(); the content rules are the same for BDAT. */
 enum data_state {
 	DATA_BOL = 0, /* at the beginning of a line */
 	DATA_DOT,     /* "." at the beginning of a line */
@@ -52,7 +53,12 @@ enum data_state {
 	DATA_CR,      /* CR inside a line */
 };
 
-/* Why a message is refused at its end; the first reason wins. */
+/* Octets held at the start of a header line until its field name is
+   known: "Return-Path" and white space before the colon. */
+#define SESSION_HOLD_MAX 64
+
+/* The mail transaction: RSET frees this one thing. Why a message is
+   refused at its end: the first reason wins. */
 struct session_tx {
 	char sender[SMTP_PATH_MAX + 1];
 	struct spool_rcpt *rcpts;
@@ -69,9 +75,18 @@ struct session_tx {
 	uint64_t size;	  /* message octets (after unstuffing) */
 	uint64_t written; /* octets handed to msg_write, header included */
 
+	/* The line rules of content (session_data_emit). */
+	bool last_cr;	  /* the last content octet was a CR */
+	bool told;	  /* the refusal was answered (a BDAT chunk) */
+
 	/* Header section tracking (RFC 5322 2.2). */
 	bool in_header;
 	uint64_t header_bytes;
+	bool field_bol;	  /* at the start of a header line */
+	bool holding;	  /* hold[] has the start of a field's line */
+	bool dropping;	  /* in a dropped field (Return-Path:) */
+	char hold[SESSION_HOLD_MAX];
+	size_t hold_len;
 	unsigned received;
 	char hline[10]; /* first octets of the current line */
 	size_t hline_len;
