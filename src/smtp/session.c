@@ -433,15 +433,10 @@ session_free(struct session **sp)
 void
 session_greet(struct session *s)
 {
-	char line[300];
-	int n;
-
 	if (s->state != SESSION_PREGREET)
 		return;
 	/* RFC 5321 4.2: no software name or version (THREATS N-02). */
-	n = snprintf(line, sizeof(line), "220 %s ESMTP\r\n", s->cfg->hostname);
-	if (n > 0 && (size_t)n < sizeof(line))
-		session_out(s, line, (size_t)n);
+	session_outf(s, "220 %s ESMTP\r\n", s->cfg->hostname);
 	session_set_state(s, SESSION_GREETED);
 }
 

@@ -115,14 +115,11 @@ session_auth_reset(struct session *s)
 static void
 session_sasl_result(struct session *s, enum sasl_result r)
 {
-	char line[64];
 	enum reply_id id;
 
 	switch (r) {
 	case SASL_CONTINUE:
-		snprintf(line, sizeof(line), "334 %s\r\n",
-			 sasl_challenge(&s->sasl));
-		session_out(s, line, strlen(line));
+		session_outf(s, "334 %s\r\n", sasl_challenge(&s->sasl));
 		session_set_state(s, SESSION_AUTH);
 		return;
 	case SASL_DONE:

@@ -22,10 +22,8 @@
 static void
 session_cmd_ehlo_reply(struct session *s)
 {
-	char line[128];
 	const char *kw[8];
 	size_t n = 0;
-	int len;
 
 	kw[n++] = "PIPELINING";
 	kw[n++] = NULL; /* SIZE, formatted below */
@@ -39,20 +37,16 @@ session_cmd_ehlo_reply(struct session *s)
 	if (s->p.role != ROLE_MX && s->is_tls && !s->has_auth)
 		kw[n++] = "AUTH " SASL_MECHANISMS;
 	kw[n++] = "ENHANCEDSTATUSCODES";
-	len = snprintf(line, sizeof(line), "250-%s\r\n", s->cfg->hostname);
-	session_out(s, line, (size_t)len);
+	session_outf(s, "250-%s\r\n", s->cfg->hostname);
 	for (size_t i = 0; i < n; i++) {
 		char sep = i + 1 == n ? ' ' : '-';
 
 		if (kw[i] == NULL)
-			len = snprintf(line, sizeof(line), "250%cSIZE %llu\r\n",
-				       sep,
-				       (unsigned long long)
-					       s->cfg->max_message_size);
+			session_outf(s, "250%cSIZE %llu\r\n", sep,
+				     (unsigned long long)
+					     s->cfg->max_message_size);
 		else
-			len = snprintf(line, sizeof(line), "250%c%s\r\n", sep,
-				       kw[i]);
-		session_out(s, line, (size_t)len);
+			session_outf(s, "250%c%s\r\n", sep, kw[i]);
 	}
 }
 
@@ -60,7 +54,6 @@ void
 session_cmd_helo(struct session *s, const struct smtp_command *cmd)
 {
 	bool ehlo = cmd->verb == SMTP_VERB_EHLO;
-	char line[128];
 	int n;
 
 	if (cmd->args_len == 0) {
@@ -91,9 +84,7 @@ session_cmd_helo(struct session *s, const struct smtp_command *cmd)
 			 ehlo ? "yes" : "no");
 	}
 	if (!ehlo) {
-		n = snprintf(line, sizeof(line), "250 %s\r\n",
-			     s->cfg->hostname);
-		session_out(s, line, (size_t)n);
+		session_outf(s, "250 %s\r\n", s->cfg->hostname);
 		return;
 	}
 	session_cmd_ehlo_reply(s);

@@ -370,22 +370,18 @@ session_data_end(struct session *s)
 void
 session_data_committed(struct session *s, int result)
 {
-	char line[REPLY_LINE_MAX];
 	struct session_tx *tx = &s->tx;
-	int n;
 
 	tx->has_msg = false; /* the driver owns what is left of it */
 	if (result == 0) {
-		n = snprintf(line, sizeof(line),
-			     "250 2.0.0 Ok: queued as %s\r\n", tx->queue_id);
 		log_info(s->p.id, "accepted id=%s size=%llu rcpts=%zu",
 			 tx->queue_id, (unsigned long long)tx->written,
 			 tx->n_rcpts);
 		s->messages++;
 		session_set_state(s, SESSION_READY);
+		session_outf(s, "250 2.0.0 Ok: queued as %s\r\n",
+			     tx->queue_id);
 		session_tx_reset(s);
-		if (n > 0 && (size_t)n < sizeof(line))
-			session_out(s, line, (size_t)n);
 	} else {
 		log_warning(s->p.id, "rejected id=%s reason=commit-failed",
 			    tx->queue_id);

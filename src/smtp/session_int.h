@@ -171,6 +171,8 @@ void session_set_state(struct session *s, enum session_state state);
 void session_buf_append(char **buf, size_t *len, size_t *cap, size_t first,
 			const char *data, size_t n);
 void session_out(struct session *s, const char *text, size_t len);
+void session_outf(struct session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 void session_reply(struct session *s, enum reply_id id);
 void session_close(struct session *s);
 bool session_needs_tls(const struct session *s);

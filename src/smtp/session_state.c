@@ -5,6 +5,8 @@
  * engine (session.c dispatches; session_cmd.c, session_data.c,
  * session_auth.c and session_sender.c call only what is here).
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +69,30 @@ session_out(struct session *s, const char *text, size_t len)
 	if (s->out_off > 0 && s->out_off == s->out_len)
 		s->out_off = s->out_len = 0;
 	session_buf_append(&s->out, &s->out_len, &s->out_cap, 256, text, len);
+}
+
+/*
+ * Append one formatted reply line (CRLF included in `fmt`). A reply line
+ * is at most 512 octets (RFC 5321 4.5.3.1.5) and every value formatted
+ * into one is bounded far below that (a hostname has at most 253); one
+ * that would not fit is a bug: it is logged, and the client gets 451
+ * 4.3.0 rather than a cut line or bytes past the buffer.
+ */
+void
+session_outf(struct session *s, const char *fmt, ...)
+{
+	char line[REPLY_LINE_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line)) {
+		log_error(s->p.id, "reply-too-long length=%d", n);
+		n = (int)reply_format(R_TEMP_FAIL, line, sizeof(line));
+	}
+	session_out(s, line, (size_t)n);
 }
 
 void

@@ -797,6 +797,55 @@ test_tarpit(void **state)
 	h_stop(&h);
 }
 
+/*
+ * Issue 6 item 4: a hostname of 253 octets (the most the configuration
+ * allows) in the greeting, the EHLO and HELO replies and the Received
+ * header. The replies were sent with snprintf's would-be length from a
+ * 128-octet buffer: stack bytes to every client (ASan: stack overflow).
+ */
+static void
+test_long_hostname(void **state)
+{
+	char host[254], cfg[1024], want[600], codes[128];
+	struct harness h;
+
+	memset(host, 'a', 253);
+	host[63] = host[127] = host[191] = '.';
+	host[253] = '\0';
+	/* the test configuration begins "hostname mx.local.test\n" */
+	snprintf(cfg, sizeof(cfg), "hostname %s%s", host,
+		 test_config_text + strlen("hostname mx.local.test"));
+	for (int ehlo = 0; ehlo < 2; ehlo++) {
+		h_start_cfg(&h, ROLE_MX, cfg);
+		snprintf(want, sizeof(want), "220 %s ESMTP\r\n", host);
+		assert_string_equal(h.out, want);
+		h_sends(&h, ehlo ? EHLO : "HELO client.example\r\n", false);
+		snprintf(want, sizeof(want), "220 %s ESMTP\r\n250%c%s\r\n",
+			 host, ehlo ? '-' : ' ', host);
+		assert_memory_equal(h.out, want, strlen(want));
+		if (ehlo)
+			assert_non_null(
+				strstr(h.out, "\r\n250 ENHANCEDSTATUSCODES"
+					      "\r\n"));
+		else
+			assert_int_equal(h.out_len, strlen(want));
+		h_sends(&h, TX "DATA\r\n", false);
+		h_sends(&h, "Subject: x\r\n\r\nb\r\n.\r\n", false);
+		h_codes(&h, codes, sizeof(codes));
+		assert_string_equal(codes, "220 250 250 250 354 250");
+		h.msg[h.msg_len] = '\0';
+		snprintf(want, sizeof(want), "\tby %s with %s id TESTID0\r\n",
+			 host, ehlo ? "ESMTP" : "SMTP");
+		assert_non_null(strstr(h.msg, want));
+		/* every reply line is printable text ending in CRLF */
+		for (size_t i = 0; i < h.out_len; i++)
+			assert_true((h.out[i] >= 0x20 && h.out[i] < 0x7f) ||
+				    (h.out[i] == '\r' && h.out[i + 1] == '\n') ||
+				    (h.out[i] == '\n' && h.out[i - 1] == '\r'));
+		h_stop(&h);
+	}
+}
+
 int
 main(void)
 {
@@ -816,6 +865,7 @@ main(void)
 		cmocka_unit_test(test_submission_auth_failures),
 		cmocka_unit_test(test_no_space),
 		cmocka_unit_test(test_tarpit),
+		cmocka_unit_test(test_long_hostname),
 	};
 
 	log_set_level(LOG_LEVEL_ERROR);
