@@ -26,14 +26,21 @@
 #include "smtp/session_int.h"
 
 /*
- * Is the input waiting behind a group end exactly "QUIT" CRLF? A client
- * may say goodbye without waiting for the last reply (Postfix's SMTP
- * client sends "." and QUIT together); that is no smuggling risk.
+ * More than SESSION_INPUT_MAX octets came while parked: the client is
+ * far ahead of the replies, further than any pipelined group goes. Once
+ * it has the reply it waited for, it gets 554 5.5.0 and the session ends.
  */
 static bool
-session_rest_is_quit(const struct session *s)
+session_overflowed(struct session *s)
 {
-	return s->in_len == 6 && strncasecmp(s->in, "QUIT\r\n", 6) == 0;
+	if (!s->in_overflow || s->state == SESSION_CLOSED)
+		return false;
+	log_notice(s->p.id, "rejected reason=pipelining-overflow");
+	explicit_bzero(s->in, s->in_len);
+	s->in_len = 0;
+	session_tx_reset(s);
+	session_reply(s, R_SYNC);
+	return true;
 }
 
 void
@@ -42,17 +49,8 @@ session_commit_done(struct session *s, int result)
 	if (s->state != SESSION_COMMIT)
 		return;
 	session_data_committed(s, result);
-	if (s->state == SESSION_CLOSED)
+	if (s->state == SESSION_CLOSED || session_overflowed(s))
 		return;
-	/* Input that came while the reply was not yet sent is pipelining
-	   past the end of data: refused for unauthenticated clients
-	   (THREATS D-04). */
-	if (s->early_input || (s->in_len > 0 && s->p.role == ROLE_MX &&
-				!session_rest_is_quit(s))) {
-		log_notice(s->p.id, "rejected reason=pipelining-after-data");
-		session_reply(s, R_SYNC);
-		return;
-	}
 	session_process(s);
 }
 
@@ -61,7 +59,8 @@ session_auth_done(struct session *s, enum session_auth_result result,
 		  const char *user, const char *const *addresses,
 		  size_t n_addresses)
 {
-	if (session_auth_verdict(s, result, user, addresses, n_addresses))
+	if (session_auth_verdict(s, result, user, addresses, n_addresses) &&
+	    !session_overflowed(s))
 		session_process(s);
 }
 
@@ -81,6 +80,8 @@ enum {
 	CMD_JUNK = 1 << 2,	 /* counts toward the junk-command limit */
 	CMD_PRE_TLS = 1 << 3,	 /* allowed before TLS on submission */
 };
+/* HELO is not in RFC 2920's list, but a client that said HELO was never
+   offered PIPELINING (RFC 2920 2): it must wait anyway (as Postfix). */
 
 struct session_cmd {
 	enum smtp_verb verb;
@@ -120,21 +121,79 @@ static const struct session_cmd session_cmds[SMTP_VERB_COUNT] = {
 				CMD_ENDS_GROUP | CMD_NO_ARGS | CMD_PRE_TLS,
 				NULL},
 	[SMTP_VERB_AUTH] = {SMTP_VERB_AUTH, CMD_ENDS_GROUP, session_auth_cmd},
+	[SMTP_VERB_TURN] = {SMTP_VERB_TURN, CMD_ENDS_GROUP | CMD_PRE_TLS,
+			    session_cmd_unimplemented},
 	[SMTP_VERB_UNIMPLEMENTED] = {SMTP_VERB_UNIMPLEMENTED, CMD_PRE_TLS,
 				     session_cmd_unimplemented},
 	[SMTP_VERB_NON_SMTP] = {SMTP_VERB_NON_SMTP, CMD_PRE_TLS,
 				session_cmd_non_smtp},
 };
 
-/* One complete command line (CRLF removed); `more` says whether further
-   input was already waiting behind it. */
+/*
+ * RFC 2920 3.1: a client that must wait (session_must_sync) and sent this
+ * line before the reply to a group-ending command came is refused, and
+ * the session ends. A QUIT is let through: it ends the session anyway
+ * (Postfix's SMTP client sends "." and QUIT together).
+ */
+static bool
+session_pipelined(struct session *s, const char *line, size_t len)
+{
+	if (!s->early || !session_must_sync(s) ||
+	    (len == 4 && strncasecmp(line, "QUIT", 4) == 0))
+		return false;
+	log_notice(s->p.id, "rejected reason=pipelining after=%s",
+		   s->sync_after != NULL ? s->sync_after : "-");
+	session_tx_reset(s);
+	session_reply(s, R_SYNC);
+	return true;
+}
+
+/* Run a command through the checks every verb shares, then its row. */
 static void
-session_command(struct session *s, const char *line, size_t len, bool more)
+session_run(struct session *s, const struct smtp_command *cmd,
+	    const struct session_cmd *c)
+{
+	if ((c->flags & CMD_NO_ARGS) && cmd->args_len > 0) {
+		session_reply(s, R_NO_ARGS);
+		return;
+	}
+	/* RFC 8314 and THREATS T-04: on a submission port only what leads
+	   to TLS works in clear text. A BDAT's payload cannot be trusted to
+	   be skipped: hang up. */
+	if (session_needs_tls(s) && !(c->flags & CMD_PRE_TLS)) {
+		session_tx_reset(s);
+		session_reply(s, R_NEED_TLS);
+		if (cmd->verb == SMTP_VERB_BDAT)
+			session_close(s);
+		return;
+	}
+	if (cmd->verb == SMTP_VERB_STARTTLS) {
+		session_auth_starttls(s, cmd);
+		return;
+	}
+	c->run(s, cmd);
+	/* NOOP, RSET, VRFY, HELP past the junk limit count as errors
+	   (THREATS X-03). */
+	if ((c->flags & CMD_JUNK) && ++s->junk > SESSION_JUNK_LIMIT &&
+	    s->state != SESSION_CLOSED && ++s->errors >= s->cfg->error_limit) {
+		char r[REPLY_LINE_MAX];
+
+		log_notice(s->p.id, "junk-limit commands=%u", s->junk);
+		session_out(s, r, reply_format(R_TOO_MANY_ERRORS, r, sizeof(r)));
+		session_close(s);
+	}
+}
+
+/* One complete command line (CRLF removed). */
+static void
+session_command(struct session *s, const char *line, size_t len)
 {
 	struct smtp_command cmd;
 	const struct session_cmd *c;
 
 	s->commands++;
+	if (session_pipelined(s, line, len))
+		return;
 	if (memchr(line, '\0', len) != NULL) {
 		session_reply(s, R_NUL);
 		return;
@@ -156,46 +215,11 @@ session_command(struct session *s, const char *line, size_t len, bool more)
 		session_reply(s, R_LINE_TOO_LONG);
 		return;
 	}
-	/* RFC 2920 3.1: a command that ends a group must be answered before
-	   the client sends more. An unauthenticated client that does not
-	   wait is refused (Postfix smtpd_forbid_unauth_pipelining). */
-	if ((c->flags & CMD_ENDS_GROUP) && more && s->p.role == ROLE_MX &&
-	    cmd.verb != SMTP_VERB_QUIT && !session_rest_is_quit(s)) {
-		log_notice(s->p.id, "rejected reason=pipelining verb=%s",
-			   smtp_verb_name(cmd.verb));
-		session_tx_reset(s);
-		session_reply(s, R_SYNC);
-		return;
-	}
-	if ((c->flags & CMD_NO_ARGS) && cmd.args_len > 0) {
-		session_reply(s, R_NO_ARGS);
-		return;
-	}
-	/* RFC 8314 and THREATS T-04: on a submission port only what leads
-	   to TLS works in clear text. A BDAT's payload cannot be trusted to
-	   be skipped: hang up. */
-	if (session_needs_tls(s) && !(c->flags & CMD_PRE_TLS)) {
-		session_tx_reset(s);
-		session_reply(s, R_NEED_TLS);
-		if (cmd.verb == SMTP_VERB_BDAT)
-			session_close(s);
-		return;
-	}
-	if (cmd.verb == SMTP_VERB_STARTTLS) {
-		session_auth_starttls(s, &cmd, more);
-		return;
-	}
-	c->run(s, &cmd);
-	/* NOOP, RSET, VRFY, HELP past the junk limit count as errors
-	   (THREATS X-03). */
-	if ((c->flags & CMD_JUNK) && ++s->junk > SESSION_JUNK_LIMIT &&
-	    s->state != SESSION_CLOSED && ++s->errors >= s->cfg->error_limit) {
-		char r[REPLY_LINE_MAX];
-
-		log_notice(s->p.id, "junk-limit commands=%u", s->junk);
-		session_out(s, r, reply_format(R_TOO_MANY_ERRORS, r, sizeof(r)));
-		session_close(s);
-	}
+	session_run(s, &cmd, c);
+	/* Success or failure, the command ends its group (RFC 2920 3.1);
+	   STARTTLS has its own rule (session_tls_injection). */
+	if ((c->flags & CMD_ENDS_GROUP) && cmd.verb != SMTP_VERB_STARTTLS)
+		session_group_end(s, smtp_verb_name(cmd.verb));
 }
 
 /* --- input ----------------------------------------------------------- */
@@ -278,7 +302,7 @@ session_process_line(struct session *s)
 		if (s->state == SESSION_AUTH)
 			session_auth_line(s, line, len);
 		else
-			session_command(s, line, len, s->in_len > 0);
+			session_command(s, line, len);
 		/* AUTH lines carry credentials: leave no copy behind. */
 		explicit_bzero(line, len);
 		explicit_bzero(s->in + s->in_len, len + 2);
@@ -329,6 +353,14 @@ session_process(struct session *s)
 		case SESSION_TLS_WAIT:
 			return;
 		case SESSION_DATA:
+			/* Content sent before the 354 came (THREATS P-06). */
+			if (s->early && session_must_sync(s)) {
+				log_notice(s->p.id, "rejected reason=pipelining "
+						    "after=DATA");
+				session_tx_reset(s);
+				session_reply(s, R_SYNC);
+				return;
+			}
 			progress = session_process_data(s);
 			break;
 		case SESSION_BDAT:
@@ -347,14 +379,16 @@ session_process(struct session *s)
 /*
  * Feed input in slices, so that a large write from the client never makes
  * a large buffer here: each slice is processed before the next is taken.
- * While parked, a submission client's pipelined input is held (the driver
- * stops reading then, which bounds it).
+ * While parked, input is held up to SESSION_INPUT_MAX and processed once
+ * the reply came (the driver stops reading a submission client then).
  */
 void
 session_input(struct session *s, const void *buf, size_t len)
 {
 	const char *p = buf;
 
+	if (len > 0 && s->sync_wait)
+		s->early = true;
 	while (len > 0 && s->state != SESSION_CLOSED) {
 		size_t n = len < SESSION_STAGE_SIZE ? len : SESSION_STAGE_SIZE;
 
@@ -363,15 +397,13 @@ session_input(struct session *s, const void *buf, size_t len)
 			session_reply(s, R_PREGREET);
 			return;
 		}
-		if (s->state == SESSION_COMMIT && s->p.role == ROLE_MX) {
-			/* Input before the end-of-data reply: kept when it
-			   could be a pipelined QUIT, else remembered;
-			   session_commit_done() judges it (D-04). */
-			if (s->in_len + len <= 6)
-				session_buf_append(&s->in, &s->in_len,
-						   &s->in_cap, 1024, p, len);
-			else
-				s->early_input = true;
+		if (s->state == SESSION_TLS_WAIT) {
+			session_tls_injection(s);
+			return;
+		}
+		if (session_is_parked(s) &&
+		    (s->in_overflow || s->in_len + n > SESSION_INPUT_MAX)) {
+			s->in_overflow = true;
 			return;
 		}
 		session_buf_append(&s->in, &s->in_len, &s->in_cap, 1024, p, n);
@@ -472,6 +504,11 @@ session_output_consume(struct session *s, size_t n)
 {
 	s->out_off += n;
 	if (s->out_off >= s->out_len) {
+		/* Every reply produced is taken: a client that must wait
+		   may now send (parked, the awaited reply is still to
+		   come). */
+		if (!session_is_parked(s))
+			s->sync_wait = false;
 		s->out_off = s->out_len = 0;
 		if (s->out_cap > 4096) {
 			free(s->out);

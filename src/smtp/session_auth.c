@@ -20,11 +20,11 @@
 /*
  * STARTTLS: only once, without arguments, after EHLO (RFC 3207 4). Bytes
  * the client sent behind it in clear text would otherwise be read as if
- * they came through TLS (CVE-2011-0411): they end the session instead.
+ * they came through TLS (CVE-2011-0411): after the 220 they end the
+ * session, whether they came with STARTTLS or before the handshake.
  */
 void
-session_auth_starttls(struct session *s, const struct smtp_command *cmd,
-		      bool more)
+session_auth_starttls(struct session *s, const struct smtp_command *cmd)
 {
 	if (s->is_tls) {
 		session_reply(s, R_TLS_ACTIVE);
@@ -38,16 +38,12 @@ session_auth_starttls(struct session *s, const struct smtp_command *cmd,
 		session_reply(s, R_NEED_HELO);
 		return;
 	}
-	if (more) {
-		log_notice(s->p.id, "rejected reason=starttls-injection");
-		session_tx_reset(s);
-		session_reply(s, R_SYNC);
-		return;
-	}
 	session_tx_reset(s);
 	session_reply(s, R_TLS_GO);
 	s->wants_tls = true;
 	session_set_state(s, SESSION_TLS_WAIT);
+	if (s->in_len > 0)
+		session_tls_injection(s);
 }
 
 bool

@@ -551,27 +551,30 @@ session_data_bdat_take(struct session *s, const unsigned char *p, size_t n)
 	s->bdat_left -= n;
 }
 
-/* A BDAT chunk's payload is complete: answer it. */
+/* A BDAT chunk's payload is complete: answer it. BDAT LAST ends a
+   pipelining group (RFC 3030 4.2, RFC 2920 3.1), refused or not. */
 void
 session_data_bdat_done(struct session *s)
 {
+	bool last = s->bdat_last;
+
 	session_set_state(s, s->bdat_return);
 	if (s->bdat_orphan) {
 		s->bdat_orphan = false;
 		session_reply(s, s->bdat_reply);
-		return;
-	}
-	if (s->bdat_last) {
+	} else if (last) {
 		session_data_end(s);
-		return;
+	} else {
+		session_data_flush(s);
+		/* After a refusal keep skipping chunks until LAST or RSET,
+		   and answer each with the refusal. */
+		if (!s->tx.failed) {
+			session_reply(s, R_BDAT_OK);
+		} else {
+			session_data_refuse(s, s->tx.fail_reply, s->tx.told);
+			s->tx.told = true;
+		}
 	}
-	session_data_flush(s);
-	/* After a refusal keep skipping chunks until LAST or RSET, and
-	   answer each with the refusal. */
-	if (!s->tx.failed) {
-		session_reply(s, R_BDAT_OK);
-		return;
-	}
-	session_data_refuse(s, s->tx.fail_reply, s->tx.told);
-	s->tx.told = true;
+	if (last)
+		session_group_end(s, "BDAT");
 }

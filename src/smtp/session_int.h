@@ -113,7 +113,12 @@ struct session {
 	bool is_esmtp;
 	bool shutting_down;
 	bool discard_line; /* dropping an overlong line up to its CRLF */
-	bool early_input;  /* input came while parked (pipelining) */
+
+	/* RFC 2920 3.1 for clients that must wait (session_must_sync). */
+	bool sync_wait;	  /* a group-ending command's reply not yet taken */
+	bool early;	  /* input came before that reply was taken */
+	const char *sync_after; /* the verb that ended the group (log) */
+	bool in_overflow; /* more than SESSION_INPUT_MAX held while parked */
 	char helo[SMTP_DOMAIN_MAX + 1];
 
 	/* TLS (RFC 3207, RFC 8314). */
@@ -176,6 +181,9 @@ void session_outf(struct session *s, const char *fmt, ...)
 void session_reply(struct session *s, enum reply_id id);
 void session_close(struct session *s);
 bool session_needs_tls(const struct session *s);
+bool session_must_sync(const struct session *s);
+void session_group_end(struct session *s, const char *verb);
+void session_tls_injection(struct session *s);
 void session_tx_reset(struct session *s);
 void session_tx_fail(struct session *s, enum reply_id id);
 
@@ -215,8 +223,7 @@ void session_data_end(struct session *s);
 void session_data_committed(struct session *s, int result);
 
 /* session_auth.c: STARTTLS, AUTH */
-void session_auth_starttls(struct session *s, const struct smtp_command *cmd,
-			   bool more);
+void session_auth_starttls(struct session *s, const struct smtp_command *cmd);
 void session_auth_cmd(struct session *s, const struct smtp_command *cmd);
 void session_auth_line(struct session *s, const char *line, size_t len);
 void session_auth_line_too_long(struct session *s);

@@ -142,6 +142,53 @@ session_needs_tls(const struct session *s)
 	return s->p.role != ROLE_MX && !s->is_tls;
 }
 
+/* --- pipelining (RFC 2920) ------------------------------------------ */
+
+/* Must this client wait where RFC 2920 3.1 ends a group? Unauthenticated
+   clients on mx do (Postfix smtpd_forbid_unauth_pipelining); submission
+   clients are let through (they need AUTH before they can send). */
+bool
+session_must_sync(const struct session *s)
+{
+	return s->p.role == ROLE_MX && !s->has_auth;
+}
+
+/*
+ * A command that ends a pipelining group (RFC 2920 3.1) was answered, or
+ * for BDAT LAST its payload is in. Until the driver has taken the reply,
+ * input is early: sent before the reply came. Input already waiting
+ * behind the command is early too. Which octets are early depends only
+ * on the order of commands and of the driver taking replies, never on
+ * how the input was cut into session_input() calls.
+ */
+void
+session_group_end(struct session *s, const char *verb)
+{
+	if (!session_must_sync(s) || s->state == SESSION_CLOSED)
+		return;
+	s->sync_wait = true;
+	s->sync_after = verb;
+	if (s->in_len > 0)
+		s->early = true;
+}
+
+/*
+ * Plain text came behind STARTTLS, before the handshake: it must never be
+ * read as if it came through TLS (CVE-2011-0411, THREATS T-01). The
+ * session ends after the 220, without another plain-text reply, and the
+ * bytes are wiped.
+ */
+void
+session_tls_injection(struct session *s)
+{
+	log_notice(s->p.id, "rejected reason=starttls-injection");
+	if (s->in != NULL)
+		explicit_bzero(s->in, s->in_len);
+	s->in_len = 0;
+	s->wants_tls = false;
+	session_close(s);
+}
+
 /* --- transaction ----------------------------------------------------- */
 
 void
