@@ -210,8 +210,8 @@ session_command(struct session *s, const char *line, size_t len)
 		session_reply(s, R_SHUTDOWN);
 		return;
 	}
-	if (len + 2 > SESSION_CMD_MAX && cmd.verb != SMTP_VERB_MAIL &&
-	    cmd.verb != SMTP_VERB_RCPT) {
+	/* RFC 5321 4.5.3.1.4; MAIL checks its own allowance. */
+	if (len + 2 > SESSION_CMD_MAX && cmd.verb != SMTP_VERB_MAIL) {
 		session_reply(s, R_LINE_TOO_LONG);
 		return;
 	}
@@ -253,6 +253,29 @@ session_find_crlf(const struct session *s)
 	return -1;
 }
 
+/*
+ * The longest line worth holding: the longest MAIL command, or in an AUTH
+ * exchange its longest line. A longer line gets its 500 as soon as it
+ * passes this, and the rest of it is dropped up to its CRLF unread.
+ */
+static size_t
+session_line_max(const struct session *s)
+{
+	return s->state == SESSION_AUTH ? SESSION_AUTH_LINE_MAX
+					: SESSION_MAIL_MAX - 2;
+}
+
+/* A line too long to hold: 500, or for AUTH 500 5.5.6 (RFC 4954 4). */
+static void
+session_line_too_long(struct session *s)
+{
+	log_notice(s->p.id, "rejected reason=line-too-long");
+	if (s->state == SESSION_AUTH)
+		session_auth_line_too_long(s);
+	else
+		session_reply(s, R_LINE_TOO_LONG);
+}
+
 /* Process command lines until input runs out or the mode changes. */
 static bool
 session_process_line(struct session *s)
@@ -274,27 +297,20 @@ session_process_line(struct session *s)
 		return true;
 	}
 	if (crlf < 0) {
-		if (s->in_len > SESSION_LINE_BUF_MAX) {
-			log_notice(s->p.id, "rejected reason=line-too-long");
+		if (s->in_len > session_line_max(s)) {
 			s->discard_line = true;
-			if (s->state == SESSION_AUTH)
-				session_auth_line_too_long(s);
-			else
-				session_reply(s, R_LINE_TOO_LONG);
+			session_line_too_long(s);
 			return s->state != SESSION_CLOSED;
 		}
 		return false;
 	}
-	if ((size_t)crlf > SESSION_LINE_BUF_MAX) {
+	if ((size_t)crlf > session_line_max(s)) {
 		session_in_consume(s, (size_t)crlf + 2);
-		if (s->state == SESSION_AUTH)
-			session_auth_line_too_long(s);
-		else
-			session_reply(s, R_LINE_TOO_LONG);
+		session_line_too_long(s);
 		return true;
 	}
 	{
-		char line[SESSION_LINE_BUF_MAX + 1];
+		char line[SESSION_AUTH_LINE_MAX + 1];
 		size_t len = (size_t)crlf;
 
 		memcpy(line, s->in, len);

@@ -126,6 +126,17 @@ session_cmd_log_addr(struct session *s, const char *event, const char *key,
 		 r->code, r->status ? r->status : "-");
 }
 
+/* The longest MAIL line (with CRLF) these parameters allow: 512, and
+   for each extension parameter present what its RFC adds. */
+static size_t
+session_cmd_mail_max(const struct smtp_mail_params *params)
+{
+	return SESSION_CMD_MAX + (params->has_size ? SESSION_ALLOW_SIZE : 0) +
+	       (params->body != SMTP_BODY_NONE ? SESSION_ALLOW_BODY : 0) +
+	       (params->smtputf8 ? SESSION_ALLOW_SMTPUTF8 : 0) +
+	       (params->has_auth ? SESSION_ALLOW_AUTH : 0);
+}
+
 void
 session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 {
@@ -147,11 +158,16 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 		session_reply(s, R_SHUTDOWN);
 		return;
 	}
-	if (cmd->args_len > SESSION_MAILRCPT_MAX) {
+	if (cmd->line_len + 2 > SESSION_MAIL_MAX) {
 		session_reply(s, R_LINE_TOO_LONG);
 		return;
 	}
 	err = smtp_parse_mail(cmd->args, cmd->args_len, &path, &params);
+	if (err == SMTP_PERR_OK &&
+	    cmd->line_len + 2 > session_cmd_mail_max(&params)) {
+		session_reply(s, R_LINE_TOO_LONG);
+		return;
+	}
 	if (err == SMTP_PERR_OK &&
 	    params.has_size && params.size > s->cfg->max_message_size)
 		err = SMTP_PERR_SIZE_TOO_BIG;
@@ -277,10 +293,6 @@ session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 	}
 	if (s->state != SESSION_MAIL && s->state != SESSION_RCPT) {
 		session_reply(s, R_NEED_MAIL);
-		return;
-	}
-	if (cmd->args_len > SESSION_MAILRCPT_MAX) {
-		session_reply(s, R_LINE_TOO_LONG);
 		return;
 	}
 	if (s->tx.rcpt_count >= s->cfg->max_recipients) {

@@ -13,12 +13,18 @@
 #include "smtp/session.h"
 #include "smtp/smtp_parse.h"
 
-/* RFC 5321 4.5.3.1.4: 512 octets with CRLF. MAIL and RCPT may carry
-   extension parameters (RFC 1870 3, RFC 4954 5), so they get more. */
+/* RFC 5321 4.5.3.1.4: a command line is 512 octets with its CRLF. MAIL
+   may be longer by what each extension parameter it carries allows. */
 #define SESSION_CMD_MAX 512
-#define SESSION_MAILRCPT_MAX 1024
-/* Longest line we buffer before answering "line too long". */
-#define SESSION_LINE_BUF_MAX 12288 /* RFC 4954 4: AUTH lines */
+#define SESSION_ALLOW_SIZE 26	  /* RFC 1870 3 (5) */
+#define SESSION_ALLOW_BODY 16	  /* RFC 6152 2 (5), as RFC 1652 */
+#define SESSION_ALLOW_SMTPUTF8 10 /* RFC 6531 3.4 (5) */
+#define SESSION_ALLOW_AUTH 500	  /* RFC 4954 3 (5) */
+#define SESSION_MAIL_MAX                                                       \
+	(SESSION_CMD_MAX + SESSION_ALLOW_SIZE + SESSION_ALLOW_BODY +          \
+	 SESSION_ALLOW_SMTPUTF8 + SESSION_ALLOW_AUTH)
+/* The lines of an AUTH exchange may be longer (RFC 4954 4). */
+#define SESSION_AUTH_LINE_MAX 12288
 /* Input held while parked or before processing (pipelined commands). */
 #define SESSION_INPUT_MAX (64 * 1024)
 #define SESSION_STAGE_SIZE (16 * 1024)

@@ -178,6 +178,7 @@ smtp_parse_command(const char *line, size_t len, struct smtp_command *cmd_r)
 	while (w < len && line[w] != ' ')
 		w++;
 	cmd_r->verb = verb_lookup(line, w);
+	cmd_r->line_len = len;
 	cmd_r->has_space = w < len;
 	if (line == NULL) {
 		cmd_r->args = NULL;

@@ -41,6 +41,7 @@ enum smtp_verb {
 
 struct smtp_command {
 	enum smtp_verb verb;
+	size_t line_len;  /* the whole line, without its CRLF */
 	const char *args; /* after the verb and one space; not terminated */
 	size_t args_len;  /* 0 when there are no arguments */
 	bool has_space;	  /* the verb was followed by a space */

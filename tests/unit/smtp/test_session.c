@@ -756,6 +756,79 @@ test_long_hostname(void **state)
 	}
 }
 
+/* A command line of exactly `len` octets without CRLF: `head`, spaces,
+   then `tail`. */
+static char *
+line_of(const char *head, const char *tail, size_t len)
+{
+	size_t h = strlen(head), t = strlen(tail);
+	char *l = malloc(len + 3);
+
+	assert_true(h + t <= len);
+	memcpy(l, head, h);
+	memset(l + h, ' ', len - h - t);
+	memcpy(l + len - t, tail, t);
+	memcpy(l + len, "\r\n", 3);
+	return l;
+}
+
+/*
+ * Issue 7 item 5, RFC 5321 4.5.3.1.4: a command line is at most 512
+ * octets with its CRLF. MAIL may be longer by what each extension
+ * parameter it carries allows: SIZE 26 (RFC 1870 3), BODY 16 (RFC 6152
+ * 2), SMTPUTF8 10 (RFC 6531 3.4), AUTH 500 (RFC 4954 3). RCPT carries
+ * none here: 512. Each limit is tried at its length and one octet over.
+ */
+static void
+test_line_length(void **state)
+{
+	static const struct {
+		const char *head, *tail;
+		size_t max; /* with CRLF */
+	} cases[] = {
+		{"MAIL FROM:<a@example.org>", "", 512},
+		{"MAIL FROM:<a@example.org>", " SIZE=1000", 512 + 26},
+		{"MAIL FROM:<a@example.org>", " BODY=8BITMIME", 512 + 16},
+		{"MAIL FROM:<a@example.org>", " SMTPUTF8", 512 + 10},
+		{"MAIL FROM:<a@example.org>", " AUTH=<>", 512 + 500},
+		{"MAIL FROM:<a@example.org>",
+		 " SIZE=1000 BODY=8BITMIME SMTPUTF8 AUTH=<>",
+		 512 + 26 + 16 + 10 + 500},
+		{"RCPT TO:<alice@local.test>", "", 512},
+		{"NOOP", " x", 512},
+		{"HELO c.example", "", 512},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int over = 0; over < 2; over++) {
+			struct harness h;
+			char *l = line_of(cases[i].head, cases[i].tail,
+					  cases[i].max - 2 + (size_t)over);
+			const char *want = over ? "500 5.5.2 " : "25";
+			const char *last;
+
+			h_start(&h, ROLE_MX);
+			h_sends(&h, EHLO, false);
+			if (l[0] == 'R')
+				h_sends(&h, "MAIL FROM:<>\r\n", false);
+			h_sends(&h, l, false);
+			last = h.out + h.out_len - 2;
+			while (last > h.out && last[-1] != '\n')
+				last--;
+			if (strncmp(last, want, strlen(want)) != 0)
+				fail_msg("%s...%s at %zu: %s", cases[i].head,
+					 cases[i].tail,
+					 cases[i].max - 2 + (size_t)over, last);
+			/* in sync: the next command is answered */
+			h_sends(&h, "RSET\r\n", false);
+			assert_memory_equal(h.out + h.out_len - 17,
+					    "250 2.0.0 Reset\r\n", 17);
+			free(l);
+			h_stop(&h);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -775,6 +848,7 @@ main(void)
 		cmocka_unit_test(test_no_space),
 		cmocka_unit_test(test_tarpit),
 		cmocka_unit_test(test_long_hostname),
+		cmocka_unit_test(test_line_length),
 	};
 
 	log_set_level(LOG_LEVEL_ERROR);
