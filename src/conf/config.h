@@ -114,6 +114,8 @@ struct config {
 	unsigned auth_threads;		/* hashing threads; 0: one per core */
 	unsigned conn_limit_per_address; /* concurrent sessions; 0: none */
 	unsigned conn_rate_per_address;	 /* new sessions a minute; 0: none */
+	struct config_network *conn_limit_exempt; /* the two limits above */
+	size_t n_conn_limit_exempt;		  /* never apply to these */
 	char *control_socket;		/* for postern locks / unlock */
 };
 

@@ -49,8 +49,8 @@ struct config_directive {
 extern config_parse_fn config_parse_hostname, config_parse_domains,
     config_parse_mailbox, config_parse_mailboxes, config_parse_template,
     config_parse_string, config_parse_path, config_parse_listen,
-    config_parse_cert, config_parse_network, config_parse_number,
-    config_parse_keyword, config_parse_bool;
+    config_parse_cert, config_parse_network, config_parse_exempt,
+    config_parse_number, config_parse_keyword, config_parse_bool;
 
 /* config_table.c */
 extern const struct config_directive config_directives[];
@@ -84,13 +84,20 @@ struct config_parser {
 	bool cwd_failed; /* getcwd() failed, and that was reported */
 };
 
-/* config.c: allocation (fatal on failure), messages, strings, files. */
+/* config_util.c: allocation (fatal on failure), messages, strings. */
+char *config_xstrndup(const char *s, size_t len);
+/* FILE as written in `base`: absolute, or relative to base's folder. */
+char *config_relative_path(const char *base, const char *file);
 void *config_xrealloc(void *ptr, size_t n, size_t size);
 char *config_xstrdup(const char *s);
 void config_error(struct config_parser *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 char *config_lower_dup(const char *s, size_t len);
 int config_casecmp(const char *a, size_t alen, const char *b, size_t blen);
+/* config_parse.c: one more local mailbox, checked. */
+void config_add_mailbox(struct config_parser *p, const char *addr);
+
+/* config_file.c: a file, line by line. */
 void config_read_lines(struct config_parser *p, char *text, size_t len,
 		       config_line_fn *fn);
 int config_read_file(const char *path, char **buf_r, size_t *len_r);

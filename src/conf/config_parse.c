@@ -81,7 +81,7 @@ config_parse_domains(struct config_parser *p, const struct config_directive *d,
  * domain is ours, and duplicates, are checked at the end, when all
  * `domains` lines have been read.
  */
-static void
+void
 config_add_mailbox(struct config_parser *p, const char *addr)
 {
 	const char *at = strrchr(addr, '@'), *why;
@@ -120,65 +120,6 @@ config_parse_mailbox(struct config_parser *p, const struct config_directive *d,
 	(void)d;
 	for (size_t i = 0; i < argc; i++)
 		config_add_mailbox(p, argv[i]);
-}
-
-/* One line of a mailboxes file: exactly one address. */
-static void
-config_mailboxes_line(struct config_parser *p, char **argv, size_t argc)
-{
-	if (argc != 1) {
-		config_error(p, "expected one address per line, got %zu words",
-			     argc);
-		return;
-	}
-	config_add_mailbox(p, argv[0]);
-}
-
-/*
- * The path of FILE as written in the configuration file `base`: absolute,
- * or relative to the directory holding `base`.
- */
-static char *
-config_relative_path(const char *base, const char *file)
-{
-	const char *slash = strrchr(base, '/');
-	size_t dlen, flen = strlen(file);
-	char *path;
-
-	if (file[0] == '/' || slash == NULL)
-		return config_xstrdup(file);
-	dlen = (size_t)(slash - base) + 1;
-	path = config_xrealloc(NULL, dlen + flen + 1, 1);
-	memcpy(path, base, dlen);
-	memcpy(path + dlen, file, flen + 1);
-	return path;
-}
-
-/* mailboxes FILE: read more mailboxes; errors name FILE and its line. */
-void
-config_parse_mailboxes(struct config_parser *p,
-		       const struct config_directive *d, char **argv,
-		       size_t argc)
-{
-	char *path = config_relative_path(p->file, argv[0]), *buf;
-	const char *saved_file = p->file;
-	unsigned saved_line = p->line;
-	size_t len;
-
-	(void)argc;
-	if (config_read_file(path, &buf, &len) < 0) {
-		config_error(p, "%s: %s: cannot read: %s", d->name, path,
-			     strerror(errno));
-		free(path);
-		return;
-	}
-	p->names = config_xrealloc(p->names, p->n_names + 1, sizeof(*p->names));
-	p->names[p->n_names++] = path;
-	p->file = path;
-	config_read_lines(p, buf, len, config_mailboxes_line);
-	p->file = saved_file;
-	p->line = saved_line;
-	free(buf);
 }
 
 /* maildir TEMPLATE: only %d, %n and %% expand; %n must appear. */
@@ -262,13 +203,12 @@ config_parse_cert(struct config_parser *p, const struct config_directive *d,
 	cfg->certs[cfg->n_certs++] = c;
 }
 
-/* auth-allow NETWORK...: each one checked on its own. */
-void
-config_parse_network(struct config_parser *p, const struct config_directive *d,
-		     char **argv, size_t argc)
+/* NETWORK...: each one checked on its own, added to the list *v, *n. */
+static void
+config_add_networks(struct config_parser *p, const struct config_directive *d,
+		    char **argv, size_t argc, struct config_network **v,
+		    size_t *n)
 {
-	struct config *cfg = p->cfg;
-
 	for (size_t i = 0; i < argc; i++) {
 		struct config_network net;
 		const char *why = config_values_network(argv[i], &net);
@@ -277,11 +217,27 @@ config_parse_network(struct config_parser *p, const struct config_directive *d,
 			config_error(p, "%s: \"%s\" %s", d->name, argv[i], why);
 			continue;
 		}
-		cfg->auth_allow =
-		    config_xrealloc(cfg->auth_allow, cfg->n_auth_allow + 1,
-				    sizeof(*cfg->auth_allow));
-		cfg->auth_allow[cfg->n_auth_allow++] = net;
+		*v = config_xrealloc(*v, *n + 1, sizeof(**v));
+		(*v)[(*n)++] = net;
 	}
+}
+
+/* auth-allow NETWORK... */
+void
+config_parse_network(struct config_parser *p, const struct config_directive *d,
+		     char **argv, size_t argc)
+{
+	config_add_networks(p, d, argv, argc, &p->cfg->auth_allow,
+			    &p->cfg->n_auth_allow);
+}
+
+/* conn-limit-exempt NETWORK... */
+void
+config_parse_exempt(struct config_parser *p, const struct config_directive *d,
+		    char **argv, size_t argc)
+{
+	config_add_networks(p, d, argv, argc, &p->cfg->conn_limit_exempt,
+			    &p->cfg->n_conn_limit_exempt);
 }
 
 /* yes or no (on/off, true/false) into a bool field. */
@@ -396,4 +352,43 @@ config_parse_listen(struct config_parser *p, const struct config_directive *d,
 	cfg->listeners = config_xrealloc(cfg->listeners, cfg->n_listeners + 1,
 					 sizeof(*cfg->listeners));
 	cfg->listeners[cfg->n_listeners++] = l;
+}
+
+/* One line of a mailboxes file: exactly one address. */
+static void
+config_mailboxes_line(struct config_parser *p, char **argv, size_t argc)
+{
+	if (argc != 1) {
+		config_error(p, "expected one address per line, got %zu words",
+			     argc);
+		return;
+	}
+	config_add_mailbox(p, argv[0]);
+}
+
+/* mailboxes FILE: read more mailboxes; errors name FILE and its line. */
+void
+config_parse_mailboxes(struct config_parser *p,
+		       const struct config_directive *d, char **argv,
+		       size_t argc)
+{
+	char *path = config_relative_path(p->file, argv[0]), *buf;
+	const char *saved_file = p->file;
+	unsigned saved_line = p->line;
+	size_t len;
+
+	(void)argc;
+	if (config_read_file(path, &buf, &len) < 0) {
+		config_error(p, "%s: %s: cannot read: %s", d->name, path,
+			     strerror(errno));
+		free(path);
+		return;
+	}
+	p->names = config_xrealloc(p->names, p->n_names + 1, sizeof(*p->names));
+	p->names[p->n_names++] = path;
+	p->file = path;
+	config_read_lines(p, buf, len, config_mailboxes_line);
+	p->file = saved_file;
+	p->line = saved_line;
+	free(buf);
 }

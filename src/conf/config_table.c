@@ -23,6 +23,7 @@ const char config_builtin_text[] =
     "control-socket var/run/postern.sock\n"
     "tls-certificate var/tls/cert.pem var/tls/key.pem\n"
     "tls-self-signed yes\n"
+    "conn-limit-exempt 127.0.0.0/8 ::1\n"
     "listen 127.0.0.1:2025 mx\n"
     "listen [::1]:2025 mx\n"
     "listen 127.0.0.1:2587 submission\n"
@@ -221,11 +222,18 @@ const struct config_directive config_directives[] = {
     ROW_NUM("auth-threads", "N", auth_threads, UNIT_COUNT, "0", 0, 64,
 	    "password hashing threads in the guard (0: one per core)"),
     ROW_NUM("conn-limit-per-address", "N", conn_limit_per_address, UNIT_COUNT,
-	    "20", 0, 1000000,
+	    "50", 0, 1000000,
 	    "open sessions from one client address (0: no limit)"),
     ROW_NUM("conn-rate-per-address", "N", conn_rate_per_address, UNIT_COUNT,
-	    "60", 0, 1000000,
+	    "300", 0, 1000000,
 	    "new sessions a minute from one client address (0: no limit)"),
+    {.name = "conn-limit-exempt",
+     .args = "NETWORK...",
+     .min_args = 1,
+     .parse = config_parse_exempt,
+     .flags = DIR_REPEAT,
+     .doc = "client networks the two limits above never refuse (the "
+	    "lockout still applies)"},
 };
 
 const size_t config_n_directives = ARRAY_SIZE(config_directives);
