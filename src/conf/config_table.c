@@ -17,6 +17,7 @@ const char config_builtin_text[] =
     "hostname localhost\n"
     "domains example.test\n"
     "mailbox demo@example.test\n"
+    "postmaster demo@example.test\n"
     "users var/users\n"
     "spool var/spool\n"
     "maildir var/mail/%d/%n/Maildir\n"
@@ -34,9 +35,12 @@ const char *const config_role_words[] = {"mx", "submission",
 static const char *const config_level_words[] = {"debug",   "info",  "notice",
 						 "warning", "error", NULL};
 static const char *const config_sync_words[] = {"syncfs", "fsync", NULL};
+static const char *const config_local_sender_words[] = {"refuse", "accept",
+							NULL};
 
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum sync_method) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum mx_local_senders) == sizeof(int), "enum size");
 
 #define FIELD(f) offsetof(struct config, f)
 #define ROW_NUM(n, a, f, u, d, lo, hi, doc_)                                   \
@@ -85,6 +89,13 @@ const struct config_directive config_directives[] = {
      .flags = DIR_REPEAT,
      .doc = "file of mailboxes, one address per line, relative to "
 	    "this file's directory"},
+    {.name = "postmaster",
+     .args = "ADDRESS",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_postmaster,
+     .doc = "mailbox that receives postmaster@ and abuse@ of our domains "
+	    "(none: a Maildir of their own)"},
     {.name = "users",
      .args = "FILE",
      .min_args = 1,
@@ -193,6 +204,16 @@ const struct config_directive config_directives[] = {
      .doc = "how spool writes are made durable"},
     ROW_BOOL("from-header-check", from_header_check, "yes",
 	     "an authenticated user's From: must be one of their addresses"),
+    {.name = "mx-local-senders",
+     .args = "WORD",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_keyword,
+     .field = FIELD(mx_local_senders),
+     .def = "refuse",
+     .words = config_local_sender_words,
+     .doc = "a sender in our domains on mx without AUTH: refuse (550 5.7.1) "
+	    "or accept"},
     ROW_NUM("auth-account-failures", "N", auth_account_failures, UNIT_COUNT,
 	    "5", 1, 1000,
 	    "failed logins to one account in the window before it is locked"),

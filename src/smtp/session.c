@@ -10,9 +10,10 @@
  *
  * This file holds the public entry points, the input framing and the verb
  * table; it is the only file of the engine that calls the others:
- * session_cmd.c (envelope and small verbs), session_data.c (DATA, BDAT and
- * the content path), session_auth.c (STARTTLS, AUTH). Those call only the
- * shared helpers of session_state.c and session_sender.c.
+ * session_cmd.c (HELO, MAIL and small verbs), session_rcpt.c (RCPT),
+ * session_data.c (DATA, BDAT and the content path), session_auth.c
+ * (STARTTLS, AUTH). Those call only the shared helpers of session_state.c
+ * and session_sender.c.
  */
 #include "smtp/session.h"
 
@@ -98,7 +99,7 @@ static const struct session_cmd session_cmds[SMTP_VERB_COUNT] = {
 	[SMTP_VERB_EHLO] = {SMTP_VERB_EHLO, CMD_ENDS_GROUP | CMD_PRE_TLS,
 			    session_cmd_helo},
 	[SMTP_VERB_MAIL] = {SMTP_VERB_MAIL, 0, session_cmd_mail},
-	[SMTP_VERB_RCPT] = {SMTP_VERB_RCPT, 0, session_cmd_rcpt},
+	[SMTP_VERB_RCPT] = {SMTP_VERB_RCPT, 0, session_rcpt_cmd},
 	[SMTP_VERB_DATA] = {SMTP_VERB_DATA, CMD_ENDS_GROUP | CMD_NO_ARGS,
 			    session_data_cmd},
 	[SMTP_VERB_BDAT] = {SMTP_VERB_BDAT, 0, session_data_cmd_bdat},

@@ -1,9 +1,8 @@
 /*
- * session_cmd.c - the verbs of the envelope and the small ones: HELO/EHLO,
- * MAIL, RCPT (the recipient decision), RSET, NOOP, QUIT, HELP, VRFY, EXPN
- * and the refusals of unknown and unimplemented commands. Called from the
- * verb table in session.c; calls only the shared helpers of
- * session_state.c and session_sender.c.
+ * session_cmd.c - HELO/EHLO, MAIL and the small verbs: RSET, NOOP, QUIT,
+ * HELP, VRFY, EXPN, and the refusals of unknown and unimplemented
+ * commands. Called from the verb table in session.c; calls only the
+ * shared helpers of session_state.c and session_sender.c.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -90,42 +89,6 @@ session_cmd_helo(struct session *s, const struct smtp_command *cmd)
 	session_cmd_ehlo_reply(s);
 }
 
-static enum reply_id
-session_cmd_perr_reply(enum smtp_perr err, bool is_mail)
-{
-	switch (err) {
-	case SMTP_PERR_OK:
-		return R_SUCCESS;
-	case SMTP_PERR_SYNTAX:
-	case SMTP_PERR_NO_DOMAIN:
-	case SMTP_PERR_TOO_LONG:
-		return is_mail ? R_BAD_SENDER : R_BAD_RCPT;
-	case SMTP_PERR_UTF8_UNDECLARED:
-		return R_UTF8_UNDECLARED;
-	case SMTP_PERR_BAD_UTF8:
-		return R_BAD_UTF8;
-	case SMTP_PERR_PARAM_SYNTAX:
-		return R_BAD_PARAM;
-	case SMTP_PERR_PARAM_UNKNOWN:
-		return R_PARAM_UNKNOWN;
-	case SMTP_PERR_SIZE_TOO_BIG:
-		return R_TOO_BIG;
-	}
-	return R_SYNTAX;
-}
-
-static void
-session_cmd_log_addr(struct session *s, const char *event, const char *key,
-		 const char *addr, size_t len, enum reply_id id)
-{
-	char esc[600];
-	const struct reply *r = reply_get(id);
-
-	log_info(s->p.id, "%s %s=%s code=%u status=%s", event, key,
-		 log_escape(esc, sizeof(esc), addr, len, 300),
-		 r->code, r->status ? r->status : "-");
-}
-
 /* The longest MAIL line (with CRLF) these parameters allow: 512, and
    for each extension parameter present what its RFC adds. */
 static size_t
@@ -135,6 +98,23 @@ session_cmd_mail_max(const struct smtp_mail_params *params)
 	       (params->body != SMTP_BODY_NONE ? SESSION_ALLOW_BODY : 0) +
 	       (params->smtputf8 ? SESSION_ALLOW_SMTPUTF8 : 0) +
 	       (params->has_auth ? SESSION_ALLOW_AUTH : 0);
+}
+
+/*
+ * mx-local-senders (issue 7 item 3): a client without AUTH on mx giving a
+ * sender in one of our domains is spoofing our users, who submit with
+ * AUTH. The refusal (550 5.7.1) comes at each RCPT but those to
+ * postmaster and abuse, which anyone must be able to reach (RFC 5321
+ * 4.5.1), as Postfix's smtpd_delay_reject does for its sender checks.
+ * The null sender is not ours.
+ */
+static bool
+session_cmd_local_sender(const struct session *s, const struct smtp_path *p)
+{
+	return s->p.role == ROLE_MX && !s->has_auth &&
+	       s->cfg->mx_local_senders == MX_LOCAL_SENDERS_REFUSE &&
+	       !p->is_null && !p->is_literal &&
+	       config_is_local_domain(s->cfg, p->domain);
 }
 
 void
@@ -171,7 +151,7 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 	if (err == SMTP_PERR_OK &&
 	    params.has_size && params.size > s->cfg->max_message_size)
 		err = SMTP_PERR_SIZE_TOO_BIG;
-	id = err == SMTP_PERR_OK ? R_SENDER_OK : session_cmd_perr_reply(err, true);
+	id = err == SMTP_PERR_OK ? R_SENDER_OK : session_perr_reply(err, true);
 	if (err == SMTP_PERR_OK &&
 	    smtp_path_format(&path, addr, sizeof(addr)) < 0)
 		id = R_BAD_SENDER;
@@ -184,9 +164,9 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 	if (id == R_SENDER_OK && s->has_auth)
 		id = session_sender_check(s, addr);
 	if (id == R_SENDER_OK)
-		session_cmd_log_addr(s, "mail", "from", addr, strlen(addr), id);
+		session_log_addr(s, "mail", "from", addr, strlen(addr), id);
 	else
-		session_cmd_log_addr(s, "mail", "from", cmd->args, cmd->args_len,
+		session_log_addr(s, "mail", "from", cmd->args, cmd->args_len,
 				 id);
 	if (id != R_SENDER_OK) {
 		session_reply(s, id);
@@ -194,128 +174,9 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 	}
 	memcpy(s->tx.sender, addr, sizeof(addr));
 	s->tx.smtputf8 = params.smtputf8;
+	s->tx.local_sender = session_cmd_local_sender(s, &path);
 	session_set_state(s, SESSION_MAIL);
 	session_reply(s, R_SENDER_OK);
-}
-
-/* Add a recipient, local (its Maildir) or remote (dir NULL); a mailbox or
-   remote address named twice is kept once. */
-static int
-session_cmd_add_rcpt(struct session *s, const char *addr, const char *dir)
-{
-	struct session_tx *tx = &s->tx;
-	size_t n = tx->n_rcpts;
-
-	for (size_t i = 0; i < n; i++) {
-		if (dir != NULL && tx->rcpt_dirs[i] != NULL &&
-		    strcmp(tx->rcpt_dirs[i], dir) == 0)
-			return 0;
-		if (dir == NULL && tx->rcpt_dirs[i] == NULL &&
-		    strcasecmp(tx->rcpt_addrs[i], addr) == 0)
-			return 0;
-	}
-	tx->rcpts = realloc(tx->rcpts, (n + 1) * sizeof(*tx->rcpts));
-	tx->rcpt_addrs = realloc(tx->rcpt_addrs, (n + 1) * sizeof(char *));
-	tx->rcpt_dirs = realloc(tx->rcpt_dirs, (n + 1) * sizeof(char *));
-	if (tx->rcpts == NULL || tx->rcpt_addrs == NULL ||
-	    tx->rcpt_dirs == NULL)
-		abort();
-	tx->rcpt_addrs[n] = strdup(addr);
-	tx->rcpt_dirs[n] = dir != NULL ? strdup(dir) : NULL;
-	if (tx->rcpt_addrs[n] == NULL || (dir != NULL && tx->rcpt_dirs[n] == NULL))
-		abort();
-	tx->n_rcpts = n + 1;
-	for (size_t i = 0; i <= n; i++) {
-		tx->rcpts[i].address = tx->rcpt_addrs[i];
-		tx->rcpts[i].maildir = tx->rcpt_dirs[i];
-	}
-	return 0;
-}
-
-/*
- * The recipient decision, on the one canonical parse (THREATS R-01): on the
- * mx role only our own domains, and there only existing mailboxes.
- */
-static enum reply_id
-session_cmd_route_rcpt(struct session *s, const struct smtp_path *path,
-		   const char *addr)
-{
-	const struct config_mailbox *mb;
-	struct config_mailbox user;
-	char dir[4096], lower[SMTP_PATH_MAX + 1];
-
-	if (path->is_literal || !config_is_local_domain(s->cfg, path->domain)) {
-		/* Only an authenticated submission relays (RFC 6409), and
-		   never to an address literal: mail routed by IP address
-		   could reach internal hosts (THREATS R-04). */
-		if (!s->has_auth || path->is_literal)
-			return R_RELAY_DENIED;
-		session_cmd_add_rcpt(s, addr, NULL);
-		s->tx.rcpt_count++;
-		return R_RCPT_OK;
-	}
-	mb = config_find_mailbox(s->cfg, path->local, path->domain);
-	if (mb == NULL) {
-		/* A user of the users file is a mailbox too. */
-		size_t i;
-
-		for (i = 0; addr[i] != '\0' && i < sizeof(lower) - 1; i++)
-			lower[i] = (char)((addr[i] >= 'A' && addr[i] <= 'Z')
-						  ? addr[i] + 32
-						  : addr[i]);
-		lower[i] = '\0';
-		if (path->is_utf8 || s->ops->is_user == NULL ||
-		    !s->ops->is_user(s->ctx, lower))
-			return R_NO_MAILBOX;
-		user.local = lower;
-		user.domain = strchr(lower, '@') + 1;
-		lower[user.domain - lower - 1] = '\0';
-		mb = &user;
-	}
-	if (config_maildir_path(s->cfg, mb, dir, sizeof(dir)) < 0)
-		return R_NO_MAILBOX;
-	session_cmd_add_rcpt(s, addr, dir);
-	s->tx.rcpt_count++;
-	return R_RCPT_OK;
-}
-
-void
-session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
-{
-	struct smtp_path path;
-	enum smtp_perr err;
-	enum reply_id id;
-	char addr[SMTP_PATH_MAX + 1] = "";
-
-	if (s->state == SESSION_GREETED) {
-		session_reply(s, R_NEED_HELO);
-		return;
-	}
-	if (s->state != SESSION_MAIL && s->state != SESSION_RCPT) {
-		session_reply(s, R_NEED_MAIL);
-		return;
-	}
-	if (s->tx.rcpt_count >= s->cfg->max_recipients) {
-		/* RFC 5321 4.5.3.1.10: 452, not counted as an error. */
-		char line[REPLY_LINE_MAX];
-
-		session_out(s, line,
-			    reply_format(R_TOO_MANY_RCPTS, line, sizeof(line)));
-		return;
-	}
-	err = smtp_parse_rcpt(cmd->args, cmd->args_len, s->tx.smtputf8, &path);
-	if (err != SMTP_PERR_OK) {
-		id = session_cmd_perr_reply(err, false);
-	} else if (smtp_path_format(&path, addr, sizeof(addr)) < 0) {
-		id = R_BAD_RCPT;
-	} else {
-		id = session_cmd_route_rcpt(s, &path, addr);
-	}
-	session_cmd_log_addr(s, "rcpt", "to", addr[0] ? addr : cmd->args,
-			 addr[0] ? strlen(addr) : cmd->args_len, id);
-	if (id == R_RCPT_OK)
-		session_set_state(s, SESSION_RCPT);
-	session_reply(s, id);
 }
 
 void

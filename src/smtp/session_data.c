@@ -345,7 +345,10 @@ session_data_end(struct session *s)
 		session_data_refuse(s, id, told);
 		return;
 	}
-	if (s->has_auth && s->cfg->from_header_check) {
+	/* Mail to postmaster or abuse alone is not held to the From:
+	   check: a user reports spam by redirecting it, its From: kept. */
+	if (s->has_auth && s->cfg->from_header_check &&
+	    tx->nonrole_rcpts > 0) {
 		enum reply_id id = session_sender_check_from(s);
 
 		if (id != R_SUCCESS) {

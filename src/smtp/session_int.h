@@ -72,6 +72,8 @@ struct session_tx {
 	char **rcpt_dirs;
 	size_t n_rcpts;
 	unsigned rcpt_count; /* accepted RCPT commands, duplicates too */
+	unsigned nonrole_rcpts; /* accepted, not postmaster or abuse */
+	bool local_sender;   /* mx, no AUTH, sender in our domains */
 	bool smtputf8;
 	bool is_bdat;	  /* BDAT seen: DATA no longer allowed */
 	bool has_msg;	  /* msg_begin succeeded */
@@ -192,6 +194,9 @@ void session_group_end(struct session *s, const char *verb);
 void session_tls_injection(struct session *s);
 void session_tx_reset(struct session *s);
 void session_tx_fail(struct session *s, enum reply_id id);
+enum reply_id session_perr_reply(enum smtp_perr err, bool is_mail);
+void session_log_addr(struct session *s, const char *event, const char *key,
+		      const char *addr, size_t len, enum reply_id id);
 
 /* session_sender.c: who may send what (shared) */
 enum reply_id session_sender_check(struct session *s, const char *addr);
@@ -205,7 +210,6 @@ void session_process(struct session *s);
 /* session_cmd.c: the verbs of the verb table */
 void session_cmd_helo(struct session *s, const struct smtp_command *cmd);
 void session_cmd_mail(struct session *s, const struct smtp_command *cmd);
-void session_cmd_rcpt(struct session *s, const struct smtp_command *cmd);
 void session_cmd_rset(struct session *s, const struct smtp_command *cmd);
 void session_cmd_noop(struct session *s, const struct smtp_command *cmd);
 void session_cmd_quit(struct session *s, const struct smtp_command *cmd);
@@ -216,6 +220,9 @@ void session_cmd_unimplemented(struct session *s,
 			       const struct smtp_command *cmd);
 void session_cmd_unknown(struct session *s, const struct smtp_command *cmd);
 void session_cmd_non_smtp(struct session *s, const struct smtp_command *cmd);
+
+/* session_rcpt.c: RCPT, the recipient decision */
+void session_rcpt_cmd(struct session *s, const struct smtp_command *cmd);
 
 /* session_data.c: DATA, BDAT and the content path */
 void session_data_cmd(struct session *s, const struct smtp_command *cmd);

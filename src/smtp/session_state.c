@@ -142,6 +142,46 @@ session_needs_tls(const struct session *s)
 	return s->p.role != ROLE_MX && !s->is_tls;
 }
 
+/* --- MAIL and RCPT ------------------------------------------------- */
+
+/* The reply to a path or parameter the parser refused (MAIL, RCPT). */
+enum reply_id
+session_perr_reply(enum smtp_perr err, bool is_mail)
+{
+	switch (err) {
+	case SMTP_PERR_OK:
+		return R_SUCCESS;
+	case SMTP_PERR_SYNTAX:
+	case SMTP_PERR_NO_DOMAIN:
+	case SMTP_PERR_TOO_LONG:
+		return is_mail ? R_BAD_SENDER : R_BAD_RCPT;
+	case SMTP_PERR_UTF8_UNDECLARED:
+		return R_UTF8_UNDECLARED;
+	case SMTP_PERR_BAD_UTF8:
+		return R_BAD_UTF8;
+	case SMTP_PERR_PARAM_SYNTAX:
+		return R_BAD_PARAM;
+	case SMTP_PERR_PARAM_UNKNOWN:
+		return R_PARAM_UNKNOWN;
+	case SMTP_PERR_SIZE_TOO_BIG:
+		return R_TOO_BIG;
+	}
+	return R_SYNTAX;
+}
+
+/* One log line per MAIL or RCPT: the address escaped, the reply. */
+void
+session_log_addr(struct session *s, const char *event, const char *key,
+		 const char *addr, size_t len, enum reply_id id)
+{
+	char esc[600];
+	const struct reply *r = reply_get(id);
+
+	log_info(s->p.id, "%s %s=%s code=%u status=%s", event, key,
+		 log_escape(esc, sizeof(esc), addr, len, 300),
+		 r->code, r->status ? r->status : "-");
+}
+
 /* --- pipelining (RFC 2920) ------------------------------------------ */
 
 /* Must this client wait where RFC 2920 3.1 ends a group? Unauthenticated

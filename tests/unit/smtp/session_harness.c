@@ -77,6 +77,13 @@ h_commit(void *ctx, const struct session_envelope *env)
 		o += (size_t)snprintf(h->rcpts + o, sizeof(h->rcpts) - o,
 				      "%s%s;", env->rcpts[i].address,
 				      env->rcpts[i].maildir ? "" : "(remote)");
+	h->dirs[0] = '\0';
+	o = 0;
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		o += (size_t)snprintf(h->dirs + o, sizeof(h->dirs) - o, "%s;",
+				      env->rcpts[i].maildir
+					      ? env->rcpts[i].maildir
+					      : "-");
 }
 
 static void

@@ -27,6 +27,7 @@ struct harness {
 	int begin_fail;	 /* msg_begin fails */
 	int commit_fail; /* commits fail */
 	char rcpts[512];
+	char dirs[1024]; /* the recipients' Maildirs, ";" after each */
 	char sender[300];
 	char auth_user[300]; /* what ops->auth got */
 	char auth_pass[300];
