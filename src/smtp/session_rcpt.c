@@ -181,7 +181,10 @@ session_rcpt_decide(struct session *s, struct smtp_path *path,
 	if (role != NULL)
 		return session_rcpt_route_role(s, role, path->domain, addr,
 					       size);
-	if (s->tx.local_sender) {
+	/* A recipient elsewhere gets the relay refusal (554 5.7.1) first:
+	   the client may not relay whatever its sender. */
+	if (s->tx.local_sender && !path->is_literal &&
+	    config_is_local_domain(s->cfg, path->domain)) {
 		char esc[600];
 
 		log_notice(s->p.id, "rejected reason=mx-local-sender from=%s",

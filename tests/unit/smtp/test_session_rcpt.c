@@ -121,7 +121,7 @@ test_mx_local_senders(void **state)
 	h_sends(&h, "RCPT TO:<abuse@local.test>\r\n", false);
 	h_sends(&h, "DATA\r\n", false);
 	h_sends(&h, "Subject: x\r\n\r\nb\r\n.\r\n", false);
-	expect_codes(&h, "220 250 250 550 550 250 354 250");
+	expect_codes(&h, "220 250 250 550 554 250 354 250");
 	assert_string_equal(h.rcpts, "abuse@local.test;");
 	assert_string_equal(h.sender, "eve@local.test");
 	/* the null sender and other domains are not ours */
@@ -129,7 +129,7 @@ test_mx_local_senders(void **state)
 	h_sends(&h, "RSET\r\nMAIL FROM:<eve@sub.local.test>\r\n"
 		    "RCPT TO:<alice@local.test>\r\n",
 		false);
-	expect_codes(&h, "220 250 250 550 550 250 354 250 250 250 250 250 "
+	expect_codes(&h, "220 250 250 550 554 250 354 250 250 250 250 250 "
 			 "250");
 	h_stop(&h);
 
