@@ -528,12 +528,27 @@ job_submit(struct guard_job *j, const struct user *u, time_t now)
 		job_reply(j);
 		return;
 	}
-	if (!guard_pool_submit(j)) {
-		lockout_auth_abort(G.lo, j->addr, j->user, now);
-		log_auth("auth-busy", j, "");
-		j->result = GUARD_AUTH_TEMPFAIL;
-		job_reply(j);
+	switch (guard_pool_submit(j)) {
+	case GUARD_FAIR_OK:
+		return;
+	case GUARD_FAIR_NET_FULL: {
+		char net[64], extra[128];
+
+		/* One network has auth-queue-per-network hashes waiting:
+		   it alone gets 454 4.7.0 at once; others still queue. */
+		guard_fair_net_text(j->addr, net, sizeof(net));
+		snprintf(extra, sizeof(extra),
+			 " reason=network-queue-full network=%s", net);
+		log_auth("auth-busy", j, extra);
+		break;
 	}
+	case GUARD_FAIR_FULL:
+		log_auth("auth-busy", j, " reason=queue-full");
+		break;
+	}
+	lockout_auth_abort(G.lo, j->addr, j->user, now);
+	j->result = GUARD_AUTH_TEMPFAIL;
+	job_reply(j);
 }
 
 static void
@@ -779,6 +794,7 @@ reload(void)
 			G.cfg = cfg;
 			G.owns_cfg = true;
 			apply_config();
+			guard_pool_set_net_max(G.cfg->auth_queue_per_network);
 		}
 		free(text);
 	}
@@ -920,7 +936,8 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd)
 	G.cache = calloc(GUARD_CACHE_SLOTS, sizeof(*G.cache));
 	if (G.lo == NULL || G.cache == NULL)
 		guard_die("out of memory");
-	if (guard_pool_start(G.base, (long)G.cfg->auth_threads, job_done) < 0)
+	if (guard_pool_start(G.base, (long)G.cfg->auth_threads,
+			     G.cfg->auth_queue_per_network, job_done) < 0)
 		guard_die("cannot start the hashing threads");
 	if (!load_users())
 		log_error(SID, "users-none reason=\"AUTH answers 454 4.7.0 "
