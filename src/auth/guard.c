@@ -914,7 +914,8 @@ guard_die(const char *why)
 }
 
 void
-guard_main(const struct config *cfg, const char *cfg_path, int master_fd)
+guard_main(const struct config *cfg, const char *cfg_path, int master_fd,
+	   int control_fd)
 {
 	struct timeval minute = {60, 0};
 	struct lockout_config lc;
@@ -950,7 +951,7 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd)
 	    event_add(G.master_ev, NULL) < 0 ||
 	    event_add(G.expire_ev, &minute) < 0)
 		guard_die("event setup");
-	guard_control_open(G.base, G.lo, G.cfg->control_socket);
+	guard_control_open(G.base, G.lo, control_fd);
 	/* The dummy hash is made on first use: make it now, so that the
 	   first unknown user costs no more than any other. */
 	users_verify_dummy("", 0);

@@ -61,10 +61,10 @@ enum guard_fair_result guard_pool_submit(struct guard_job *j);
 /* auth-queue-per-network changed (reload). */
 void guard_pool_set_net_max(size_t net_max);
 
-/* guard_control.c: listen on `path` (NULL or "": none); unlink it at
-   exit. */
+/* guard_control.c: serve the socket of guard_control_bind (-1: none);
+   unlink it at exit (when the guard may). */
 void guard_control_open(struct event_base *base, struct lockout *lo,
-			const char *path);
+			int fd);
 void guard_control_unlink(void);
 
 #endif

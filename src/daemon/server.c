@@ -28,6 +28,7 @@
 #include "auth/guard.h"
 #include "lib/log.h"
 #include "store/maildir.h"
+#include "daemon/proc.h"
 #include "daemon/server_int.h"
 #include "store/spool.h"
 #include "daemon/tls.h"
@@ -127,23 +128,7 @@ server_reset_signals(void)
 int
 server_drop_privileges(const struct config *cfg)
 {
-	struct passwd *pw;
-
-	if (cfg->user == NULL || geteuid() != 0)
-		return 0;
-	pw = getpwnam(cfg->user);
-	if (pw == NULL) {
-		log_error("-", "user name=%s error=\"no such user\"",
-			  cfg->user);
-		return -1;
-	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
-		log_error("-", "setuid user=%s error=\"%s\"", cfg->user,
-			  strerror(errno));
-		return -1;
-	}
-	return 0;
+	return proc_drop(cfg->user);
 }
 
 /* --- master ---------------------------------------------------------- */
@@ -280,7 +265,7 @@ master_spawn(struct master *m)
 static int
 master_spawn_guard(struct master *m)
 {
-	int sv[2];
+	int sv[2], ctl;
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -300,9 +285,12 @@ master_spawn_guard(struct master *m)
 		for (size_t i = 0; i < m->n_listeners; i++)
 			close(m->listeners[i].fd);
 		server_reset_signals();
-		if (server_drop_privileges(m->cfg) < 0)
+		/* The control socket is made while still root; then the
+		   guard becomes its own account (docs/security.md). */
+		ctl = guard_control_bind(m->cfg);
+		if (proc_drop(proc_guard_account(m->cfg)) < 0)
 			_exit(2);
-		guard_main(m->cfg, m->path, sv[1]);
+		guard_main(m->cfg, m->path, sv[1], ctl);
 	}
 	close(sv[1]);
 	m->guard = pid;
@@ -418,22 +406,9 @@ master_prepare_dirs(const struct config *cfg)
 	}
 	if (master_mkdirs(cfg->spool, pw) < 0)
 		goto fail;
-	if (cfg->control_socket != NULL) {
-		/* The guard (as the worker account) creates the socket. */
-		char parent[4096], *slash;
-
-		snprintf(parent, sizeof(parent), "%s", cfg->control_socket);
-		slash = strrchr(parent, '/');
-		if (slash != NULL && slash != parent) {
-			*slash = '\0';
-			if (master_mkdirs(parent, pw) < 0) {
-				log_error("-", "control-socket path=%s "
-					       "error=\"%s\"",
-					  cfg->control_socket, strerror(errno));
-				return -1;
-			}
-		}
-	}
+	/* The control socket's directory: no worker may write it. */
+	if (proc_control_dir(cfg) < 0)
+		return -1;
 	if (pw != NULL && chown(cfg->spool, pw->pw_uid, pw->pw_gid) < 0)
 		goto fail;
 	/* The fixed part of the Maildir template (before the first %): the
@@ -700,6 +675,10 @@ master_stop(struct master *m)
 		while (waitpid(m->guard, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
+	/* The guard, as its own account, cannot remove it (root's
+	   directory). */
+	if (m->cfg->control_socket != NULL)
+		unlink(m->cfg->control_socket);
 	tls_server_free(&m->tls);
 	log_notice("-", "stopped");
 }
@@ -740,6 +719,7 @@ server_run(struct config *cfg, const char *path, bool foreground)
 				 "that owns the spool and the Maildirs");
 	if (master_prepare_dirs(cfg) < 0)
 		return 1;
+	proc_check_accounts(cfg);
 	if (server_bind_all(cfg, NULL, 0, &m.listeners) < 0)
 		return 1;
 	m.n_listeners = cfg->n_listeners;
