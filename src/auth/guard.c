@@ -535,12 +535,18 @@ job_submit(struct guard_job *j, const struct user *u, time_t now)
 		char net[64], extra[128];
 
 		/* One network has auth-queue-per-network hashes waiting:
-		   it alone gets 454 4.7.0 at once; others still queue. */
+		   it alone gets 454 4.7.0, without a hash; others still
+		   queue. After auth-failure-delay like a 535, so that the
+		   guesser's retry loop does not turn into a flood of TLS
+		   handshakes. */
 		guard_fair_net_text(j->addr, net, sizeof(net));
 		snprintf(extra, sizeof(extra),
 			 " reason=network-queue-full network=%s", net);
 		log_auth("auth-busy", j, extra);
-		break;
+		lockout_auth_abort(G.lo, j->addr, j->user, now);
+		j->result = GUARD_AUTH_TEMPFAIL;
+		job_reply_later(j);
+		return;
 	}
 	case GUARD_FAIR_FULL:
 		log_auth("auth-busy", j, " reason=queue-full");

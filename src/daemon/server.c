@@ -396,6 +396,10 @@ master_prepare_dirs(const struct config *cfg)
 	struct passwd *pw = NULL;
 	char dir[4096];
 
+	/* The control socket's directory: no worker may write it. First:
+	   it looks accounts up, which would overwrite *pw below. */
+	if (proc_control_dir(cfg) < 0)
+		return -1;
 	if (cfg->user != NULL && geteuid() == 0) {
 		pw = getpwnam(cfg->user);
 		if (pw == NULL) {
@@ -406,9 +410,6 @@ master_prepare_dirs(const struct config *cfg)
 	}
 	if (master_mkdirs(cfg->spool, pw) < 0)
 		goto fail;
-	/* The control socket's directory: no worker may write it. */
-	if (proc_control_dir(cfg) < 0)
-		return -1;
 	if (pw != NULL && chown(cfg->spool, pw->pw_uid, pw->pw_gid) < 0)
 		goto fail;
 	/* The fixed part of the Maildir template (before the first %): the
