@@ -731,7 +731,7 @@ log_errors(const char *event, char *text)
 			*nl++ = '\0';
 		log_error(
 		    SID, "%s error=%s", event,
-		    log_escape(esc, sizeof(esc), line, strlen(line), 120));
+		    log_escape_text(esc, sizeof(esc), line, strlen(line), 120));
 	}
 }
 

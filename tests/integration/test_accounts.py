@@ -65,6 +65,7 @@ def make(var_root, users_mode=0o640, users_group=GUARD, start=True,
     opts.update(options)
     srv = Server(root, submission=True, **opts)
     made.append(srv)
+    os.rmdir(srv.spool)  # the master makes it, nobody's
     os.chown(srv.users_path, 0, grp.getgrnam(users_group).gr_gid)
     os.chmod(srv.users_path, users_mode)
     if start:

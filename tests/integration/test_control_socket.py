@@ -47,6 +47,7 @@ def ctl_server():
         opts.update(options)
         srv = Server(root, **opts)
         made.append(srv)
+        os.rmdir(srv.spool)  # the master makes it, nobody's
         if start:
             srv.start()
         return srv
