@@ -304,7 +304,8 @@ guard_control_bind(const struct config *cfg)
 	     fchmodat(AT_FDCWD, path, 0660, 0) < 0))
 		log_error(GUARD_SID,
 			  "control-socket path=\"%s\" error=\"%s\" "
-			  "effect=\"root only\"",
+			  "effect=\"mode 0600: the admin group cannot "
+			  "connect\"",
 			  path, strerror(errno));
 	C.path = strdup(path);
 	return fd;
@@ -338,8 +339,8 @@ guard_control(const char *socket_path, const char *command, FILE *out)
 	char buf[4096];
 	size_t used = 0, skip;
 	bool ok = false, first = true;
+	int fd, send_errno = 0;
 	ssize_t n;
-	int fd;
 
 	if (socket_path == NULL ||
 	    strlen(socket_path) >= sizeof(sun.sun_path) ||
@@ -361,9 +362,14 @@ guard_control(const char *socket_path, const char *command, FILE *out)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (send(fd, command, strlen(command), MSG_NOSIGNAL) < 0 ||
 	    send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
-		fprintf(out, "postern: %s\n", strerror(errno));
-		close(fd);
-		return 1;
+		/* A guard that refuses us writes its line and closes
+		   without reading: that line is the answer. */
+		send_errno = errno;
+		if (send_errno != EPIPE && send_errno != ECONNRESET) {
+			fprintf(out, "postern: %s\n", strerror(send_errno));
+			close(fd);
+			return 1;
+		}
 	}
 	/* Copy the answer, without the "OK "/"ERR " of its first line. */
 	while ((n = read(fd, buf + used, sizeof(buf) - used)) > 0) {
@@ -387,6 +393,10 @@ guard_control(const char *socket_path, const char *command, FILE *out)
 		ok = false;
 	}
 	close(fd);
+	if ((n < 0 || (first && used == 0)) && send_errno != 0) {
+		fprintf(out, "postern: %s\n", strerror(send_errno));
+		return 1;
+	}
 	if (n < 0 || (first && used == 0)) {
 		fprintf(out, "postern: no answer from the guard\n");
 		return 1;

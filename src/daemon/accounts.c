@@ -95,6 +95,37 @@ accounts_check_users_file(const struct config *cfg)
 			  cfg->users_file, guard);
 }
 
+/* The workers carry their account's groups (initgroups): one of them
+   must not be the admin group, or the control socket would answer them. */
+static void
+accounts_check_admin(const struct config *cfg)
+{
+	gid_t groups[256];
+	int n = (int)(sizeof(groups) / sizeof(groups[0]));
+	struct passwd *pw;
+	struct group *gr;
+	gid_t admin;
+
+	if (cfg->user == NULL || cfg->admin_group == NULL ||
+	    (gr = getgrnam(cfg->admin_group)) == NULL)
+		return;
+	admin = gr->gr_gid;
+	if ((pw = getpwnam(cfg->user)) == NULL)
+		return;
+	if (getgrouplist(cfg->user, pw->pw_gid, groups, &n) < 0)
+		n = (int)(sizeof(groups) / sizeof(groups[0]));
+	for (int i = 0; i < n; i++)
+		if (groups[i] == admin) {
+			log_warning("-",
+				    "admin-group-has-workers account=%s "
+				    "group=%s reason=\"the workers may use "
+				    "the control socket: take %s out of %s\"",
+				    cfg->user, cfg->admin_group, cfg->user,
+				    cfg->admin_group);
+			return;
+		}
+}
+
 void
 accounts_check(const struct config *cfg)
 {
@@ -122,6 +153,7 @@ accounts_check(const struct config *cfg)
 			 cfg->user != NULL ? cfg->user : "root",
 			 cfg->guard_user != NULL ? cfg->guard_user : "root");
 	accounts_check_users_file(cfg);
+	accounts_check_admin(cfg);
 }
 
 /* mkdir -p the parents of `dir` (root's, 0755), not `dir` itself. */

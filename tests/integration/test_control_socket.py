@@ -159,3 +159,12 @@ def test_unsafe_directory_refused_at_start(ctl_server, kind):
     assert re.search(r"control-socket (dir|path)=%s" % re.escape(d),
                      p.stderr), p.stderr
     assert not os.path.exists(srv.options["control-socket"])
+
+
+def test_workers_in_the_admin_group_are_warned(ctl_server):
+    """nobody's primary group is nogroup: as admin-group, the workers
+    would pass the peer check, and the master says so."""
+    srv = ctl_server(admin_group="nogroup")
+    assert re.search(r"admin-group-has-workers account=nobody "
+                     r"group=nogroup reason=\"the workers may use the "
+                     r"control socket", srv.log()), srv.log()
