@@ -495,6 +495,8 @@ config_free(struct config **cfgp)
 	free(cfg->maildir);
 	free(cfg->spool);
 	free(cfg->user);
+	free(cfg->guard_user);
+	free(cfg->admin_group);
 	free(cfg);
 	*cfgp = NULL;
 }

@@ -75,6 +75,8 @@ struct config {
 	struct config_mailbox postmaster;
 	char *spool;	    /* spool directory (absolute after load) */
 	char *user;	    /* account the workers run as, or NULL */
+	char *guard_user;   /* account the guard runs as, or NULL: user */
+	char *admin_group;  /* may use the control socket, or NULL */
 
 	struct config_listener *listeners;
 	size_t n_listeners;
@@ -122,6 +124,7 @@ struct config {
 	unsigned auth_cache_ttl;	/* seconds; 0: no cache */
 	unsigned auth_failure_delay;	/* seconds before a 535 (+ jitter) */
 	unsigned auth_threads;		/* hashing threads; 0: one per core */
+	unsigned auth_queue_per_network; /* hashes waiting per /24 or /48 */
 	unsigned conn_limit_per_address; /* concurrent sessions; 0: none */
 	unsigned conn_rate_per_address;	 /* new sessions a minute; 0: none */
 	struct config_network *conn_limit_exempt; /* the two limits above */
