@@ -528,12 +528,33 @@ job_submit(struct guard_job *j, const struct user *u, time_t now)
 		job_reply(j);
 		return;
 	}
-	if (!guard_pool_submit(j)) {
+	switch (guard_pool_submit(j)) {
+	case GUARD_FAIR_OK:
+		return;
+	case GUARD_FAIR_NET_FULL: {
+		char net[64], extra[128];
+
+		/* One network has auth-queue-per-network hashes waiting:
+		   it alone gets 454 4.7.0, without a hash; others still
+		   queue. After auth-failure-delay like a 535, so that the
+		   guesser's retry loop does not turn into a flood of TLS
+		   handshakes. */
+		guard_fair_net_text(j->addr, net, sizeof(net));
+		snprintf(extra, sizeof(extra),
+			 " reason=network-queue-full network=%s", net);
+		log_auth("auth-busy", j, extra);
 		lockout_auth_abort(G.lo, j->addr, j->user, now);
-		log_auth("auth-busy", j, "");
 		j->result = GUARD_AUTH_TEMPFAIL;
-		job_reply(j);
+		job_reply_later(j);
+		return;
 	}
+	case GUARD_FAIR_FULL:
+		log_auth("auth-busy", j, " reason=queue-full");
+		break;
+	}
+	lockout_auth_abort(G.lo, j->addr, j->user, now);
+	j->result = GUARD_AUTH_TEMPFAIL;
+	job_reply(j);
 }
 
 static void
@@ -779,6 +800,7 @@ reload(void)
 			G.cfg = cfg;
 			G.owns_cfg = true;
 			apply_config();
+			guard_pool_set_net_max(G.cfg->auth_queue_per_network);
 		}
 		free(text);
 	}
@@ -898,7 +920,8 @@ guard_die(const char *why)
 }
 
 void
-guard_main(const struct config *cfg, const char *cfg_path, int master_fd)
+guard_main(const struct config *cfg, const char *cfg_path, int master_fd,
+	   int control_fd)
 {
 	struct timeval minute = {60, 0};
 	struct lockout_config lc;
@@ -920,7 +943,8 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd)
 	G.cache = calloc(GUARD_CACHE_SLOTS, sizeof(*G.cache));
 	if (G.lo == NULL || G.cache == NULL)
 		guard_die("out of memory");
-	if (guard_pool_start(G.base, (long)G.cfg->auth_threads, job_done) < 0)
+	if (guard_pool_start(G.base, (long)G.cfg->auth_threads,
+			     G.cfg->auth_queue_per_network, job_done) < 0)
 		guard_die("cannot start the hashing threads");
 	if (!load_users())
 		log_error(SID, "users-none reason=\"AUTH answers 454 4.7.0 "
@@ -933,7 +957,7 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd)
 	    event_add(G.master_ev, NULL) < 0 ||
 	    event_add(G.expire_ev, &minute) < 0)
 		guard_die("event setup");
-	guard_control_open(G.base, G.lo, G.cfg->control_socket);
+	guard_control_open(G.base, G.lo, control_fd);
 	/* The dummy hash is made on first use: make it now, so that the
 	   first unknown user costs no more than any other. */
 	users_verify_dummy("", 0);
