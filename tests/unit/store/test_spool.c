@@ -1,9 +1,9 @@
 /*
  * test_spool.c - the spool: envelope format, commit round trips, group
  * commit, recovery, and fault injection at every file-system call
- * (THREATS Q-01, Q-02). spool.c is included to reach its static parts.
+ * (THREATS Q-01, Q-02). spool_rec.c (the whole spool, being split) is included to reach its static parts.
  */
-#include "store/spool.c"
+#include "store/spool_rec.c"
 
 #include <ftw.h>
 #include <poll.h>
