@@ -1,8 +1,8 @@
 /*
  * maildir.c - Maildir paths and delivery (https://cr.yp.to/proto/maildir.html).
  *
- * Every call that changes the file system goes through the spool_fs seam
- * (spool.h) so that tests can fail or "crash" at any of them. Directories
+ * Every call that changes the file system goes through the storefs seam
+ * (storefs.h) so that tests can fail or "crash" at any of them. Directories
  * are opened with O_DIRECTORY|O_NOFOLLOW and files are named relative to
  * those descriptors, so a symbolic link planted as tmp/, new/ or cur/, or at
  * tmp/<name>, is never followed (THREATS F-04).
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "conf/mailpath.h"
-#include "store/spool.h"
+#include "store/storefs.h"
 
 #define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
@@ -78,7 +78,7 @@ fail:
 static int
 maildir_mkdir(int dfd, const char *path)
 {
-	if (spool_fs.mkdirat(dfd, path, 0700) == 0 || errno == EEXIST)
+	if (storefs.mkdirat(dfd, path, 0700) == 0 || errno == EEXIST)
 		return 0;
 	return -1;
 }
@@ -87,7 +87,7 @@ maildir_mkdir(int dfd, const char *path)
 static int
 maildir_open_dir(int dfd, const char *path)
 {
-	return spool_fs.openat(dfd, path, MAILDIR_DIR_FLAGS, 0);
+	return storefs.openat(dfd, path, MAILDIR_DIR_FLAGS, 0);
 }
 
 /*
@@ -207,11 +207,11 @@ maildir_copy(const char *src_path, int tfd, const char *name)
 	int in, out, saved;
 	ssize_t n;
 
-	in = spool_fs.openat(AT_FDCWD, src_path,
+	in = storefs.openat(AT_FDCWD, src_path,
 			     O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
 	if (in < 0)
 		return -1;
-	out = spool_fs.openat(
+	out = storefs.openat(
 	    tfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 	    0600);
 	if (out < 0)
@@ -226,7 +226,7 @@ maildir_copy(const char *src_path, int tfd, const char *name)
 			break;
 		for (ssize_t off = 0; off < n;) {
 			ssize_t w =
-			    spool_fs.write(out, buf + off, (size_t)(n - off));
+			    storefs.write(out, buf + off, (size_t)(n - off));
 
 			if (w < 0 && errno == EINTR)
 				continue;
@@ -238,7 +238,7 @@ maildir_copy(const char *src_path, int tfd, const char *name)
 			off += w;
 		}
 	}
-	if (spool_fs.fsync(out) < 0)
+	if (storefs.fsync(out) < 0)
 		goto fail_out;
 	close(out);
 	close(in);
@@ -246,7 +246,7 @@ maildir_copy(const char *src_path, int tfd, const char *name)
 fail_out:
 	saved = errno;
 	close(out);
-	spool_fs.unlinkat(tfd, name, 0);
+	storefs.unlinkat(tfd, name, 0);
 	errno = saved;
 fail_in:
 	saved = errno;
@@ -264,7 +264,7 @@ static int
 maildir_link_tmp(const char *src_path, int tfd, const char *name)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
-		int r = spool_fs.linkat(AT_FDCWD, src_path, tfd, name, 0);
+		int r = storefs.linkat(AT_FDCWD, src_path, tfd, name, 0);
 
 		if (r < 0 && errno == EXDEV)
 			r = maildir_copy(src_path, tfd, name);
@@ -272,7 +272,7 @@ maildir_link_tmp(const char *src_path, int tfd, const char *name)
 			return 0;
 		if (errno != EEXIST || attempt > 0)
 			return -1;
-		if (spool_fs.unlinkat(tfd, name, 0) < 0 && errno != ENOENT)
+		if (storefs.unlinkat(tfd, name, 0) < 0 && errno != ENOENT)
 			return -1;
 	}
 	return -1;
@@ -289,16 +289,16 @@ maildir_move_new(int tfd, int nfd, const char *name)
 	struct stat st;
 	int saved;
 
-	if (spool_fs.renameat(tfd, name, nfd, name, RENAME_NOREPLACE) == 0)
+	if (storefs.renameat(tfd, name, nfd, name, RENAME_NOREPLACE) == 0)
 		return 0;
 	if (errno == EINVAL) {
 		if (fstatat(nfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 			errno = EEXIST;
-		else if (spool_fs.renameat(tfd, name, nfd, name, 0) == 0)
+		else if (storefs.renameat(tfd, name, nfd, name, 0) == 0)
 			return 0;
 	}
 	saved = errno;
-	spool_fs.unlinkat(tfd, name, 0);
+	storefs.unlinkat(tfd, name, 0);
 	if (saved == EEXIST)
 		return 1;
 	errno = saved;

@@ -29,7 +29,7 @@ int maildir_create(const char *dir);
  * Put the file `src_path` into the Maildir `dir` under `name`: hard-link it
  * as tmp/<name> (falling back to a copy when the spool is on another file
  * system), then rename it to new/<name>. Nothing is made durable here: the
- * caller syncs (spool.c). Never follows a symbolic link in tmp/ or new/.
+ * caller syncs (spool_commit.c). Never follows a symbolic link in tmp/ or new/.
  * Returns 0, 1 when new/<name> or cur/<name>:* exists already (delivered
  * before a crash), or -1 (errno set).
  */

@@ -113,27 +113,4 @@ size_t spool_commits_pending(const struct spool *sp);
 int spool_recover(const char *dir, const char *const *areas,
 		  const char *hostname);
 
-/*
- * Seam for fault-injection tests: every call of the spool and of Maildir
- * delivery that changes the file system or makes it durable goes through
- * these pointers (reads, stat and close do not). All names are relative to
- * a directory descriptor (AT_FDCWD for a path); `renameat` takes
- * renameat2(2) flags. The defaults are the system calls; a test may replace
- * members (and must restore them) while no spool is busy.
- */
-struct spool_fs_ops {
-	int (*openat)(int dirfd, const char *path, int flags, int mode);
-	ssize_t (*write)(int fd, const void *buf, size_t len);
-	int (*fsync)(int fd);
-	int (*syncfs)(int fd);
-	int (*mkdirat)(int dirfd, const char *path, int mode);
-	int (*renameat)(int fromfd, const char *from, int tofd, const char *to,
-			unsigned int flags);
-	int (*linkat)(int fromfd, const char *from, int tofd, const char *to,
-		      int flags);
-	int (*unlinkat)(int dirfd, const char *path, int flags);
-	int (*ftruncate)(int fd, off_t len); /* the spool's journal */
-};
-extern struct spool_fs_ops spool_fs;
-
 #endif

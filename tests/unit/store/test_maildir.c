@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "store/maildir.h"
-#include "store/spool.h"
+#include "store/storefs.h"
 
 
 static char root[64];
@@ -282,11 +282,11 @@ test_deliver_copy(void **state)
 	make_src(src, sizeof(src), "copied body");
 	path_of(md, sizeof(md), "Maildir");
 	assert_int_equal(maildir_create(md), 0);
-	real_linkat = spool_fs.linkat;
-	spool_fs.linkat = exdev_linkat;
+	real_linkat = storefs.linkat;
+	storefs.linkat = exdev_linkat;
 	assert_int_equal(maildir_deliver(md, "1.c.h", src), 0);
 	assert_int_equal(maildir_deliver(md, "1.c.h", src), 1);
-	spool_fs.linkat = real_linkat;
+	storefs.linkat = real_linkat;
 	snprintf(p, sizeof(p), "%s/new/1.c.h", md);
 	assert_int_equal(stat(p, &a), 0);
 	assert_int_equal(stat(src, &b), 0);

@@ -1,17 +1,31 @@
 /*
  * test_spool.c - the spool: envelope format, commit round trips, group
  * commit, recovery, and fault injection at every file-system call
- * (THREATS Q-01, Q-02). spool_rec.c (the whole spool, being split) is included to reach its static parts.
+ * (THREATS Q-01, Q-02). The spool's parts share spool_int.h, which this
+ * test reads to reach them; file-system calls are faulted through the
+ * storefs seam.
  */
-#include "store/spool_rec.c"
+#include "store/spool_int.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+
+#include "lib/log.h"
+#include "store/maildir.h"
+#include "store/storefs.h"
 
 static char root[64];
 static char spool_dir[128];
@@ -1047,7 +1061,7 @@ static void
 test_remote_exdev(void **state)
 {
 	struct spool_rcpt r[2] = {{"u@x", NULL}, {"v@y", NULL}};
-	struct spool_fs_ops saved = spool_fs;
+	struct storefs_ops saved = storefs;
 	char md[256], p[512];
 	struct stat st;
 	size_t parts;
@@ -1055,7 +1069,7 @@ test_remote_exdev(void **state)
 	(void)state;
 	path_of(md, sizeof(md), "mail/u");
 	r[1].maildir = md;
-	spool_fs.linkat = exdev_linkat;
+	storefs.linkat = exdev_linkat;
 	for (int k = 0; k < 2; k++) {
 		struct spool *sp = open_spool(k ? SYNC_FSYNC : SYNC_SYNCFS);
 		struct run run = {0};
@@ -1070,7 +1084,7 @@ test_remote_exdev(void **state)
 		assert_int_equal(st.st_nlink, 1); /* a copy, not the link */
 		spool_close(&sp);
 	}
-	spool_fs = saved;
+	storefs = saved;
 	assert_int_equal(exdev_copies, 2);
 	assert_int_equal(check_queue(&parts), 2);
 	assert_int_equal(parts, 0);
@@ -1387,7 +1401,7 @@ fi_unlinkat(int d, const char *p, int f)
 	return fi_fail() ? -1 : unlinkat(d, p, f);
 }
 
-static const struct spool_fs_ops fi_ops = {
+static const struct storefs_ops fi_ops = {
     fi_openat,	 fi_write,  fi_fsync,	 fi_syncfs,    fi_mkdirat,
     fi_renameat, fi_linkat, fi_unlinkat, fi_ftruncate,
 };
@@ -1452,7 +1466,7 @@ static struct fi_outcome
 fi_run(enum sync_method sync, int at, bool crash, int err)
 {
 	struct fi_outcome out = {0};
-	struct spool_fs_ops saved = spool_fs;
+	struct storefs_ops saved = storefs;
 	struct spool_msg *msgs[FI_MSGS] = {0};
 	char md[3][256], p[512];
 	bool committed[FI_MSGS] = {0};
@@ -1462,7 +1476,7 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 
 	for (int i = 0; i < 3; i++)
 		path_of(md[i], sizeof(md[i]), "mail/m%d", i);
-	spool_fs = fi_ops;
+	storefs = fi_ops;
 	fi_at = 0;
 	sp = open_spool(sync);
 	fi_journal_fd = sp->journal_fd;
@@ -1561,7 +1575,7 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 			assert_false(exists(p));
 		}
 	}
-	spool_fs = saved;
+	storefs = saved;
 	assert_true(spool_recover(spool_dir, NULL, "mx/host:1") >= 0);
 	for (int i = 0; i < run.n_done; i++) {
 		int have = 0;
@@ -1994,19 +2008,19 @@ test_recover_queue(void **state)
 static void
 test_recover_queue_faults(void **state)
 {
-	struct spool_fs_ops saved = spool_fs;
+	struct storefs_ops saved = storefs;
 	char a[256];
 	int calls;
 
 	(void)state;
 	path_of(a, sizeof(a), "mail/a");
 	plant_queue_cases(a);
-	spool_fs = fi_ops;
+	storefs = fi_ops;
 	fi_at = 0;
 	fi_calls = 0;
 	assert_int_equal(spool_recover(spool_dir, NULL, "mx/host:1"), 2);
 	calls = fi_calls;
-	spool_fs = saved;
+	storefs = saved;
 	check_queue_cases(a);
 	assert_true(calls > 20);
 	for (int crash = 0; crash < 2; crash++) {
@@ -2015,7 +2029,7 @@ test_recover_queue_faults(void **state)
 			setup(NULL);
 			path_of(a, sizeof(a), "mail/a");
 			plant_queue_cases(a);
-			spool_fs = fi_ops;
+			storefs = fi_ops;
 			fi_calls = 0;
 			fi_crash = crash;
 			fi_err = at % 2 ? ENOSPC : EIO;
@@ -2025,7 +2039,7 @@ test_recover_queue_faults(void **state)
 				printf("crash=%d at=%d trace=%s\n", crash, at,
 				       fi_trace);
 			fi_at = 0;
-			spool_fs = saved;
+			storefs = saved;
 			assert_true(
 			    spool_recover(spool_dir, NULL, "mx/host:1") >= 0);
 			check_queue_cases(a);
@@ -2556,7 +2570,7 @@ commit_one(struct spool *sp, struct run *run, struct spool_rcpt *r)
 static void
 test_journal_truncate(void **state)
 {
-	struct spool_fs_ops saved = spool_fs;
+	struct storefs_ops saved = storefs;
 	size_t saved_max = spool_journal_max;
 	struct run run = {0};
 	char md[256], p[512];
@@ -2586,7 +2600,7 @@ test_journal_truncate(void **state)
 	/* A done record owed: no truncation, whatever the size. */
 	spool_journal_max = 0;
 	jdone_failed = 0;
-	spool_fs.write = jdone_write;
+	storefs.write = jdone_write;
 	sp = open_spool(SYNC_SYNCFS);
 	spool_msg_commit(begin_write(sp, "Subject: t"), "s@x", &r, 1, record_cb,
 			 &run);
@@ -2611,7 +2625,7 @@ test_journal_truncate(void **state)
 	assert_true(st.st_ino == st0.st_ino);
 	assert_area_empty();
 	spool_close(&sp);
-	spool_fs = saved;
+	storefs = saved;
 	spool_journal_max = saved_max;
 	path_of(p, sizeof(p), "mail/Maildir/new");
 	assert_int_equal(count_dir(p), 14);
