@@ -12,15 +12,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "conf/mailpath.h"
 #include "store/storefs.h"
 
+#define MAILDIR_HOST_MAX 128 /* octets of the escaped host part of a name */
 #define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
 /* Append `len` bytes to buf at *o, keeping room for the NUL. */
@@ -34,16 +35,71 @@ maildir_append(char *buf, size_t size, size_t *o, const char *s, size_t len)
 	return 0;
 }
 
+/* Octets of the host name `c` as written in a file name: the Maildir
+   convention writes '/' as \057 and ':' as \072; we also write any octet
+   outside 0x21-0x7e that way, so the name never holds a space, a control
+   octet or a non-ASCII byte. */
+static size_t
+maildir_host_octet(unsigned char c, char esc[4])
+{
+	if (c != '/' && c != ':' && c >= 0x21 && c <= 0x7e) {
+		esc[0] = (char)c;
+		return 1;
+	}
+	esc[0] = '\\';
+	esc[1] = (char)('0' + (c >> 6));
+	esc[2] = (char)('0' + ((c >> 3) & 7));
+	esc[3] = (char)('0' + (c & 7));
+	return 4;
+}
+
+/* The host part, escaped, as long as it stays within `limit` octets (an
+   escape is never cut in two). */
+static int
+maildir_append_host(char *buf, size_t size, size_t *o, const char *host,
+		    size_t limit)
+{
+	size_t used = 0;
+
+	for (const char *h = host; *h != '\0'; h++) {
+		char esc[4];
+		size_t n = maildir_host_octet((unsigned char)*h, esc);
+
+		if (used + n > limit)
+			break;
+		if (maildir_append(buf, size, o, esc, n) < 0)
+			return -1;
+		used += n;
+	}
+	return 0;
+}
+
+/* FNV-1a, 64 bits: a stable digest of a long host name (not a secret). */
+static uint64_t
+maildir_fnv64(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
 /*
- * "<when>.<queue_id>.<host>". The Maildir convention writes '/' as \057
- * and ':' as \072; we also write any octet outside 0x21-0x7e that way, so
- * the name never holds a space, a control octet or a non-ASCII byte.
+ * "<when>.<queue_id>.<host>", the host part escaped (see above) and at
+ * most MAILDIR_HOST_MAX octets, so that the name stays well under
+ * NAME_MAX (255) with room for the ":2,<flags>" a reader appends in cur/
+ * (a 253-octet hostname would otherwise make every delivery fail with
+ * ENAMETOOLONG). A longer host part keeps its first octets and ends in
+ * "-" and 16 hex digits of a digest of the whole host name: still
+ * derived only from the arguments, so recovery finds the same name.
  */
 int
 maildir_name(long when, const char *queue_id, const char *hostname, char *buf,
 	     size_t size)
 {
-	size_t o;
+	size_t o, esc_len = 0;
+	char tail[18];
 	int n;
 
 	if (buf == NULL || size == 0)
@@ -53,19 +109,21 @@ maildir_name(long when, const char *queue_id, const char *hostname, char *buf,
 		goto fail;
 	o = (size_t)n;
 	for (const char *h = hostname; *h != '\0'; h++) {
-		unsigned char c = (unsigned char)*h;
-		char esc[5];
+		char esc[4];
 
-		if (c == '/' || c == ':' || c < 0x21 || c > 0x7e) {
-			esc[0] = '\\';
-			esc[1] = (char)('0' + (c >> 6));
-			esc[2] = (char)('0' + ((c >> 3) & 7));
-			esc[3] = (char)('0' + (c & 7));
-			if (maildir_append(buf, size, &o, esc, 4) < 0)
-				goto fail;
-		} else if (maildir_append(buf, size, &o, h, 1) < 0) {
+		esc_len += maildir_host_octet((unsigned char)*h, esc);
+	}
+	if (esc_len <= MAILDIR_HOST_MAX) {
+		if (maildir_append_host(buf, size, &o, hostname, esc_len) < 0)
 			goto fail;
-		}
+	} else {
+		n = snprintf(tail, sizeof(tail), "-%016" PRIx64,
+			     maildir_fnv64(hostname));
+		if (n < 0 || (size_t)n >= sizeof(tail) ||
+		    maildir_append_host(buf, size, &o, hostname,
+					MAILDIR_HOST_MAX - (size_t)n) < 0 ||
+		    maildir_append(buf, size, &o, tail, (size_t)n) < 0)
+			goto fail;
 	}
 	buf[o] = '\0';
 	return 0;

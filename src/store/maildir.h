@@ -10,11 +10,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Room for a name from maildir_name() with a queue id of up to 23
+   octets, NUL included: 20 + 1 + 23 + 1 + 128 + 1. */
+#define MAILDIR_NAME_MAX 192
+
 /*
  * The unique file name for message `queue_id` received at `when`:
  * "<when>.<queue_id>.<host>", with '/' in the host written as "\057" and ':'
- * as "\072". Deterministic, so recovery can tell whether a delivery
- * happened. Returns 0 or -1 (no room).
+ * as "\072" (any octet outside 0x21-0x7e likewise). A host part longer
+ * than 128 octets so written is cut and ends in "-" and 16 hex digits of
+ * a digest of the whole host name, so every name fits NAME_MAX with room
+ * for a reader's ":2,<flags>". Deterministic, so recovery can tell
+ * whether a delivery happened. Returns 0 or -1 (no room).
  */
 int maildir_name(long when, const char *queue_id, const char *hostname,
 		 char *buf, size_t size);

@@ -56,8 +56,9 @@ typedef void spool_commit_cb(struct spool_msg *msg, int result, void *arg);
  * its tmp/ and journal, and <dir>/queue (mode 0700) as needed (the area may
  * not be named "queue" or "quarantine"), and start the committer thread.
  * An area whose journal still holds unfinished messages is refused: run
- * spool_recover() on it first. `hostname` goes into Maildir file names (escaped
- * per the Maildir convention: '/' as \057, ':' as \072).
+ * spool_recover() on it first. `hostname` goes into Maildir file names
+ * (maildir_name(): escaped, and cut to 128 octets plus a digest when
+ * longer, so a name never reaches NAME_MAX).
  */
 int spool_open(const char *dir, const char *area, const char *hostname,
 	       enum sync_method sync, struct spool **spool_r,

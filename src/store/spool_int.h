@@ -21,12 +21,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "store/maildir.h"
 #include "store/spool.h"
 
 #define SPOOL_BATCH_MAX 256	 /* messages per group commit */
 #define SPOOL_ENV_MAX (4u << 20) /* largest envelope file read back */
 #define SPOOL_PATH_MAX 4096
-#define SPOOL_MDNAME_MAX 1200 /* "<when>.<id>." + 255 octets escaped */
+#define SPOOL_MDNAME_MAX MAILDIR_NAME_MAX
 #define SPOOL_CACHE_BUCKETS 1024
 #define SPOOL_CACHE_MAX 4096 /* known Maildirs before the cache is reset */
 #define SPOOL_DEVS_MAX 16    /* file systems with a kept syncfs() fd */

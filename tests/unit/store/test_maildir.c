@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -104,6 +105,75 @@ test_name(void **state)
 	assert_int_equal(maildir_name(5, "id", "h", buf, 6), -1);
 	assert_int_equal(maildir_name(5, "id", "/", buf, 9), -1);
 	assert_int_equal(maildir_name(5, "id", "/", buf, 10), 0);
+}
+
+/* A valid DNS name of `len` octets: labels of up to 63 'a'..'z'. */
+static void
+long_host(char *buf, size_t len, char first)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = i % 64 == 63 ? '.' : (char)(first + i % 26);
+	buf[len] = '\0';
+}
+
+/* Issue 6 item 4: every name fits NAME_MAX, whatever the hostname. */
+static void
+test_name_long_host(void **state)
+{
+	char host[300], other[300], buf[MAILDIR_NAME_MAX], buf2[1200], p[512];
+	const char *id = "0123456789abcdef0123456";
+	size_t head = strlen("9223372036854775807.") + strlen(id) + 1;
+	int fd;
+
+	(void)state;
+	/* 128 octets: as written. */
+	long_host(host, 128, 'a');
+	assert_int_equal(maildir_name(5, "id", host, buf, sizeof(buf)), 0);
+	assert_int_equal(strlen(buf), 5 + 128);
+	assert_string_equal(buf + 5, host);
+	/* 253 octets: the first 111 and a digest, 128 in all. */
+	long_host(host, 253, 'a');
+	assert_int_equal(maildir_name(LONG_MAX, id, host, buf, sizeof(buf)),
+			 0);
+	assert_int_equal(strlen(buf), head + 128);
+	assert_true(strlen(buf) + strlen(":2,abcdefghijklmnopqrstuvwxyz") <
+		    255);
+	assert_memory_equal(buf + head, host, 111);
+	assert_int_equal(buf[head + 111], '-');
+	assert_int_equal(strspn(buf + head + 112, "0123456789abcdef"), 16);
+	/* Deterministic; another host with the same first 200 octets gets
+	   another name. */
+	assert_int_equal(maildir_name(LONG_MAX, id, host, buf2, sizeof(buf2)),
+			 0);
+	assert_string_equal(buf, buf2);
+	memcpy(other, host, sizeof(host));
+	other[250] = 'z';
+	assert_int_equal(maildir_name(LONG_MAX, id, other, buf2, sizeof(buf2)),
+			 0);
+	assert_memory_equal(buf, buf2, head + 111);
+	assert_string_not_equal(buf, buf2);
+	/* The file can be made, and renamed with flags as in cur/. */
+	path_of(p, sizeof(p), buf);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(buf2, sizeof(buf2), "%s:2,abcdefghijklmnopqrstuvwxyz", p);
+	assert_int_equal(rename(p, buf2), 0);
+	assert_int_equal(unlink(buf2), 0);
+	/* Escapes are never cut in two: 129 escaped octets of \001. */
+	memset(host, 1, 40);
+	host[40] = '\0';
+	assert_int_equal(maildir_name(5, "id", host, buf, sizeof(buf)), 0);
+	assert_int_equal(strlen(buf), 5 + 108 + 17);
+	for (size_t i = 0; i < 108; i += 4)
+		assert_memory_equal(buf + 5 + i, "\\001", 4);
+	assert_int_equal(buf[5 + 108], '-');
+	/* A slash makes a 127-octet name 130 octets escaped: shortened. */
+	long_host(host, 127, 'a');
+	host[126] = '/';
+	assert_int_equal(maildir_name(5, "id", host, buf, sizeof(buf)), 0);
+	assert_int_equal(strlen(buf), 5 + 128);
+	assert_null(strchr(buf, '/'));
 }
 
 /* ---- create and deliver ---- */
@@ -306,6 +376,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_name),
+	    cmocka_unit_test_setup_teardown(test_name_long_host, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_create, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deliver, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deliver_symlinked_dirs, setup,

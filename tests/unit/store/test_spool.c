@@ -1293,6 +1293,55 @@ test_recover_deferred(void **state)
 	assert_false(exists(p));
 }
 
+/*
+ * Issue 6 item 4: a 253-octet hostname (the longest the configuration
+ * takes) used to fail every delivery with ENAMETOOLONG. Now the commit
+ * delivers, and recovery finds the same name: it delivers a planted
+ * message once and recognises it the next time.
+ */
+static void
+test_long_hostname(void **state)
+{
+	char host[254], md[256], p[512], name[SPOOL_MDNAME_MAX];
+	struct spool_rcpt r = {"u@x", md};
+	const char *const mds[] = {md};
+	const char *error = NULL;
+	struct run run = {0};
+	struct spool *sp;
+
+	(void)state;
+	for (size_t i = 0; i < 253; i++)
+		host[i] = i % 64 == 63 ? '.' : (char)('a' + i % 26);
+	host[253] = '\0';
+	path_of(md, sizeof(md), "mail/Maildir");
+	if (spool_open(spool_dir, "1234", host, SYNC_SYNCFS, &sp, &error) < 0)
+		fail_msg("spool_open: %s", error);
+	spool_msg_commit(begin_write(sp, "Subject: long"), "s@x", &r, 1,
+			 record_cb, &run);
+	wait_done(sp, &run, 1);
+	assert_int_equal(run.result[0], 0);
+	assert_area_empty();
+	spool_close(&sp);
+	assert_int_equal(maildir_name(run.time[0], run.id[0], host, name,
+				      sizeof(name)),
+			 0);
+	assert_true(strlen(name) < 200);
+	path_of(p, sizeof(p), "mail/Maildir/new/%s", name);
+	assert_true(exists(p));
+	/* Recovery: the same name, so exactly once. */
+	plant_journal = true;
+	plant("9", "idlong", 100, "data", NULL, mds, 1);
+	assert_int_equal(spool_recover(spool_dir, NULL, host), 1);
+	assert_int_equal(maildir_name(100, "idlong", host, name, sizeof(name)),
+			 0);
+	path_of(p, sizeof(p), "mail/Maildir/new/%s", name);
+	assert_true(exists(p));
+	plant("9", "idlong", 100, "data", NULL, mds, 1);
+	assert_int_equal(spool_recover(spool_dir, NULL, host), 0);
+	path_of(p, sizeof(p), "mail/Maildir/new");
+	assert_int_equal(count_dir(p), 2);
+}
+
 /* ---- fault injection -------------------------------------------------- */
 
 static int fi_at;	       /* fail the call with this number (1-based) */
@@ -2652,6 +2701,7 @@ main(void)
 	    T(test_remote_exdev),
 	    T(test_recover),
 	    T(test_recover_deferred),
+	    T(test_long_hostname),
 	    T(test_recover_queue),
 	    T(test_recover_queue_faults),
 	    T(test_fault_syncfs),
