@@ -77,8 +77,9 @@ spool_open_queue(struct spool *sp, const char *root, int root_fd)
  * Open the area of this process and start its committer. The spool
  * directory is made absolute (realpath) so that the hard-link source
  * path stays valid whatever the process's working directory becomes.
- * The new directory entries (area, tmp/, journal) are made durable here,
- * once, so that no batch has to.
+ * The new directory entries (area, tmp/, journal, queue/, and the spool
+ * directory itself in its parents) are made durable here, once, so that
+ * no batch has to.
  */
 int
 spool_open(const char *dir, const char *area, const char *hostname,
@@ -120,11 +121,14 @@ spool_open(const char *dir, const char *area, const char *hostname,
 	sp->tmp_fd = spool_open_dir(sp->area_fd, "tmp");
 	if (sp->tmp_fd < 0 || spool_journal_open(sp, error_r) < 0)
 		goto fail;
-	*error_r = "cannot sync the spool area";
-	if (storefs.fsync(sp->area_fd) < 0 || storefs.fsync(root_fd) < 0)
-		goto fail;
 	*error_r = "cannot create the queue directory";
 	if (spool_open_queue(sp, root, root_fd) < 0)
+		goto fail;
+	/* The area's entries (tmp/, journal), the spool's (area, queue/)
+	   and the spool directory's own, up to "/": durable before any
+	   commit, with either sync method. */
+	*error_r = "cannot sync the spool area";
+	if (storefs.fsync(sp->area_fd) < 0 || spool_fsync_path(root) < 0)
 		goto fail;
 	n = snprintf(path, sizeof(path), "%s/%s", root, area);
 	*error_r = "spool path too long";

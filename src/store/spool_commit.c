@@ -59,8 +59,25 @@ spool_cache_reset(struct spool *sp)
 }
 
 /*
- * The Maildir `path`, created if this spool has not seen it yet. Cached
- * with its device so that step 5 knows which file systems to sync.
+ * Create the Maildir `path` as needed. With SYNC_FSYNC, also make its
+ * directory entries durable: the Maildir's own (tmp/ new/ cur/) and those
+ * of the Maildir and each parent in theirs, since step 5 fsyncs only
+ * new/ (docs/durability.md). Directories made by someone else (the master
+ * at start-up) are covered too. With syncfs, step 5's syncfs covers
+ * them. 0 or -1 (errno).
+ */
+static int
+spool_md_create(struct spool *sp, const char *path)
+{
+	if (maildir_create(path) < 0)
+		return -1;
+	return sp->sync == SYNC_FSYNC ? spool_fsync_path(path) : 0;
+}
+
+/*
+ * The Maildir `path`, created (and made durable) if this spool has not
+ * seen it yet. Cached with its device so that step 5 knows which file
+ * systems to sync.
  */
 static struct spool_md *
 spool_cache_get(struct spool *sp, const char *path)
@@ -73,7 +90,7 @@ spool_cache_get(struct spool *sp, const char *path)
 	for (md = sp->cache[h]; md != NULL; md = md->next)
 		if (strcmp(md->path, path) == 0)
 			return md;
-	if (maildir_create(path) < 0 || stat(path, &st) < 0)
+	if (spool_md_create(sp, path) < 0 || stat(path, &st) < 0)
 		return NULL;
 	len = strlen(path);
 	md = malloc(sizeof(*md) + len + 1);
@@ -89,15 +106,43 @@ spool_cache_get(struct spool *sp, const char *path)
 }
 
 /*
- * Step 1 for one message: its envelope formatted (for the commit record),
- * its data made durable with SYNC_FSYNC, and for remote recipients the
- * first half of its queue entry, queue/<id>.msg and .tmp.
+ * The Maildirs of a message's local recipients, created (and, with
+ * SYNC_FSYNC, made durable) before its commit point, so that a delivery
+ * after it only adds a file: m->mds[i] for the first recipient of each
+ * Maildir, NULL for a remote one or a repeated Maildir. 0 or -1.
+ */
+static int
+spool_msg_maildirs(struct spool *sp, struct spool_msg *m)
+{
+	for (size_t i = 0; i < m->env.n_rcpts; i++) {
+		const char *dir = m->env.rcpts[i].maildir;
+		bool dup = dir == NULL; /* remote: the queue's */
+
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = m->env.rcpts[j].maildir != NULL &&
+			      strcmp(m->env.rcpts[j].maildir, dir) == 0;
+		if (dup)
+			continue; /* one copy per Maildir */
+		m->mds[i] = spool_cache_get(sp, dir);
+		if (m->mds[i] == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Step 1 for one message: its Maildirs made, its envelope formatted (for
+ * the commit record), its data made durable with SYNC_FSYNC, and for
+ * remote recipients the first half of its queue entry, queue/<id>.msg
+ * and .tmp.
  */
 static int
 spool_step_prepare(struct spool *sp, struct spool_msg *m)
 {
 	int r = 0;
 
+	if (spool_msg_maildirs(sp, m) < 0)
+		return -1;
 	m->env.size = m->size;
 	if (spool_env_format(&m->env, &m->env_text, &m->env_len) < 0)
 		return -1;
@@ -246,22 +291,13 @@ spool_step_deliver(struct spool *sp, struct spool_msg *m)
 	}
 	for (size_t i = 0; i < m->env.n_rcpts && spool_live(m); i++) {
 		const char *dir = m->env.rcpts[i].maildir;
-		struct spool_md *md;
-		bool dup = dir == NULL; /* remote: the queue's */
+		struct spool_md *md = m->mds[i];
 		int r;
 
-		for (size_t j = 0; j < i && !dup; j++)
-			dup = m->env.rcpts[j].maildir != NULL &&
-			      strcmp(m->env.rcpts[j].maildir, dir) == 0;
-		if (dup)
-			continue; /* one copy per Maildir */
-		md = spool_cache_get(sp, dir);
-		if (md == NULL) {
-			spool_fail(m, 4, errno);
-			break;
-		}
+		if (md == NULL)
+			continue; /* remote, or a Maildir seen before */
 		r = maildir_deliver_fresh(dir, name, src);
-		if (r < 0 && errno == ENOENT && maildir_create(dir) == 0) {
+		if (r < 0 && errno == ENOENT && spool_md_create(sp, dir) == 0) {
 			/* Removed since we cached it: created again. */
 			if (stat(dir, &st) == 0)
 				md->dev = st.st_dev;
@@ -271,7 +307,6 @@ spool_step_deliver(struct spool *sp, struct spool_msg *m)
 			spool_fail(m, 4, errno);
 			break;
 		}
-		m->mds[i] = md;
 		m->state[i] =
 		    r == 0 ? SPOOL_RCPT_DELIVERED : SPOOL_RCPT_PRESENT;
 		md->gen = sp->gen;

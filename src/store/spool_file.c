@@ -251,3 +251,48 @@ spool_list_has(char *const *list, size_t n, const char *name)
 			return true;
 	return false;
 }
+
+/*
+ * fsync() the directory `path` and each of its ancestors up to "/", so
+ * that the entries of directories made on the way (by us, by the master
+ * at start-up, or by another worker that has not synced yet) are durable
+ * - what an fsync of the file alone does not promise. Used once per
+ * directory and process, not per message. An ancestor this process may
+ * not read (EACCES) cannot have been made for it and is skipped; any
+ * other failure fails (-1, errno).
+ */
+int
+spool_fsync_path(const char *path)
+{
+	char *real = realpath(path, NULL);
+	size_t len;
+	int r = -1;
+
+	if (real == NULL)
+		return -1;
+	len = strlen(real);
+	for (;;) {
+		int fd = storefs.openat(AT_FDCWD, len > 0 ? real : "/",
+					O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+
+		if (fd < 0 && errno != EACCES)
+			goto out;
+		if (fd >= 0) {
+			int f = storefs.fsync(fd), saved = errno;
+
+			close(fd);
+			errno = saved;
+			if (f < 0)
+				goto out;
+		}
+		if (len == 0)
+			break;
+		while (len > 0 && real[len] != '/')
+			len--;
+		real[len] = '\0'; /* the parent; "" stands for "/" */
+	}
+	r = 0;
+out:
+	free(real);
+	return r;
+}

@@ -238,5 +238,6 @@ char **spool_list_dir(int fd, size_t *n_r);
 void spool_free_list(char **names, size_t n);
 bool spool_list_add(char ***list, size_t *n, const char *name);
 bool spool_list_has(char *const *list, size_t n, const char *name);
+int spool_fsync_path(const char *path);
 
 #endif

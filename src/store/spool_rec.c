@@ -43,6 +43,34 @@ struct spool_rec {
 	struct spool_jscan js;
 };
 
+/* Remember the file system of directory `dir` (a Maildir, queue/, the
+   spool) for the sync of phase 2. */
+static void
+spool_rec_add_dev(struct spool_rec *rc, const char *dir)
+{
+	struct stat st;
+	int fd;
+
+	fd = storefs.openat(AT_FDCWD, dir, SPOOL_DIR_FLAGS, 0);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc->sync_failed = true;
+		goto out;
+	}
+	for (size_t i = 0; i < rc->n_devs; i++)
+		if (rc->devs[i] == st.st_dev)
+			goto out;
+	if (rc->n_devs < sizeof(rc->devs) / sizeof(rc->devs[0])) {
+		rc->devs[rc->n_devs] = st.st_dev;
+		rc->dev_fds[rc->n_devs++] = fd;
+		return;
+	}
+	if (storefs.syncfs(fd) < 0) /* too many file systems: sync now */
+		rc->sync_failed = true;
+out:
+	if (fd >= 0)
+		close(fd);
+}
+
 /*
  * Move `name` from directory `fd` into <spool>/quarantine/ as
  * "<area>.<name><suffix>.<k>" (or "<area>.ino<inode>..." when the name is
@@ -80,6 +108,9 @@ spool_quarantine(struct spool_rec *rc, int fd, const char *name,
 				    "spool quarantined area=%s file=%s "
 				    "reason=\"%s\" as=%s",
 				    rc->area, esc, reason, qname);
+			/* The move (and quarantine/ itself) durable before
+			   phase 3 drops the record that names the file. */
+			spool_rec_add_dev(rc, rc->dir);
 			r = 0;
 			break;
 		}
@@ -134,6 +165,8 @@ spool_quarantine_text(struct spool_rec *rc, const char *name,
 			    "spool quarantined area=%s file=journal id=%s "
 			    "reason=\"%s\" as=%s",
 			    rc->area, name, reason, qname);
+	if (r == 0) /* quarantine/ itself, if just made: by phase 2 */
+		spool_rec_add_dev(rc, rc->dir);
 out:
 	if (r < 0)
 		log_error("spool",
@@ -143,33 +176,6 @@ out:
 	if (qfd >= 0)
 		close(qfd);
 	return r;
-}
-
-/* Remember the file system of Maildir `dir` for the sync of phase 2. */
-static void
-spool_rec_add_dev(struct spool_rec *rc, const char *dir)
-{
-	struct stat st;
-	int fd;
-
-	fd = storefs.openat(AT_FDCWD, dir, SPOOL_DIR_FLAGS, 0);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		rc->sync_failed = true;
-		goto out;
-	}
-	for (size_t i = 0; i < rc->n_devs; i++)
-		if (rc->devs[i] == st.st_dev)
-			goto out;
-	if (rc->n_devs < sizeof(rc->devs) / sizeof(rc->devs[0])) {
-		rc->devs[rc->n_devs] = st.st_dev;
-		rc->dev_fds[rc->n_devs++] = fd;
-		return;
-	}
-	if (storefs.syncfs(fd) < 0) /* too many file systems: sync now */
-		rc->sync_failed = true;
-out:
-	if (fd >= 0)
-		close(fd);
 }
 
 /*

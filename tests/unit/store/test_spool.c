@@ -1351,16 +1351,50 @@ static int fi_calls;	       /* calls so far (atomic) */
 static int fi_journal_fd = -1; /* the spool's journal, for the trace */
 
 /* The sequence of calls, one letter each, for the ordering checks:
-   o openat (T: of a queue/<id>.tmp), w write (J: to the journal), f fsync,
-   s syncfs, m mkdirat, Q rename of a queue entry into place, R other
+   o openat (T: of a queue/<id>.tmp), w write (J: to the journal), f fsync
+   of a file (d: of a directory), s syncfs, m mkdirat, Q rename of a queue entry into place, R other
    rename, l linkat (L: to a queue/<id>.msg), u unlinkat, t ftruncate,
    and '!' where a callback ran. */
 static char fi_trace[4096];
+
+/*
+ * Which directory entries were made and which were made durable, for the
+ * check that every directory created is synced in its parent before a
+ * commit is reported (issue 6 item 5). 'm': a mkdirat() that succeeded,
+ * with its parent directory; 'f': an fsync() that succeeded, with the
+ * file synced; 's': a syncfs() that succeeded, with its file system; '!':
+ * a callback. Not reset by fi_run's spool_open, so that the directories
+ * spool_open() makes are checked too.
+ */
+struct fi_event {
+	char kind;
+	dev_t dev;
+	ino_t ino;
+	char name[64]; /* of a mkdirat, for the message */
+};
+static struct fi_event fi_events[4096];
+static int fi_n_events; /* atomic */
+
+static void
+fi_event(char kind, const struct stat *st, const char *name)
+{
+	int i = __atomic_fetch_add(&fi_n_events, 1, __ATOMIC_SEQ_CST);
+
+	if (i >= (int)(sizeof(fi_events) / sizeof(fi_events[0])))
+		return; /* fi_check_dirs_synced fails on the count */
+	fi_events[i].kind = kind;
+	fi_events[i].dev = st != NULL ? st->st_dev : 0;
+	fi_events[i].ino = st != NULL ? st->st_ino : 0;
+	snprintf(fi_events[i].name, sizeof(fi_events[i].name), "%s",
+		 name != NULL ? name : "");
+}
 
 /* Count one call (or callback) and note it; returns its number. */
 static int
 fi_note(char op)
 {
+	if (op == '!')
+		fi_event('!', NULL, NULL);
 	int c = __atomic_add_fetch(&fi_calls, 1, __ATOMIC_SEQ_CST);
 
 	if (c >= 1 && (size_t)c < sizeof(fi_trace))
@@ -1413,19 +1447,52 @@ fi_ftruncate(int fd, off_t len)
 static int
 fi_fsync(int fd)
 {
-	return fi_fail() ? -1 : fsync(fd);
+	struct stat st;
+	bool is_dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+
+	if (fi_fail_op(is_dir ? 'd' : 'f') || fsync(fd) < 0)
+		return -1;
+	fi_event('f', &st, NULL);
+	return 0;
 }
 
 static int
 fi_syncfs(int fd)
 {
-	return fi_fail() ? -1 : syncfs(fd);
+	struct stat st;
+
+	if (fi_fail() || syncfs(fd) < 0)
+		return -1;
+	if (fstat(fd, &st) == 0)
+		fi_event('s', &st, NULL);
+	return 0;
+}
+
+/* The directory that holds `p` (relative to d). */
+static int
+fi_parent(int d, const char *p, struct stat *st)
+{
+	char dir[512];
+	const char *slash = strrchr(p, '/');
+
+	if (slash == NULL)
+		return d == AT_FDCWD ? stat(".", st) : fstat(d, st);
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - p), p);
+	return fstatat(d, slash == p ? "/" : dir, st, 0);
 }
 
 static int
 fi_mkdirat(int d, const char *p, int m)
 {
-	return fi_fail() ? -1 : mkdirat(d, p, (mode_t)m);
+	struct stat st;
+
+	if (fi_fail() || mkdirat(d, p, (mode_t)m) < 0)
+		return -1;
+	if (fi_parent(d, p, &st) == 0)
+		fi_event('m', &st, p);
+	else
+		fi_event('m', NULL, p); /* matches no sync: fails the check */
+	return 0;
 }
 
 static int
@@ -1527,6 +1594,7 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 		path_of(md[i], sizeof(md[i]), "mail/m%d", i);
 	storefs = fi_ops;
 	fi_at = 0;
+	fi_n_events = 0;
 	sp = open_spool(sync);
 	fi_journal_fd = sp->journal_fd;
 	set_paused(sp, true);
@@ -1576,7 +1644,7 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 		char op = fi_trace[at - 1];
 		const char *cb = memchr(fi_trace, '!', sizeof(fi_trace));
 
-		if ((op == 's' || op == 'f') && cb != NULL &&
+		if ((op == 's' || op == 'f' || op == 'd') && cb != NULL &&
 		    fi_trace + at - 1 < cb) {
 			int n_failed = 0;
 
@@ -1707,13 +1775,56 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 	return out;
 }
 
+/*
+ * Issue 6 item 5: every directory made before a commit was reported (the
+ * spool's, a new Maildir, its tmp/ new/ cur/ and their parents) has its
+ * entry made durable before that report: an fsync() of its parent, or a
+ * syncfs() of its file system, between the mkdirat() and the first
+ * callback after it.
+ */
+static void
+fi_check_dirs_synced(void)
+{
+	int n = fi_n_events, first_cb = -1, n_dirs = 0;
+
+	assert_true(n <= (int)(sizeof(fi_events) / sizeof(fi_events[0])));
+	for (int i = 0; i < n && first_cb < 0; i++)
+		if (fi_events[i].kind == '!')
+			first_cb = i;
+	assert_true(first_cb > 0);
+	for (int i = 0; i < first_cb; i++) {
+		const struct fi_event *m = &fi_events[i];
+		bool synced = false;
+
+		if (m->kind != 'm')
+			continue;
+		n_dirs++;
+		for (int j = i + 1; j < first_cb && !synced; j++) {
+			const struct fi_event *e = &fi_events[j];
+
+			synced = m->dev != 0 &&
+				 ((e->kind == 'f' && e->dev == m->dev &&
+				   e->ino == m->ino) ||
+				  (e->kind == 's' && e->dev == m->dev));
+		}
+		if (!synced)
+			fail_msg("directory %s made, its parent never synced "
+				 "before the commit was reported",
+				 m->name);
+	}
+	/* spool/, the area, tmp/, queue/; mail/, and at least two of m0-m2
+	   with their tmp/ new/ cur/: the check saw them all. */
+	assert_true(n_dirs >= 4 + 1 + 2 * 4);
+}
+
+/* Calls in [from, to) that are any of `ops`. */
 static size_t
-fi_count(const char *from, const char *to, char op)
+fi_count(const char *from, const char *to, const char *ops)
 {
 	size_t n = 0;
 
 	for (; from < to; from++)
-		n += *from == op;
+		n += strchr(ops, *from) != NULL;
 	return n;
 }
 
@@ -1732,14 +1843,14 @@ fi_check_journal(enum sync_method sync, const char *t, const char *first_d,
 {
 	const char *first_j = strchr(t, 'J'), *last_j = strrchr(t, 'J');
 	const char *cb = strchr(t, '!');
-	char sync_op = sync == SYNC_SYNCFS ? 's' : 'f';
+	const char *sync_op = sync == SYNC_SYNCFS ? "s" : "fd";
 
 	assert_non_null(first_j);
 	assert_non_null(first_d);
 	assert_non_null(last_d);
 	assert_non_null(cb);
 	assert_true(first_j < last_j && first_j < first_d);
-	assert_int_equal(fi_count(t, t + strlen(t), 'J'), 2);
+	assert_int_equal(fi_count(t, t + strlen(t), "J"), 2);
 	assert_true(strrchr(t, 'w') < first_j);
 	assert_true(last_d < last_j && last_d < cb);
 	assert_int_equal(fi_count(first_j, first_d, sync_op), 1);
@@ -1747,13 +1858,13 @@ fi_check_journal(enum sync_method sync, const char *t, const char *first_d,
 	assert_int_equal(fi_count(last_d, last_j, sync_op), after);
 	assert_int_equal(fi_count(last_j, t + strlen(t), sync_op), 0);
 	/* the data files go after the done records */
-	assert_int_equal(fi_count(last_j, t + strlen(t), 'u'), FI_MSGS);
+	assert_int_equal(fi_count(last_j, t + strlen(t), "u"), FI_MSGS);
 	if (sync == SYNC_SYNCFS) {
-		assert_int_equal(fi_count(t, first_j, 's'), 0);
-		assert_int_equal(fi_count(t, t + strlen(t), 's'), 2);
+		assert_int_equal(fi_count(t, first_j, "s"), 0);
+		assert_int_equal(fi_count(t, t + strlen(t), "s"), 2);
 	}
 	assert_int_equal(
-	    fi_count(t, t + strlen(t), sync == SYNC_SYNCFS ? 'f' : 's'), 0);
+	    fi_count(t, t + strlen(t), sync == SYNC_SYNCFS ? "fd" : "s"), 0);
 }
 
 /*
@@ -1770,9 +1881,12 @@ fi_check_order(enum sync_method sync, const char *t)
 
 	fi_check_journal(sync, t, strchr(t, 'l'), strrchr(t, 'R'),
 			 sync == SYNC_SYNCFS ? 1 : 3);
-	/* the data of each message, and tmp/ */
-	if (sync == SYNC_FSYNC)
-		assert_int_equal(fi_count(t, first_j, 'f'), FI_MSGS + 1);
+	/* the data of each message, and tmp/ (and, before it, the new
+	   Maildirs and their parents, on first use) */
+	if (sync == SYNC_FSYNC) {
+		assert_int_equal(fi_count(t, first_j, "f"), FI_MSGS);
+		assert_true(fi_count(t, first_j, "d") >= 1);
+	}
 }
 
 /*
@@ -1795,14 +1909,17 @@ fi_check_order_queue(enum sync_method sync, const char *t)
 	fi_check_journal(
 	    sync, t, strchr(t, 'l') < first_q ? strchr(t, 'l') : first_q,
 	    last_r > last_q ? last_r : last_q, sync == SYNC_SYNCFS ? 1 : 3);
-	assert_int_equal(fi_count(t, first_j, 'L'), FI_MSGS);
-	assert_int_equal(fi_count(t, first_j, 'T'), FI_MSGS);
-	assert_int_equal(fi_count(t, t + strlen(t), 'L'), FI_MSGS);
-	assert_int_equal(fi_count(t, t + strlen(t), 'T'), FI_MSGS);
-	assert_int_equal(fi_count(t, t + strlen(t), 'Q'), FI_MSGS);
-	/* data and queue envelope of each message, tmp/ and queue/ */
-	if (sync == SYNC_FSYNC)
-		assert_int_equal(fi_count(t, first_j, 'f'), 2 * FI_MSGS + 2);
+	assert_int_equal(fi_count(t, first_j, "L"), FI_MSGS);
+	assert_int_equal(fi_count(t, first_j, "T"), FI_MSGS);
+	assert_int_equal(fi_count(t, t + strlen(t), "L"), FI_MSGS);
+	assert_int_equal(fi_count(t, t + strlen(t), "T"), FI_MSGS);
+	assert_int_equal(fi_count(t, t + strlen(t), "Q"), FI_MSGS);
+	/* data and queue envelope of each message, tmp/ and queue/ (and
+	   the new Maildirs) */
+	if (sync == SYNC_FSYNC) {
+		assert_int_equal(fi_count(t, first_j, "f"), 2 * FI_MSGS);
+		assert_true(fi_count(t, first_j, "d") >= 2);
+	}
 }
 
 static void
@@ -1814,6 +1931,7 @@ fault_sweep(enum sync_method sync, bool crash)
 	clean = fi_run(sync, 0, false, 0);
 	if (getenv("FI_VERBOSE"))
 		printf("sync=%d trace=%s\n", sync, fi_trace);
+	fi_check_dirs_synced();
 	if (fi_rcpts == fi_local)
 		fi_check_order(sync, fi_trace);
 	else
