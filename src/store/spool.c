@@ -16,12 +16,12 @@
  *                             journal: recovery still finishes them)
  *
  * The event-loop thread creates and writes data files. One committer thread
- * per spool appends a batch of commit records to the journal, makes them
- * and the data durable with one sync, delivers into the Maildirs by hard
- * link and makes that durable with one more (group commit), hands the
- * results back through an eventfd (spool_commit_fd), then appends "done"
- * records and removes the data files. No inode is created or removed per
- * message but the data file, which lives on in the Maildir.
+ * per spool writes each recipient's copy (trace fields, then the data)
+ * into its Maildir's tmp/, appends a batch of commit records to the
+ * journal, makes them, the data and the copies durable with one sync,
+ * moves the copies into new/ and makes that durable with one more (group
+ * commit), hands the results back through an eventfd (spool_commit_fd),
+ * then appends "done" records and removes the data files.
  *
  * This file: opening and closing a spool, and the loop thread's side of a
  * message (begin, write, commit, reap). The other parts are listed in
@@ -62,6 +62,7 @@ spool_open_queue(struct spool *sp, const char *root, int root_fd)
 	if (sp->queue_fd < 0 || fstat(sp->queue_fd, &qst) < 0 ||
 	    fstat(sp->area_fd, &ast) < 0)
 		return -1;
+	sp->area_dev = ast.st_dev;
 	sp->queue_other_fs = qst.st_dev != ast.st_dev;
 	sp->queue_md = calloc(1, sizeof(*sp->queue_md) + len);
 	if (sp->queue_md == NULL)
@@ -75,8 +76,8 @@ spool_open_queue(struct spool *sp, const char *root, int root_fd)
 
 /*
  * Open the area of this process and start its committer. The spool
- * directory is made absolute (realpath) so that the hard-link source
- * path stays valid whatever the process's working directory becomes.
+ * directory is made absolute (realpath) so that its path stays valid
+ * whatever the process's working directory becomes.
  * The new directory entries (area, tmp/, journal, queue/, and the spool
  * directory itself in its parents) are made durable here, once, so that
  * no batch has to.

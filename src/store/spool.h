@@ -3,8 +3,8 @@
  *
  * The contract (docs/durability.md): a message is streamed into a spool file
  * while DATA arrives; at end of data it is committed (its envelope made
- * durable), delivered to every local recipient's Maildir (hard links, tmp/
- * then new/), and only when all of that is on disk does the caller get the
+ * durable), delivered to every local recipient's Maildir (a copy each,
+ * headed by Return-Path and Delivered-To, tmp/ then new/), and only when all of that is on disk does the caller get the
  * completion that lets it answer 250. A crash at any instant loses only
  * messages whose client never heard 250; recovery finishes committed
  * messages and removes uncommitted ones.

@@ -106,15 +106,53 @@ spool_cache_get(struct spool *sp, const char *path)
 }
 
 /*
- * The Maildirs of a message's local recipients, created (and, with
- * SYNC_FSYNC, made durable) before its commit point, so that a delivery
- * after it only adds a file: m->mds[i] for the first recipient of each
- * Maildir, NULL for a remote one or a repeated Maildir. 0 or -1.
+ * The copy of message `m` for its recipient `i` (the first one of its
+ * Maildir): the Maildir found or created (and, with SYNC_FSYNC, made
+ * durable on first use), then <maildir>/tmp/<name> written: the trace
+ * header of that recipient, then the data, fsync'd with SYNC_FSYNC (with
+ * syncfs, step 3 makes it durable). 0 or -1.
  */
 static int
-spool_msg_maildirs(struct spool *sp, struct spool_msg *m)
+spool_msg_copy(struct spool *sp, struct spool_msg *m, size_t i, int src)
 {
-	for (size_t i = 0; i < m->env.n_rcpts; i++) {
+	const struct spool_rcpt *rc = &m->env.rcpts[i];
+	bool do_fsync = sp->sync == SYNC_FSYNC;
+	char head[MAILDIR_HEADER_MAX];
+	size_t len;
+	struct stat st;
+	int r;
+
+	m->mds[i] = spool_cache_get(sp, rc->maildir);
+	if (m->mds[i] == NULL ||
+	    maildir_trace_header(m->env.sender, rc->address, head,
+				 sizeof(head), &len) < 0)
+		return -1;
+	r = maildir_write_tmp(rc->maildir, m->mdname, head, len, src, m->size,
+			      do_fsync);
+	if (r < 0 && errno == ENOENT && spool_md_create(sp, rc->maildir) == 0) {
+		/* Removed since we cached it: created again. */
+		if (stat(rc->maildir, &st) == 0)
+			m->mds[i]->dev = st.st_dev;
+		r = maildir_write_tmp(rc->maildir, m->mdname, head, len, src,
+				      m->size, do_fsync);
+	}
+	if (r == 0)
+		m->state[i] = SPOOL_RCPT_TMP;
+	return r;
+}
+
+/*
+ * The local recipients' copies, before the commit point, so that after
+ * it a delivery is only a rename: one per Maildir (m->mds[i] for the
+ * first recipient of each, NULL for a remote one or a repeated Maildir),
+ * each its own file because each has its own Delivered-To. 0 or -1.
+ */
+static int
+spool_msg_copies(struct spool *sp, struct spool_msg *m)
+{
+	int src = -1, r = 0, saved;
+
+	for (size_t i = 0; i < m->env.n_rcpts && r == 0; i++) {
 		const char *dir = m->env.rcpts[i].maildir;
 		bool dup = dir == NULL; /* remote: the queue's */
 
@@ -123,26 +161,29 @@ spool_msg_maildirs(struct spool *sp, struct spool_msg *m)
 			      strcmp(m->env.rcpts[j].maildir, dir) == 0;
 		if (dup)
 			continue; /* one copy per Maildir */
-		m->mds[i] = spool_cache_get(sp, dir);
-		if (m->mds[i] == NULL)
-			return -1;
+		if (src < 0)
+			src = openat(sp->tmp_fd, m->id,
+				     O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		r = src < 0 ? -1 : spool_msg_copy(sp, m, i, src);
 	}
-	return 0;
+	saved = errno;
+	if (src >= 0)
+		close(src);
+	errno = saved;
+	return r;
 }
 
 /*
- * Step 1 for one message: its Maildirs made, its envelope formatted (for
- * the commit record), its data made durable with SYNC_FSYNC, and for
- * remote recipients the first half of its queue entry, queue/<id>.msg
- * and .tmp.
+ * Step 1 for one message: its envelope formatted (for the commit record),
+ * its data made durable with SYNC_FSYNC, its copies written into its
+ * Maildirs' tmp/, and for remote recipients the first half of its queue
+ * entry, queue/<id>.msg and .tmp.
  */
 static int
 spool_step_prepare(struct spool *sp, struct spool_msg *m)
 {
 	int r = 0;
 
-	if (spool_msg_maildirs(sp, m) < 0)
-		return -1;
 	m->env.size = m->size;
 	if (spool_env_format(&m->env, &m->env_text, &m->env_len) < 0)
 		return -1;
@@ -150,9 +191,16 @@ spool_step_prepare(struct spool *sp, struct spool_msg *m)
 		errno = EFBIG; /* recovery would not read it back */
 		return -1;
 	}
+	if (maildir_name(m->time, m->id, sp->hostname, m->mdname,
+			 sizeof(m->mdname)) < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	if (sp->sync == SYNC_FSYNC && m->fd >= 0)
 		r = storefs.fsync(m->fd);
 	spool_close_fd(&m->fd);
+	if (r == 0)
+		r = spool_msg_copies(sp, m);
 	if (r == 0 && m->has_remote)
 		r = spool_queue_prepare(sp->queue_fd, sp->tmp_fd, &m->env,
 					sp->sync == SYNC_FSYNC, &m->q_msg,
@@ -208,12 +256,92 @@ spool_step_sync_dirs(struct spool *sp, struct spool_msg **msgs, size_t n)
 				spool_fail(msgs[i], 2, errno);
 }
 
+/* A descriptor on file system `dev` for syncfs(); *tmp when not kept. */
+static int
+spool_dev_fd(struct spool *sp, const struct spool_md *md, bool *tmp)
+{
+	int fd;
+
+	*tmp = false;
+	for (size_t i = 0; i < sp->n_devs; i++)
+		if (sp->devs[i].dev == md->dev)
+			return sp->devs[i].fd;
+	fd = storefs.openat(AT_FDCWD, md->path, SPOOL_DIR_FLAGS, 0);
+	if (fd < 0)
+		return -1;
+	if (sp->n_devs < SPOOL_DEVS_MAX) {
+		sp->devs[sp->n_devs].dev = md->dev;
+		sp->devs[sp->n_devs++].fd = fd;
+	} else {
+		*tmp = true;
+	}
+	return fd;
+}
+
+/* One file system synced by step 3 or 5 of this batch, and how it went. */
+struct spool_synced {
+	dev_t dev;
+	int r;
+};
+
+/*
+ * syncfs() the file system of `md` unless this batch did already; the
+ * result is remembered per file system, because a write-back error is
+ * reported only once and every Maildir on that file system must see it.
+ */
+static int
+spool_syncfs_md(struct spool *sp, const struct spool_md *md,
+		struct spool_synced *done, size_t *n_done)
+{
+	bool tmp;
+	int fd, r, saved;
+
+	for (size_t i = 0; i < *n_done; i++)
+		if (done[i].dev == md->dev)
+			return done[i].r;
+	fd = spool_dev_fd(sp, md, &tmp);
+	r = fd < 0 ? -1 : storefs.syncfs(fd);
+	saved = errno;
+	if (fd >= 0 && tmp)
+		close(fd);
+	if (*n_done < SPOOL_BATCH_MAX) {
+		done[*n_done].dev = md->dev;
+		done[(*n_done)++].r = r;
+	}
+	errno = saved;
+	return r;
+}
+
+/*
+ * Step 3, syncfs: the copies written into Maildirs on file systems other
+ * than the spool's are made durable with the records (the spool's own is
+ * synced by the caller). 0 or -1.
+ */
+static int
+spool_sync_copies(struct spool *sp, struct spool_msg **msgs, size_t n)
+{
+	struct spool_synced done[SPOOL_BATCH_MAX];
+	size_t n_done = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct spool_msg *m = msgs[i];
+
+		for (size_t j = 0; spool_live(m) && j < m->env.n_rcpts; j++)
+			if (m->state[j] == SPOOL_RCPT_TMP &&
+			    m->mds[j]->dev != sp->area_dev &&
+			    spool_syncfs_md(sp, m->mds[j], done, &n_done) < 0)
+				return -1;
+	}
+	return 0;
+}
+
 /*
  * Step 3: one commit record per live message, appended with one write,
- * then the one sync that makes the data files, the queue parts and the
- * records durable together: syncfs of the spool file system (and of the
- * queue's when it is another), or fsync of the journal (the data and the
- * directories were fsync'd by steps 1 and 2). The sync returning is the
+ * then the one sync that makes the data files, the Maildir copies, the
+ * queue parts and the records durable together: syncfs of the spool file
+ * system (and of the queue's and the Maildirs' when they are others), or
+ * fsync of the journal (the data, the copies and the directories were
+ * fsync'd by steps 1 and 2). The sync returning is the
  * commit point of every message of the batch.
  */
 static void
@@ -256,6 +384,8 @@ spool_step_journal(struct spool *sp, struct spool_msg **msgs, size_t n)
 	if (r == 0 && sp->sync == SYNC_SYNCFS && sp->queue_other_fs &&
 	    spool_any_queued(msgs, n))
 		r = storefs.syncfs(sp->queue_fd);
+	if (r == 0 && sp->sync == SYNC_SYNCFS)
+		r = spool_sync_copies(sp, msgs, n);
 	if (r < 0)
 		spool_fail_all(msgs, n, 3, errno);
 }
@@ -272,44 +402,26 @@ spool_steps_commit(struct spool *sp, struct spool_msg **msgs, size_t n)
 }
 
 /*
- * Step 4 for one message: link it into every local recipient's Maildir,
- * then publish its queue entry if it has remote recipients.
+ * Step 4 for one message: move its copies from tmp/ to new/ in every
+ * local recipient's Maildir, then publish its queue entry if it has
+ * remote recipients.
  */
 static void
 spool_step_deliver(struct spool *sp, struct spool_msg *m)
 {
-	char name[SPOOL_MDNAME_MAX], src[SPOOL_PATH_MAX];
-	struct stat st;
-	int n;
-
-	n = snprintf(src, sizeof(src), "%s/tmp/%s", sp->area_path, m->id);
-	if (n < 0 || (size_t)n >= sizeof(src) ||
-	    maildir_name(m->time, m->id, sp->hostname, name, sizeof(name)) <
-		0) {
-		spool_fail(m, 4, ENAMETOOLONG);
-		return;
-	}
 	for (size_t i = 0; i < m->env.n_rcpts && spool_live(m); i++) {
-		const char *dir = m->env.rcpts[i].maildir;
-		struct spool_md *md = m->mds[i];
 		int r;
 
-		if (md == NULL)
+		if (m->state[i] != SPOOL_RCPT_TMP)
 			continue; /* remote, or a Maildir seen before */
-		r = maildir_deliver_fresh(dir, name, src);
-		if (r < 0 && errno == ENOENT && spool_md_create(sp, dir) == 0) {
-			/* Removed since we cached it: created again. */
-			if (stat(dir, &st) == 0)
-				md->dev = st.st_dev;
-			r = maildir_deliver_fresh(dir, name, src);
-		}
+		r = maildir_publish(m->env.rcpts[i].maildir, m->mdname);
 		if (r < 0) {
 			spool_fail(m, 4, errno);
 			break;
 		}
 		m->state[i] =
 		    r == 0 ? SPOOL_RCPT_DELIVERED : SPOOL_RCPT_PRESENT;
-		md->gen = sp->gen;
+		m->mds[i]->gen = sp->gen;
 	}
 	if (spool_live(m) && m->has_remote) {
 		if (spool_queue_publish(sp->queue_fd, m->id) < 0) {
@@ -319,28 +431,6 @@ spool_step_deliver(struct spool *sp, struct spool_msg *m)
 		m->q_tmp = false;
 		m->q_env = true;
 	}
-}
-
-/* A descriptor on file system `dev` for syncfs(); *tmp when not kept. */
-static int
-spool_dev_fd(struct spool *sp, const struct spool_md *md, bool *tmp)
-{
-	int fd;
-
-	*tmp = false;
-	for (size_t i = 0; i < sp->n_devs; i++)
-		if (sp->devs[i].dev == md->dev)
-			return sp->devs[i].fd;
-	fd = storefs.openat(AT_FDCWD, md->path, SPOOL_DIR_FLAGS, 0);
-	if (fd < 0)
-		return -1;
-	if (sp->n_devs < SPOOL_DEVS_MAX) {
-		sp->devs[sp->n_devs].dev = md->dev;
-		sp->devs[sp->n_devs++].fd = fd;
-	} else {
-		*tmp = true;
-	}
-	return fd;
 }
 
 /* fsync() new/ of one Maildir (SYNC_FSYNC); 0 or -1. */
@@ -365,38 +455,11 @@ spool_fsync_new(const struct spool_md *md)
 	return r;
 }
 
-/* One file system synced by step 5 of this batch, and how it went. */
-struct spool_synced {
-	dev_t dev;
-	int r;
-};
-
-/*
- * syncfs() the file system of `md` unless this batch did already; the
- * result is remembered per file system, because a write-back error is
- * reported only once and every Maildir on that file system must see it.
- */
-static int
-spool_syncfs_md(struct spool *sp, const struct spool_md *md,
-		struct spool_synced *done, size_t *n_done)
+/* Is a recipient's copy in new/ (by this batch or before)? */
+static bool
+spool_rcpt_published(unsigned char state)
 {
-	bool tmp;
-	int fd, r, saved;
-
-	for (size_t i = 0; i < *n_done; i++)
-		if (done[i].dev == md->dev)
-			return done[i].r;
-	fd = spool_dev_fd(sp, md, &tmp);
-	r = fd < 0 ? -1 : storefs.syncfs(fd);
-	saved = errno;
-	if (fd >= 0 && tmp)
-		close(fd);
-	if (*n_done < SPOOL_BATCH_MAX) {
-		done[*n_done].dev = md->dev;
-		done[(*n_done)++].r = r;
-	}
-	errno = saved;
-	return r;
+	return state == SPOOL_RCPT_DELIVERED || state == SPOOL_RCPT_PRESENT;
 }
 
 /*
@@ -418,7 +481,7 @@ spool_step_sync_maildirs(struct spool *sp, struct spool_msg **msgs, size_t n)
 		for (size_t j = 0; j < m->env.n_rcpts; j++) {
 			struct spool_md *md = m->mds[j];
 
-			if (m->state[j] == SPOOL_RCPT_NONE || md == NULL ||
+			if (!spool_rcpt_published(m->state[j]) ||
 			    md->gen != sp->gen)
 				continue;
 			/* Each Maildir once per batch: mark it seen. */
@@ -454,32 +517,10 @@ spool_step_sync_maildirs(struct spool *sp, struct spool_msg **msgs, size_t n)
 		struct spool_msg *m = msgs[i];
 
 		for (size_t j = 0; j < m->env.n_rcpts; j++)
-			if (m->state[j] != SPOOL_RCPT_NONE &&
-			    m->mds[j] != NULL &&
+			if (spool_rcpt_published(m->state[j]) &&
 			    m->mds[j]->failed_gen == sp->gen)
 				spool_fail(m, 5, EIO);
 	}
-}
-
-/* Remove new/<name> from the Maildir `dir` (undo of a delivery). 0 when
-   it is gone, -1 when it may still be there. */
-static int
-spool_undeliver(const char *dir, const char *name)
-{
-	int dfd, nfd, r = -1;
-
-	dfd = storefs.openat(AT_FDCWD, dir, SPOOL_DIR_FLAGS, 0);
-	if (dfd < 0)
-		return -1;
-	nfd = storefs.openat(dfd, "new", SPOOL_DIR_FLAGS, 0);
-	if (nfd >= 0) {
-		r = storefs.unlinkat(nfd, name, 0) == 0 || errno == ENOENT
-			? 0
-			: -1;
-		close(nfd);
-	}
-	close(dfd);
-	return r;
 }
 
 /* unlinkat() where a name already gone counts as success. */
@@ -492,7 +533,8 @@ spool_unlink_ok(int dfd, const char *name)
 /*
  * Step 6 for a failed message: the client will hear 451 and send it
  * again, so everything this batch did for it is taken back - its queue
- * entry and new deliveries first, then its data; a committed message then
+ * entry and its copies (in new/, or still in tmp/) first, then its data;
+ * a committed message then
  * owes a done record. If a removal fails, a committed message is instead
  * left whole for recovery (data kept, no done record), which will deliver
  * it everywhere: a duplicate of a message never acknowledged, rather than
@@ -501,7 +543,7 @@ spool_unlink_ok(int dfd, const char *name)
 static void
 spool_undo(struct spool *sp, struct spool_msg *m)
 {
-	char name[SPOOL_MDNAME_MAX];
+	char name[SPOOL_QNAME_MAX];
 	bool ok = true;
 
 	log_warning(m->id, "spool commit-failed step=%d error=%s", m->fail_step,
@@ -517,11 +559,15 @@ spool_undo(struct spool *sp, struct spool_msg *m)
 	if (m->q_msg && ok)
 		ok = spool_unlink_ok(sp->queue_fd,
 				     spool_qname(name, m->id, ".msg"));
-	if (maildir_name(m->time, m->id, sp->hostname, name, sizeof(name)) == 0)
-		for (size_t i = 0; i < m->env.n_rcpts && ok; i++)
-			if (m->state[i] == SPOOL_RCPT_DELIVERED)
-				ok = spool_undeliver(m->env.rcpts[i].maildir,
-						     name) == 0;
+	for (size_t i = 0; i < m->env.n_rcpts && ok; i++) {
+		const char *sub = m->state[i] == SPOOL_RCPT_TMP	      ? "tmp"
+				  : m->state[i] == SPOOL_RCPT_DELIVERED ? "new"
+									: NULL;
+
+		if (sub != NULL)
+			ok = maildir_remove(m->env.rcpts[i].maildir, sub,
+					    m->mdname) == 0;
+	}
 	spool_close_fd(&m->fd);
 	if (!ok && m->committed) {
 		m->keep = true;

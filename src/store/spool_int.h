@@ -85,6 +85,7 @@ struct spool_msg {
 	struct spool_env env;
 	spool_commit_cb *cb;
 	void *arg;
+	char mdname[SPOOL_MDNAME_MAX]; /* its name in the Maildirs */
 	struct spool_md **mds; /* per recipient; NULL: duplicate Maildir */
 	unsigned char *state;  /* per recipient: SPOOL_RCPT_* */
 	int result;
@@ -102,7 +103,8 @@ struct spool_msg {
 
 enum {
 	SPOOL_RCPT_NONE = 0,
-	SPOOL_RCPT_DELIVERED, /* linked by this batch: undo on failure */
+	SPOOL_RCPT_TMP,	      /* copy in its tmp/ by this batch: undo */
+	SPOOL_RCPT_DELIVERED, /* moved into new/ by this batch: undo */
 	SPOOL_RCPT_PRESENT,   /* was there already: never undone */
 };
 
@@ -117,6 +119,7 @@ struct spool {
 	char *hostname;
 	enum sync_method sync;
 	int area_fd, tmp_fd, event_fd;
+	dev_t area_dev;		   /* the area's file system */
 	int queue_fd;		   /* <spool>/queue */
 	bool queue_other_fs;	   /* not on the area's file system */
 	struct spool_md *queue_md; /* its path and device, for step 5 */

@@ -229,15 +229,37 @@ spool_rec_queue(struct spool_rec *rc, const struct spool_env *env,
 }
 
 /*
+ * Recipient `i` of a committed message: 1 when its Maildir has the
+ * message already (new/<name> or cur/<name>:*), else, with the data open
+ * on `src` (-1: none, only look), 0 once a copy (its trace header, then
+ * the data; fsync'd) is moved into new/. -1 on failure (errno).
+ */
+static int
+spool_rec_copy(const struct spool_env *env, size_t i, const char *name,
+	       int src)
+{
+	const struct spool_rcpt *r = &env->rcpts[i];
+	char head[MAILDIR_HEADER_MAX];
+	size_t len;
+
+	if (src < 0)
+		return maildir_has(r->maildir, name) == 1 ? 1 : -1;
+	if (maildir_create(r->maildir) < 0 ||
+	    maildir_trace_header(env->sender, r->address, head, sizeof(head),
+				 &len) < 0)
+		return -1;
+	return maildir_deliver(r->maildir, name, head, len, src, env->size);
+}
+
+/*
  * Deliver one committed message to every local recipient that does not
- * have it yet (maildir_deliver() recognises a finished delivery by its
- * name), and complete its queue entry if it has remote recipients.
- * Returns true when every recipient has it now (durable after phase 2).
- * Without data, only looks: true when every recipient had it already.
+ * have it yet (recognised by its name), and complete its queue entry if
+ * it has remote recipients. Returns true when every recipient has it now
+ * (durable after phase 2). Without data (src -1), only looks: true when
+ * every recipient had it already.
  */
 static bool
-spool_rec_deliver(struct spool_rec *rc, const struct spool_env *env,
-		  const char *src, bool has_data)
+spool_rec_deliver(struct spool_rec *rc, const struct spool_env *env, int src)
 {
 	char name[SPOOL_MDNAME_MAX];
 	bool ok = true, fresh = false, remote = false;
@@ -246,27 +268,25 @@ spool_rec_deliver(struct spool_rec *rc, const struct spool_env *env,
 			 sizeof(name)) < 0)
 		return false;
 	for (size_t i = 0; i < env->n_rcpts && ok; i++) {
-		const char *dir = env->rcpts[i].maildir;
-		int r = -1;
+		int r;
 
-		if (dir == NULL) {
+		if (env->rcpts[i].maildir == NULL) {
 			remote = true;
 			continue;
 		}
-		if (!has_data || maildir_create(dir) == 0)
-			r = maildir_deliver(dir, name, src);
-		if (r < 0 && has_data)
+		r = spool_rec_copy(env, i, name, src);
+		if (r < 0 && src >= 0)
 			log_error(env->id,
 				  "spool recover-deliver rcpt=%zu error=%s", i,
 				  spool_errname(errno));
 		if (r < 0)
 			ok = false;
 		else
-			spool_rec_add_dev(rc, dir);
+			spool_rec_add_dev(rc, env->rcpts[i].maildir);
 		fresh = fresh || r == 0;
 	}
 	if (ok && remote) {
-		int r = spool_rec_queue(rc, env, has_data);
+		int r = spool_rec_queue(rc, env, src >= 0);
 
 		ok = r >= 0;
 		fresh = fresh || r == 1;
@@ -329,11 +349,10 @@ static int
 spool_rec_message(struct spool_rec *rc, const char *id, const char *buf,
 		  size_t len, const char **error_r)
 {
-	char src[SPOOL_PATH_MAX];
 	struct spool_env env;
 	struct stat st;
 	bool has_data;
-	int fate, n;
+	int fate, src = -1;
 
 	*error_r = "unreadable";
 	if (buf == NULL || spool_env_parse(buf, len, &env, error_r) < 0)
@@ -357,9 +376,13 @@ spool_rec_message(struct spool_rec *rc, const char *id, const char *buf,
 		*error_r = "data does not match";
 		goto out;
 	}
-	n = snprintf(src, sizeof(src), "%s/%s/tmp/%s", rc->dir, rc->area, id);
-	if (n > 0 && (size_t)n < sizeof(src) &&
-	    spool_rec_deliver(rc, &env, src, has_data)) {
+	if (has_data)
+		src = openat(rc->tmp_fd, id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (has_data && src < 0) {
+		log_error(id, "spool recover-deferred error=%s",
+			  spool_errname(errno));
+		fate = SPOOL_FATE_KEEP;
+	} else if (spool_rec_deliver(rc, &env, src)) {
 		fate = SPOOL_FATE_DONE;
 	} else if (!has_data) {
 		*error_r = "data missing, not delivered everywhere";
@@ -368,6 +391,8 @@ spool_rec_message(struct spool_rec *rc, const char *id, const char *buf,
 		fate = SPOOL_FATE_KEEP;
 	}
 out:
+	if (src >= 0)
+		close(src);
 	spool_env_free(&env);
 	return fate;
 }

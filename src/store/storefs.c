@@ -40,6 +40,12 @@ storefs_sys_ftruncate(int fd, off_t len)
 	return ftruncate(fd, len);
 }
 
+static ssize_t
+storefs_sys_copy_range(int in, off_t *in_off, int out, size_t len)
+{
+	return copy_file_range(in, in_off, out, NULL, len, 0);
+}
+
 struct storefs_ops storefs = {
     .openat = storefs_sys_openat,
     .write = storefs_sys_write,
@@ -50,4 +56,5 @@ struct storefs_ops storefs = {
     .linkat = linkat,
     .unlinkat = unlinkat,
     .ftruncate = storefs_sys_ftruncate,
+    .copy_range = storefs_sys_copy_range,
 };

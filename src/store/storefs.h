@@ -27,6 +27,9 @@ struct storefs_ops {
 		      int flags);
 	int (*unlinkat)(int dirfd, const char *path, int flags);
 	int (*ftruncate)(int fd, off_t len); /* the spool's journal */
+	/* copy_file_range(2) from `in` at *in_off (advanced) to `out` at
+	   its file offset */
+	ssize_t (*copy_range)(int in, off_t *in_off, int out, size_t len);
 };
 extern struct storefs_ops storefs;
 

@@ -247,9 +247,26 @@ class RawClient:
 # -- messages and Maildirs ----------------------------------------------
 
 
+TRACE_RE = re.compile(rb"\AReturn-Path: <([^\r\n<>]*)>\r\n"
+                      rb"Delivered-To: ([^\r\n]+)\r\n")
+
+
+def split_trace(data):
+    """Split a delivered Maildir file into (return_path, delivered_to,
+    rest): the two fields the store writes at its top (docs/durability.md)
+    must be there, exactly so."""
+    m = TRACE_RE.match(data)
+    assert m, data[:200]
+    return (m.group(1).decode("utf-8"), m.group(2).decode("utf-8"),
+            data[m.end():])
+
+
 def split_received(data):
     """Split a stored message into (received_header, rest). The header is
-    the first field including its folded continuation lines."""
+    the first field including its folded continuation lines. The trace
+    fields of a Maildir copy before it (split_trace) are skipped."""
+    if data.startswith(b"Return-Path: "):
+        data = split_trace(data)[2]
     assert data.startswith(b"Received: from "), data[:200]
     pos = data.index(b"\r\n") + 2
     for _ in range(100):

@@ -655,6 +655,22 @@ assert_area_empty(void)
 
 /* ---- round trips ------------------------------------------------------ */
 
+/* The whole content of `path` is `text`. */
+static void
+assert_file_is(const char *path, const char *text)
+{
+	char buf[256];
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(n, (ssize_t)strlen(text));
+	assert_memory_equal(buf, text, (size_t)n);
+}
+
+
 static void
 round_trip(enum sync_method sync)
 {
@@ -681,30 +697,42 @@ round_trip(enum sync_method sync)
 	assert_int_equal(spool_commits_pending(sp), 0);
 	assert_int_equal(run.result[0], 0);
 	assert_area_empty();
+	/* The exact bytes (issue 6 item 8): Return-Path and Delivered-To
+	   first, then the message as written. */
 	delivered_path(p, sizeof(p), "mail/u0/Maildir", run.time[0], run.id[0]);
+	assert_file_is(p, "Return-Path: <s@x>\r\n"
+			  "Delivered-To: \"a b\"@x\r\n"
+			  "Subject: one\r\n");
 	assert_int_equal(stat(p, &a), 0);
-	assert_int_equal(a.st_size, 14);
 	assert_int_equal(a.st_nlink, 1);
 	assert_int_equal(a.st_mode & 0777, 0600);
-	/* Several recipients: one inode, hard-linked. */
+	/* Several recipients: a copy each, with its own Delivered-To; the
+	   null sender as <>. */
 	m = begin_write(sp, "Subject: many");
 	spool_msg_commit(m, "", rcpts, 4, record_cb, &run);
 	wait_done(sp, &run, 2);
 	assert_int_equal(run.result[1], 0);
 	assert_area_empty();
 	delivered_path(p, sizeof(p), "mail/u0/Maildir", run.time[1], run.id[1]);
+	assert_file_is(p, "Return-Path: <>\r\nDelivered-To: \"a b\"@x\r\n"
+			  "Subject: many\r\n");
 	assert_int_equal(stat(p, &a), 0);
-	assert_int_equal(a.st_nlink, 3);
+	assert_int_equal(a.st_nlink, 1);
 	for (int i = 1; i < 3; i++) {
 		char rel[64];
 
 		snprintf(rel, sizeof(rel), "mail/u%d/Maildir", i);
 		delivered_path(q, sizeof(q), rel, run.time[1], run.id[1]);
+		assert_file_is(q, "Return-Path: <>\r\nDelivered-To: u@x\r\n"
+				  "Subject: many\r\n");
 		assert_int_equal(stat(q, &b), 0);
-		assert_true(a.st_ino == b.st_ino);
+		assert_true(a.st_ino != b.st_ino);
+		assert_int_equal(b.st_nlink, 1);
 		path_of(q, sizeof(q), "mail/u%d/Maildir/new", i);
 		assert_int_equal(count_dir(q), 1 + (i == 0));
 	}
+	path_of(q, sizeof(q), "mail/u1/Maildir/tmp");
+	assert_int_equal(count_dir(q), 0);
 	assert_area_empty();
 	/* Abort leaves nothing. */
 	m = begin_write(sp, "Subject: aborted");
@@ -920,20 +948,6 @@ check_queue(size_t *n_parts_r)
 	return n_env;
 }
 
-static void
-assert_file_is(const char *path, const char *text)
-{
-	char buf[256];
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	assert_true(fd >= 0);
-	n = read(fd, buf, sizeof(buf));
-	close(fd);
-	assert_int_equal(n, (ssize_t)strlen(text));
-	assert_memory_equal(buf, text, (size_t)n);
-}
-
 /*
  * Only remote, mixed, local only, a refused user name, and an EXDEV copy:
  * the acknowledged remote mail is in queue/ complete (envelope with the
@@ -1013,10 +1027,10 @@ remote_round_trip(enum sync_method sync)
 	spool_env_free(&env);
 	path_of(p, sizeof(p), "spool/queue/%s.msg", run.id[1]);
 	assert_int_equal(stat(p, &st), 0);
-	assert_int_equal(st.st_nlink, 3); /* one inode: queue, u0, u1 */
+	assert_int_equal(st.st_nlink, 1); /* the Maildirs have copies */
 	delivered_path(q, sizeof(q), "mail/u1", run.time[1], run.id[1]);
 	assert_int_equal(stat(q, &st2), 0);
-	assert_true(st.st_ino == st2.st_ino);
+	assert_true(st.st_ino != st2.st_ino);
 
 	for (int i = 2; i < 5; i++) {
 		path_of(p, sizeof(p), "spool/queue/%s.msg", run.id[i]);
@@ -1188,8 +1202,7 @@ test_recover(void **state)
 	char a[256], b[256], p[512], q[512];
 	const char *const both[] = {a, b}, *const only_a[] = {a};
 	const char *const areas[] = {"77", NULL};
-	struct stat st;
-
+	
 	(void)state;
 	path_of(a, sizeof(a), "mail/a");
 	path_of(b, sizeof(b), "mail/b");
@@ -1233,8 +1246,7 @@ test_recover(void **state)
 
 	assert_int_equal(spool_recover(spool_dir, areas, "mx/host:1"), 2);
 	delivered_path(p, sizeof(p), "mail/a", 100, "id1");
-	assert_int_equal(stat(p, &st), 0);
-	assert_int_equal(st.st_size, 3);
+	assert_file_is(p, "Return-Path: <s@x>\r\nDelivered-To: u@x\r\none");
 	delivered_path(p, sizeof(p), "mail/b", 100, "id1");
 	assert_true(exists(p));
 	delivered_path(p, sizeof(p), "mail/a", 100, "id2");
@@ -1342,6 +1354,45 @@ test_long_hostname(void **state)
 	assert_int_equal(count_dir(p), 2);
 }
 
+/*
+ * A crash after the commit point but before the copies were moved into
+ * new/ leaves them in tmp/, maybe cut short (with syncfs they were durable
+ * only at the commit, and a copy may also be stale from an earlier try).
+ * Recovery never trusts one: it writes each copy again, header first,
+ * then moves it into new/.
+ */
+static void
+test_recover_partial_copy(void **state)
+{
+	char a[256], b[256], p[512], name[SPOOL_MDNAME_MAX];
+	const char *const both[] = {a, b};
+
+	(void)state;
+	path_of(a, sizeof(a), "mail/a");
+	path_of(b, sizeof(b), "mail/b");
+	plant_journal = true;
+	plant("5", "idp", 100, "Subject: p\r\n\r\nbody\r\n", NULL, both, 2);
+	assert_int_equal(maildir_create(a), 0);
+	assert_int_equal(maildir_name(100, "idp", "mx/host:1", name,
+				      sizeof(name)),
+			 0);
+	path_of(p, sizeof(p), "mail/a/tmp/%s", name);
+	assert_int_equal(close(open(p, O_WRONLY | O_CREAT, 0600)), 0);
+	assert_int_equal(truncate(p, 7), 0); /* "Return-" then zeros */
+	assert_int_equal(spool_recover(spool_dir, NULL, "mx/host:1"), 1);
+	assert_false(exists(p));
+	path_of(p, sizeof(p), "mail/a/new/%s", name);
+	assert_file_is(p, "Return-Path: <s@x>\r\nDelivered-To: u@x\r\n"
+			  "Subject: p\r\n\r\nbody\r\n");
+	path_of(p, sizeof(p), "mail/b/new/%s", name);
+	assert_file_is(p, "Return-Path: <s@x>\r\nDelivered-To: u@x\r\n"
+			  "Subject: p\r\n\r\nbody\r\n");
+	path_of(p, sizeof(p), "mail/a/tmp");
+	assert_int_equal(count_dir(p), 0);
+	path_of(p, sizeof(p), "spool/5");
+	assert_false(exists(p));
+}
+
 /* ---- fault injection -------------------------------------------------- */
 
 static int fi_at;	       /* fail the call with this number (1-based) */
@@ -1351,10 +1402,11 @@ static int fi_calls;	       /* calls so far (atomic) */
 static int fi_journal_fd = -1; /* the spool's journal, for the trace */
 
 /* The sequence of calls, one letter each, for the ordering checks:
-   o openat (T: of a queue/<id>.tmp), w write (J: to the journal), f fsync
-   of a file (d: of a directory), s syncfs, m mkdirat, Q rename of a queue entry into place, R other
-   rename, l linkat (L: to a queue/<id>.msg), u unlinkat, t ftruncate,
-   and '!' where a callback ran. */
+   o openat (T: of a queue/<id>.tmp, C: of a Maildir copy), w write (J:
+   to the journal), c copy_file_range, f fsync of a file (d: of a
+   directory), s syncfs, m mkdirat, Q rename of a queue entry into place,
+   R other rename, l linkat (L: to a queue/<id>.msg), u unlinkat, t
+   ftruncate, and '!' where a callback ran. */
 static char fi_trace[4096];
 
 /*
@@ -1426,9 +1478,19 @@ ends_with(const char *s, const char *suffix)
 static int
 fi_openat(int d, const char *p, int f, int m)
 {
-	return fi_fail_op(ends_with(p, ".tmp") ? 'T' : 'o')
-		   ? -1
-		   : openat(d, p, f, (mode_t)m);
+	/* A Maildir copy is named after the host "mx/host:1" */
+	char op = ends_with(p, ".tmp")		     ? 'T'
+		  : strstr(p, "host\\0721") != NULL ? 'C'
+						     : 'o';
+
+	return fi_fail_op(op) ? -1 : openat(d, p, f, (mode_t)m);
+}
+
+static ssize_t
+fi_copy_range(int in, off_t *in_off, int out, size_t len)
+{
+	return fi_fail_op('c') ? -1
+			       : copy_file_range(in, in_off, out, NULL, len, 0);
 }
 
 static ssize_t
@@ -1519,7 +1581,7 @@ fi_unlinkat(int d, const char *p, int f)
 
 static const struct storefs_ops fi_ops = {
     fi_openat,	 fi_write,  fi_fsync,	 fi_syncfs,    fi_mkdirat,
-    fi_renameat, fi_linkat, fi_unlinkat, fi_ftruncate,
+    fi_renameat, fi_linkat, fi_unlinkat, fi_ftruncate, fi_copy_range,
 };
 
 #define FI_MSGS 3
@@ -1563,6 +1625,39 @@ fi_in_queue(const char *id, const char *suffix)
 
 	path_of(p, sizeof(p), "spool/queue/%s%s", id, suffix);
 	return exists(p);
+}
+
+/* Every file in the Maildir tmp/ `dir` is the copy of a message of the
+   run that was neither acknowledged nor committed. */
+static void
+fi_check_tmp_left(const char *dir, const struct run *run,
+		  const bool *committed)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (d == NULL && errno == ENOENT)
+		return; /* the crash came before the Maildir was made */
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		bool known = false;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		for (int i = 0; i < run->n_done && !known; i++) {
+			char name[SPOOL_MDNAME_MAX];
+
+			assert_int_equal(maildir_name(run->time[i], run->id[i],
+						      "mx/host:1", name,
+						      sizeof(name)),
+					 0);
+			known = strcmp(name, de->d_name) == 0 &&
+				run->result[i] != 0 && !committed[i];
+		}
+		if (!known)
+			fail_msg("%s/%s left in tmp/", dir, de->d_name);
+	}
+	closedir(d);
 }
 
 struct fi_outcome {
@@ -1734,7 +1829,9 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 			assert_int_equal(n, 0);
 	}
 	/* Exactly once, all-or-none: every new/ holds only known names,
-	   tmp/ holds nothing; the spool is empty. */
+	   tmp/ nothing but, after a crash, copies of messages that were never
+	   committed (their Maildirs are not known to recovery; readers
+	   remove old files in tmp/); the spool is empty. */
 	{
 		size_t want = 0, have = 0;
 
@@ -1762,7 +1859,10 @@ fi_run(enum sync_method sync, int at, bool crash, int err)
 			path_of(p, sizeof(p), "mail/m%d/new", m);
 			have += count_dir(p);
 			path_of(p, sizeof(p), "mail/m%d/tmp", m);
-			assert_int_equal(count_dir(p), 0);
+			if (!crash)
+				assert_int_equal(count_dir(p), 0);
+			else
+				fi_check_tmp_left(p, &run, committed);
 		}
 		assert_int_equal(have, want);
 	}
@@ -1867,24 +1967,41 @@ fi_check_journal(enum sync_method sync, const char *t, const char *first_d,
 	    fi_count(t, t + strlen(t), sync == SYNC_SYNCFS ? "fd" : "s"), 0);
 }
 
+/* Maildir copies in the batch of fi_rcpts (one per message and Maildir). */
+static size_t
+fi_n_copies(void)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < FI_MSGS; i++)
+		for (int j = 0; j < 3; j++)
+			n += fi_rcpts[i][j] >= 0 && fi_rcpts[i][j] != FI_REMOTE;
+	return n;
+}
+
 /*
  * The durability order of one batch of FI_MSGS messages to 3 Maildirs:
- * data durable (fsync: each data file and tmp/) before the commit records
- * are appended, the records durable before the first link into a Maildir,
- * the Maildirs synced after the last move into new/ and before the first
- * callback. (A simulated crash cannot show a missing sync; this can.)
+ * data and the Maildir copies (in their tmp/) durable (fsync: each data
+ * file, each copy, and tmp/) before the commit records are appended, the
+ * records durable before the first move of a copy into new/, the
+ * Maildirs synced after the last move and before the first callback. (A
+ * simulated crash cannot show a missing sync; this can.)
  */
 static void
 fi_check_order(enum sync_method sync, const char *t)
 {
 	const char *first_j = strchr(t, 'J');
 
-	fi_check_journal(sync, t, strchr(t, 'l'), strrchr(t, 'R'),
+	fi_check_journal(sync, t, strchr(t, 'R'), strrchr(t, 'R'),
 			 sync == SYNC_SYNCFS ? 1 : 3);
-	/* the data of each message, and tmp/ (and, before it, the new
-	   Maildirs and their parents, on first use) */
+	assert_int_equal(fi_count(t, t + strlen(t), "C"), fi_n_copies());
+	assert_int_equal(fi_count(t, first_j, "C"), fi_n_copies());
+	assert_int_equal(fi_count(t, t + strlen(t), "l"), 0); /* no links */
+	/* the data of each message, each copy, and tmp/ (and, before it,
+	   the new Maildirs and their parents, on first use) */
 	if (sync == SYNC_FSYNC) {
-		assert_int_equal(fi_count(t, first_j, "f"), FI_MSGS);
+		assert_int_equal(fi_count(t, first_j, "f"),
+				 FI_MSGS + fi_n_copies());
 		assert_true(fi_count(t, first_j, "d") >= 1);
 	}
 }
@@ -1907,17 +2024,19 @@ fi_check_order_queue(enum sync_method sync, const char *t)
 	assert_non_null(first_q);
 	assert_non_null(last_r);
 	fi_check_journal(
-	    sync, t, strchr(t, 'l') < first_q ? strchr(t, 'l') : first_q,
+	    sync, t, strchr(t, 'R') < first_q ? strchr(t, 'R') : first_q,
 	    last_r > last_q ? last_r : last_q, sync == SYNC_SYNCFS ? 1 : 3);
+	assert_int_equal(fi_count(t, first_j, "C"), fi_n_copies());
 	assert_int_equal(fi_count(t, first_j, "L"), FI_MSGS);
 	assert_int_equal(fi_count(t, first_j, "T"), FI_MSGS);
 	assert_int_equal(fi_count(t, t + strlen(t), "L"), FI_MSGS);
 	assert_int_equal(fi_count(t, t + strlen(t), "T"), FI_MSGS);
 	assert_int_equal(fi_count(t, t + strlen(t), "Q"), FI_MSGS);
-	/* data and queue envelope of each message, tmp/ and queue/ (and
-	   the new Maildirs) */
+	/* data and queue envelope of each message, each copy, tmp/ and
+	   queue/ (and the new Maildirs) */
 	if (sync == SYNC_FSYNC) {
-		assert_int_equal(fi_count(t, first_j, "f"), 2 * FI_MSGS);
+		assert_int_equal(fi_count(t, first_j, "f"),
+				 2 * FI_MSGS + fi_n_copies());
 		assert_true(fi_count(t, first_j, "d") >= 2);
 	}
 }
@@ -2820,6 +2939,7 @@ main(void)
 	    T(test_recover),
 	    T(test_recover_deferred),
 	    T(test_long_hostname),
+	    T(test_recover_partial_copy),
 	    T(test_recover_queue),
 	    T(test_recover_queue_faults),
 	    T(test_fault_syncfs),
