@@ -206,6 +206,8 @@ spool_close(struct spool **spool)
 	}
 	if (sp->journal_fd >= 0 && sp->has_thread)
 		spool_journal_finish(sp);
+	if (sp->tmp_fd >= 0)
+		spool_pool_drain(sp);
 	for (size_t i = 0; i < SPOOL_CACHE_BUCKETS; i++) {
 		while (sp->cache[i] != NULL) {
 			struct spool_md *md = sp->cache[i];
@@ -271,8 +273,11 @@ spool_msg_begin(struct spool *sp, struct spool_msg **msg_r)
 	for (int attempt = 0; attempt < 4 && m->fd < 0; attempt++) {
 		if (spool_make_id(m->id, sizeof(m->id), &m->time) < 0)
 			break;
-		m->fd =
-		    storefs.openat(sp->tmp_fd, m->id, SPOOL_NEW_FLAGS, 0600);
+		if (attempt == 0)
+			m->fd = spool_pool_take(sp, m->id);
+		if (m->fd < 0)
+			m->fd = storefs.openat(sp->tmp_fd, m->id,
+					       SPOOL_NEW_FLAGS, 0600);
 		if (m->fd < 0 && errno != EEXIST)
 			break;
 	}

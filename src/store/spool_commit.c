@@ -611,6 +611,8 @@ spool_commit_batch(struct spool *sp, struct spool_msg **msgs, size_t n)
 		m->env_text = NULL;
 		if (spool_live(m)) {
 			m->result = 0;
+			/* Reused unless queue/<id>.msg is the same inode. */
+			sp->done_reuse[sp->n_done_ids] = !m->has_remote;
 			memcpy(sp->done_ids[sp->n_done_ids++], m->id,
 			       sizeof(m->id));
 		} else {

@@ -7,6 +7,7 @@
  *   spool_commit.c   the committer thread and the steps of a batch
  *   spool_queue.c    the outbound queue entry of a message
  *   spool_rec.c      recovery
+ *   spool_pool.c     data files kept for reuse
  *   spool_file.c     small file helpers
  *
  * File-system calls that change anything go through storefs (storefs.h).
@@ -41,6 +42,9 @@
 #define SPOOL_JOURNAL_READ_MAX (256u << 20) /* largest journal recovered */
 #define SPOOL_REC_HEAD_MAX 64		    /* "@commit <id> <len>\n" */
 #define SPOOL_REC_TAIL_LEN 14		    /* "@crc xxxxxxxx\n" */
+#define SPOOL_POOL_MAX 256		    /* emptied data files kept */
+#define SPOOL_POOL_PREFIX ".pool"	    /* tmp/.pool<n> */
+#define SPOOL_POOL_NAME_MAX 24
 
 /* An envelope: the payload of a journal commit record (or, in the layout
    before the journal, the file committed/<id>). */
@@ -133,6 +137,9 @@ struct spool {
 	bool stopping;				 /* under mu */
 	bool paused;	  /* under mu; tests hold batches back with it */
 	size_t in_flight; /* loop thread: committed, not yet reaped */
+	unsigned pool[SPOOL_POOL_MAX]; /* under mu: tmp/.pool<n> free */
+	size_t n_pool;		       /* under mu */
+	unsigned pool_seq;	       /* committer: the next <n> */
 
 	/* Committer thread only. */
 	struct spool_md *cache[SPOOL_CACHE_BUCKETS];
@@ -151,7 +158,8 @@ struct spool {
 	size_t j_owed_n;
 	struct spool_buf j_buf; /* the records of one append */
 	char done_ids[SPOOL_BATCH_MAX][SPOOL_ID_MAX]; /* step 8: data to */
-	size_t n_done_ids;			      /* remove */
+	bool done_reuse[SPOOL_BATCH_MAX];	      /* remove, or reuse */
+	size_t n_done_ids;
 };
 
 enum {
@@ -183,6 +191,7 @@ struct spool_jscan {
 };
 
 #define SPOOL_QNAME_MAX (SPOOL_ID_MAX + 8)
+
 
 /* An idle journal larger than this is truncated to 0 (same inode); a
    variable so tests can lower it (spool_journal.c). */
@@ -227,6 +236,11 @@ int spool_queue_env(const struct spool_env *env, char **buf_r,
 int spool_queue_prepare(int qfd, int tfd, const struct spool_env *env,
 			bool do_fsync, bool *msg_r, bool *tmp_r);
 int spool_queue_publish(int qfd, const char *id);
+
+/* ---- spool_pool.c ---- */
+int spool_pool_take(struct spool *sp, const char *id);
+void spool_pool_put(struct spool *sp, const char *id);
+void spool_pool_drain(struct spool *sp);
 
 /* ---- spool_file.c ---- */
 const char *spool_errname(int err);

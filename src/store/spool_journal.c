@@ -381,8 +381,8 @@ spool_journal_owe_done(struct spool *sp, const char *id)
 
 /*
  * Step 8, after the replies are on their way: append the done records
- * owed (one write; kept for the next try if it fails), remove the data
- * files of the finished messages, and truncate the journal to 0 (same
+ * owed (one write; kept for the next try if it fails), remove (or keep
+ * for reuse) the data files of the finished messages, and truncate the journal to 0 (same
  * inode) when no record is pending and it is larger than `max`. None of
  * this is synced: if it is lost in a crash, recovery finds the messages
  * delivered (the Maildir name is deterministic) and just finishes them.
@@ -399,7 +399,9 @@ spool_journal_settle(struct spool *sp, uint64_t max)
 		sp->j_owed.len = 0;
 	}
 	for (size_t i = 0; i < sp->n_done_ids; i++)
-		if (storefs.unlinkat(sp->tmp_fd, sp->done_ids[i], 0) < 0)
+		if (sp->done_reuse[i])
+			spool_pool_put(sp, sp->done_ids[i]);
+		else if (storefs.unlinkat(sp->tmp_fd, sp->done_ids[i], 0) < 0)
 			log_warning(sp->done_ids[i],
 				    "spool unlink-data error=%s",
 				    spool_errname(errno));

@@ -475,6 +475,12 @@ spool_rec_sweep_tmp(struct spool_rec *rc)
 	for (size_t i = 0; i < n; i++) {
 		char esc[128];
 
+		if (strncmp(names[i], SPOOL_POOL_PREFIX,
+			    sizeof(SPOOL_POOL_PREFIX) - 1) == 0) {
+			/* An emptied file kept for reuse (spool_pool.c). */
+			storefs.unlinkat(rc->tmp_fd, names[i], 0);
+			continue;
+		}
 		if (spool_list_has(rc->keep, rc->n_keep, names[i]) ||
 		    spool_rec_unqueue(rc, names[i]) < 0)
 			continue;

@@ -631,9 +631,42 @@ journal_has(const char *area, const char *id)
 }
 
 /*
+ * Data files in the area's tmp/ (0 when there is none): every entry but
+ * the emptied files kept for reuse (tmp/.pool<n>, which must be empty).
+ */
+static size_t
+count_data(const char *tmp)
+{
+	DIR *d = opendir(tmp);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char p[512];
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (strncmp(de->d_name, ".pool", 5) != 0) {
+			n++;
+			continue;
+		}
+		snprintf(p, sizeof(p), "%s/%s", tmp, de->d_name);
+		/* the committer empties it before it renames it there */
+		if (lstat(p, &st) == 0 && (!S_ISREG(st.st_mode) ||
+					  st.st_size != 0 || st.st_nlink != 1))
+			fail_msg("%s is not an empty file of its own", p);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
  * The area holds nothing of finished messages: no data, no pending record.
- * The committer removes them just after the callbacks (step 8), so a live
- * spool gets a moment to settle.
+ * The committer removes them (or keeps emptied files for reuse) just after
+ * the callbacks (step 8), so a live spool gets a moment to settle.
  */
 static void
 assert_area_empty(void)
@@ -643,11 +676,11 @@ assert_area_empty(void)
 
 	path_of(p, sizeof(p), "spool/1234/tmp");
 	for (k = 0; k < 500; k++) {
-		if (count_dir(p) == 0 && journal_live_now("1234") == 0)
+		if (count_data(p) == 0 && journal_live_now("1234") == 0)
 			break;
 		usleep(2000);
 	}
-	assert_int_equal(count_dir(p), 0);
+	assert_int_equal(count_data(p), 0);
 	assert_int_equal(journal_live("1234"), 0);
 	path_of(p, sizeof(p), "spool/1234/committed");
 	assert_false(exists(p));
@@ -1393,6 +1426,65 @@ test_recover_partial_copy(void **state)
 	assert_false(exists(p));
 }
 
+/*
+ * Data files are reused (spool_pool.c): a finished message's file, emptied,
+ * becomes the next message's, so no inode is freed per message - but
+ * never one that queue/<id>.msg links to, and a clean close leaves none.
+ */
+static void
+test_data_reuse(void **state)
+{
+	struct spool *sp = open_spool(SYNC_SYNCFS);
+	char md[256], p[512], q[512];
+	struct spool_rcpt local = {"u@x", md}, remote = {"r@remote.example",
+							 NULL};
+	struct run run = {0};
+	struct spool_msg *m;
+	struct stat st, st2;
+
+	(void)state;
+	path_of(md, sizeof(md), "mail/Maildir");
+	m = begin_write(sp, "Subject: first");
+	path_of(p, sizeof(p), "spool/1234/tmp/%s", spool_msg_id(m));
+	assert_int_equal(stat(p, &st), 0);
+	spool_msg_commit(m, "s@x", &local, 1, record_cb, &run);
+	wait_done(sp, &run, 1);
+	assert_area_empty();
+	path_of(p, sizeof(p), "spool/1234/tmp/.pool0");
+	assert_int_equal(stat(p, &st2), 0);
+	assert_true(st.st_ino == st2.st_ino);
+	assert_int_equal(st2.st_size, 0);
+	/* The next message gets that inode, and only its own bytes. */
+	m = begin_write(sp, "Subject: 2");
+	assert_false(exists(p));
+	path_of(q, sizeof(q), "spool/1234/tmp/%s", spool_msg_id(m));
+	assert_int_equal(stat(q, &st2), 0);
+	assert_true(st.st_ino == st2.st_ino);
+	assert_int_equal(st2.st_size, 12);
+	/* It goes to the queue: its inode is queue/<id>.msg's from now on,
+	   so it is removed from tmp/, not reused. */
+	spool_msg_commit(m, "s@x", &remote, 1, record_cb, &run);
+	wait_done(sp, &run, 2);
+	assert_int_equal(run.result[1], 0);
+	assert_area_empty();
+	path_of(q, sizeof(q), "spool/1234/tmp");
+	assert_int_equal(count_dir(q), 0);
+	m = begin_write(sp, "Subject: third, and longer");
+	path_of(q, sizeof(q), "spool/queue/%s.msg", run.id[1]);
+	assert_file_is(q, "Subject: 2\r\n");
+	spool_msg_abort(&m);
+	/* A clean close removes what it kept. */
+	spool_msg_commit(begin_write(sp, "Subject: 4"), "s@x", &local, 1,
+			 record_cb, &run);
+	wait_done(sp, &run, 3);
+	assert_area_empty();
+	spool_close(&sp);
+	path_of(q, sizeof(q), "spool/1234/tmp");
+	assert_int_equal(count_dir(q), 0);
+	path_of(q, sizeof(q), "mail/Maildir/new");
+	assert_int_equal(count_dir(q), 2);
+}
+
 /* ---- fault injection -------------------------------------------------- */
 
 static int fi_at;	       /* fail the call with this number (1-based) */
@@ -1405,8 +1497,9 @@ static int fi_journal_fd = -1; /* the spool's journal, for the trace */
    o openat (T: of a queue/<id>.tmp, C: of a Maildir copy), w write (J:
    to the journal), c copy_file_range, f fsync of a file (d: of a
    directory), s syncfs, m mkdirat, Q rename of a queue entry into place,
-   R other rename, l linkat (L: to a queue/<id>.msg), u unlinkat, t
-   ftruncate, and '!' where a callback ran. */
+   P rename of a data file into or out of reuse, R other rename, l linkat
+   (L: to a queue/<id>.msg), u unlinkat, t ftruncate, and '!' where a
+   callback ran. */
 static char fi_trace[4096];
 
 /*
@@ -1560,7 +1653,10 @@ fi_mkdirat(int d, const char *p, int m)
 static int
 fi_renameat(int a, const char *b, int c, const char *d, unsigned f)
 {
-	char op = ends_with(b, ".tmp") ? 'Q' : 'R';
+	char op = ends_with(b, ".tmp")		 ? 'Q'
+		  : strstr(b, ".pool") != NULL || strstr(d, ".pool") != NULL
+		      ? 'P'
+		      : 'R';
 
 	return fi_fail_op(op) ? -1 : renameat2(a, b, c, d, f);
 }
@@ -1957,8 +2053,10 @@ fi_check_journal(enum sync_method sync, const char *t, const char *first_d,
 	assert_int_equal(fi_count(last_d, cb, sync_op), after);
 	assert_int_equal(fi_count(last_d, last_j, sync_op), after);
 	assert_int_equal(fi_count(last_j, t + strlen(t), sync_op), 0);
-	/* the data files go after the done records */
+	/* the data files go after the done records: removed, or emptied
+	   and kept for reuse (then removed by spool_close) */
 	assert_int_equal(fi_count(last_j, t + strlen(t), "u"), FI_MSGS);
+	assert_int_equal(fi_count(t, last_j, "P"), 0);
 	if (sync == SYNC_SYNCFS) {
 		assert_int_equal(fi_count(t, first_j, "s"), 0);
 		assert_int_equal(fi_count(t, t + strlen(t), "s"), 2);
@@ -2722,7 +2820,11 @@ test_recover_journal_damaged(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, "X", 1, (off_t)end_j2 - 20), 1); /* j2 */
 	close(fd);
+	/* An emptied data file kept for reuse: removed, never quarantined. */
+	path_of(q, sizeof(q), "spool/9/tmp/.pool7");
+	assert_int_equal(close(open(q, O_WRONLY | O_CREAT, 0600)), 0);
 	assert_int_equal(spool_recover(spool_dir, NULL, "mx/host:1"), 1);
+	assert_false(exists(q));
 	assert_false(delivered("mail/a", "j2"));
 	assert_true(delivered("mail/a", "j3"));
 	path_of(q, sizeof(q), "spool/quarantine/9.journal.0");
@@ -2940,6 +3042,7 @@ main(void)
 	    T(test_recover_deferred),
 	    T(test_long_hostname),
 	    T(test_recover_partial_copy),
+	    T(test_data_reuse),
 	    T(test_recover_queue),
 	    T(test_recover_queue_faults),
 	    T(test_fault_syncfs),
