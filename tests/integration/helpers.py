@@ -529,12 +529,23 @@ def spool_files(spool):
     return out
 
 
+POOL_RE = re.compile(r"\A\.pool\d+\Z")
+
+
 def spool_leftovers(spool):
     """Spool files that must not stay once the server is idle or has
-    recovered: uncommitted data, committed envelopes, quarantined ones."""
+    recovered: uncommitted data, committed envelopes, quarantined ones.
+    An empty tmp/.pool<n> (a data file kept for reuse, docs/durability.md)
+    holds nothing and is not one."""
     out = []
     for f in spool_files(spool):
         parts = os.path.relpath(f, spool).split(os.sep)[:-1]
+        if POOL_RE.match(os.path.basename(f)) and parts[-1:] == ["tmp"]:
+            try:
+                if os.path.getsize(f) == 0:
+                    continue
+            except FileNotFoundError:
+                continue  # taken for a new message meanwhile
         if {"tmp", "committed", "quarantine"} & set(parts):
             out.append(f)
     return out
