@@ -386,6 +386,7 @@ config_finish(struct config_parser *p, const char *name)
 	config_check_socket(p);
 	config_check_lock_times(p);
 	config_check_listeners(p);
+	config_check_outbound(p);
 }
 
 static void
@@ -497,6 +498,7 @@ config_free(struct config **cfgp)
 	free(cfg->user);
 	free(cfg->guard_user);
 	free(cfg->admin_group);
+	config_free_outbound(cfg);
 	free(cfg);
 	*cfgp = NULL;
 }

@@ -52,6 +52,12 @@ extern config_parse_fn config_parse_hostname, config_parse_domains,
     config_parse_cert, config_parse_network, config_parse_exempt,
     config_parse_number, config_parse_keyword, config_parse_bool,
     config_parse_postmaster;
+/* config_outbound.c: the outbound directives. */
+extern config_parse_fn config_parse_resolver, config_parse_trust_anchor,
+    config_parse_transport, config_parse_relay_host, config_parse_relay_auth,
+    config_parse_tls_policy;
+void config_check_outbound(struct config_parser *p);
+void config_free_outbound(struct config *cfg);
 
 /* config_table.c */
 extern const struct config_directive config_directives[];
