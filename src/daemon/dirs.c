@@ -193,7 +193,10 @@ dirs_maildir(const char *dir, const struct dirs_owner *ow)
 		int sfd = dirs_open_at(fd, subs[k], ow);
 
 		if (sfd < 0) {
-			snprintf(at, sizeof(at), "%s/%s", dir, subs[k]);
+			int n = snprintf(at, sizeof(at), "%s/%s", dir, subs[k]);
+
+			if (n < 0 || (size_t)n >= sizeof(at)) /* cut: mark it */
+				memcpy(at + sizeof(at) - 4, "...", 4);
 			dirs_log("maildir", at, dirs_why(errno));
 			close(fd);
 			return -1;
