@@ -204,8 +204,17 @@ class Sink:
     `-f rcpt` (5xx to RCPT) or `-r rcpt` (4xx)."""
 
     def __init__(self, addr, args=(), port=25):
+        import socket
         import tempfile
         self.addr, self.port = addr, port
+        # The addresses are fixed (port 25): a second test run on this
+        # machine would answer our probe below. Say so instead.
+        try:
+            socket.create_connection((addr, port), 0.5).close()
+            raise RuntimeError("%s:%d is taken (another test run on this "
+                               "machine?)" % (addr, port))
+        except OSError:
+            pass
         # smtp-sink runs as postfix: its directory must be reachable by
         # it, which pytest's (root-only) temporary tree is not.
         self.dump = tempfile.mkdtemp(prefix="postern-sink-")
@@ -217,7 +226,6 @@ class Sink:
             + ["%s:%d" % (addr, port), "50"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10.0
-        import socket
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("smtp-sink exited: %s"
