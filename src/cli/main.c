@@ -1,5 +1,6 @@
 /*
- * main.c - the command line: serve, check, user, locks, unlock, version.
+ * main.c - the command line: serve, check, user, locks, unlock, probe,
+ * version.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include "auth/guard.h"
 #include "daemon/server.h"
 #include "auth/users.h"
+#include "probe/probe.h"
 
 static void
 main_usage(FILE *out)
@@ -25,6 +27,8 @@ main_usage(FILE *out)
 		"       postern user [-c FILE] add|passwd|del|alias|list ...\n"
 		"       postern locks [-c FILE]\n"
 		"       postern unlock [-c FILE] ADDRESS|ACCOUNT\n"
+		"       postern probe HOST|--self [options] (postern probe "
+		"--help)\n"
 		"       postern version\n");
 }
 
@@ -257,6 +261,8 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "user") == 0 || strcmp(argv[1], "locks") == 0 ||
 	    strcmp(argv[1], "unlock") == 0)
 		return main_admin(argv[1], argc - 1, argv + 1);
+	if (strcmp(argv[1], "probe") == 0)
+		return probe_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0) {
 		printf("postern %s\n", POSTERN_VERSION);
 		return 0;
