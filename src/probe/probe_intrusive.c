@@ -200,37 +200,54 @@ probe_wrong_password(struct probe_port_state *ps, struct probe_session *s,
 	return probe_conn_cmd(&s->c, r, "AUTH PLAIN %s", (char *)b64);
 }
 
+/*
+ * Wrong passwords, one after the other, until the server refuses to check
+ * them: a 4xx other than 421 to AUTH (postern: 454 4.7.0), or no session
+ * at all. A 421 only ends the session (a per-session limit): the probe
+ * connects again, as an attacker would.
+ */
 static void
 probe_lockout(struct probe_port_state *ps)
 {
+	const char *user = ps->pr->o->user;
 	struct probe_session s = {0};
 	struct probe_reply r;
-	int tries = 0;
+	unsigned sent = 0, refused = 0, sessions = 0;
 
 	probe_conn_init(&s.c, ps->pr->o->timeout);
-	for (; tries < PROBE_LOCKOUT_TRIES; tries++) {
+	for (int round = 0; round < 2 * PROBE_LOCKOUT_TRIES &&
+			    sent < PROBE_LOCKOUT_TRIES;
+	     round++) {
+		if (!probe_conn_is_open(&s.c))
+			sessions++;
 		if (probe_session_get(ps, &s, true) < 0) {
 			probe_set(ps->out, PC_LOCKOUT, PROBE_PASS,
-				  "after %d wrong passwords for %s the server "
-				  "turns us away at connect (%s)",
-				  tries, ps->pr->o->user, s.c.error);
+				  "after %u wrong passwords for %s (535) the "
+				  "server turns us away (%s)",
+				  refused, user, s.c.error);
 			return;
 		}
 		if (probe_wrong_password(ps, &s, &r) < 0) {
 			probe_conn_close(&s.c);
 			continue;
 		}
-		if (r.code == 535)
+		sent++;
+		if (r.code == 535) {
+			refused++;
 			continue;
+		}
+		if (r.code == 421) {
+			probe_conn_close(&s.c);
+			continue;
+		}
 		if (r.code == 235)
 			probe_set(ps->out, PC_LOCKOUT, PROBE_FAIL,
-				  "a random password was accepted for %s",
-				  ps->pr->o->user);
+				  "a random password was accepted for %s", user);
 		else if (r.code / 100 == 4)
 			probe_set(ps->out, PC_LOCKOUT, PROBE_PASS,
-				  "locked after %d wrong passwords for %s: %d "
-				  "%s",
-				  tries, ps->pr->o->user, r.code, r.enhanced);
+				  "locked after %u wrong passwords for %s "
+				  "(535): %d %s",
+				  refused, user, r.code, r.enhanced);
 		else
 			probe_set(ps->out, PC_LOCKOUT, PROBE_SKIP,
 				  "AUTH PLAIN refused (%d)", r.code);
@@ -238,8 +255,9 @@ probe_lockout(struct probe_port_state *ps)
 		return;
 	}
 	probe_set(ps->out, PC_LOCKOUT, PROBE_FAIL,
-		  "%d wrong passwords for %s, each answered 535: no lockout",
-		  tries, ps->pr->o->user);
+		  "%u wrong passwords for %s in %u sessions, each "
+		  "answered 535: no lockout",
+		  refused, user, sessions);
 	probe_session_end(&s);
 }
 

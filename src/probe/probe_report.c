@@ -466,7 +466,7 @@ probe_report_text(const struct probe_report *rep, bool verbose, FILE *out)
 			fprintf(out, "  %s  %-26s ", probe_result_label(o->result),
 				probe_check_name((enum probe_check)c));
 			probe_text_line(out, o->detail,
-					verbose ? 0 : PROBE_TEXT_WIDTH - 34);
+					verbose ? 0 : PROBE_TEXT_WIDTH - 35);
 			fputs("\n", out);
 		}
 	}
