@@ -440,7 +440,8 @@ probe_sent_note(const struct probe *pr)
 				   "at RCPT and reset, no DATA)",
 			       t->relay_pairs, pr->o->relay_domain);
 	if (t->pipelined > 0)
-		probe_buf_addf(&b, ", %u pipelined groups", t->pipelined);
+		probe_buf_addf(&b, ", %u pipelined group%s", t->pipelined,
+			       t->pipelined == 1 ? "" : "s");
 	if (t->messages > 0)
 		probe_buf_addf(&b, ", %u short test messages to %s",
 			       t->messages, pr->o->deliver_to);

@@ -287,8 +287,10 @@ probe_conn_reply(struct probe_conn *c, struct probe_reply *r)
 			st = probe_reply_feed(&c->reader, c->buf + c->off,
 					      c->len - c->off, &used, r, &why);
 			c->off += used;
-			if (st == PROBE_REPLY_DONE)
+			if (st == PROBE_REPLY_DONE) {
+				c->errors += r->code >= 400;
 				return 0;
+			}
 			if (st == PROBE_REPLY_ERROR)
 				return probe_conn_fail(c, "bad reply: %s", why);
 		}
@@ -303,6 +305,19 @@ probe_conn_reply(struct probe_conn *c, struct probe_reply *r)
 			c->eof = true;
 	}
 	return probe_conn_fail(c, "%s", "timed out");
+}
+
+int
+probe_conn_reply_within(struct probe_conn *c, struct probe_reply *r,
+			unsigned ms)
+{
+	unsigned saved = c->timeout_ms;
+	int rc;
+
+	c->timeout_ms = ms < saved ? ms : saved;
+	rc = probe_conn_reply(c, r);
+	c->timeout_ms = saved;
+	return rc;
 }
 
 int
@@ -321,17 +336,6 @@ probe_conn_cmd(struct probe_conn *c, struct probe_reply *r, const char *fmt,
 	if (probe_conn_sendf(c, "%s", line) < 0)
 		return -1;
 	return probe_conn_reply(c, r);
-}
-
-int
-probe_conn_wait(struct probe_conn *c, unsigned ms)
-{
-	if (c->fd < 0)
-		return -1;
-	if (c->off < c->len || c->eof ||
-	    (c->ssl != NULL && SSL_pending(c->ssl) > 0))
-		return 1;
-	return probe_conn_poll(c, POLLIN, probe_now_ms() + ms);
 }
 
 int

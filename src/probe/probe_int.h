@@ -190,6 +190,7 @@ struct probe_conn {
 	size_t off, len;
 	bool eof;
 	bool peer_closed; /* the handshake met a close, not an alert */
+	unsigned errors;  /* 4xx and 5xx replies read on it */
 	struct probe_reply_reader reader;
 	char error[256]; /* why the last operation failed */
 };
@@ -206,11 +207,13 @@ int probe_conn_sendf(struct probe_conn *c, const char *fmt, ...)
 	LOG_PRINTF(2, 3);
 /* Read one reply. 0, or -1 on a timeout, EOF, I/O or syntax error. */
 int probe_conn_reply(struct probe_conn *c, struct probe_reply *r);
+/* Read one reply if it comes within ms (at most the timeout): TLS
+   records that are not data (session tickets) do not count. */
+int probe_conn_reply_within(struct probe_conn *c, struct probe_reply *r,
+			    unsigned ms);
 /* Send a command and read its reply. */
 int probe_conn_cmd(struct probe_conn *c, struct probe_reply *r,
 		   const char *fmt, ...) LOG_PRINTF(3, 4);
-/* Does the server send something (or close) within ms? 1, 0, -1. */
-int probe_conn_wait(struct probe_conn *c, unsigned ms);
 /* TLS handshake on the connection (buffered plain text is dropped).
    `sni` may be NULL. 0, or -1 with the OpenSSL reason in c->error. */
 int probe_conn_tls(struct probe_conn *c, SSL_CTX *ctx, const char *sni);
@@ -254,12 +257,17 @@ bool probe_backoff(struct probe *pr, unsigned attempt);
 /* The SNI to send: --name, else the host when it is a DNS name. */
 const char *probe_sni(const struct probe *pr);
 
+/* Error replies after which a session is replaced: servers slow down
+   past about ten (Postfix smtpd_soft_error_limit, postern error-delay). */
+#define PROBE_SESSION_TIRED 8
+
 /*
  * Open a session ready for commands: connect (waiting out 421 greetings
  * within the run's backoff budget), TLS first on implicit TLS, greeting,
  * EHLO, and with `tls` on a STARTTLS port STARTTLS, handshake and EHLO
- * again. A session already open in that state is kept. 0, or -1 with
- * the reason in s->c.error.
+ * again. A session already open in that state is kept, unless it has
+ * had PROBE_SESSION_TIRED error replies. 0, or -1 with the reason in
+ * s->c.error.
  */
 int probe_session_get(struct probe_port_state *ps, struct probe_session *s,
 		      bool tls);

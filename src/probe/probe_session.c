@@ -188,7 +188,8 @@ probe_session_get(struct probe_port_state *ps, struct probe_session *s,
 
 	if (implicit)
 		tls = true;
-	if (probe_conn_is_open(&s->c) && s->is_tls == tls)
+	if (probe_conn_is_open(&s->c) && s->is_tls == tls &&
+	    s->c.errors < PROBE_SESSION_TIRED)
 		return 0;
 	if (probe_conn_is_open(&s->c))
 		probe_session_end(s);

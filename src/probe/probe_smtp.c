@@ -520,8 +520,7 @@ probe_pipelining_check(struct probe_port_state *ps, struct probe_session *s)
 	ps->pr->sent.pipelined++;
 	for (; got < 5 && probe_conn_reply(&s->c, &r) == 0; got++)
 		codes[got] = r.code;
-	bool extra = got == 5 && probe_conn_wait(&s->c, 300) == 1 &&
-		     !s->c.eof;
+	bool extra = got == 5 && probe_conn_reply_within(&s->c, &r, 300) == 0;
 	bool order = codes[0] / 100 == 2 && codes[2] / 100 == 5 &&
 		     codes[3] / 100 == 2 && codes[4] / 100 == 2;
 
@@ -586,10 +585,11 @@ probe_starttls_injection(struct probe_port_state *ps, struct probe_buf *b)
 				  probe_sni(ps->pr)) < 0) {
 		probe_buf_addf(b, "a command sent behind STARTTLS ends the "
 				  "session at the handshake");
-	} else if (probe_conn_wait(&t.c, 1000) == 1 && !t.c.eof) {
+	} else if (probe_conn_reply_within(&t.c, &r, 1000) == 0) {
 		rc = 1;
 	} else if (probe_conn_cmd(&t.c, &r, "EHLO %s", ps->pr->helo) == 0 &&
-		   probe_conn_wait(&t.c, 500) == 1 && !t.c.eof) {
+		   probe_conn_reply_within(&t.c, &r, 500) == 0) {
+		/* two replies to one EHLO: the NOOP was kept */
 		rc = 1;
 	} else {
 		probe_buf_addf(b, "a command sent behind STARTTLS is "
