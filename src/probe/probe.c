@@ -403,16 +403,18 @@ probe_port_run(struct probe_port_state *ps)
 		return;
 	probe_smtp_checks(ps, &s);
 	probe_relay_check(ps, &s);
-	probe_starttls_check(ps, &s);
+	probe_starttls_upgrade(ps, &s);
 	/* A STARTTLS port may offer PIPELINING only inside TLS. */
 	if (ps->out->checks[PC_PIPELINING].result == PROBE_SKIP &&
 	    s.is_tls && ps->has_ehlo_tls)
 		probe_pipelining_check(ps, &s);
+	/* From here every check makes its own connections, one at a time. */
+	probe_session_end(&s);
+	probe_starttls_check(ps);
 	probe_auth_verdict(ps);
 	probe_tls_checks(ps);
 	probe_dane_check(ps);
-	probe_smuggling_check(ps, &s);
-	probe_session_end(&s);
+	probe_smuggling_check(ps);
 }
 
 /* The note of what was sent, for the top of the report. */
@@ -423,8 +425,11 @@ probe_sent_note(const struct probe *pr)
 	struct probe_buf b = {0};
 
 	probe_buf_addf(&b, "%u connections", t->connections);
-	if (t->parallel > 1)
-		probe_buf_addf(&b, " (at most %u at once)", t->parallel);
+	if (probe_conn_max_open() > 1)
+		probe_buf_addf(&b, " (at most %u at once)",
+			       probe_conn_max_open());
+	else
+		probe_buf_addf(&b, " (one at a time)");
 	probe_buf_addf(&b, ", %u TLS handshakes, %u EHLO, %u HELP", t->handshakes,
 		       t->ehlo, t->help);
 	if (t->auth_probes > 0)

@@ -20,6 +20,16 @@
 /* No operation loops more often than this, whatever the deadline. */
 #define PROBE_CONN_SPINS 100000
 
+/* Connections open now and at most, in this process: the report's note
+   says when more than one was open at once (only --intrusive does). */
+static unsigned probe_conn_now, probe_conn_most;
+
+unsigned
+probe_conn_max_open(void)
+{
+	return probe_conn_most;
+}
+
 static long long
 probe_now_ms(void)
 {
@@ -65,8 +75,10 @@ probe_conn_close(struct probe_conn *c)
 
 	if (c->ssl != NULL)
 		SSL_free(c->ssl);
-	if (c->fd >= 0)
+	if (c->fd >= 0) {
 		close(c->fd);
+		probe_conn_now--;
+	}
 	probe_conn_init(c, 0);
 	c->timeout_ms = ms;
 }
@@ -107,6 +119,8 @@ probe_conn_open(struct probe_conn *c, const struct sockaddr *sa,
 		       0);
 	if (c->fd < 0)
 		return probe_conn_fail(c, "socket: %s", strerror(errno));
+	if (++probe_conn_now > probe_conn_most)
+		probe_conn_most = probe_conn_now;
 	if (connect(c->fd, sa, len) == 0)
 		return 0;
 	if (errno != EINPROGRESS) {

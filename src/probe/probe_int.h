@@ -162,7 +162,7 @@ struct probe_options {
 /* What was sent, counted for the note at the top of the report. */
 struct probe_sent {
 	unsigned connections, handshakes, ehlo, help, auth_probes, vrfy,
-	    expn, relay_pairs, pipelined, messages, passwords, parallel;
+	    expn, relay_pairs, pipelined, messages, passwords;
 };
 
 struct probe {
@@ -200,6 +200,8 @@ void probe_conn_init(struct probe_conn *c, unsigned timeout_s);
 int probe_conn_open(struct probe_conn *c, const struct sockaddr *sa,
 		    socklen_t len);
 void probe_conn_close(struct probe_conn *c);
+/* The most connections this process had open at once. */
+unsigned probe_conn_max_open(void);
 bool probe_conn_is_open(const struct probe_conn *c);
 int probe_conn_send(struct probe_conn *c, const void *data, size_t len);
 /* Send one command line (CRLF added). */
@@ -288,9 +290,13 @@ void probe_pipelining_check(struct probe_port_state *ps,
 			    struct probe_session *s);
 /* auth.plaintext_mechanisms, once both EHLO replies are known. */
 void probe_auth_verdict(struct probe_port_state *ps);
-/* tls.starttls: the handshake, its EHLO, the injection test. */
-void probe_starttls_check(struct probe_port_state *ps,
-			  struct probe_session *s);
+/* STARTTLS on s (modern TLS, else legacy): the EHLO inside TLS and the
+   server's chain are kept; a failure sets tls.starttls. */
+void probe_starttls_upgrade(struct probe_port_state *ps,
+			    struct probe_session *s);
+/* tls.starttls, with the injection test on a connection of its own
+   (the caller has ended its session: one connection at a time). */
+void probe_starttls_check(struct probe_port_state *ps);
 /*
  * Look for software names and versions in a greeting or EHLO line
  * (without its first word, the server's name). Writes what was found
@@ -365,8 +371,7 @@ void probe_dane_check(struct probe_port_state *ps);
 
 /* ---- intrusive (probe_intrusive.c) ---------------------------------- */
 
-void probe_smuggling_check(struct probe_port_state *ps,
-			   struct probe_session *s);
+void probe_smuggling_check(struct probe_port_state *ps);
 /* lockout and conn-limit: once per run, on the first port that suits. */
 void probe_intrusive_checks(struct probe *pr,
 			    struct probe_port_state *states, size_t n);

@@ -110,13 +110,12 @@ probe_smuggle_one(struct probe_port_state *ps, size_t v, char *why,
 }
 
 void
-probe_smuggling_check(struct probe_port_state *ps, struct probe_session *s)
+probe_smuggling_check(struct probe_port_state *ps)
 {
 	struct probe_buf ok = {0}, bad = {0};
 	char why[256] = "";
 	size_t tried = 0;
 
-	(void)s;
 	if (ps->pr->o->deliver_to == NULL) {
 		probe_set(ps->out, PC_SMUGGLING, PROBE_SKIP,
 			  "needs --deliver-to ADDRESS (sends short messages "
@@ -301,7 +300,6 @@ probe_conn_limit(struct probe_port_state *ps)
 			break;
 		}
 	}
-	ps->pr->sent.parallel = (unsigned)held + 1;
 	if (why != NULL)
 		probe_set(ps->out, PC_CONN_LIMIT, PROBE_PASS,
 			  "%d connections at once greeted, the next refused "

@@ -604,7 +604,30 @@ probe_starttls_injection(struct probe_port_state *ps, struct probe_buf *b)
 }
 
 void
-probe_starttls_check(struct probe_port_state *ps, struct probe_session *s)
+probe_starttls_upgrade(struct probe_port_state *ps, struct probe_session *s)
+{
+	char why[sizeof(s->c.error)];
+
+	if (ps->out->role != PROBE_ROLE_STARTTLS)
+		return;
+	if (probe_session_get(ps, s, true) < 0) {
+		memcpy(why, s->c.error, sizeof(why));
+		ps->tls_legacy = true;
+		if (probe_session_get(ps, s, true) < 0) {
+			ps->tls_legacy = false;
+			probe_set(ps->out, PC_TLS_STARTTLS, PROBE_FAIL,
+				  "STARTTLS offered, but it fails: %s", why);
+			return;
+		}
+	}
+	ps->tls_works = true;
+	memcpy(&ps->ehlo_tls, &s->ehlo, sizeof(s->ehlo));
+	ps->has_ehlo_tls = true;
+	probe_tls_note_peer(ps, s->c.ssl);
+}
+
+void
+probe_starttls_check(struct probe_port_state *ps)
 {
 	struct probe_buf b = {0};
 	int inj;
@@ -621,22 +644,8 @@ probe_starttls_check(struct probe_port_state *ps, struct probe_session *s)
 			  ps->tls_cipher);
 		return;
 	}
-	if (probe_session_get(ps, s, true) < 0) {
-		char why[sizeof(s->c.error)];
-
-		memcpy(why, s->c.error, sizeof(why));
-		ps->tls_legacy = true;
-		if (probe_session_get(ps, s, true) < 0) {
-			ps->tls_legacy = false;
-			probe_set(ps->out, PC_TLS_STARTTLS, PROBE_FAIL,
-				  "STARTTLS offered, but it fails: %s", why);
-			return;
-		}
-	}
-	ps->tls_works = true;
-	memcpy(&ps->ehlo_tls, &s->ehlo, sizeof(s->ehlo));
-	ps->has_ehlo_tls = true;
-	probe_tls_note_peer(ps, s->c.ssl);
+	if (!ps->tls_works)
+		return; /* probe_starttls_upgrade() said why */
 	inj = probe_starttls_injection(ps, &b);
 	if (inj == 1)
 		probe_set(ps->out, PC_TLS_STARTTLS, PROBE_FAIL,

@@ -260,6 +260,8 @@ def test_probe_human_report(sub_server):
     assert "MAIL/RCPT pairs to example.net (each stopped at RCPT and " \
         "reset, no DATA)" in lines[1]
     assert "no message" in lines[1] and "no password" in lines[1]
+    # issue 11: at most one connection at a time unless --intrusive
+    assert " connections (one at a time), " in lines[1], lines[1]
     assert lines[3] == "port %d (starttls)" % srv.port
     for i, cid in enumerate(CHECK_IDS):
         line = lines[4 + i]
@@ -305,15 +307,20 @@ def test_probe_intrusive(make_server):
 
 
 def test_probe_intrusive_needs_a_user(sub_server):
-    rc, rep, err = run_json("127.0.0.1", "--ports", sub_server.sub_port(
+    rc, out, err = run_probe("127.0.0.1", "--ports", sub_server.sub_port(
         "587"), "--ca", sub_server.cert, "--intrusive")
-    res = checks(rep, sub_server.sub_port("587"))
-    assert res["lockout"] == ("skip", "needs --user ACCOUNT (tries wrong "
-                                      "passwords)")
+    lines = out.splitlines()
+    assert lines[-1].startswith("grade: C (conn-limit failed"), out
+    assert rc == 1
+    # the note says how many connections were open at once
+    assert "(at most 64 at once)" in lines[1], lines[1]
+    lockout = [l for l in lines if l[8:].startswith("lockout ")]
+    assert lockout == ["  SKIP  lockout                    needs --user "
+                       "ACCOUNT (tries wrong passwords)"], lockout
     # conn-limit ran: this server has no per-address limit (conftest)
-    assert res["conn-limit"][0] == "fail", res["conn-limit"]
-    assert "64 connections at once" in res["conn-limit"][1]
-    assert rc == 1 and rep["grade"] == "C"
+    limit = [l for l in lines if l[8:].startswith("conn-limit ")]
+    assert limit and limit[0].startswith("  FAIL  conn-limit"), limit
+    assert "64 connections at once" in limit[0]
 
 
 @pytest.mark.parametrize("args", [
