@@ -88,6 +88,30 @@ probe_valid_mailbox(const char *addr)
 	       !p.is_null;
 }
 
+/* "ADDR[:PORT]", IPv4 (what res_state's nsaddr_list takes). */
+static bool
+probe_valid_dns(const char *spec)
+{
+	char host[INET_ADDRSTRLEN];
+	struct in_addr a;
+	const char *colon = strchr(spec, ':');
+	size_t n = colon != NULL ? (size_t)(colon - spec) : strlen(spec);
+
+	if (n == 0 || n >= sizeof(host))
+		return false;
+	memcpy(host, spec, n);
+	host[n] = '\0';
+	if (colon != NULL) {
+		char *end;
+		long port = strtol(colon + 1, &end, 10);
+
+		if (colon[1] == '\0' || *end != '\0' || port < 1 ||
+		    port > 65535)
+			return false;
+	}
+	return inet_pton(AF_INET, host, &a) == 1;
+}
+
 enum {
 	OPT_PORTS = 256,
 	OPT_JSON,
@@ -177,7 +201,8 @@ probe_option(int opt, const char *arg, struct probe_options *o,
 		return tls_hostname_valid(arg, strlen(arg)) ? 0 : -1;
 	case OPT_DNS:
 		o->dns = arg;
-		return 0;
+		*why_r = "--dns: an IPv4 address, optionally :PORT";
+		return probe_valid_dns(arg) ? 0 : -1;
 	case OPT_SELF:
 		o->self = true;
 		return 0;

@@ -325,27 +325,36 @@ probe_intrusive_checks(struct probe *pr, struct probe_port_state *states,
 	for (size_t i = 0; i < n && any == NULL; i++)
 		if (states[i].out->role >= PROBE_ROLE_PLAIN)
 			any = &states[i];
-	if (pr->o->intrusive && auth != NULL && pr->o->user != NULL)
+	if (pr->o->intrusive && pr->o->user == NULL)
+		why = "needs --user ACCOUNT (tries wrong passwords)";
+	else if (pr->o->intrusive && auth == NULL)
+		why = "no port offers AUTH inside TLS";
+	else if (pr->o->intrusive)
 		probe_lockout(auth);
 	if (pr->o->intrusive && any != NULL)
 		probe_conn_limit(any);
 	for (size_t i = 0; i < n; i++) {
 		struct probe_port *out = states[i].out;
 
-		if (pr->o->intrusive && pr->o->user == NULL)
-			why = "needs --user ACCOUNT (tries wrong passwords)";
-		else if (pr->o->intrusive && auth == NULL)
-			why = "no port offers AUTH inside TLS";
-		else if (pr->o->intrusive)
-			why = NULL;
-		if (!out->checks[PC_LOCKOUT].is_set)
-			probe_set(out, PC_LOCKOUT, PROBE_SKIP, "%s",
-				  why != NULL ? why : "tested on another port");
-		if (!out->checks[PC_CONN_LIMIT].is_set)
-			probe_set(out, PC_CONN_LIMIT, PROBE_SKIP, "%s",
-				  pr->o->intrusive
-				      ? "tested on another port"
-				      : "needs --intrusive (opens many "
-					"connections)");
+		if (!out->checks[PC_LOCKOUT].is_set) {
+			if (pr->o->intrusive && pr->o->user != NULL &&
+			    auth != NULL)
+				probe_set(out, PC_LOCKOUT, PROBE_SKIP,
+					  "tested on port %u", auth->port);
+			else
+				probe_set(out, PC_LOCKOUT, PROBE_SKIP, "%s",
+					  why);
+		}
+		if (!out->checks[PC_CONN_LIMIT].is_set) {
+			if (pr->o->intrusive && any != NULL)
+				probe_set(out, PC_CONN_LIMIT, PROBE_SKIP,
+					  "tested on port %u", any->port);
+			else
+				probe_set(out, PC_CONN_LIMIT, PROBE_SKIP, "%s",
+					  pr->o->intrusive
+					      ? "no port answered SMTP"
+					      : "needs --intrusive (opens "
+						"many connections)");
+		}
 	}
 }
