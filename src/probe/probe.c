@@ -82,8 +82,7 @@ probe_valid_mailbox(const char *addr)
 	struct smtp_path p;
 	int n = snprintf(args, sizeof(args), "TO:<%s>", addr);
 
-	return n > 0 && (size_t)n < sizeof(args) &&
-	       strchr(addr, ':') == NULL &&
+	return n > 0 && (size_t)n < sizeof(args) && strchr(addr, ':') == NULL &&
 	       smtp_parse_rcpt(args, (size_t)n, false, &p) == SMTP_PERR_OK &&
 	       !p.is_null;
 }
@@ -128,21 +127,21 @@ enum {
 };
 
 static const struct option probe_longopts[] = {
-	{"ports", required_argument, NULL, OPT_PORTS},
-	{"json", no_argument, NULL, OPT_JSON},
-	{"timeout", required_argument, NULL, OPT_TIMEOUT},
-	{"ca", required_argument, NULL, OPT_CA},
-	{"name", required_argument, NULL, OPT_NAME},
-	{"deliver-to", required_argument, NULL, OPT_DELIVER},
-	{"intrusive", no_argument, NULL, OPT_INTRUSIVE},
-	{"user", required_argument, NULL, OPT_USER},
-	{"helo", required_argument, NULL, OPT_HELO},
-	{"relay-domain", required_argument, NULL, OPT_RELAY},
-	{"dns", required_argument, NULL, OPT_DNS},
-	{"self", no_argument, NULL, OPT_SELF},
-	{"verbose", no_argument, NULL, 'v'},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
+    {"ports", required_argument, NULL, OPT_PORTS},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"ca", required_argument, NULL, OPT_CA},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"deliver-to", required_argument, NULL, OPT_DELIVER},
+    {"intrusive", no_argument, NULL, OPT_INTRUSIVE},
+    {"user", required_argument, NULL, OPT_USER},
+    {"helo", required_argument, NULL, OPT_HELO},
+    {"relay-domain", required_argument, NULL, OPT_RELAY},
+    {"dns", required_argument, NULL, OPT_DNS},
+    {"self", no_argument, NULL, OPT_SELF},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 /* One option; -1 with the reason on a bad value. */
@@ -191,8 +190,7 @@ probe_option(int opt, const char *arg, struct probe_options *o,
 	case OPT_HELO:
 		o->helo = arg;
 		*why_r = "--helo: a domain or an address literal";
-		return smtp_helo_valid(arg, strlen(arg)) &&
-			       strlen(arg) < 255
+		return smtp_helo_valid(arg, strlen(arg)) && strlen(arg) < 255
 			   ? 0
 			   : -1;
 	case OPT_RELAY:
@@ -262,12 +260,13 @@ probe_options_parse(int argc, char **argv, struct probe_options *o,
 	return 0;
 }
 
-/* ---- the target -------------------------------------------------------------- */
+/* ---- the target
+ * -------------------------------------------------------------- */
 
 /* Resolve a host (a name or an address, "[...]" allowed) for TCP. */
 static int
-probe_resolve(const char *host, struct sockaddr_storage *ss,
-	      socklen_t *len_r, bool *is_ip_r)
+probe_resolve(const char *host, struct sockaddr_storage *ss, socklen_t *len_r,
+	      bool *is_ip_r)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
 	char h[256];
@@ -304,18 +303,16 @@ static void
 probe_describe_addr(struct probe *pr)
 {
 	const struct sockaddr_storage *ss = &pr->addr;
-	const void *a = ss->ss_family == AF_INET6
-			    ? (const void *)&((const struct sockaddr_in6 *)ss)
-				  ->sin6_addr
-			    : (const void *)&((const struct sockaddr_in *)ss)
-				  ->sin_addr;
+	const void *a =
+	    ss->ss_family == AF_INET6
+		? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+		: (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
 
-	if (inet_ntop(ss->ss_family, a, pr->addr_text,
-		      sizeof(pr->addr_text)) == NULL)
+	if (inet_ntop(ss->ss_family, a, pr->addr_text, sizeof(pr->addr_text)) ==
+	    NULL)
 		(void)snprintf(pr->addr_text, sizeof(pr->addr_text), "?");
 	(void)snprintf(pr->ip_literal, sizeof(pr->ip_literal), "[%s%s]",
-		       ss->ss_family == AF_INET6 ? "IPv6:" : "",
-		       pr->addr_text);
+		       ss->ss_family == AF_INET6 ? "IPv6:" : "", pr->addr_text);
 }
 
 static void
@@ -327,7 +324,8 @@ probe_set_port(struct sockaddr_storage *ss, unsigned port)
 		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
 }
 
-/* ---- --self --------------------------------------------------------------- */
+/* ---- --self ---------------------------------------------------------------
+ */
 
 /* The listener's address to connect to: a wildcard becomes loopback. */
 static void
@@ -392,10 +390,10 @@ probe_self(struct probe_options *o, const char *file, struct config **cfg_r,
 			continue;
 		probe_listener_host(l, hosts[o->n_ports], 64);
 		o->port_hosts[o->n_ports] = hosts[o->n_ports];
-		o->hints[o->n_ports] =
-		    l->role == ROLE_SUBMISSIONS ? PROBE_ROLE_IMPLICIT_TLS
-		    : cfg->n_certs > 0	       ? PROBE_ROLE_STARTTLS
-					       : PROBE_ROLE_PLAIN;
+		o->hints[o->n_ports] = l->role == ROLE_SUBMISSIONS
+					   ? PROBE_ROLE_IMPLICIT_TLS
+				       : cfg->n_certs > 0 ? PROBE_ROLE_STARTTLS
+							  : PROBE_ROLE_PLAIN;
 		o->ports[o->n_ports++] = port;
 	}
 	if (o->n_ports == 0) {
@@ -413,7 +411,8 @@ probe_self(struct probe_options *o, const char *file, struct config **cfg_r,
 	return 0;
 }
 
-/* ---- the run ------------------------------------------------------------------ */
+/* ---- the run
+ * ------------------------------------------------------------------ */
 
 static void
 probe_port_run(struct probe_port_state *ps)
@@ -430,8 +429,8 @@ probe_port_run(struct probe_port_state *ps)
 	probe_relay_check(ps, &s);
 	probe_starttls_upgrade(ps, &s);
 	/* A STARTTLS port may offer PIPELINING only inside TLS. */
-	if (ps->out->checks[PC_PIPELINING].result == PROBE_SKIP &&
-	    s.is_tls && ps->has_ehlo_tls)
+	if (ps->out->checks[PC_PIPELINING].result == PROBE_SKIP && s.is_tls &&
+	    ps->has_ehlo_tls)
 		probe_pipelining_check(ps, &s);
 	/* From here every check makes its own connections, one at a time. */
 	probe_session_end(&s);
@@ -455,19 +454,22 @@ probe_sent_note(const struct probe *pr)
 			       probe_conn_max_open());
 	else
 		probe_buf_addf(&b, " (one at a time)");
-	probe_buf_addf(&b, ", %u TLS handshakes, %u EHLO, %u HELP", t->handshakes,
-		       t->ehlo, t->help);
+	probe_buf_addf(&b, ", %u TLS handshakes, %u EHLO, %u HELP",
+		       t->handshakes, t->ehlo, t->help);
 	if (t->auth_probes > 0)
-		probe_buf_addf(&b, ", %u AUTH started without credentials "
-				   "before TLS and cancelled",
+		probe_buf_addf(&b,
+			       ", %u AUTH started without credentials "
+			       "before TLS and cancelled",
 			       t->auth_probes);
 	if (t->vrfy + t->expn > 0)
-		probe_buf_addf(&b, ", %u VRFY and %u EXPN of common names and "
-				   "a random one",
+		probe_buf_addf(&b,
+			       ", %u VRFY and %u EXPN of common names and "
+			       "a random one",
 			       t->vrfy, t->expn);
 	if (t->relay_pairs > 0)
-		probe_buf_addf(&b, ", %u MAIL/RCPT pairs to %s (each stopped "
-				   "at RCPT and reset, no DATA)",
+		probe_buf_addf(&b,
+			       ", %u MAIL/RCPT pairs to %s (each stopped "
+			       "at RCPT and reset, no DATA)",
 			       t->relay_pairs, pr->o->relay_domain);
 	if (t->pipelined > 0)
 		probe_buf_addf(&b, ", %u pipelined group%s", t->pipelined,
@@ -487,13 +489,12 @@ probe_sent_note(const struct probe *pr)
 
 /* Resolve every port's address; the target's first. 0 or -1. */
 static int
-probe_targets(struct probe *pr, struct sockaddr_storage *addrs,
-	      socklen_t *lens)
+probe_targets(struct probe *pr, struct sockaddr_storage *addrs, socklen_t *lens)
 {
 	const struct probe_options *o = pr->o;
 
-	if (probe_resolve(o->host, &pr->addr, &pr->addr_len,
-			  &pr->host_is_ip) < 0)
+	if (probe_resolve(o->host, &pr->addr, &pr->addr_len, &pr->host_is_ip) <
+	    0)
 		return -1;
 	probe_describe_addr(pr);
 	for (size_t i = 0; i < o->n_ports; i++) {

@@ -40,7 +40,7 @@ probe_now_ms(void)
 }
 
 static int probe_conn_fail(struct probe_conn *c, const char *fmt, ...)
-	LOG_PRINTF(2, 3);
+    LOG_PRINTF(2, 3);
 
 static int
 probe_conn_fail(struct probe_conn *c, const char *fmt, ...)
@@ -108,15 +108,14 @@ probe_conn_poll(struct probe_conn *c, short events, long long deadline)
 }
 
 int
-probe_conn_open(struct probe_conn *c, const struct sockaddr *sa,
-		socklen_t len)
+probe_conn_open(struct probe_conn *c, const struct sockaddr *sa, socklen_t len)
 {
 	int err = 0, rc;
 	socklen_t elen = sizeof(err);
 
 	probe_conn_close(c);
-	c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		       0);
+	c->fd = socket(sa->sa_family,
+		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		return probe_conn_fail(c, "socket: %s", strerror(errno));
 	if (++probe_conn_now > probe_conn_most)
@@ -150,7 +149,8 @@ probe_conn_tls_error(struct probe_conn *c, const char *what, int ssl_err)
 
 	if (e != 0)
 		ERR_error_string_n(e, reason, sizeof(reason));
-	else if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN)
+	else if (ssl_err == SSL_ERROR_SYSCALL ||
+		 ssl_err == SSL_ERROR_ZERO_RETURN)
 		(void)snprintf(reason, sizeof(reason), "%s",
 			       "connection closed by the server");
 	else
@@ -309,8 +309,8 @@ probe_conn_reply(struct probe_conn *c, struct probe_reply *r)
 				return probe_conn_fail(c, "bad reply: %s", why);
 		}
 		if (c->eof)
-			return probe_conn_fail(c, "%s",
-					       "connection closed by the server");
+			return probe_conn_fail(
+			    c, "%s", "connection closed by the server");
 		int n = probe_conn_fill(c, deadline);
 
 		if (n < 0)

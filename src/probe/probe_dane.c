@@ -27,7 +27,8 @@
 #define PROBE_T_TLSA ns_t_tlsa
 #endif
 
-/* ---- the DNS answer --------------------------------------------------------- */
+/* ---- the DNS answer ---------------------------------------------------------
+ */
 
 int
 probe_dane_parse(const unsigned char *ans, int len, struct probe_tlsa *out,
@@ -44,7 +45,8 @@ probe_dane_parse(const unsigned char *ans, int len, struct probe_tlsa *out,
 	for (int i = 0; i < ns_msg_count(msg, ns_s_an); i++) {
 		if (ns_parserr(&msg, ns_s_an, i, &rr) < 0)
 			return -1;
-		if (ns_rr_type(rr) != PROBE_T_TLSA || ns_rr_class(rr) != ns_c_in)
+		if (ns_rr_type(rr) != PROBE_T_TLSA ||
+		    ns_rr_class(rr) != ns_c_in)
 			continue;
 		const unsigned char *rd = ns_rr_rdata(rr);
 		size_t rdlen = ns_rr_rdlen(rr);
@@ -63,7 +65,8 @@ probe_dane_parse(const unsigned char *ans, int len, struct probe_tlsa *out,
 	return (int)n;
 }
 
-/* ---- matching ------------------------------------------------------------- */
+/* ---- matching -------------------------------------------------------------
+ */
 
 /* The selected bytes of a certificate (RFC 6698 2.1.2), malloc'd. */
 static unsigned char *
@@ -100,7 +103,7 @@ probe_dane_match_one(const struct probe_tlsa *t, X509 *x)
 }
 
 int
-probe_dane_match(const struct probe_tlsa *t, STACK_OF(X509) *chain)
+probe_dane_match(const struct probe_tlsa *t, STACK_OF(X509) * chain)
 {
 	int n = chain != NULL ? sk_X509_num(chain) : 0;
 
@@ -109,14 +112,16 @@ probe_dane_match(const struct probe_tlsa *t, STACK_OF(X509) *chain)
 	    t->mtype > 2 || t->too_long)
 		return -1;
 	if (t->usage == 3)
-		return n > 0 && probe_dane_match_one(t, sk_X509_value(chain, 0));
+		return n > 0 &&
+		       probe_dane_match_one(t, sk_X509_value(chain, 0));
 	for (int i = 1; i < n; i++)
 		if (probe_dane_match_one(t, sk_X509_value(chain, i)))
 			return 1;
 	return 0;
 }
 
-/* ---- the lookup ------------------------------------------------------------- */
+/* ---- the lookup -------------------------------------------------------------
+ */
 
 /* RFC 6761 names no resolver is expected to know. */
 static bool
@@ -173,8 +178,8 @@ probe_dane_server(res_state st, const char *spec)
  * "no TLSA records" (NXDOMAIN, NODATA) or another reason.
  */
 static int
-probe_dane_query(const struct probe *pr, const char *qname,
-		 unsigned char *ans, int size, const char **why_r)
+probe_dane_query(const struct probe *pr, const char *qname, unsigned char *ans,
+		 int size, const char **why_r)
 {
 	struct __res_state st;
 	int n;
@@ -222,7 +227,9 @@ probe_dane_verdict(struct probe_port_state *ps, const char *qname,
 		matched += m == 1;
 		probe_buf_addf(&b, "%s %u %u %u %s", i == 0 ? ":" : ",",
 			       t[i].usage, t[i].selector, t[i].mtype,
-			       m < 0 ? "unusable" : m ? "matches" : "no match");
+			       m < 0 ? "unusable"
+			       : m   ? "matches"
+				     : "no match");
 	}
 	probe_buf_addf(&b, "; %s",
 		       ad ? "DNSSEC-validated (AD bit)"

@@ -93,8 +93,7 @@ struct probe_buf {
 };
 
 void probe_buf_add(struct probe_buf *b, const char *s, size_t len);
-void probe_buf_addf(struct probe_buf *b, const char *fmt, ...)
-	LOG_PRINTF(2, 3);
+void probe_buf_addf(struct probe_buf *b, const char *fmt, ...) LOG_PRINTF(2, 3);
 /* Append the server's bytes as printable ASCII (\xNN for the rest),
    at most `max` of them ("..." marks a cut). */
 void probe_buf_add_peer(struct probe_buf *b, const char *s, size_t len,
@@ -108,8 +107,8 @@ const char *probe_result_name(enum probe_result r);
 const char *probe_role_name(enum probe_role r);
 
 /* Set (or replace) a check's outcome; detail is printf-formatted. */
-void probe_set(struct probe_port *p, enum probe_check id,
-	       enum probe_result r, const char *fmt, ...) LOG_PRINTF(4, 5);
+void probe_set(struct probe_port *p, enum probe_check id, enum probe_result r,
+	       const char *fmt, ...) LOG_PRINTF(4, 5);
 /* The same, taking a string made with probe_buf_take(). */
 void probe_set_owned(struct probe_port *p, enum probe_check id,
 		     enum probe_result r, char *detail);
@@ -135,8 +134,7 @@ int probe_exit_status(const struct probe_report *rep);
 void probe_json_string(FILE *out, const char *s, size_t len);
 void probe_report_json(const struct probe_report *rep, FILE *out);
 /* The human report; details are cut to the line unless `verbose`. */
-void probe_report_text(const struct probe_report *rep, bool verbose,
-		       FILE *out);
+void probe_report_text(const struct probe_report *rep, bool verbose, FILE *out);
 void probe_report_free(struct probe_report *rep);
 
 /* ---- options and the run ------------------------------------------- */
@@ -144,7 +142,7 @@ void probe_report_free(struct probe_report *rep);
 struct probe_options {
 	const char *host;
 	unsigned ports[PROBE_PORTS_MAX];
-	enum probe_role hints[PROBE_PORTS_MAX]; /* --self: configured role */
+	enum probe_role hints[PROBE_PORTS_MAX];	 /* --self: configured role */
 	const char *port_hosts[PROBE_PORTS_MAX]; /* --self: other address */
 	size_t n_ports;
 	bool json, verbose, intrusive, self;
@@ -155,26 +153,26 @@ struct probe_options {
 	const char *user;
 	const char *helo;
 	const char *relay_domain;
-	const char *dns; /* resolver address for TLSA, or NULL */
+	const char *dns;	/* resolver address for TLSA, or NULL */
 	bool ca_is_self_signed; /* --self with tls-self-signed */
 };
 
 /* What was sent, counted for the note at the top of the report. */
 struct probe_sent {
-	unsigned connections, handshakes, ehlo, help, auth_probes, vrfy,
-	    expn, relay_pairs, pipelined, messages, passwords;
+	unsigned connections, handshakes, ehlo, help, auth_probes, vrfy, expn,
+	    relay_pairs, pipelined, messages, passwords;
 };
 
 struct probe {
 	const struct probe_options *o;
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
-	char addr_text[64];   /* "127.0.0.1", "::1" */
-	char ip_literal[80];  /* "[127.0.0.1]", "[IPv6:::1]" */
+	char addr_text[64];  /* "127.0.0.1", "::1" */
+	char ip_literal[80]; /* "[127.0.0.1]", "[IPv6:::1]" */
 	bool host_is_ip;
-	char helo[256];	      /* our EHLO argument */
-	SSL_CTX *tls_modern;  /* TLS 1.2+, verifying store loaded */
-	SSL_CTX *tls_legacy;  /* every version and suite, level 0 */
+	char helo[256];		/* our EHLO argument */
+	SSL_CTX *tls_modern;	/* TLS 1.2+, verifying store loaded */
+	SSL_CTX *tls_legacy;	/* every version and suite, level 0 */
 	unsigned backoff_spent; /* seconds */
 	struct probe_sent sent;
 	struct probe_report report;
@@ -206,7 +204,7 @@ bool probe_conn_is_open(const struct probe_conn *c);
 int probe_conn_send(struct probe_conn *c, const void *data, size_t len);
 /* Send one command line (CRLF added). */
 int probe_conn_sendf(struct probe_conn *c, const char *fmt, ...)
-	LOG_PRINTF(2, 3);
+    LOG_PRINTF(2, 3);
 /* Read one reply. 0, or -1 on a timeout, EOF, I/O or syntax error. */
 int probe_conn_reply(struct probe_conn *c, struct probe_reply *r);
 /* Read one reply if it comes within ms (at most the timeout): TLS
@@ -214,8 +212,8 @@ int probe_conn_reply(struct probe_conn *c, struct probe_reply *r);
 int probe_conn_reply_within(struct probe_conn *c, struct probe_reply *r,
 			    unsigned ms);
 /* Send a command and read its reply. */
-int probe_conn_cmd(struct probe_conn *c, struct probe_reply *r,
-		   const char *fmt, ...) LOG_PRINTF(3, 4);
+int probe_conn_cmd(struct probe_conn *c, struct probe_reply *r, const char *fmt,
+		   ...) LOG_PRINTF(3, 4);
 /* TLS handshake on the connection (buffered plain text is dropped).
    `sni` may be NULL. 0, or -1 with the OpenSSL reason in c->error. */
 int probe_conn_tls(struct probe_conn *c, SSL_CTX *ctx, const char *sni);
@@ -236,14 +234,14 @@ struct probe_port_state {
 	enum probe_role hint;
 	const struct sockaddr *addr;
 	socklen_t addr_len;
-	char srvname[256];	  /* the greeting's domain, or our target */
+	char srvname[256]; /* the greeting's domain, or our target */
 	struct probe_reply greeting;
 	struct probe_reply ehlo_plain; /* before TLS (or the only one) */
 	struct probe_reply ehlo_tls;   /* after TLS */
 	bool has_ehlo_tls;
 	bool tls_legacy; /* TLS works only with the legacy context */
 	bool tls_works;
-	STACK_OF(X509) *chain; /* the server's chain, leaf first */
+	STACK_OF(X509) * chain; /* the server's chain, leaf first */
 	long verify_result;
 	char tls_version[32], tls_cipher[96];
 	int auth_plain_code, auth_login_code; /* AUTH before TLS */
@@ -277,8 +275,7 @@ int probe_session_get(struct probe_port_state *ps, struct probe_session *s,
 void probe_session_end(struct probe_session *s);
 /* A connection for a TLS scan: connected (and STARTTLS accepted on a
    STARTTLS port), ready for the ClientHello. */
-int probe_session_tls_ready(struct probe_port_state *ps,
-			    struct probe_conn *c);
+int probe_session_tls_ready(struct probe_port_state *ps, struct probe_conn *c);
 
 /* Decide the role of a port; fills ps (greeting, EHLO, srvname) and
    leaves s open after EHLO. */
@@ -328,8 +325,8 @@ struct probe_relay_form {
  * its address literal ("[192.0.2.1]"). Returns the count.
  */
 size_t probe_relay_forms(const char *domain, const char *srvname,
-			 const char *ip_literal,
-			 struct probe_relay_form *forms, size_t max);
+			 const char *ip_literal, struct probe_relay_form *forms,
+			 size_t max);
 void probe_relay_check(struct probe_port_state *ps, struct probe_session *s);
 
 /* ---- TLS (probe_tls.c, probe_dane.c) --------------------------------- */
@@ -362,18 +359,18 @@ struct probe_tlsa {
 
 /* The TLSA records (any owner) of a DNS answer and its AD bit. The
    count, or -1 when the answer is malformed. */
-int probe_dane_parse(const unsigned char *ans, int len,
-		     struct probe_tlsa *out, size_t max, bool *ad_r);
+int probe_dane_parse(const unsigned char *ans, int len, struct probe_tlsa *out,
+		     size_t max, bool *ad_r);
 /* 1 the record matches the chain (leaf first), 0 not, -1 unusable for
    SMTP (RFC 7672 3.1.3: usages 0 and 1) or unknown. */
-int probe_dane_match(const struct probe_tlsa *t, STACK_OF(X509) *chain);
+int probe_dane_match(const struct probe_tlsa *t, STACK_OF(X509) * chain);
 void probe_dane_check(struct probe_port_state *ps);
 
 /* ---- intrusive (probe_intrusive.c) ---------------------------------- */
 
 void probe_smuggling_check(struct probe_port_state *ps);
 /* lockout and conn-limit: once per run, on the first port that suits. */
-void probe_intrusive_checks(struct probe *pr,
-			    struct probe_port_state *states, size_t n);
+void probe_intrusive_checks(struct probe *pr, struct probe_port_state *states,
+			    size_t n);
 
 #endif

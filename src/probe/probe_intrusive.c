@@ -17,16 +17,17 @@
 #define PROBE_LOCKOUT_TRIES 12
 #define PROBE_CONN_LIMIT_MAX 64
 
-/* ---- smuggling ---------------------------------------------------------------- */
+/* ---- smuggling
+ * ---------------------------------------------------------------- */
 
 static const struct {
 	const char *name;
 	const char *seq;
 } probe_smuggle[] = {
-	{"<LF>.<LF>", "\n.\n"},
-	{"<CR>.<CR>", "\r.\r"},
-	{"<CR><LF>.<LF>", "\r\n.\n"},
-	{"<LF>.<CR><LF>", "\n.\r\n"},
+    {"<LF>.<LF>", "\n.\n"},
+    {"<CR>.<CR>", "\r.\r"},
+    {"<CR><LF>.<LF>", "\r\n.\n"},
+    {"<LF>.<CR><LF>", "\n.\r\n"},
 };
 
 /* The test message: labelled, addressed to --deliver-to, the sequence
@@ -44,19 +45,20 @@ probe_smuggle_message(const struct probe *pr, size_t v, struct probe_buf *b)
 		memset(rnd, 0x33, sizeof(rnd));
 	gmtime_r(&now, &tm);
 	(void)strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	probe_buf_addf(b,
-		       "From: postern probe <postern-probe@postern-probe.invalid>"
-		       "\r\nTo: <%s>\r\n"
-		       "Subject: postern probe: SMTP smuggling test (%s)\r\n"
-		       "Date: %s\r\n"
-		       "Message-ID: <%02x%02x%02x%02x%02x%02x%02x%02x@"
-		       "postern-probe.invalid>\r\n\r\n"
-		       "This message was sent by `postern probe --deliver-to` "
-		       "to test whether\r\n%s ends a message on this server. "
-		       "It can be deleted.\r\n",
-		       pr->o->deliver_to, probe_smuggle[v].name, date, rnd[0],
-		       rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7],
-		       probe_smuggle[v].name);
+	probe_buf_addf(
+	    b,
+	    "From: postern probe <postern-probe@postern-probe.invalid>"
+	    "\r\nTo: <%s>\r\n"
+	    "Subject: postern probe: SMTP smuggling test (%s)\r\n"
+	    "Date: %s\r\n"
+	    "Message-ID: <%02x%02x%02x%02x%02x%02x%02x%02x@"
+	    "postern-probe.invalid>\r\n\r\n"
+	    "This message was sent by `postern probe --deliver-to` "
+	    "to test whether\r\n%s ends a message on this server. "
+	    "It can be deleted.\r\n",
+	    pr->o->deliver_to, probe_smuggle[v].name, date, rnd[0], rnd[1],
+	    rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7],
+	    probe_smuggle[v].name);
 	probe_buf_addf(b, "test%sNOOP postern-probe-smuggled\r\n.\r\nQUIT\r\n",
 		       probe_smuggle[v].seq);
 }
@@ -85,8 +87,9 @@ probe_smuggle_one(struct probe_port_state *ps, size_t v, char *why,
 		0 ||
 	    (r.code != 250 && r.code != 251) ||
 	    probe_conn_cmd(&t.c, &r, "DATA") < 0 || r.code != 354) {
-		(void)snprintf(why, why_size, "the transaction to %s is refused "
-					      "(%d)",
+		(void)snprintf(why, why_size,
+			       "the transaction to %s is refused "
+			       "(%d)",
 			       ps->pr->o->deliver_to, r.code);
 		probe_session_end(&t);
 		return -1;
@@ -124,8 +127,8 @@ probe_smuggling_check(struct probe_port_state *ps)
 	}
 	for (size_t v = 0; v < sizeof(probe_smuggle) / sizeof(*probe_smuggle);
 	     v++) {
-		int code = 0, n = probe_smuggle_one(ps, v, why, sizeof(why),
-						    &code);
+		int code = 0,
+		    n = probe_smuggle_one(ps, v, why, sizeof(why), &code);
 
 		if (n < 0)
 			break;
@@ -157,7 +160,8 @@ probe_smuggling_check(struct probe_port_state *ps)
 	probe_buf_free(&bad);
 }
 
-/* ---- lockout --------------------------------------------------------------- */
+/* ---- lockout ---------------------------------------------------------------
+ */
 
 /* The first port where AUTH PLAIN is offered inside TLS. */
 static struct probe_port_state *
@@ -214,8 +218,8 @@ probe_lockout(struct probe_port_state *ps)
 	unsigned sent = 0, refused = 0, sessions = 0;
 
 	probe_conn_init(&s.c, ps->pr->o->timeout);
-	for (int round = 0; round < 2 * PROBE_LOCKOUT_TRIES &&
-			    sent < PROBE_LOCKOUT_TRIES;
+	for (int round = 0;
+	     round < 2 * PROBE_LOCKOUT_TRIES && sent < PROBE_LOCKOUT_TRIES;
 	     round++) {
 		if (!probe_conn_is_open(&s.c))
 			sessions++;
@@ -241,7 +245,8 @@ probe_lockout(struct probe_port_state *ps)
 		}
 		if (r.code == 235)
 			probe_set(ps->out, PC_LOCKOUT, PROBE_FAIL,
-				  "a random password was accepted for %s", user);
+				  "a random password was accepted for %s",
+				  user);
 		else if (r.code / 100 == 4)
 			probe_set(ps->out, PC_LOCKOUT, PROBE_PASS,
 				  "locked after %u wrong passwords for %s "
@@ -260,7 +265,8 @@ probe_lockout(struct probe_port_state *ps)
 	probe_session_end(&s);
 }
 
-/* ---- conn-limit ------------------------------------------------------------ */
+/* ---- conn-limit ------------------------------------------------------------
+ */
 
 /*
  * Hold up to PROBE_CONN_LIMIT_MAX connections at once, each waiting for
@@ -286,8 +292,9 @@ probe_conn_limit(struct probe_port_state *ps)
 		ps->pr->sent.connections++;
 		if (probe_conn_open(k, ps->addr, ps->addr_len) < 0 ||
 		    (implicit &&
-		     probe_conn_tls(k, ps->tls_legacy ? ps->pr->tls_legacy
-						      : ps->pr->tls_modern,
+		     probe_conn_tls(k,
+				    ps->tls_legacy ? ps->pr->tls_legacy
+						   : ps->pr->tls_modern,
 				    probe_sni(ps->pr)) < 0) ||
 		    probe_conn_reply(k, &r) < 0) {
 			why = k->error;

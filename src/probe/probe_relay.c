@@ -126,8 +126,7 @@ probe_relay_classify(const struct probe_relay_ctx *x,
 
 	if (n < 0 || (size_t)n >= sizeof(args))
 		return;
-	f->valid = smtp_parse_rcpt(args, (size_t)n, false, &p) ==
-		   SMTP_PERR_OK;
+	f->valid = smtp_parse_rcpt(args, (size_t)n, false, &p) == SMTP_PERR_OK;
 	f->foreign = f->valid && !probe_relay_is_own(x, p.domain);
 }
 
@@ -181,28 +180,27 @@ probe_relay_forms(const char *domain, const char *srvname,
 	probe_relay_quoted(&x, "quoted bang path", "$D!$T", "$S");
 	probe_relay_pair(&x, "percent, trailing dot", "$F@$I", "$T%$D@$S.");
 	probe_relay_pair(&x, "IPv4 literal", "$F@$I", "$T@[192.0.2.1]");
-	probe_relay_pair(&x, "IPv6 literal", "$F@$I",
-			 "$T@[IPv6:2001:db8::1]");
+	probe_relay_pair(&x, "IPv6 literal", "$F@$I", "$T@[IPv6:2001:db8::1]");
 	probe_relay_pair(&x, "trailing dot", "$F@$I", "$T@$D.");
 	probe_relay_case(domain, up, sizeof(up), true);
 	probe_relay_case(domain, mixed, sizeof(mixed), false);
 	x.d = up;
 	probe_relay_pair(&x, "upper case", "$F@$I", "RELAYTEST@$D");
-	probe_relay_pair(&x, "local sender, upper case", "$F@$S",
-			 "$T@$D");
+	probe_relay_pair(&x, "local sender, upper case", "$F@$S", "$T@$D");
 	x.d = mixed;
 	probe_relay_pair(&x, "mixed case", "$F@$I", "Relaytest@$D");
 	x.d = domain;
 	probe_relay_pair(&x, "space after the colon", "$F@$I", "$T@$D");
-	if (x.n > 0 && strcmp(x.forms[x.n - 1].kind, "space after the colon") ==
-			   0)
+	if (x.n > 0 &&
+	    strcmp(x.forms[x.n - 1].kind, "space after the colon") == 0)
 		x.forms[x.n - 1].space = true;
 	for (size_t i = 0; i < x.n; i++)
 		probe_relay_classify(&x, &x.forms[i]);
 	return x.n;
 }
 
-/* ---- the check ------------------------------------------------------------ */
+/* ---- the check ------------------------------------------------------------
+ */
 
 struct probe_relay_run {
 	size_t tried, accepted, temp, refused, errors;
@@ -243,9 +241,9 @@ probe_relay_one(struct probe_port_state *ps, struct probe_session *s,
 		goto auth;
 	if (r.code / 100 == 2) {
 		run->accepted++;
-		probe_buf_addf(&run->acc, "%sMAIL FROM:<%s> -> RCPT TO:<%s> (%s)",
-			       run->acc.len ? "; " : "", f->from, f->to,
-			       f->kind);
+		probe_buf_addf(
+		    &run->acc, "%sMAIL FROM:<%s> -> RCPT TO:<%s> (%s)",
+		    run->acc.len ? "; " : "", f->from, f->to, f->kind);
 	} else if (r.code / 100 == 4) {
 		run->temp++;
 	} else {

@@ -142,7 +142,8 @@ probe_reply_feed(struct probe_reply_reader *r, const unsigned char *data,
 			continue;
 		}
 		/* LF: the line ends; a CR before it is part of the end. */
-		bool bare = r->line_len == 0 || r->line[r->line_len - 1] != '\r';
+		bool bare =
+		    r->line_len == 0 || r->line[r->line_len - 1] != '\r';
 
 		if (!bare)
 			r->line_len--;
@@ -164,8 +165,8 @@ probe_reply_feed(struct probe_reply_reader *r, const unsigned char *data,
 }
 
 bool
-probe_reply_line(const struct probe_reply *reply, size_t i,
-		 const char **line_r, size_t *len_r)
+probe_reply_line(const struct probe_reply *reply, size_t i, const char **line_r,
+		 size_t *len_r)
 {
 	const char *p = reply->text, *end = reply->text + reply->text_len;
 

@@ -19,9 +19,9 @@
 #define PROBE_REPLY_TEXT_MAX 16384
 
 struct probe_reply {
-	int code;	    /* 200..599 (1xx is refused) */
-	char enhanced[16];  /* RFC 3463 code on the first line ("5.7.1"),
-			       or "" */
+	int code;	   /* 200..599 (1xx is refused) */
+	char enhanced[16]; /* RFC 3463 code on the first line ("5.7.1"),
+			      or "" */
 	size_t n_lines;
 	/* The text of each line (after "250-" or "250 "), joined by '\n',
 	   NUL-terminated; never holds NUL, nor LF but as the separator (a CR

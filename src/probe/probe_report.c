@@ -12,21 +12,21 @@
 #include <string.h>
 
 static const char *const probe_check_names[PC_COUNT] = {
-	[PC_BANNER_VERSION] = "banner.version",
-	[PC_TLS_STARTTLS] = "tls.starttls",
-	[PC_TLS_PROTOCOLS] = "tls.protocols",
-	[PC_TLS_CIPHERS] = "tls.ciphers",
-	[PC_TLS_CERTIFICATE] = "tls.certificate",
-	[PC_TLS_DANE] = "tls.dane",
-	[PC_AUTH_BEFORE_TLS] = "auth.before_tls",
-	[PC_AUTH_PLAINTEXT] = "auth.plaintext_mechanisms",
-	[PC_RELAY_OPEN] = "relay.open",
-	[PC_USERS_VRFY] = "users.vrfy",
-	[PC_USERS_EXPN] = "users.expn",
-	[PC_PIPELINING] = "pipelining",
-	[PC_SMUGGLING] = "smuggling",
-	[PC_LOCKOUT] = "lockout",
-	[PC_CONN_LIMIT] = "conn-limit",
+    [PC_BANNER_VERSION] = "banner.version",
+    [PC_TLS_STARTTLS] = "tls.starttls",
+    [PC_TLS_PROTOCOLS] = "tls.protocols",
+    [PC_TLS_CIPHERS] = "tls.ciphers",
+    [PC_TLS_CERTIFICATE] = "tls.certificate",
+    [PC_TLS_DANE] = "tls.dane",
+    [PC_AUTH_BEFORE_TLS] = "auth.before_tls",
+    [PC_AUTH_PLAINTEXT] = "auth.plaintext_mechanisms",
+    [PC_RELAY_OPEN] = "relay.open",
+    [PC_USERS_VRFY] = "users.vrfy",
+    [PC_USERS_EXPN] = "users.expn",
+    [PC_PIPELINING] = "pipelining",
+    [PC_SMUGGLING] = "smuggling",
+    [PC_LOCKOUT] = "lockout",
+    [PC_CONN_LIMIT] = "conn-limit",
 };
 
 /*
@@ -36,14 +36,14 @@ static const char *const probe_check_names[PC_COUNT] = {
  * unlimited password guessing, C for the rest.
  */
 static const char probe_severity[PC_COUNT] = {
-	[PC_BANNER_VERSION] = 'C',  [PC_TLS_STARTTLS] = 'D',
-	[PC_TLS_PROTOCOLS] = 'D',   [PC_TLS_CIPHERS] = 'D',
-	[PC_TLS_CERTIFICATE] = 'D', [PC_TLS_DANE] = 'D',
-	[PC_AUTH_BEFORE_TLS] = 'E', [PC_AUTH_PLAINTEXT] = 'E',
-	[PC_RELAY_OPEN] = 'F',	    [PC_USERS_VRFY] = 'C',
-	[PC_USERS_EXPN] = 'C',	    [PC_PIPELINING] = 'C',
-	[PC_SMUGGLING] = 'F',	    [PC_LOCKOUT] = 'D',
-	[PC_CONN_LIMIT] = 'C',
+    [PC_BANNER_VERSION] = 'C',	[PC_TLS_STARTTLS] = 'D',
+    [PC_TLS_PROTOCOLS] = 'D',	[PC_TLS_CIPHERS] = 'D',
+    [PC_TLS_CERTIFICATE] = 'D', [PC_TLS_DANE] = 'D',
+    [PC_AUTH_BEFORE_TLS] = 'E', [PC_AUTH_PLAINTEXT] = 'E',
+    [PC_RELAY_OPEN] = 'F',	[PC_USERS_VRFY] = 'C',
+    [PC_USERS_EXPN] = 'C',	[PC_PIPELINING] = 'C',
+    [PC_SMUGGLING] = 'F',	[PC_LOCKOUT] = 'D',
+    [PC_CONN_LIMIT] = 'C',
 };
 
 /* ---- strings ---------------------------------------------------------- */
@@ -252,7 +252,8 @@ probe_grade(const struct probe_report *rep, const char **why_r)
 	*why_r = "every check passed or did not apply";
 	for (size_t i = 0; i < rep->n_ports; i++) {
 		for (int c = 0; c < PC_COUNT; c++) {
-			const struct probe_outcome *o = &rep->ports[i].checks[c];
+			const struct probe_outcome *o =
+			    &rep->ports[i].checks[c];
 			char sev = probe_check_severity((enum probe_check)c);
 
 			if (o->result == PROBE_WARN)
@@ -285,7 +286,8 @@ probe_exit_status(const struct probe_report *rep)
 	return 0;
 }
 
-/* ---- JSON ----------------------------------------------------------------- */
+/* ---- JSON -----------------------------------------------------------------
+ */
 
 /* Length of the valid UTF-8 sequence at s (RFC 3629), or 0. */
 static size_t
@@ -339,7 +341,8 @@ probe_json_string(FILE *out, const char *s, size_t len)
 		} else if (n > 1) {
 			if (n == 3 && c == 0xe2 && p[i + 1] == 0x80 &&
 			    (p[i + 2] == 0xa8 || p[i + 2] == 0xa9))
-				fprintf(out, "\\u%04x", 0x2000 | (p[i + 2] - 0x80));
+				fprintf(out, "\\u%04x",
+					0x2000 | (p[i + 2] - 0x80));
 			else
 				fwrite(p + i, 1, n, out);
 			i += n;
@@ -389,8 +392,9 @@ probe_report_json(const struct probe_report *rep, FILE *out)
 		fprintf(out, "%s{\"port\": %u, \"role\": \"%s\", \"checks\": [",
 			i > 0 ? ", " : "", p->port, probe_role_name(p->role));
 		for (int c = 0; c < PC_COUNT; c++) {
-			fprintf(out, "%s{\"id\": \"%s\", \"result\": \"%s\", "
-				     "\"detail\": ",
+			fprintf(out,
+				"%s{\"id\": \"%s\", \"result\": \"%s\", "
+				"\"detail\": ",
 				c > 0 ? ", " : "",
 				probe_check_name((enum probe_check)c),
 				probe_result_name(p->checks[c].result));
@@ -454,7 +458,8 @@ probe_report_text(const struct probe_report *rep, bool verbose, FILE *out)
 	for (size_t i = 0; i < rep->n_ports; i++) {
 		const struct probe_port *p = &rep->ports[i];
 
-		fprintf(out, "\nport %u (%s)", p->port, probe_role_name(p->role));
+		fprintf(out, "\nport %u (%s)", p->port,
+			probe_role_name(p->role));
 		if (p->host[0] != '\0') {
 			fputs(" at ", out);
 			probe_text_line(out, p->host, 0);
@@ -463,7 +468,8 @@ probe_report_text(const struct probe_report *rep, bool verbose, FILE *out)
 		for (int c = 0; c < PC_COUNT; c++) {
 			const struct probe_outcome *o = &p->checks[c];
 
-			fprintf(out, "  %s  %-26s ", probe_result_label(o->result),
+			fprintf(out, "  %s  %-26s ",
+				probe_result_label(o->result),
 				probe_check_name((enum probe_check)c));
 			probe_text_line(out, o->detail,
 					verbose ? 0 : PROBE_TEXT_WIDTH - 35);
@@ -473,8 +479,8 @@ probe_report_text(const struct probe_report *rep, bool verbose, FILE *out)
 	if (grade == '-')
 		fprintf(out, "\ngrade: none (%s)\n", why);
 	else
-		fprintf(out, "\ngrade: %c (%s; the rule: docs/probe.md)\n", grade,
-			why);
+		fprintf(out, "\ngrade: %c (%s; the rule: docs/probe.md)\n",
+			grade, why);
 }
 
 void

@@ -147,8 +147,7 @@ probe_hello(struct probe *pr, struct probe_conn *c, struct probe_reply *r)
 		return -1;
 	if (r->code == 250)
 		return 0;
-	if (r->code / 100 != 5 ||
-	    probe_conn_cmd(c, r, "HELO %s", pr->helo) < 0)
+	if (r->code / 100 != 5 || probe_conn_cmd(c, r, "HELO %s", pr->helo) < 0)
 		return -1;
 	if (r->code != 250) {
 		(void)snprintf(c->error, sizeof(c->error), "HELO refused: %d",

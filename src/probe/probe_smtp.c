@@ -15,30 +15,31 @@
 #include <openssl/ssl.h>
 
 /* Software and operating-system names that a banner should not show. */
+/* (Words that are also common English, like "exchange", are left out:
+   Microsoft's banner names "Microsoft".) */
 static const char *const probe_software[] = {
-	"postfix",     "exim",	      "sendmail",  "qmail",	  "netqmail",
-	"opensmtpd",   "microsoft",   "exchange",  "haraka",	  "courier",
-	"zimbra",      "mdaemon",     "kerio",	   "hmailserver", "james",
-	"postern",     "maddy",	      "chasquid",  "mailenable",  "communigate",
-	"axigen",      "icewarp",     "smartermail", "ironport",  "barracuda",
-	"zmailer",     "smail",	      "xmail",	   "argosoft",	  "ecelerity",
-	"halon",       "stalwart",    "mox",	   "debian",	  "ubuntu",
-	"centos",      "redhat",      "fedora",	   "freebsd",	  "openbsd",
-	"netbsd",      "dovecot",     "cyrus",	   "lotus",	  "domino",
-	"merak",       "surgemail",   "sophos",	   "proofpoint",  "mimecast",
+    "postfix",	   "exim",	 "sendmail",	"qmail",    "netqmail",
+    "opensmtpd",   "microsoft",	 "haraka",	"courier",  "zimbra",
+    "mdaemon",	   "kerio",	 "hmailserver", "postern",  "maddy",
+    "chasquid",	   "mailenable", "communigate", "axigen",   "icewarp",
+    "smartermail", "ironport",	 "barracuda",	"zmailer",  "xmail",
+    "argosoft",	   "ecelerity",	 "stalwart",	"debian",   "ubuntu",
+    "centos",	   "redhat",	 "fedora",	"freebsd",  "openbsd",
+    "netbsd",	   "dovecot",	 "cyrus",	"domino",   "merak",
+    "surgemail",   "sophos",	 "proofpoint",	"mimecast",
 };
 
 /* Names nmap's smtp-enum-users tries by default, and postmaster (RFC
    5321 section 4.5.1 makes it exist everywhere). */
 static const char *const probe_user_names[] = {
-	"postmaster", "root",	  "admin", "administrator", "webadmin",
-	"sysadmin",   "netadmin", "guest", "user",	    "web",
-	"test",
+    "postmaster", "root",  "admin", "administrator", "webadmin", "sysadmin",
+    "netadmin",	  "guest", "user",  "web",	     "test",
 };
 
 #define N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 
-/* ---- banner.version -------------------------------------------------------- */
+/* ---- banner.version --------------------------------------------------------
+ */
 
 static bool
 probe_token_char(char c)
@@ -102,7 +103,8 @@ probe_banner_scan(const char *text, size_t len, struct probe_buf *b)
 		for (size_t k = 0; kind == 0 && k < N_ELEMENTS(probe_software);
 		     k++)
 			if (strlen(probe_software[k]) == n &&
-			    strncasecmp(text + start, probe_software[k], n) == 0)
+			    strncasecmp(text + start, probe_software[k], n) ==
+				0)
 				kind = 1;
 		if (kind == 0)
 			continue;
@@ -183,7 +185,8 @@ probe_banner_check(struct probe_port_state *ps, struct probe_session *s)
 	probe_buf_free(&b);
 }
 
-/* ---- AUTH ------------------------------------------------------------------- */
+/* ---- AUTH -------------------------------------------------------------------
+ */
 
 /* Mechanisms that carry the password (or a bearer token) in clear. */
 static bool
@@ -247,13 +250,13 @@ probe_auth_try(struct probe_port_state *ps, struct probe_session *s,
 			if (probe_session_get(ps, s, false) < 0)
 				break;
 			ps->pr->sent.auth_probes++;
-			if (probe_conn_cmd(&s->c, &r, "AUTH %s", mechs[i]) < 0) {
+			if (probe_conn_cmd(&s->c, &r, "AUTH %s", mechs[i]) <
+			    0) {
 				probe_conn_close(&s->c);
 				continue;
 			}
 			codes[i] = r.code;
-			if (r.code == 334 &&
-			    probe_conn_cmd(&s->c, &r, "*") < 0)
+			if (r.code == 334 && probe_conn_cmd(&s->c, &r, "*") < 0)
 				probe_conn_close(&s->c);
 			break;
 		}
@@ -306,8 +309,8 @@ probe_auth_verdict(struct probe_port_state *ps)
 	struct probe_buf before = {0}, after = {0};
 	unsigned clear_before = 0, clear_after;
 	bool pre = false, post = false;
-	bool accepted = ps->auth_plain_code == 334 ||
-			ps->auth_login_code == 334;
+	bool accepted =
+	    ps->auth_plain_code == 334 || ps->auth_login_code == 334;
 
 	if (ps->out->role != PROBE_ROLE_IMPLICIT_TLS)
 		pre = probe_auth_mechs(&ps->ehlo_plain, &before, &clear_before);
@@ -317,9 +320,9 @@ probe_auth_verdict(struct probe_port_state *ps)
 		probe_set(ps->out, PC_AUTH_PLAINTEXT, PROBE_FAIL,
 			  "passwords in clear text: without TLS %s%s%s",
 			  pre ? "EHLO offers " : "", pre ? before.s : "",
-			  accepted ? (pre ? ", and AUTH gets 334"
-					  : "AUTH gets 334")
-				   : "");
+			  accepted
+			      ? (pre ? ", and AUTH gets 334" : "AUTH gets 334")
+			      : "");
 	} else if (pre) {
 		probe_set(ps->out, PC_AUTH_PLAINTEXT, PROBE_WARN,
 			  "without TLS EHLO offers %s (no password in clear, "
@@ -374,8 +377,8 @@ probe_user_class(int code)
 
 /* One VRFY or EXPN, reopening the session once if it broke. */
 static int
-probe_user_ask(struct probe_port_state *ps, struct probe_session *s,
-	       bool tls, const char *verb, const char *name)
+probe_user_ask(struct probe_port_state *ps, struct probe_session *s, bool tls,
+	       const char *verb, const char *name)
 {
 	struct probe_reply r;
 
@@ -397,8 +400,8 @@ probe_user_ask(struct probe_port_state *ps, struct probe_session *s,
 /* The verdict from the answers: names[0] is the random one. */
 static void
 probe_user_verdict(struct probe_port *out, enum probe_check id,
-		   const char *verb, const char *const *names,
-		   const int *codes, size_t n)
+		   const char *verb, const char *const *names, const int *codes,
+		   size_t n)
 {
 	enum probe_ucls rnd = probe_user_class(codes[0]);
 	struct probe_buf told = {0};
@@ -412,13 +415,13 @@ probe_user_verdict(struct probe_port *out, enum probe_check id,
 		asked++;
 		same += c == rnd;
 		off += c == PROBE_U_OFF;
-		if (c != rnd && (c == PROBE_U_YES || c == PROBE_U_MAYBE ||
-				 c == PROBE_U_NO))
+		if (c != rnd &&
+		    (c == PROBE_U_YES || c == PROBE_U_MAYBE || c == PROBE_U_NO))
 			probe_buf_addf(&told, "%s%s (%d)", told.len ? ", " : "",
 				       names[i], codes[i]);
 	}
-	if (rnd == PROBE_U_OFF || (rnd != PROBE_U_NONE && asked > 0 &&
-				   off == asked))
+	if (rnd == PROBE_U_OFF ||
+	    (rnd != PROBE_U_NONE && asked > 0 && off == asked))
 		probe_set(out, id, PROBE_PASS, "%s not available (%d)", verb,
 			  codes[0]);
 	else if (rnd == PROBE_U_AUTH)
@@ -513,8 +516,7 @@ probe_pipelining_check(struct probe_port_state *ps, struct probe_session *s)
 	}
 	if (probe_session_get(ps, s, s->is_tls) < 0 ||
 	    probe_conn_send(&s->c, group, sizeof(group) - 1) < 0) {
-		probe_set(ps->out, PC_PIPELINING, PROBE_SKIP, "%s",
-			  s->c.error);
+		probe_set(ps->out, PC_PIPELINING, PROBE_SKIP, "%s", s->c.error);
 		return;
 	}
 	ps->pr->sent.pipelined++;
@@ -576,12 +578,14 @@ probe_starttls_injection(struct probe_port_state *ps, struct probe_buf *b)
 		probe_buf_addf(b, "a command sent behind STARTTLS ends the "
 				  "session");
 	} else if (r.code != 220) {
-		probe_buf_addf(b, "a command sent behind STARTTLS is "
-				  "refused (%d)",
+		probe_buf_addf(b,
+			       "a command sent behind STARTTLS is "
+			       "refused (%d)",
 			       r.code);
 	} else if (ps->pr->sent.handshakes++,
-		   probe_conn_tls(&t.c, ps->tls_legacy ? ps->pr->tls_legacy
-						       : ps->pr->tls_modern,
+		   probe_conn_tls(&t.c,
+				  ps->tls_legacy ? ps->pr->tls_legacy
+						 : ps->pr->tls_modern,
 				  probe_sni(ps->pr)) < 0) {
 		probe_buf_addf(b, "a command sent behind STARTTLS ends the "
 				  "session at the handshake");

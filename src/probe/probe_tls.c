@@ -119,7 +119,8 @@ probe_tls_deinit(struct probe *pr)
 	probe_prov_default = probe_prov_legacy = NULL;
 }
 
-/* ---- nmap's grading -------------------------------------------------------- */
+/* ---- nmap's grading --------------------------------------------------------
+ */
 
 /*
  * NIST SP 800-57 part 1 equivalents, as nmap's tls.lua rsa_equiv(): the
@@ -155,7 +156,7 @@ probe_tls_letter(int kex_strength, int cipher_bits)
 
 	if (kex_strength <= 0 || cipher_bits <= 0)
 		return 'F';
-	kex = kex_strength < 512	? 0.2
+	kex = kex_strength < 512    ? 0.2
 	      : kex_strength < 1024 ? 0.4
 	      : kex_strength < 2048 ? 0.8
 	      : kex_strength < 4096 ? 0.9
@@ -175,13 +176,14 @@ probe_tls_letter(int kex_strength, int cipher_bits)
 	return 'F';
 }
 
-/* ---- the peer of the main session ------------------------------------------ */
+/* ---- the peer of the main session ------------------------------------------
+ */
 
 void
 probe_tls_note_peer(struct probe_port_state *ps, SSL *ssl)
 {
 	const SSL_CIPHER *c;
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 
 	if (ssl == NULL)
 		return;
@@ -234,9 +236,9 @@ probe_cert_key(X509 *leaf, struct probe_buf *b)
 	EVP_PKEY *pk = X509_get0_pubkey(leaf);
 	int bits = pk != NULL ? EVP_PKEY_get_bits(pk) : 0;
 	int id = pk != NULL ? EVP_PKEY_get_base_id(pk) : 0;
-	const char *type = id == EVP_PKEY_RSA	  ? "RSA"
-			   : id == EVP_PKEY_EC	  ? "EC"
-			   : id == EVP_PKEY_DSA	  ? "DSA"
+	const char *type = id == EVP_PKEY_RSA	    ? "RSA"
+			   : id == EVP_PKEY_EC	    ? "EC"
+			   : id == EVP_PKEY_DSA	    ? "DSA"
 			   : id == EVP_PKEY_ED25519 ? "Ed25519"
 			   : id == EVP_PKEY_ED448   ? "Ed448"
 						    : "unknown";
@@ -287,8 +289,9 @@ probe_tls_certificate_check(struct probe_port_state *ps)
 						       : "the system store");
 	else {
 		bad = true;
-		probe_buf_addf(&b, "chain not verified: %s",
-			       X509_verify_cert_error_string(ps->verify_result));
+		probe_buf_addf(
+		    &b, "chain not verified: %s",
+		    X509_verify_cert_error_string(ps->verify_result));
 	}
 	if (name == NULL) {
 		warn = true;
@@ -317,6 +320,8 @@ probe_tls_certificate_check(struct probe_port_state *ps)
 	bad |= !probe_cert_key(leaf, &b);
 	bad |= !probe_cert_sig(leaf, &b);
 	probe_set_owned(ps->out, PC_TLS_CERTIFICATE,
-			bad ? PROBE_FAIL : warn ? PROBE_WARN : PROBE_PASS,
+			bad    ? PROBE_FAIL
+			: warn ? PROBE_WARN
+			       : PROBE_PASS,
 			probe_buf_take(&b));
 }

@@ -63,9 +63,9 @@ static const struct {
 	int version;
 	const char *name;
 } probe_versions[5] = {
-	{SSL3_VERSION, "SSLv3"},     {TLS1_VERSION, "TLSv1.0"},
-	{TLS1_1_VERSION, "TLSv1.1"}, {TLS1_2_VERSION, "TLSv1.2"},
-	{TLS1_3_VERSION, "TLSv1.3"},
+    {SSL3_VERSION, "SSLv3"},	 {TLS1_VERSION, "TLSv1.0"},
+    {TLS1_1_VERSION, "TLSv1.1"}, {TLS1_2_VERSION, "TLSv1.2"},
+    {TLS1_3_VERSION, "TLSv1.3"},
 };
 
 /* A context that offers one version and everything of it. */
@@ -92,10 +92,11 @@ probe_scan_ctx(int version)
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	if (SSL_CTX_set1_groups_list(ctx, "X25519:P-256:X448:P-521:P-384:"
-					  "P-224:ffdhe2048:ffdhe3072:"
-					  "ffdhe4096:brainpoolP256r1:"
-					  "brainpoolP384r1:brainpoolP512r1") != 1)
+	if (SSL_CTX_set1_groups_list(ctx,
+				     "X25519:P-256:X448:P-521:P-384:"
+				     "P-224:ffdhe2048:ffdhe3072:"
+				     "ffdhe4096:brainpoolP256r1:"
+				     "brainpoolP384r1:brainpoolP512r1") != 1)
 		ERR_clear_error();
 	return ctx;
 }
@@ -105,12 +106,11 @@ static size_t
 probe_scan_candidates(SSL_CTX *ctx, const SSL_CIPHER **out, size_t max)
 {
 	SSL *ssl = SSL_new(ctx);
-	STACK_OF(SSL_CIPHER) *sk = ssl != NULL ? SSL_get1_supported_ciphers(ssl)
-					       : NULL;
+	STACK_OF(SSL_CIPHER) *sk =
+	    ssl != NULL ? SSL_get1_supported_ciphers(ssl) : NULL;
 	size_t n = 0;
 
-	for (int i = 0; sk != NULL && i < sk_SSL_CIPHER_num(sk) && n < max;
-	     i++)
+	for (int i = 0; sk != NULL && i < sk_SSL_CIPHER_num(sk) && n < max; i++)
 		out[n++] = sk_SSL_CIPHER_value(sk, i);
 	sk_SSL_CIPHER_free(sk);
 	SSL_free(ssl);
@@ -150,10 +150,9 @@ probe_scan_cert_strength(SSL *ssl, int auth, struct probe_suite *s)
 	int id = pk != NULL ? EVP_PKEY_get_base_id(pk) : 0;
 	int bits = pk != NULL ? EVP_PKEY_get_bits(pk) : 0, md = 0, pkn = 0;
 
-	if (pk == NULL ||
-	    !((auth == NID_auth_rsa && id == EVP_PKEY_RSA) ||
-	      (auth == NID_auth_ecdsa && id == EVP_PKEY_EC) ||
-	      (auth == NID_auth_dss && id == EVP_PKEY_DSA)))
+	if (pk == NULL || !((auth == NID_auth_rsa && id == EVP_PKEY_RSA) ||
+			    (auth == NID_auth_ecdsa && id == EVP_PKEY_EC) ||
+			    (auth == NID_auth_dss && id == EVP_PKEY_DSA)))
 		return -1;
 	if (id == EVP_PKEY_EC)
 		probe_scan_group(pk, id, s->kex, sizeof(s->kex));
@@ -165,9 +164,8 @@ probe_scan_cert_strength(SSL *ssl, int auth, struct probe_suite *s)
 		s->warn |= PROBE_SW_WEAKSIG;
 		return 0;
 	}
-	return probe_tls_rsa_equiv(id == EVP_PKEY_EC ? PROBE_KEX_EC
-						     : PROBE_KEX_RSA,
-				   bits);
+	return probe_tls_rsa_equiv(
+	    id == EVP_PKEY_EC ? PROBE_KEX_EC : PROBE_KEX_RSA, bits);
 }
 
 /* Grade the suite of a finished handshake as nmap does. */
@@ -192,9 +190,8 @@ probe_scan_grade(SSL *ssl, const SSL_CIPHER *c, struct probe_suite *s)
 		int bits = id == EVP_PKEY_X25519 ? 256
 			   : id == EVP_PKEY_X448 ? 448
 						 : EVP_PKEY_get_bits(tmp);
-		int e = probe_tls_rsa_equiv(id == EVP_PKEY_DH ? PROBE_KEX_DH
-							      : PROBE_KEX_EC,
-					    bits);
+		int e = probe_tls_rsa_equiv(
+		    id == EVP_PKEY_DH ? PROBE_KEX_DH : PROBE_KEX_EC, bits);
 
 		if (!(s->warn & PROBE_SW_ANON))
 			probe_scan_group(tmp, id, s->kex, sizeof(s->kex));
@@ -222,8 +219,8 @@ probe_scan_grade(SSL *ssl, const SSL_CIPHER *c, struct probe_suite *s)
 
 /* "a:b:c" of the candidates still in play, for the cipher list. */
 static void
-probe_scan_list(const SSL_CIPHER **cand, const bool *found, size_t n,
-		bool is13, struct probe_buf *b)
+probe_scan_list(const SSL_CIPHER **cand, const bool *found, size_t n, bool is13,
+		struct probe_buf *b)
 {
 	b->len = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -290,15 +287,15 @@ probe_scan_try(struct probe_port_state *ps, struct probe_scan *scan,
 
 /* Every suite of one version, until the server refuses the rest. */
 static void
-probe_scan_version(struct probe_port_state *ps, struct probe_scan *scan,
-		   int vi)
+probe_scan_version(struct probe_port_state *ps, struct probe_scan *scan, int vi)
 {
 	const SSL_CIPHER *cand[PROBE_CANDIDATES_MAX];
 	bool found[PROBE_CANDIDATES_MAX] = {false};
 	bool is13 = probe_versions[vi].version == TLS1_3_VERSION;
 	SSL_CTX *ctx = probe_scan_ctx(probe_versions[vi].version);
-	size_t n = ctx != NULL ? probe_scan_candidates(ctx, cand, PROBE_CANDIDATES_MAX)
-			       : 0;
+	size_t n = ctx != NULL
+		       ? probe_scan_candidates(ctx, cand, PROBE_CANDIDATES_MAX)
+		       : 0;
 	struct probe_buf list = {0};
 	struct probe_conn c;
 
@@ -356,7 +353,8 @@ probe_scan_version(struct probe_port_state *ps, struct probe_scan *scan,
 	ERR_clear_error();
 }
 
-/* ---- verdicts --------------------------------------------------------------- */
+/* ---- verdicts ---------------------------------------------------------------
+ */
 
 static void
 probe_protocols_verdict(struct probe_port_state *ps,
@@ -405,12 +403,12 @@ probe_ciphers_warnings(const struct probe_scan *scan, struct probe_buf *b)
 		unsigned flag;
 		const char *text;
 	} w[] = {
-		{PROBE_SW_ANON, "anonymous key exchange (no authentication)"},
-		{PROBE_SW_NULL, "NULL cipher (no encryption)"},
-		{PROBE_SW_RC4, "RC4 (RFC 7465)"},
-		{PROBE_SW_64BIT, "64-bit block cipher (SWEET32)"},
-		{PROBE_SW_MD5, "MD5 for integrity"},
-		{PROBE_SW_WEAKSIG, "certificate signed with MD5 or SHA-1"},
+	    {PROBE_SW_ANON, "anonymous key exchange (no authentication)"},
+	    {PROBE_SW_NULL, "NULL cipher (no encryption)"},
+	    {PROBE_SW_RC4, "RC4 (RFC 7465)"},
+	    {PROBE_SW_64BIT, "64-bit block cipher (SWEET32)"},
+	    {PROBE_SW_MD5, "MD5 for integrity"},
+	    {PROBE_SW_WEAKSIG, "certificate signed with MD5 or SHA-1"},
 	};
 	unsigned all = 0;
 	bool pfs = false;
@@ -421,7 +419,8 @@ probe_ciphers_warnings(const struct probe_scan *scan, struct probe_buf *b)
 	}
 	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
 		if (all & w[i].flag)
-			probe_buf_addf(b, "%s%s", b->len ? ", " : "", w[i].text);
+			probe_buf_addf(b, "%s%s", b->len ? ", " : "",
+				       w[i].text);
 	if (!pfs && scan->n > 0)
 		probe_buf_addf(b, "%sno forward secrecy", b->len ? ", " : "");
 }
@@ -443,8 +442,9 @@ probe_ciphers_verdict(struct probe_port_state *ps,
 		return;
 	}
 	probe_ciphers_warnings(scan, &w);
-	probe_buf_addf(&d, "least strength %c (as nmap ssl-enum-ciphers)%s%s; "
-			   "%zu suites",
+	probe_buf_addf(&d,
+		       "least strength %c (as nmap ssl-enum-ciphers)%s%s; "
+		       "%zu suites",
 		       least, w.len ? ": " : "", w.len ? w.s : "", scan->n);
 	for (size_t i = 0; i < scan->n; i++) {
 		const struct probe_suite *s = &scan->suites[i];

@@ -62,8 +62,9 @@ check_reply(const struct probe_reply *r)
 		CHECK(r->enhanced[0] == '2' || r->enhanced[0] == '4' ||
 		      r->enhanced[0] == '5');
 		for (size_t i = 0; i < len; i++) {
-			CHECK((r->enhanced[i] >= '0' && r->enhanced[i] <= '9') ||
-			      r->enhanced[i] == '.');
+			CHECK(
+			    (r->enhanced[i] >= '0' && r->enhanced[i] <= '9') ||
+			    r->enhanced[i] == '.');
 			dots += r->enhanced[i] == '.';
 		}
 		CHECK(dots == 2);

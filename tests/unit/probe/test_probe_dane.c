@@ -44,8 +44,8 @@ put16(struct msg *m, unsigned v)
 static void
 msg_start(struct msg *m, bool ad, unsigned ancount)
 {
-	static const unsigned char qname[] =
-	    "\x03_25\x04_tcp\x02mx\x07" "example\x03org";
+	static const unsigned char qname[] = "\x03_25\x04_tcp\x02mx\x07"
+					     "example\x03org";
 
 	m->n = 0;
 	put16(m, 0x1234);
@@ -100,9 +100,8 @@ test_parse(void **state)
 	msg_tlsa(&m, 3, 1, 1, h, sizeof(h));
 	msg_rr(&m, 46, sig, 4); /* not TLSA: skipped */
 	msg_tlsa(&m, 2, 0, 2, h, 16);
-	assert_int_equal(probe_dane_parse(m.b, (int)m.n, t, PROBE_TLSA_MAX,
-					  &ad),
-			 2);
+	assert_int_equal(
+	    probe_dane_parse(m.b, (int)m.n, t, PROBE_TLSA_MAX, &ad), 2);
 	assert_true(ad);
 	assert_int_equal(t[0].usage, 3);
 	assert_int_equal(t[0].selector, 1);
@@ -122,18 +121,17 @@ test_parse(void **state)
 		unsigned char *copy = malloc(cut > 0 ? cut : 1);
 
 		memcpy(copy, m.b, cut);
-		assert_int_equal(probe_dane_parse(copy, (int)cut, t,
-						  PROBE_TLSA_MAX, &ad),
-				 -1);
+		assert_int_equal(
+		    probe_dane_parse(copy, (int)cut, t, PROBE_TLSA_MAX, &ad),
+		    -1);
 		free(copy);
 	}
 	/* A lying RDLENGTH (past the end). */
 	msg_start(&m, true, 1);
 	msg_tlsa(&m, 3, 1, 1, h, sizeof(h));
 	m.b[m.n - 35 - 2 + 1] = 0xff;
-	assert_int_equal(probe_dane_parse(m.b, (int)m.n, t, PROBE_TLSA_MAX,
-					  &ad),
-			 -1);
+	assert_int_equal(
+	    probe_dane_parse(m.b, (int)m.n, t, PROBE_TLSA_MAX, &ad), -1);
 }
 
 static X509 *
@@ -239,8 +237,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse),
-		cmocka_unit_test(test_match),
+	    cmocka_unit_test(test_parse),
+	    cmocka_unit_test(test_match),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,7 +36,8 @@ run(const char *in, size_t len, size_t step, size_t split, struct outcome *o)
 	memset(o, 0, sizeof(*o));
 	probe_reply_reader_init(&rd);
 	while (pos < len) {
-		size_t piece = step > 0 ? step : (pos < split ? split : len - pos);
+		size_t piece =
+		    step > 0 ? step : (pos < split ? split : len - pos);
 		unsigned char *copy;
 		size_t off = 0;
 
@@ -117,26 +118,26 @@ struct good_case {
 };
 
 static const struct good_case good[] = {
-	{"220 mx.example.com ESMTP\r\n", 220, "", 1, "mx.example.com ESMTP", 0},
-	{"250 2.1.0 Ok\r\n", 250, "2.1.0", 1, "2.1.0 Ok", 0},
-	{"250-mx.example.com\r\n250-PIPELINING\r\n250 8BITMIME\r\n", 250, "", 3,
-	 "mx.example.com\nPIPELINING\n8BITMIME", 0},
-	{"250\r\n", 250, "", 1, "", 0},
-	{"250 \r\n", 250, "", 1, "", 0},
-	{"554 5.7.1 <x@example.net>: Relay access denied\r\n", 554, "5.7.1", 1,
-	 "5.7.1 <x@example.net>: Relay access denied", 0},
-	/* A lone LF ends a line too, and is noted. */
-	{"220 bare\n", 220, "", 1, "bare", 1},
-	{"250-a\r\n250 b\n", 250, "", 2, "a\nb", 1},
-	/* A CR inside a line stays in the text. */
-	{"250 a\rb\r\n", 250, "", 1, "a\rb", 0},
-	/* Not enhanced codes: class 3, too many digits, no space after. */
-	{"354 3.0.0 go\r\n", 354, "", 1, "3.0.0 go", 0},
-	{"550 5.1234.1 x\r\n", 550, "", 1, "5.1234.1 x", 0},
-	{"550 5.1.1x y\r\n", 550, "", 1, "5.1.1x y", 0},
-	{"421 4.7.0\r\n", 421, "4.7.0", 1, "4.7.0", 0},
-	/* Hostile text is kept as received (escaping is the printer's). */
-	{"220 \x1b[31m\"quote\\\r\n", 220, "", 1, "\x1b[31m\"quote\\", 0},
+    {"220 mx.example.com ESMTP\r\n", 220, "", 1, "mx.example.com ESMTP", 0},
+    {"250 2.1.0 Ok\r\n", 250, "2.1.0", 1, "2.1.0 Ok", 0},
+    {"250-mx.example.com\r\n250-PIPELINING\r\n250 8BITMIME\r\n", 250, "", 3,
+     "mx.example.com\nPIPELINING\n8BITMIME", 0},
+    {"250\r\n", 250, "", 1, "", 0},
+    {"250 \r\n", 250, "", 1, "", 0},
+    {"554 5.7.1 <x@example.net>: Relay access denied\r\n", 554, "5.7.1", 1,
+     "5.7.1 <x@example.net>: Relay access denied", 0},
+    /* A lone LF ends a line too, and is noted. */
+    {"220 bare\n", 220, "", 1, "bare", 1},
+    {"250-a\r\n250 b\n", 250, "", 2, "a\nb", 1},
+    /* A CR inside a line stays in the text. */
+    {"250 a\rb\r\n", 250, "", 1, "a\rb", 0},
+    /* Not enhanced codes: class 3, too many digits, no space after. */
+    {"354 3.0.0 go\r\n", 354, "", 1, "3.0.0 go", 0},
+    {"550 5.1234.1 x\r\n", 550, "", 1, "5.1234.1 x", 0},
+    {"550 5.1.1x y\r\n", 550, "", 1, "5.1.1x y", 0},
+    {"421 4.7.0\r\n", 421, "4.7.0", 1, "4.7.0", 0},
+    /* Hostile text is kept as received (escaping is the printer's). */
+    {"220 \x1b[31m\"quote\\\r\n", 220, "", 1, "\x1b[31m\"quote\\", 0},
 };
 
 static void
@@ -165,18 +166,21 @@ struct bad_case {
 	const char *error;
 };
 
-#define BAD(s, e) {s, sizeof(s) - 1, e}
+#define BAD(s, e)                                                              \
+	{                                                                      \
+		s, sizeof(s) - 1, e                                            \
+	}
 
 static const struct bad_case bad[] = {
-	BAD("hello\r\n", "reply line does not start with a reply code"),
-	BAD("25\r\n", "reply line does not start with a reply code"),
-	BAD("\r\n", "reply line does not start with a reply code"),
-	BAD("150 x\r\n", "reply line does not start with a reply code"),
-	BAD("650 x\r\n", "reply line does not start with a reply code"),
-	BAD("2a0 x\r\n", "reply line does not start with a reply code"),
-	BAD("250x\r\n", "reply code not followed by a space or '-'"),
-	BAD("250-a\r\n251 b\r\n", "reply lines with different codes"),
-	BAD("250 a\0b\r\n", "NUL in a reply"),
+    BAD("hello\r\n", "reply line does not start with a reply code"),
+    BAD("25\r\n", "reply line does not start with a reply code"),
+    BAD("\r\n", "reply line does not start with a reply code"),
+    BAD("150 x\r\n", "reply line does not start with a reply code"),
+    BAD("650 x\r\n", "reply line does not start with a reply code"),
+    BAD("2a0 x\r\n", "reply line does not start with a reply code"),
+    BAD("250x\r\n", "reply code not followed by a space or '-'"),
+    BAD("250-a\r\n251 b\r\n", "reply lines with different codes"),
+    BAD("250 a\0b\r\n", "NUL in a reply"),
 };
 
 static void
@@ -234,8 +238,9 @@ test_dead(void **state)
 	assert_int_equal(probe_reply_feed(&rd, (const unsigned char *)"x\r\n",
 					  3, &used, &r, &why),
 			 PROBE_REPLY_ERROR);
-	assert_int_equal(probe_reply_feed(&rd, (const unsigned char *)"250 a\r\n",
-					  7, &used, &r, &why),
+	assert_int_equal(probe_reply_feed(&rd,
+					  (const unsigned char *)"250 a\r\n", 7,
+					  &used, &r, &why),
 			 PROBE_REPLY_ERROR);
 	assert_int_equal(used, 0);
 	assert_non_null(why);
@@ -247,7 +252,8 @@ test_dead(void **state)
 static void
 test_limits(void **state)
 {
-	size_t cap = (PROBE_REPLY_LINES_MAX + 2) * 64 + PROBE_REPLY_LINE_MAX + 8;
+	size_t cap =
+	    (PROBE_REPLY_LINES_MAX + 2) * 64 + PROBE_REPLY_LINE_MAX + 8;
 	char *in = malloc(cap);
 	size_t n = 0;
 	struct outcome o;
@@ -322,9 +328,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good),   cmocka_unit_test(test_bad),
-		cmocka_unit_test(test_several), cmocka_unit_test(test_dead),
-		cmocka_unit_test(test_limits), cmocka_unit_test(test_line_access),
+	    cmocka_unit_test(test_good),    cmocka_unit_test(test_bad),
+	    cmocka_unit_test(test_several), cmocka_unit_test(test_dead),
+	    cmocka_unit_test(test_limits),  cmocka_unit_test(test_line_access),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -42,21 +42,21 @@ static const struct {
 	const char *name;
 	char grade;
 } severity[] = {
-	{PC_BANNER_VERSION, "banner.version", 'C'},
-	{PC_TLS_STARTTLS, "tls.starttls", 'D'},
-	{PC_TLS_PROTOCOLS, "tls.protocols", 'D'},
-	{PC_TLS_CIPHERS, "tls.ciphers", 'D'},
-	{PC_TLS_CERTIFICATE, "tls.certificate", 'D'},
-	{PC_TLS_DANE, "tls.dane", 'D'},
-	{PC_AUTH_BEFORE_TLS, "auth.before_tls", 'E'},
-	{PC_AUTH_PLAINTEXT, "auth.plaintext_mechanisms", 'E'},
-	{PC_RELAY_OPEN, "relay.open", 'F'},
-	{PC_USERS_VRFY, "users.vrfy", 'C'},
-	{PC_USERS_EXPN, "users.expn", 'C'},
-	{PC_PIPELINING, "pipelining", 'C'},
-	{PC_SMUGGLING, "smuggling", 'F'},
-	{PC_LOCKOUT, "lockout", 'D'},
-	{PC_CONN_LIMIT, "conn-limit", 'C'},
+    {PC_BANNER_VERSION, "banner.version", 'C'},
+    {PC_TLS_STARTTLS, "tls.starttls", 'D'},
+    {PC_TLS_PROTOCOLS, "tls.protocols", 'D'},
+    {PC_TLS_CIPHERS, "tls.ciphers", 'D'},
+    {PC_TLS_CERTIFICATE, "tls.certificate", 'D'},
+    {PC_TLS_DANE, "tls.dane", 'D'},
+    {PC_AUTH_BEFORE_TLS, "auth.before_tls", 'E'},
+    {PC_AUTH_PLAINTEXT, "auth.plaintext_mechanisms", 'E'},
+    {PC_RELAY_OPEN, "relay.open", 'F'},
+    {PC_USERS_VRFY, "users.vrfy", 'C'},
+    {PC_USERS_EXPN, "users.expn", 'C'},
+    {PC_PIPELINING, "pipelining", 'C'},
+    {PC_SMUGGLING, "smuggling", 'F'},
+    {PC_LOCKOUT, "lockout", 'D'},
+    {PC_CONN_LIMIT, "conn-limit", 'C'},
 };
 
 static void
@@ -157,19 +157,19 @@ test_json_string(void **state)
 		size_t len;
 		const char *out;
 	} cases[] = {
-		{"plain", 5, "\"plain\""},
-		{"\"\\", 2, "\"\\\"\\\\\""},
-		{"\x01\x1b\x7f\n\r\t", 6, "\"\\u0001\\u001b\\u007f\\n\\r\\t\""},
-		{"a\0b", 3, "\"a\\u0000b\""},
-		{"caf\xc3\xa9", 5, "\"caf\xc3\xa9\""},
-		{"\xf0\x9f\x93\xa7", 4, "\"\xf0\x9f\x93\xa7\""},
-		{"\xff\xc3(", 3, "\"\\ufffd\\ufffd(\""},
-		{"\xc0\xaf", 2, "\"\\ufffd\\ufffd\""},
-		{"\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\""},
-		{"\xf4\x90\x80\x80", 4, "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},
-		{"\xe2\x80", 2, "\"\\ufffd\\ufffd\""},
-		{"\xe2\x80\xa8\xe2\x80\xa9", 6, "\"\\u2028\\u2029\""},
-		{"</script>", 9, "\"</script>\""},
+	    {"plain", 5, "\"plain\""},
+	    {"\"\\", 2, "\"\\\"\\\\\""},
+	    {"\x01\x1b\x7f\n\r\t", 6, "\"\\u0001\\u001b\\u007f\\n\\r\\t\""},
+	    {"a\0b", 3, "\"a\\u0000b\""},
+	    {"caf\xc3\xa9", 5, "\"caf\xc3\xa9\""},
+	    {"\xf0\x9f\x93\xa7", 4, "\"\xf0\x9f\x93\xa7\""},
+	    {"\xff\xc3(", 3, "\"\\ufffd\\ufffd(\""},
+	    {"\xc0\xaf", 2, "\"\\ufffd\\ufffd\""},
+	    {"\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\""},
+	    {"\xf4\x90\x80\x80", 4, "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},
+	    {"\xe2\x80", 2, "\"\\ufffd\\ufffd\""},
+	    {"\xe2\x80\xa8\xe2\x80\xa9", 6, "\"\\u2028\\u2029\""},
+	    {"</script>", 9, "\"</script>\""},
 	};
 
 	(void)state;
@@ -198,14 +198,15 @@ test_json_report(void **state)
 	f = open_memstream(&buf, &size);
 	probe_report_json(&rep, f);
 	fclose(f);
-	assert_non_null(strstr(buf, "{\"target\": \"a\\\"b\", \"grade\": \"C\", "
-				    "\"ports\": [{\"port\": 25, \"role\": "
-				    "\"starttls\", \"checks\": [{\"id\": "
-				    "\"banner.version\", \"result\": \"fail\", "
-				    "\"detail\": \"greeting: Postfix "
-				    "\\u001b[2J \\\"3.7\\\"\"}, {\"id\": "
-				    "\"tls.starttls\", \"result\": \"pass\", "
-				    "\"detail\": \"fine\"}"));
+	assert_non_null(strstr(buf,
+			       "{\"target\": \"a\\\"b\", \"grade\": \"C\", "
+			       "\"ports\": [{\"port\": 25, \"role\": "
+			       "\"starttls\", \"checks\": [{\"id\": "
+			       "\"banner.version\", \"result\": \"fail\", "
+			       "\"detail\": \"greeting: Postfix "
+			       "\\u001b[2J \\\"3.7\\\"\"}, {\"id\": "
+			       "\"tls.starttls\", \"result\": \"pass\", "
+			       "\"detail\": \"fine\"}"));
 	assert_ptr_equal(strstr(buf, "{\"target\""), buf);
 	assert_string_equal(buf + strlen(buf) - 6, "}]}]}\n");
 	for (p = buf; (p = strstr(p, "{\"id\": ")) != NULL; p++)
@@ -300,12 +301,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names_and_severity),
-		cmocka_unit_test(test_grade),
-		cmocka_unit_test(test_json_string),
-		cmocka_unit_test(test_json_report),
-		cmocka_unit_test(test_text_report),
-		cmocka_unit_test(test_buf),
+	    cmocka_unit_test(test_names_and_severity),
+	    cmocka_unit_test(test_grade),
+	    cmocka_unit_test(test_json_string),
+	    cmocka_unit_test(test_json_report),
+	    cmocka_unit_test(test_text_report),
+	    cmocka_unit_test(test_buf),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

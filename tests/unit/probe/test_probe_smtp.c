@@ -26,35 +26,34 @@ test_banner(void **state)
 		int kind;	  /* 0 nothing, 1 a name, 2 a version */
 		const char *found;
 	} cases[] = {
-		{"ESMTP", 0, ""},
-		{"ESMTP ready", 0, ""},
-		{"ESMTP Postfix", 1, "Postfix"},
-		{"ESMTP Postfix (3.7.11)", 2, "Postfix 3.7.11"},
-		{"ESMTP Postfix (Debian/GNU)", 1, "Postfix Debian"},
-		{"ESMTP Exim 4.96 Mon, 01 Jan 2024 12:00:00 +0000", 2,
-		 "Exim 4.96"},
-		{"ESMTP Sendmail 8.15.2/8.15.2/Debian-22; Mon, 1 Jan 2024", 2,
-		 "Sendmail 8.15.2 8.15.2 Debian"},
-		{"Microsoft ESMTP MAIL Service ready at Mon", 1, "Microsoft"},
-		{"ESMTP Haraka/3.0.2 ready", 2, "Haraka 3.0.2"},
-		{"ESMTP v2.1 ready", 2, "v2.1"},
-		{"Hello [192.0.2.1]", 0, ""},
-		{"Hello client.example [192.0.2.1], pleased", 0, ""},
-		{"at your service, [10.0.0.1]", 0, ""},
-		/* a host name holding a product name is not the product */
-		{"Hello postfix.example.org", 0, ""},
-		{"ESMTP 2024 ready at 12:00:00", 0, ""},
-		{"ESMTP 1.2.3.4.5", 2, "1.2.3.4.5"},
-		{"ESMTP 300.1.1.1", 2, "300.1.1.1"},
-		/* hostile bytes are escaped in what is kept */
-		{"ESMTP postfix\x1b[2J 9.9", 2, "postfix 9.9"},
+	    {"ESMTP", 0, ""},
+	    {"ESMTP ready", 0, ""},
+	    {"ESMTP Postfix", 1, "Postfix"},
+	    {"ESMTP Postfix (3.7.11)", 2, "Postfix 3.7.11"},
+	    {"ESMTP Postfix (Debian/GNU)", 1, "Postfix Debian"},
+	    {"ESMTP Exim 4.96 Mon, 01 Jan 2024 12:00:00 +0000", 2, "Exim 4.96"},
+	    {"ESMTP Sendmail 8.15.2/8.15.2/Debian-22; Mon, 1 Jan 2024", 2,
+	     "Sendmail 8.15.2 8.15.2 Debian"},
+	    {"Microsoft ESMTP MAIL Service ready at Mon", 1, "Microsoft"},
+	    {"ESMTP Haraka/3.0.2 ready", 2, "Haraka 3.0.2"},
+	    {"ESMTP v2.1 ready", 2, "v2.1"},
+	    {"Hello [192.0.2.1]", 0, ""},
+	    {"Hello client.example [192.0.2.1], pleased", 0, ""},
+	    {"at your service, [10.0.0.1]", 0, ""},
+	    /* a host name holding a product name is not the product */
+	    {"Hello postfix.example.org", 0, ""},
+	    {"ESMTP 2024 ready at 12:00:00", 0, ""},
+	    {"ESMTP 1.2.3.4.5", 2, "1.2.3.4.5"},
+	    {"ESMTP 300.1.1.1", 2, "300.1.1.1"},
+	    /* hostile bytes are escaped in what is kept */
+	    {"ESMTP postfix\x1b[2J 9.9", 2, "postfix 9.9"},
 	};
 
 	(void)state;
 	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
 		struct probe_buf b = {0};
-		int k = probe_banner_scan(cases[i].text, strlen(cases[i].text),
-					  &b);
+		int k =
+		    probe_banner_scan(cases[i].text, strlen(cases[i].text), &b);
 
 		if (k != cases[i].kind)
 			fail_msg("\"%s\": kind %d, want %d", cases[i].text, k,
@@ -83,8 +82,9 @@ test_ehlo_has(void **state)
 	size_t len;
 
 	(void)state;
-	ehlo(&r, "mx.example.org greets you\npipelining\nAUTH=LOGIN PLAIN\n"
-		 "SIZE 1000\nSTARTTLS",
+	ehlo(&r,
+	     "mx.example.org greets you\npipelining\nAUTH=LOGIN PLAIN\n"
+	     "SIZE 1000\nSTARTTLS",
 	     5);
 	assert_true(probe_ehlo_has(&r, "PIPELINING", NULL, NULL));
 	assert_true(probe_ehlo_has(&r, "STARTTLS", &args, &len));
@@ -105,22 +105,22 @@ test_ehlo_has(void **state)
 static const struct {
 	const char *from, *to;
 } nmap_forms[16] = {
-	{"", "relaytest@example.net"},
-	{"antispam@example.net", "relaytest@example.net"},
-	{"antispam@mx.example.org", "relaytest@example.net"},
-	{"antispam@[192.0.2.10]", "relaytest@example.net"},
-	{"antispam@[192.0.2.10]", "relaytest%example.net@[192.0.2.10]"},
-	{"antispam@[192.0.2.10]", "relaytest%example.net@mx.example.org"},
-	{"antispam@[192.0.2.10]", "\"relaytest@example.net\""},
-	{"antispam@[192.0.2.10]", "\"relaytest%example.net\""},
-	{"antispam@[192.0.2.10]", "relaytest@example.net@[192.0.2.10]"},
-	{"antispam@[192.0.2.10]", "\"relaytest@example.net\"@[192.0.2.10]"},
-	{"antispam@[192.0.2.10]", "relaytest@example.net@mx.example.org"},
-	{"antispam@[192.0.2.10]", "@[192.0.2.10]:relaytest@example.net"},
-	{"antispam@[192.0.2.10]", "@mx.example.org:relaytest@example.net"},
-	{"antispam@[192.0.2.10]", "example.net!relaytest"},
-	{"antispam@[192.0.2.10]", "example.net!relaytest@[192.0.2.10]"},
-	{"antispam@[192.0.2.10]", "example.net!relaytest@mx.example.org"},
+    {"", "relaytest@example.net"},
+    {"antispam@example.net", "relaytest@example.net"},
+    {"antispam@mx.example.org", "relaytest@example.net"},
+    {"antispam@[192.0.2.10]", "relaytest@example.net"},
+    {"antispam@[192.0.2.10]", "relaytest%example.net@[192.0.2.10]"},
+    {"antispam@[192.0.2.10]", "relaytest%example.net@mx.example.org"},
+    {"antispam@[192.0.2.10]", "\"relaytest@example.net\""},
+    {"antispam@[192.0.2.10]", "\"relaytest%example.net\""},
+    {"antispam@[192.0.2.10]", "relaytest@example.net@[192.0.2.10]"},
+    {"antispam@[192.0.2.10]", "\"relaytest@example.net\"@[192.0.2.10]"},
+    {"antispam@[192.0.2.10]", "relaytest@example.net@mx.example.org"},
+    {"antispam@[192.0.2.10]", "@[192.0.2.10]:relaytest@example.net"},
+    {"antispam@[192.0.2.10]", "@mx.example.org:relaytest@example.net"},
+    {"antispam@[192.0.2.10]", "example.net!relaytest"},
+    {"antispam@[192.0.2.10]", "example.net!relaytest@[192.0.2.10]"},
+    {"antispam@[192.0.2.10]", "example.net!relaytest@mx.example.org"},
 };
 
 static void
@@ -133,16 +133,15 @@ test_relay_forms(void **state)
 		size_t i;
 		bool valid, foreign;
 	} cls[] = {
-		{0, true, true},   /* plain foreign address */
-		{4, true, false},  /* relaytest%example.net@[ip]: ours */
-		{5, true, false},  /* relaytest%example.net@srvname */
-		{6, false, false}, /* no domain */
-		{8, false, false}, /* a@b@c */
-		{9, true, false},  /* quoted local part @ our literal */
-		{11, true, true},  /* source route: the final domain counts */
-		{12, true, true},
-		{13, false, false}, /* bang path, no domain */
-		{15, true, false},
+	    {0, true, true},   /* plain foreign address */
+	    {4, true, false},  /* relaytest%example.net@[ip]: ours */
+	    {5, true, false},  /* relaytest%example.net@srvname */
+	    {6, false, false}, /* no domain */
+	    {8, false, false}, /* a@b@c */
+	    {9, true, false},  /* quoted local part @ our literal */
+	    {11, true, true},  /* source route: the final domain counts */
+	    {12, true, true},  {13, false, false}, /* bang path, no domain */
+	    {15, true, false},
 	};
 	bool seen_v6 = false, seen_dot = false, seen_upper = false,
 	     seen_space = false, seen_route2 = false;
@@ -196,9 +195,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_banner),
-		cmocka_unit_test(test_ehlo_has),
-		cmocka_unit_test(test_relay_forms),
+	    cmocka_unit_test(test_banner),
+	    cmocka_unit_test(test_ehlo_has),
+	    cmocka_unit_test(test_relay_forms),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

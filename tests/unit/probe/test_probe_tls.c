@@ -28,24 +28,24 @@ test_letter(void **state)
 		char grade;
 		const char *what;
 	} cases[] = {
-		{2048, 128, 'A', "RSA 2048, AES-128 (.387 + .456)"},
-		{2048, 256, 'A', "RSA 2048, AES-256"},
-		{3072, 128, 'A', "P-256 (3072 equivalent), AES-128"},
-		{4096, 256, 'A', "RSA 4096, AES-256: 1.0"},
-		{1024, 128, 'A', "RSA 1024, AES-128: .344 + .456 = .800"},
-		{1024, 256, 'A', "RSA 1024, ChaCha20: .914"},
-		{768, 256, 'B', "RSA 768, AES-256: .742"},
-		{768, 128, 'C', "RSA 768, AES-128: .628"},
-		{512, 128, 'C', "512-bit export key, AES-128: .628"},
-		{2048, 112, 'C', "3DES (112 bits): .501"},
-		{2048, 80, 'C', "RC4, capped at 80 bits: .501"},
-		{256, 128, 'C', "a 256-bit DH group, AES-128: .542"},
-		{1024, 112, 'D', "DH 1024, 3DES: .458"},
-		{512, 40, 'E', "EXPORT40 with a 512-bit key: .286"},
-		{256, 40, 'E', "tiny key, 40-bit cipher: .200"},
-		{0, 256, 'F', "anonymous key exchange"},
-		{2048, 0, 'F', "NULL cipher"},
-		{-1, 128, 'F', "unknown strength"},
+	    {2048, 128, 'A', "RSA 2048, AES-128 (.387 + .456)"},
+	    {2048, 256, 'A', "RSA 2048, AES-256"},
+	    {3072, 128, 'A', "P-256 (3072 equivalent), AES-128"},
+	    {4096, 256, 'A', "RSA 4096, AES-256: 1.0"},
+	    {1024, 128, 'A', "RSA 1024, AES-128: .344 + .456 = .800"},
+	    {1024, 256, 'A', "RSA 1024, ChaCha20: .914"},
+	    {768, 256, 'B', "RSA 768, AES-256: .742"},
+	    {768, 128, 'C', "RSA 768, AES-128: .628"},
+	    {512, 128, 'C', "512-bit export key, AES-128: .628"},
+	    {2048, 112, 'C', "3DES (112 bits): .501"},
+	    {2048, 80, 'C', "RC4, capped at 80 bits: .501"},
+	    {256, 128, 'C', "a 256-bit DH group, AES-128: .542"},
+	    {1024, 112, 'D', "DH 1024, 3DES: .458"},
+	    {512, 40, 'E', "EXPORT40 with a 512-bit key: .286"},
+	    {256, 40, 'E', "tiny key, 40-bit cipher: .200"},
+	    {0, 256, 'F', "anonymous key exchange"},
+	    {2048, 0, 'F', "NULL cipher"},
+	    {-1, 128, 'F', "unknown strength"},
 	};
 
 	(void)state;
@@ -65,24 +65,22 @@ test_rsa_equiv(void **state)
 		enum probe_kex_type type;
 		int bits, rsa;
 	} cases[] = {
-		{PROBE_KEX_EC, 159, 512},    {PROBE_KEX_EC, 160, 1024},
-		{PROBE_KEX_EC, 223, 1024},   {PROBE_KEX_EC, 224, 2048},
-		{PROBE_KEX_EC, 255, 2048},   {PROBE_KEX_EC, 256, 3072},
-		{PROBE_KEX_EC, 384, 7680},   {PROBE_KEX_EC, 448, 7680},
-		{PROBE_KEX_EC, 521, 15360},  {PROBE_KEX_RSA, 2048, 2048},
-		{PROBE_KEX_RSA, 1024, 1024}, {PROBE_KEX_DH, 4096, 4096},
+	    {PROBE_KEX_EC, 159, 512},	 {PROBE_KEX_EC, 160, 1024},
+	    {PROBE_KEX_EC, 223, 1024},	 {PROBE_KEX_EC, 224, 2048},
+	    {PROBE_KEX_EC, 255, 2048},	 {PROBE_KEX_EC, 256, 3072},
+	    {PROBE_KEX_EC, 384, 7680},	 {PROBE_KEX_EC, 448, 7680},
+	    {PROBE_KEX_EC, 521, 15360},	 {PROBE_KEX_RSA, 2048, 2048},
+	    {PROBE_KEX_RSA, 1024, 1024}, {PROBE_KEX_DH, 4096, 4096},
 	};
 
 	(void)state;
 	for (size_t i = 0; i < N_ELEMENTS(cases); i++)
-		assert_int_equal(probe_tls_rsa_equiv(cases[i].type,
-						     cases[i].bits),
-				 cases[i].rsa);
+		assert_int_equal(
+		    probe_tls_rsa_equiv(cases[i].type, cases[i].bits),
+		    cases[i].rsa);
 	/* X25519 counts as 256 bits (nmap tls.lua named_group_info). */
-	assert_int_equal(probe_tls_letter(probe_tls_rsa_equiv(PROBE_KEX_EC,
-							      256),
-					  128),
-			 'A');
+	assert_int_equal(
+	    probe_tls_letter(probe_tls_rsa_equiv(PROBE_KEX_EC, 256), 128), 'A');
 }
 
 /* --ca must name readable PEM anchors; a missing file is refused. */
@@ -129,9 +127,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_letter),
-		cmocka_unit_test(test_rsa_equiv),
-		cmocka_unit_test(test_contexts),
+	    cmocka_unit_test(test_letter),
+	    cmocka_unit_test(test_rsa_equiv),
+	    cmocka_unit_test(test_contexts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
