@@ -66,10 +66,11 @@ probe_smuggle_message(const struct probe *pr, size_t v, struct probe_buf *b)
 /*
  * One variant on a new session. Returns the number of replies after the
  * message (1: only the real end counted; 2 or more: the sequence ended
- * the data and the next line ran as a command), or -1 with why.
+ * the data and the next line ran as a command), -2 when MAIL or RCPT got
+ * 530 (TLS or authentication first), or -1 with why.
  */
 static int
-probe_smuggle_one(struct probe_port_state *ps, size_t v, char *why,
+probe_smuggle_one(struct probe_port_state *ps, size_t v, bool tls, char *why,
 		  size_t why_size, int *code_r)
 {
 	struct probe_session t = {0};
@@ -77,8 +78,9 @@ probe_smuggle_one(struct probe_port_state *ps, size_t v, char *why,
 	struct probe_reply r;
 	int n = 0;
 
+	r.code = 0;
 	probe_conn_init(&t.c, ps->pr->o->timeout);
-	if (probe_session_get(ps, &t, false) < 0) {
+	if (probe_session_get(ps, &t, tls) < 0) {
 		(void)snprintf(why, why_size, "%s", t.c.error);
 		return -1;
 	}
@@ -92,7 +94,7 @@ probe_smuggle_one(struct probe_port_state *ps, size_t v, char *why,
 			       "(%d)",
 			       ps->pr->o->deliver_to, r.code);
 		probe_session_end(&t);
-		return -1;
+		return r.code == 530 ? -2 : -1;
 	}
 	probe_smuggle_message(ps->pr, v, &msg);
 	if (probe_conn_send(&t.c, msg.s, msg.len) == 0) {
@@ -118,6 +120,7 @@ probe_smuggling_check(struct probe_port_state *ps)
 	struct probe_buf ok = {0}, bad = {0};
 	char why[256] = "";
 	size_t tried = 0;
+	bool tls = false;
 
 	if (ps->pr->o->deliver_to == NULL) {
 		probe_set(ps->out, PC_SMUGGLING, PROBE_SKIP,
@@ -128,8 +131,15 @@ probe_smuggling_check(struct probe_port_state *ps)
 	for (size_t v = 0; v < sizeof(probe_smuggle) / sizeof(*probe_smuggle);
 	     v++) {
 		int code = 0,
-		    n = probe_smuggle_one(ps, v, why, sizeof(why), &code);
+		    n = probe_smuggle_one(ps, v, tls, why, sizeof(why), &code);
 
+		/* 530 before TLS on a STARTTLS port: inside TLS then. */
+		if (n == -2 && !tls && ps->tls_works &&
+		    ps->out->role == PROBE_ROLE_STARTTLS) {
+			tls = true;
+			n = probe_smuggle_one(ps, v, tls, why, sizeof(why),
+					      &code);
+		}
 		if (n < 0)
 			break;
 		tried++;
