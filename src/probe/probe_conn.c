@@ -322,6 +322,29 @@ probe_conn_reply(struct probe_conn *c, struct probe_reply *r)
 }
 
 int
+probe_conn_need(struct probe_conn *c, size_t n)
+{
+	long long deadline = probe_now_ms() + c->timeout_ms;
+
+	if (n > sizeof(c->buf))
+		return probe_conn_fail(c, "%s", "record too long");
+	for (int spins = 0; c->len - c->off < n && spins < PROBE_CONN_SPINS;
+	     spins++) {
+		int got;
+
+		if (c->eof)
+			return probe_conn_fail(c, "%s",
+					       "connection closed by the server");
+		got = probe_conn_fill(c, deadline);
+		if (got < 0)
+			return -1;
+		if (got == 0)
+			c->eof = true;
+	}
+	return c->len - c->off >= n ? 0 : probe_conn_fail(c, "%s", "timed out");
+}
+
+int
 probe_conn_reply_within(struct probe_conn *c, struct probe_reply *r,
 			unsigned ms)
 {

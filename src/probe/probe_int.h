@@ -207,6 +207,9 @@ int probe_conn_sendf(struct probe_conn *c, const char *fmt, ...)
     LOG_PRINTF(2, 3);
 /* Read one reply. 0, or -1 on a timeout, EOF, I/O or syntax error. */
 int probe_conn_reply(struct probe_conn *c, struct probe_reply *r);
+/* Have at least n unread octets in c->buf (from c->off), reading as
+   needed within the timeout: for raw TLS records. 0 or -1. */
+int probe_conn_need(struct probe_conn *c, size_t n);
 /* Read one reply if it comes within ms (at most the timeout): TLS
    records that are not data (session tickets) do not count. */
 int probe_conn_reply_within(struct probe_conn *c, struct probe_reply *r,
@@ -343,10 +346,68 @@ void probe_tls_certificate_check(struct probe_port_state *ps);
 /* Free what probe_tls_note_peer() kept. */
 void probe_tls_forget_peer(struct probe_port_state *ps);
 
+/* One accepted suite, graded (probe_tls_scan.c, probe_hello.c). */
+enum probe_suite_warn {
+	PROBE_SW_ANON = 1 << 0,
+	PROBE_SW_NULL = 1 << 1,
+	PROBE_SW_RC4 = 1 << 2,
+	PROBE_SW_64BIT = 1 << 3,
+	PROBE_SW_MD5 = 1 << 4,
+	PROBE_SW_WEAKSIG = 1 << 5,
+	PROBE_SW_EXPORT = 1 << 6,
+	PROBE_SW_SSL3 = 1 << 7,
+};
+
+struct probe_suite {
+	int version;
+	char name[80]; /* IANA name */
+	char kex[48];  /* "secp256r1", "rsa 2048", "dh 2048", "anonymous" */
+	int kex_strength;
+	int bits;
+	char grade;
+	unsigned warn;
+	bool pfs;
+};
+
 /* nmap ssl-enum-ciphers: the score of a suite and its letter. */
 enum probe_kex_type { PROBE_KEX_RSA, PROBE_KEX_DH, PROBE_KEX_EC };
 int probe_tls_rsa_equiv(enum probe_kex_type type, int bits);
 char probe_tls_letter(int kex_strength, int cipher_bits);
+
+/* ---- hand-made hellos (probe_hello.c) ---- */
+
+/* What the server's first flight said. */
+struct probe_flight {
+	bool has_hello, done;	 /* ServerHello, ServerHelloDone seen */
+	int version;		 /* ServerHello.server_version */
+	unsigned suite;		 /* ServerHello.cipher_suite */
+	unsigned alert;		 /* the alert's description, when refused */
+	X509 *cert;		 /* the first certificate, or NULL */
+	unsigned char ske[1024]; /* ServerKeyExchange, cut */
+	size_t ske_len;
+};
+
+/* A ClientHello record for `version` (SSL3_VERSION..TLS1_2_VERSION)
+   offering ids. The length, or -1 when it does not fit. */
+int probe_hello_build(int version, const unsigned *ids, size_t n,
+		      const char *sni, unsigned char *out, size_t size);
+/* Read the server's records up to ServerHelloDone or an alert. 1 a
+   ServerHello (f->cert is the caller's to free), 0 an alert, -1 else. */
+int probe_hello_read(struct probe_conn *c, struct probe_flight *f);
+/* Grade a suite of the legacy table for the flight (for the tests);
+   s->grade stays '?' for an id not in the table. */
+void probe_hello_grade_id(unsigned id, const struct probe_flight *f,
+			  struct probe_suite *s);
+/*
+ * Scan one version with hand-made hellos: the legacy suites (and, for
+ * SSLv3, the usual ones too), minus `exclude` (the IANA ids OpenSSL
+ * offered). Found suites go to out; returns their count; why says why
+ * the last offer was refused.
+ */
+int probe_hello_scan(struct probe_port_state *ps, int version,
+		     const unsigned *exclude, size_t n_exclude,
+		     struct probe_suite *out, size_t max, char *why,
+		     size_t why_size);
 
 /* tls.dane */
 #define PROBE_TLSA_MAX 16

@@ -23,26 +23,6 @@
 #define PROBE_CANDIDATES_MAX 256
 #define PROBE_SCAN_HANDSHAKES_MAX 600
 
-enum probe_suite_warn {
-	PROBE_SW_ANON = 1 << 0,
-	PROBE_SW_NULL = 1 << 1,
-	PROBE_SW_RC4 = 1 << 2,
-	PROBE_SW_64BIT = 1 << 3,
-	PROBE_SW_MD5 = 1 << 4,
-	PROBE_SW_WEAKSIG = 1 << 5,
-};
-
-struct probe_suite {
-	int version;
-	char name[80]; /* IANA name */
-	char kex[48];  /* "secp256r1", "rsa 2048", "dh 2048", "anonymous" */
-	int kex_strength;
-	int bits;
-	char grade;
-	unsigned warn;
-	bool pfs;
-};
-
 enum probe_vstate {
 	PROBE_V_UNTESTED = 0, /* this OpenSSL cannot offer it */
 	PROBE_V_REFUSED,
@@ -285,9 +265,11 @@ probe_scan_try(struct probe_port_state *ps, struct probe_scan *scan,
 	return 1;
 }
 
-/* Every suite of one version, until the server refuses the rest. */
+/* Every suite of one version, until the server refuses the rest. The
+   IANA ids this OpenSSL offered go to ids_r (for probe_hello_scan()). */
 static void
-probe_scan_version(struct probe_port_state *ps, struct probe_scan *scan, int vi)
+probe_scan_version(struct probe_port_state *ps, struct probe_scan *scan, int vi,
+		   unsigned *ids_r, size_t *n_ids_r)
 {
 	const SSL_CIPHER *cand[PROBE_CANDIDATES_MAX];
 	bool found[PROBE_CANDIDATES_MAX] = {false};
@@ -302,6 +284,9 @@ probe_scan_version(struct probe_port_state *ps, struct probe_scan *scan, int vi)
 	scan->state[vi] = PROBE_V_UNTESTED;
 	(void)snprintf(scan->note[vi], sizeof(scan->note[vi]), "%s",
 		       "this OpenSSL cannot offer it");
+	for (size_t i = 0; i < n; i++)
+		ids_r[i] = SSL_CIPHER_get_protocol_id(cand[i]);
+	*n_ids_r = n;
 	probe_conn_init(&c, ps->pr->o->timeout);
 	for (size_t round = 0; n > 0 && round <= n && !scan->stopped; round++) {
 		long id = 0;
@@ -409,6 +394,8 @@ probe_ciphers_warnings(const struct probe_scan *scan, struct probe_buf *b)
 	    {PROBE_SW_64BIT, "64-bit block cipher (SWEET32)"},
 	    {PROBE_SW_MD5, "MD5 for integrity"},
 	    {PROBE_SW_WEAKSIG, "certificate signed with MD5 or SHA-1"},
+	    {PROBE_SW_EXPORT, "EXPORT key exchange"},
+	    {PROBE_SW_SSL3, "SSLv3 (POODLE, CVE-2014-3566)"},
 	};
 	unsigned all = 0;
 	bool pfs = false;
@@ -469,10 +456,60 @@ probe_ciphers_verdict(struct probe_port_state *ps,
 	probe_buf_free(&w);
 }
 
+/*
+ * After OpenSSL's handshakes, the hand-made hellos: SSLv3 always (this
+ * OpenSSL has none), TLS 1.0 to 1.2 unless the server refused the
+ * version itself. What they find joins the list, and a version accepted
+ * only that way counts as accepted.
+ */
+static void
+probe_scan_legacy(struct probe_port_state *ps, struct probe_scan *scan, int vi,
+		  const unsigned *ids, size_t n_ids)
+{
+	int version = probe_versions[vi].version;
+	const char *note = scan->note[vi];
+	char why[200];
+	int found;
+
+	if (scan->stopped || version == TLS1_3_VERSION ||
+	    (scan->state[vi] == PROBE_V_REFUSED &&
+	     (strstr(note, "protocol version") != NULL ||
+	      strstr(note, "unsupported protocol") != NULL ||
+	      strstr(note, "wrong version number") != NULL)))
+		return;
+	found =
+	    probe_hello_scan(ps, version, ids, n_ids, scan->suites + scan->n,
+			     PROBE_SUITES_MAX - scan->n, why, sizeof(why));
+	scan->n += (size_t)found;
+	if (found > 0) {
+		scan->state[vi] = PROBE_V_ACCEPTED;
+	} else if (scan->state[vi] == PROBE_V_UNTESTED && why[0] != '\0') {
+		scan->state[vi] = PROBE_V_REFUSED;
+		(void)snprintf(scan->note[vi], sizeof(scan->note[vi]), "%s",
+			       why);
+	}
+}
+
+/* Group the suites by version, keeping the order within a version. */
+static void
+probe_scan_sort(struct probe_scan *scan)
+{
+	for (size_t i = 1; i < scan->n; i++) {
+		struct probe_suite s = scan->suites[i];
+		size_t k = i;
+
+		for (; k > 0 && scan->suites[k - 1].version > s.version; k--)
+			scan->suites[k] = scan->suites[k - 1];
+		scan->suites[k] = s;
+	}
+}
+
 void
 probe_tls_checks(struct probe_port_state *ps)
 {
+	unsigned ids[PROBE_CANDIDATES_MAX];
 	struct probe_scan *scan;
+	size_t n_ids;
 
 	if (!ps->tls_works) {
 		const char *why = ps->out->role == PROBE_ROLE_PLAIN
@@ -487,8 +524,12 @@ probe_tls_checks(struct probe_port_state *ps)
 	scan = calloc(1, sizeof(*scan));
 	if (scan == NULL)
 		abort();
-	for (int vi = 0; vi < 5; vi++)
-		probe_scan_version(ps, scan, vi);
+	for (int vi = 0; vi < 5; vi++) {
+		n_ids = 0;
+		probe_scan_version(ps, scan, vi, ids, &n_ids);
+		probe_scan_legacy(ps, scan, vi, ids, n_ids);
+	}
+	probe_scan_sort(scan);
 	probe_protocols_verdict(ps, scan);
 	probe_ciphers_verdict(ps, scan);
 	free(scan);

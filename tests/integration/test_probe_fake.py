@@ -14,6 +14,7 @@ import os
 import select
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 
@@ -43,7 +44,10 @@ class FakeSMTP:
     lines too, "cr": a lone CR as well), tls (a server SSLContext:
     STARTTLS offered), inject (keeps plain text sent behind STARTTLS),
     starttls_again (offers STARTTLS inside TLS), slow (replies byte by
-    byte), refuse_first (421 to the first n connections)."""
+    byte), refuse_first (421 to the first n connections), legacy
+    ((suite id, {versions}, certificate DER): a ClientHello offering that
+    suite in one of those versions gets a hand-made first flight choosing
+    it, as a server with an old TLS library would)."""
 
     def __init__(self, **kw):
         self.kw = kw
@@ -203,8 +207,47 @@ class FakeSMTP:
             body += line + b"\n"
         return body
 
+    def _peek_hello(self, s):
+        """(record length, client_version, offered ids) of the
+        ClientHello waiting on s, left unread; None if there is none."""
+        data = b""
+        for _ in range(50):
+            r, _, _ = select.select([s], [], [], 0.1)
+            if r:
+                data = s.recv(65536, socket.MSG_PEEK)
+                if len(data) >= 5 and \
+                        len(data) >= 5 + struct.unpack(">H", data[3:5])[0]:
+                    break
+        if len(data) < 9 or data[0] != 22 or data[5] != 1:
+            return None
+        body = data[9:]
+        version = struct.unpack(">H", body[0:2])[0]
+        o = 34 + 1 + body[34]
+        n = struct.unpack(">H", body[o:o + 2])[0]
+        ids = [struct.unpack(">H", body[o + 2 + i:o + 4 + i])[0]
+               for i in range(0, n, 2)]
+        return 5 + struct.unpack(">H", data[3:5])[0], version, ids
+
+    def _legacy_flight(self, s, version, suite, der):
+        """ServerHello, Certificate, ServerHelloDone in one record."""
+        hello = struct.pack(">H", version) + b"\x11" * 32 + b"\x00" + \
+            struct.pack(">HB", suite, 0)
+        cert = struct.pack(">I", len(der) + 3)[1:] + \
+            struct.pack(">I", len(der))[1:] + der
+        msgs = (b"\x02" + struct.pack(">I", len(hello))[1:] + hello +
+                b"\x0b" + struct.pack(">I", len(cert))[1:] + cert +
+                b"\x0e\x00\x00\x00")
+        s.sendall(b"\x16" + struct.pack(">HH", version, len(msgs)) + msgs)
+
     def _starttls(self, s, st):
         self._send(s, b"220 2.0.0 ready\r\n")
+        if self.kw.get("legacy"):
+            suite, versions, der = self.kw["legacy"]
+            hello = self._peek_hello(s)
+            if hello and hello[1] in versions and suite in hello[2]:
+                s.recv(hello[0])
+                self._legacy_flight(s, hello[1], suite, der)
+                return None
         kept = st["buf"] if self.kw.get("inject") else b""
         if self.kw.get("inject") and not kept:
             # what the client sent behind STARTTLS arrives before its
@@ -230,11 +273,12 @@ class FakeSMTP:
         return ts
 
 
-def server_tls(tmp_path, cn="fake.test"):
+def server_tls(tmp_path, cn="fake.test", rsa=False):
     cert, key = str(tmp_path / "fake.pem"), str(tmp_path / "fake.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
-                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", key, "-out", cert, "-days", "30",
+    keyopts = ["-newkey", "rsa:2048"] if rsa else [
+        "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    subprocess.run(["openssl", "req", "-x509"] + keyopts + [
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "30",
                     "-subj", "/CN=" + cn, "-addext",
                     "subjectAltName=DNS:" + cn],
                    check=True, stdout=subprocess.DEVNULL,
@@ -414,3 +458,27 @@ def test_fake_rate_limited_connect():
     assert role(rep, fake.port) == "plain", rep
     assert checks(rep, fake.port)["banner.version"][0] == "pass"
     assert fake.connections >= 2
+
+
+def test_fake_legacy_suites(tmp_path):
+    """What this OpenSSL cannot offer, a hand-made hello finds: a server
+    that still picks 3DES in TLS 1.2 and speaks SSLv3 (the fake answers
+    those hellos with a first flight of its own; everything else is
+    Python's TLS 1.2+)."""
+    ctx, cert = server_tls(tmp_path, rsa=True)
+    der = ssl.PEM_cert_to_DER_cert(open(cert).read())
+    with FakeSMTP(tls=ctx, legacy=(0x000a, {0x0300, 0x0303}, der)) as fake:
+        rc, rep, err = run_json("127.0.0.1", "--ports", fake.port,
+                                "--ca", cert, "--name", FAKE_HOST)
+    res = checks(rep, fake.port)
+    assert res["tls.protocols"][0] == "fail", res["tls.protocols"]
+    assert res["tls.protocols"][1].startswith(
+        "old TLS accepted: SSLv3 TLSv1.2 TLSv1.3"), res["tls.protocols"]
+    ciphers = res["tls.ciphers"]
+    assert ciphers[0] == "fail", ciphers
+    assert ciphers[1].startswith("least strength C"), ciphers
+    assert "64-bit block cipher (SWEET32)" in ciphers[1]
+    assert "SSLv3 (POODLE, CVE-2014-3566)" in ciphers[1]
+    assert "SSLv3: TLS_RSA_WITH_3DES_EDE_CBC_SHA (rsa 2048) C" in ciphers[1]
+    assert "TLS_RSA_WITH_3DES_EDE_CBC_SHA (rsa 2048) C" in \
+        ciphers[1].split("TLSv1.2:")[1]
