@@ -68,11 +68,14 @@ probe_conn_is_open(const struct probe_conn *c)
 	return c->fd >= 0;
 }
 
+/* Close; the timeout and the last error stay (callers report it). */
 void
 probe_conn_close(struct probe_conn *c)
 {
+	char error[sizeof(c->error)];
 	unsigned ms = c->timeout_ms;
 
+	memcpy(error, c->error, sizeof(error));
 	if (c->ssl != NULL)
 		SSL_free(c->ssl);
 	if (c->fd >= 0) {
@@ -81,6 +84,7 @@ probe_conn_close(struct probe_conn *c)
 	}
 	probe_conn_init(c, 0);
 	c->timeout_ms = ms;
+	memcpy(c->error, error, sizeof(error));
 }
 
 /* Wait until fd is ready for `events` or the deadline passes. 1 ready,
@@ -114,6 +118,7 @@ probe_conn_open(struct probe_conn *c, const struct sockaddr *sa, socklen_t len)
 	socklen_t elen = sizeof(err);
 
 	probe_conn_close(c);
+	c->error[0] = '\0';
 	c->fd = socket(sa->sa_family,
 		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
@@ -333,8 +338,8 @@ probe_conn_need(struct probe_conn *c, size_t n)
 		int got;
 
 		if (c->eof)
-			return probe_conn_fail(c, "%s",
-					       "connection closed by the server");
+			return probe_conn_fail(
+			    c, "%s", "connection closed by the server");
 		got = probe_conn_fill(c, deadline);
 		if (got < 0)
 			return -1;

@@ -197,6 +197,7 @@ void probe_conn_init(struct probe_conn *c, unsigned timeout_s);
 /* Connect within the timeout. 0, or -1 (c->error). */
 int probe_conn_open(struct probe_conn *c, const struct sockaddr *sa,
 		    socklen_t len);
+/* Close (c->error stays: the caller may report it). */
 void probe_conn_close(struct probe_conn *c);
 /* The most connections this process had open at once. */
 unsigned probe_conn_max_open(void);

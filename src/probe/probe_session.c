@@ -127,13 +127,7 @@ probe_connect_ready(struct probe_port_state *ps, struct probe_conn *c,
 
 	if (probe_connect_greet(ps, c, tls_first, ctx, &greet, &stage) == 0)
 		return 0;
-	if (probe_conn_is_open(c)) {
-		char why[sizeof(c->error)];
-
-		memcpy(why, c->error, sizeof(why));
-		probe_conn_close(c);
-		memcpy(c->error, why, sizeof(why));
-	}
+	probe_conn_close(c);
 	return -1;
 }
 
@@ -199,11 +193,7 @@ probe_session_get(struct probe_port_state *ps, struct probe_session *s,
 	if (probe_connect_ready(ps, &s->c, implicit, probe_ctx(ps)) < 0 ||
 	    probe_hello(ps->pr, &s->c, &s->ehlo) < 0 ||
 	    (tls && !implicit && probe_starttls(ps, &s->c, &s->ehlo) < 0)) {
-		char why[sizeof(s->c.error)];
-
-		memcpy(why, s->c.error, sizeof(why));
 		probe_conn_close(&s->c);
-		memcpy(s->c.error, why, sizeof(why));
 		return -1;
 	}
 	s->is_tls = tls;
@@ -291,13 +281,7 @@ probe_detect_tls(struct probe_port_state *ps, struct probe_session *s)
 			break;
 	}
 	ps->tls_legacy = false;
-	if (probe_conn_is_open(&s->c)) {
-		char why[sizeof(s->c.error)];
-
-		memcpy(why, s->c.error, sizeof(why));
-		probe_conn_close(&s->c);
-		memcpy(s->c.error, why, sizeof(why));
-	}
+	probe_conn_close(&s->c);
 	return -1;
 }
 
@@ -318,13 +302,7 @@ probe_detect_plain(struct probe_port_state *ps, struct probe_session *s)
 	if (stage == PROBE_GREET_CONNECT)
 		ps->out->role = PROBE_ROLE_CLOSED;
 	silent = stage == PROBE_GREET_READ && s->c.len == 0 && !s->c.eof;
-	if (probe_conn_is_open(&s->c)) {
-		char why[sizeof(s->c.error)];
-
-		memcpy(why, s->c.error, sizeof(why));
-		probe_conn_close(&s->c);
-		memcpy(s->c.error, why, sizeof(why));
-	}
+	probe_conn_close(&s->c);
 	return silent ? 1 : -1;
 }
 

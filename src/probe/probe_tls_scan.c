@@ -265,6 +265,63 @@ probe_scan_try(struct probe_port_state *ps, struct probe_scan *scan,
 	return 1;
 }
 
+/* Mark the suite the server picked; false when we did not offer it. */
+static bool
+probe_scan_mark(const SSL_CIPHER **cand, bool *found, size_t n, long id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!found[i] && (long)SSL_CIPHER_get_id(cand[i]) == id)
+			return found[i] = true;
+	return false;
+}
+
+/*
+ * One round of a version: offer what is left. true to go on (a suite
+ * was found), false when the version is done: refused, out of suites or
+ * of handshakes, or no connection (then the whole scan stops).
+ */
+static bool
+probe_scan_round(struct probe_port_state *ps, struct probe_scan *scan, int vi,
+		 SSL_CTX *ctx, const SSL_CIPHER **cand, bool *found, size_t n,
+		 bool first, struct probe_buf *list)
+{
+	bool is13 = probe_versions[vi].version == TLS1_3_VERSION;
+	struct probe_conn c;
+	long id = 0;
+	int rc;
+
+	probe_scan_list(cand, found, n, is13, list);
+	if (list->len == 0 ||
+	    (is13 ? SSL_CTX_set_ciphersuites(ctx, list->s)
+		  : SSL_CTX_set_cipher_list(ctx, list->s)) != 1)
+		return false;
+	if (scan->handshakes >= PROBE_SCAN_HANDSHAKES_MAX) {
+		scan->stopped = true;
+		(void)snprintf(scan->note[vi], sizeof(scan->note[vi]),
+			       "stopped after %d handshakes",
+			       PROBE_SCAN_HANDSHAKES_MAX);
+		return false;
+	}
+	probe_conn_init(&c, ps->pr->o->timeout);
+	rc = probe_scan_try(ps, scan, ctx, vi, &c, &id);
+	probe_conn_close(&c);
+	if (rc < 0) {
+		scan->stopped = true;
+		scan->state[vi] = PROBE_V_ERROR;
+	}
+	if (rc < 0 || (rc == 0 && first && !probe_scan_local_error(c.error))) {
+		if (rc == 0)
+			scan->state[vi] = PROBE_V_REFUSED;
+		(void)snprintf(scan->note[vi], sizeof(scan->note[vi]), "%s",
+			       c.error);
+	}
+	if (rc <= 0)
+		return false;
+	scan->state[vi] = PROBE_V_ACCEPTED;
+	/* a suite we did not offer: stop here */
+	return probe_scan_mark(cand, found, n, id);
+}
+
 /* Every suite of one version, until the server refuses the rest. The
    IANA ids this OpenSSL offered go to ids_r (for probe_hello_scan()). */
 static void
@@ -273,13 +330,11 @@ probe_scan_version(struct probe_port_state *ps, struct probe_scan *scan, int vi,
 {
 	const SSL_CIPHER *cand[PROBE_CANDIDATES_MAX];
 	bool found[PROBE_CANDIDATES_MAX] = {false};
-	bool is13 = probe_versions[vi].version == TLS1_3_VERSION;
 	SSL_CTX *ctx = probe_scan_ctx(probe_versions[vi].version);
 	size_t n = ctx != NULL
 		       ? probe_scan_candidates(ctx, cand, PROBE_CANDIDATES_MAX)
 		       : 0;
 	struct probe_buf list = {0};
-	struct probe_conn c;
 
 	scan->state[vi] = PROBE_V_UNTESTED;
 	(void)snprintf(scan->note[vi], sizeof(scan->note[vi]), "%s",
@@ -287,52 +342,10 @@ probe_scan_version(struct probe_port_state *ps, struct probe_scan *scan, int vi,
 	for (size_t i = 0; i < n; i++)
 		ids_r[i] = SSL_CIPHER_get_protocol_id(cand[i]);
 	*n_ids_r = n;
-	probe_conn_init(&c, ps->pr->o->timeout);
-	for (size_t round = 0; n > 0 && round <= n && !scan->stopped; round++) {
-		long id = 0;
-		int rc;
-
-		probe_scan_list(cand, found, n, is13, &list);
-		if (list.len == 0 ||
-		    (is13 ? SSL_CTX_set_ciphersuites(ctx, list.s)
-			  : SSL_CTX_set_cipher_list(ctx, list.s)) != 1)
+	for (size_t round = 0; n > 0 && round <= n && !scan->stopped; round++)
+		if (!probe_scan_round(ps, scan, vi, ctx, cand, found, n,
+				      round == 0, &list))
 			break;
-		if (scan->handshakes >= PROBE_SCAN_HANDSHAKES_MAX) {
-			scan->stopped = true;
-			(void)snprintf(scan->note[vi], sizeof(scan->note[vi]),
-				       "stopped after %d handshakes",
-				       PROBE_SCAN_HANDSHAKES_MAX);
-			break;
-		}
-		rc = probe_scan_try(ps, scan, ctx, vi, &c, &id);
-		if (rc < 0) {
-			scan->stopped = true;
-			scan->state[vi] = PROBE_V_ERROR;
-			(void)snprintf(scan->note[vi], sizeof(scan->note[vi]),
-				       "%s", c.error);
-			break;
-		}
-		if (rc == 0) {
-			if (round == 0 && !probe_scan_local_error(c.error)) {
-				scan->state[vi] = PROBE_V_REFUSED;
-				(void)snprintf(scan->note[vi],
-					       sizeof(scan->note[vi]), "%s",
-					       c.error);
-			}
-			probe_conn_close(&c);
-			break;
-		}
-		probe_conn_close(&c);
-		scan->state[vi] = PROBE_V_ACCEPTED;
-		bool known = false;
-
-		for (size_t i = 0; i < n; i++)
-			if (!found[i] && (long)SSL_CIPHER_get_id(cand[i]) == id)
-				found[i] = known = true;
-		if (!known)
-			break; /* a suite we did not offer: stop here */
-	}
-	probe_conn_close(&c);
 	probe_buf_free(&list);
 	SSL_CTX_free(ctx);
 	ERR_clear_error();
