@@ -3,51 +3,41 @@
  * lockouts and per-address limits for every worker.
  *
  * One libevent loop owns all state. AUTH requests that need a hash go to
- * a pool of threads (the loop never waits for a KDF); the threads hand
- * results back through an eventfd. A failed verification (and a refusal
- * for a lock) is answered after auth_failure_delay plus 0-500 ms of
- * jitter, from a timer. The lockout state is the pure module lockout.c.
+ * a pool of threads (guard_pool.c; the loop never waits for a KDF); the
+ * threads hand results back through an eventfd. A failed verification
+ * (and a refusal for a lock) is answered after auth_failure_delay plus
+ * 0-500 ms of jitter, from a timer. The lockout state is the pure module
+ * lockout.c.
  *
  * Peers: the master (worker sockets and reload requests, one octet a
  * message), workers (guard_proto.h frames), and clients of the control
- * socket (one text command, one answer).
+ * socket (guard_control.c).
  */
 #include "auth/guard.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <sodium.h>
 
-#include "auth/guard_proto.h"
-#include "auth/lockout.h"
-#include "lib/log.h"
+#include "auth/guard_int.h"
 #include "auth/users.h"
+#include "lib/log.h"
 
-#define SID "guard"
-#define GUARD_QUEUE_MAX 4096 /* jobs waiting for a thread */
-#define GUARD_THREADS_MAX 64
+#define SID GUARD_SID
 #define GUARD_JITTER_MS 500
 #define GUARD_CACHE_SLOTS 4096
 #define GUARD_PEER_BUCKETS 256
 #define GUARD_INPUT_MAX (256 * 1024)
-#define GUARD_CONTROL_LINE 512
-#define GUARD_CONTROL_TIMEOUT 10
 
 /* An address a worker opened a session for (so that a dead worker's
    sessions can be closed). */
@@ -63,21 +53,6 @@ struct guard_peer {
 	unsigned refs;		 /* jobs pointing here, + 1 while linked */
 	unsigned serial;
 	struct guard_open *open[GUARD_PEER_BUCKETS];
-};
-
-struct guard_job {
-	struct guard_job *next;
-	struct guard_peer *peer;
-	uint32_t id;
-	uint8_t role;
-	char user[GUARD_USER_MAX + 1];
-	char addr[GUARD_ADDR_MAX + 1];
-	char pass[GUARD_PASS_MAX + 1];
-	size_t pass_len;
-	char *hash;  /* copy of the user's hash; NULL: unknown, dummy */
-	int verdict; /* from the thread: 1, 0, -1 */
-	enum guard_auth_result result;
-	struct event *timer;
 };
 
 struct guard_cache_slot {
@@ -96,25 +71,8 @@ static struct {
 	struct guard_peer *peers;
 	unsigned next_serial;
 	struct guard_cache_slot *cache;
-	struct evconnlistener *control;
-	char *control_path;
-	/* the pool */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct guard_job *queue_head, *queue_tail, *done;
-	size_t queued;
-	int efd;
-	struct event *efd_ev, *master_ev, *expire_ev;
+	struct event *master_ev, *expire_ev;
 } G;
-
-static time_t
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 /* A client address for the log: bare when it is an IP address (what a
    fail2ban filter matches), escaped and quoted otherwise. */
@@ -137,26 +95,12 @@ role_text(uint8_t role)
 	return config_role_name((enum listen_role)role);
 }
 
-static const char *const kind_names[] = {"account", "address", "network"};
-
 /* CONN_RES carries the lockout verdict as the guard_conn_result. */
 _Static_assert((int)LOCKOUT_OK == (int)GUARD_CONN_OK &&
 		   (int)LOCKOUT_LOCKED == (int)GUARD_CONN_LOCKED &&
 		   (int)LOCKOUT_TOO_MANY == (int)GUARD_CONN_TOO_MANY &&
 		   (int)LOCKOUT_TOO_FAST == (int)GUARD_CONN_TOO_FAST,
 	       "lockout verdicts and guard_conn_result differ");
-
-/* "2024-05-01T12:00:00Z" for a time of the monotonic clock. */
-static void
-until_text(char *buf, size_t size, time_t until)
-{
-	time_t wall = time(NULL) + (until - mono_now());
-	struct tm tm;
-
-	gmtime_r(&wall, &tm);
-	if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		buf[0] = '\0';
-}
 
 /* One line per lock set (docs/lockout.md "Log lines"). */
 static void
@@ -169,9 +113,10 @@ log_lock(const struct lockout_event *ev)
 			   LOCKOUT_KEY_TEXT_MAX);
 	else
 		snprintf(key, sizeof(key), "%s", ev->key);
-	until_text(until, sizeof(until), ev->until);
+	guard_until_text(until, sizeof(until), ev->until);
 	log_notice(SID, "lock kind=%s key=%s until=%s seconds=%u failures=%u",
-		   kind_names[ev->kind], key, until, ev->seconds, ev->failures);
+		   guard_kind_names[ev->kind], key, until, ev->seconds,
+		   ev->failures);
 }
 
 /* --- peers ----------------------------------------------------------- */
@@ -293,7 +238,7 @@ peer_push_users(struct guard_peer *p)
 static void
 peer_drop(struct guard_peer *p, const char *why)
 {
-	time_t now = mono_now();
+	time_t now = guard_now();
 
 	if (p->bev == NULL)
 		return;
@@ -474,100 +419,13 @@ log_auth(const char *event, const struct guard_job *j, const char *extra)
 	    role_text(j->role), extra);
 }
 
-/* --- the thread pool ------------------------------------------------- */
+/* --- verdicts ------------------------------------------------------- */
 
-static void *
-pool_thread(void *arg)
-{
-	uint64_t one = 1;
-
-	(void)arg;
-	for (;;) {
-		struct guard_job *j;
-
-		pthread_mutex_lock(&G.mu);
-		while (G.queue_head == NULL)
-			pthread_cond_wait(&G.cv, &G.mu);
-		j = G.queue_head;
-		G.queue_head = j->next;
-		if (G.queue_head == NULL)
-			G.queue_tail = NULL;
-		G.queued--;
-		pthread_mutex_unlock(&G.mu);
-
-		if (j->hash != NULL) {
-			j->verdict =
-			    users_verify(j->hash, j->pass, j->pass_len);
-		} else {
-			users_verify_dummy(j->pass, j->pass_len);
-			j->verdict = 0;
-		}
-
-		pthread_mutex_lock(&G.mu);
-		j->next = G.done;
-		G.done = j;
-		pthread_mutex_unlock(&G.mu);
-		if (write(G.efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			abort(); /* the loop could never hear of it */
-	}
-	return NULL;
-}
-
-static int
-pool_start(void)
-{
-	long n = G.cfg->auth_threads;
-	pthread_t t;
-	sigset_t all, old;
-
-	if (n == 0)
-		n = sysconf(_SC_NPROCESSORS_ONLN);
-	if (n < 1)
-		n = 1;
-	if (n > GUARD_THREADS_MAX)
-		n = GUARD_THREADS_MAX;
-	/* Threads take no signals: the loop's thread handles them. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (long i = 0; i < n; i++)
-		if (pthread_create(&t, NULL, pool_thread, NULL) != 0) {
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			return i > 0 ? 0 : -1;
-		} else {
-			pthread_detach(t);
-		}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	log_info(SID, "pool threads=%ld", n);
-	return 0;
-}
-
-static bool
-pool_submit(struct guard_job *j)
-{
-	bool ok;
-
-	pthread_mutex_lock(&G.mu);
-	ok = G.queued < GUARD_QUEUE_MAX;
-	if (ok) {
-		j->next = NULL;
-		if (G.queue_tail != NULL)
-			G.queue_tail->next = j;
-		else
-			G.queue_head = j;
-		G.queue_tail = j;
-		G.queued++;
-		pthread_cond_signal(&G.cv);
-	}
-	pthread_mutex_unlock(&G.mu);
-	return ok;
-}
-
-/* A verification finished: count it, then answer. */
 static void
 job_done(struct guard_job *j)
 {
 	struct lockout_event ev[3];
-	time_t now = mono_now();
+	time_t now = guard_now();
 	size_t n;
 
 	if (j->verdict == 1 &&
@@ -606,40 +464,17 @@ job_done(struct guard_job *j)
 	job_reply_later(j);
 }
 
-static void
-efd_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct guard_job *list, *next;
-	uint64_t v;
-
-	(void)what;
-	(void)arg;
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_error(SID, "eventfd error=\"%s\"", strerror(errno));
-	pthread_mutex_lock(&G.mu);
-	list = G.done;
-	G.done = NULL;
-	pthread_mutex_unlock(&G.mu);
-	for (; list != NULL; list = next) {
-		next = list->next;
-		job_done(list);
-	}
-}
-
 /* --- requests from workers ------------------------------------------- */
 
-static void
-handle_auth(struct guard_peer *p, const struct guard_msg *m)
+/* A job for an AUTH request; NULL (and the peer dropped) out of memory. */
+static struct guard_job *
+job_new(struct guard_peer *p, const struct guard_msg *m)
 {
-	struct lockout_event ev;
-	const struct user *u;
-	struct guard_job *j;
-	time_t now = mono_now();
+	struct guard_job *j = calloc(1, sizeof(*j));
 
-	j = calloc(1, sizeof(*j));
 	if (j == NULL) {
 		peer_drop(p, "out of memory");
-		return;
+		return NULL;
 	}
 	j->peer = p;
 	p->refs++;
@@ -649,20 +484,89 @@ handle_auth(struct guard_peer *p, const struct guard_msg *m)
 	snprintf(j->addr, sizeof(j->addr), "%s", m->addr);
 	memcpy(j->pass, m->pass, m->pass_len);
 	j->pass_len = m->pass_len;
+	return j;
+}
 
+/*
+ * Hand an AUTH attempt that passed the lockout to the hashing threads:
+ * with the user's hash, or for an unknown user a dummy with the scheme
+ * and cost of a real entry chosen by the name (users_dummy.c; the default
+ * dummy when that fails), so both cost the same (THREATS A-03).
+ */
+static void
+job_submit(struct guard_job *j, const struct user *u, time_t now)
+{
+	if (u == NULL && users_dummy_hash(users_dummy_model(G.users, j->user),
+					  &j->hash) == 0)
+		j->is_dummy = true;
+	if (u != NULL && (j->hash = strdup(u->hash)) == NULL) {
+		lockout_auth_abort(G.lo, j->addr, j->user, now);
+		j->result = GUARD_AUTH_TEMPFAIL;
+		job_reply(j);
+		return;
+	}
+	switch (guard_pool_submit(j)) {
+	case GUARD_FAIR_OK:
+		return;
+	case GUARD_FAIR_NET_FULL: {
+		char net[64], extra[128];
+
+		/* One network has auth-queue-per-network hashes waiting:
+		   it alone gets 454 4.7.0, without a hash; others still
+		   queue. After auth-failure-delay like a 535, so that the
+		   guesser's retry loop does not turn into a flood of TLS
+		   handshakes. */
+		guard_fair_net_text(j->addr, net, sizeof(net));
+		snprintf(extra, sizeof(extra),
+			 " reason=network-queue-full network=%s", net);
+		log_auth("auth-busy", j, extra);
+		lockout_auth_abort(G.lo, j->addr, j->user, now);
+		j->result = GUARD_AUTH_TEMPFAIL;
+		job_reply_later(j);
+		return;
+	}
+	case GUARD_FAIR_FULL:
+		log_auth("auth-busy", j, " reason=queue-full");
+		break;
+	}
+	lockout_auth_abort(G.lo, j->addr, j->user, now);
+	j->result = GUARD_AUTH_TEMPFAIL;
+	job_reply(j);
+}
+
+static void
+handle_auth(struct guard_peer *p, const struct guard_msg *m)
+{
+	struct lockout_event ev;
+	const struct user *u;
+	struct guard_job *j;
+	time_t now = guard_now();
+
+	if ((j = job_new(p, m)) == NULL)
+		return;
+	/* No users at all (no file, an empty one, or none could ever be
+	   loaded): no login can succeed, and a failure would lock real
+	   users out. A temporary failure, counted nowhere. */
+	if (users_count(G.users) == 0) {
+		log_auth("auth-unavailable", j, " reason=no-users");
+		j->result = GUARD_AUTH_TEMPFAIL;
+		job_reply(j);
+		return;
+	}
 	/* Lockout first, always: a lock answers LOCKED whatever the
 	   password, without spending a hash on it. */
 	if (lockout_auth_begin(G.lo, j->addr, j->user, now, &ev) !=
 	    LOCKOUT_OK) {
 		char extra[LOCKOUT_KEY_TEXT_MAX + 32];
 
-		snprintf(extra, sizeof(extra), " kind=%s", kind_names[ev.kind]);
+		snprintf(extra, sizeof(extra), " kind=%s",
+			 guard_kind_names[ev.kind]);
 		log_auth("auth-locked", j, extra);
 		j->result = GUARD_AUTH_LOCKED;
 		job_reply_later(j);
 		return;
 	}
-	u = G.users != NULL ? users_find(G.users, j->user) : NULL;
+	u = users_find(G.users, j->user);
 	if (u != NULL && cache_hit(j->user, j->pass, j->pass_len, now)) {
 		lockout_auth_success(G.lo, j->addr, j->user, now);
 		log_auth("auth-ok", j, " cached=yes");
@@ -670,18 +574,7 @@ handle_auth(struct guard_peer *p, const struct guard_msg *m)
 		job_reply(j);
 		return;
 	}
-	if (u != NULL && (j->hash = strdup(u->hash)) == NULL) {
-		lockout_auth_abort(G.lo, j->addr, j->user, now);
-		j->result = GUARD_AUTH_TEMPFAIL;
-		job_reply(j);
-		return;
-	}
-	if (!pool_submit(j)) {
-		lockout_auth_abort(G.lo, j->addr, j->user, now);
-		log_auth("auth-busy", j, "");
-		j->result = GUARD_AUTH_TEMPFAIL;
-		job_reply(j);
-	}
+	job_submit(j, u, now);
 }
 
 static void
@@ -693,7 +586,7 @@ handle_conn_open(struct guard_peer *p, const struct guard_msg *m)
 	char client[GUARD_ADDR_MAX * 4 + 8];
 	enum lockout_verdict v;
 
-	v = lockout_conn_open(G.lo, m->addr, mono_now(), NULL);
+	v = lockout_conn_open(G.lo, m->addr, guard_now(), NULL);
 	if (v == LOCKOUT_OK)
 		peer_open_add(p, m->addr);
 	else
@@ -723,7 +616,7 @@ peer_handle(struct guard_peer *p, const struct guard_msg *m)
 		return true;
 	case GUARD_MSG_CONN_CLOSE:
 		if (peer_open_del(p, m->addr))
-			lockout_conn_close(G.lo, m->addr, mono_now());
+			lockout_conn_close(G.lo, m->addr, guard_now());
 		return true;
 	default:
 		return false;
@@ -815,7 +708,7 @@ log_errors(const char *event, char *text)
 			*nl++ = '\0';
 		log_error(
 		    SID, "%s error=%s", event,
-		    log_escape(esc, sizeof(esc), line, strlen(line), 120));
+		    log_escape_text(esc, sizeof(esc), line, strlen(line), 120));
 	}
 }
 
@@ -848,6 +741,9 @@ load_users(void)
 	users_free(&G.users);
 	G.users = u;
 	log_info(SID, "users-loaded count=%zu", users_count(u));
+	if (users_count(u) == 0)
+		log_warning(SID, "users-none reason=\"the users file has no "
+				 "users: AUTH answers 454 4.7.0\"");
 	return true;
 }
 
@@ -881,6 +777,7 @@ reload(void)
 			G.cfg = cfg;
 			G.owns_cfg = true;
 			apply_config();
+			guard_pool_set_net_max(G.cfg->auth_queue_per_network);
 		}
 		free(text);
 	}
@@ -918,8 +815,7 @@ master_cb(evutil_socket_t fd, short what, void *arg)
 	if (n <= 0) {
 		/* The master is gone: so are we. */
 		log_info(SID, "exit reason=\"master gone\"");
-		if (G.control_path != NULL)
-			unlink(G.control_path);
+		guard_control_unlink();
 		_exit(0);
 	}
 	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c))
@@ -982,236 +878,6 @@ guard_send_reload(int master_fd)
 	return send_op(master_fd, GUARD_MASTER_RELOAD, -1);
 }
 
-/* --- the control socket ---------------------------------------------- */
-
-struct control_list {
-	struct evbuffer *out;
-};
-
-static void
-control_list_cb(const struct lockout_event *ev, void *arg)
-{
-	struct control_list *cl = arg;
-	char key[LOCKOUT_KEY_TEXT_MAX * 4 + 8], until[32];
-
-	if (ev->kind == LOCKOUT_ACCOUNT)
-		log_escape(key, sizeof(key), ev->key, strlen(ev->key),
-			   LOCKOUT_KEY_TEXT_MAX);
-	else
-		snprintf(key, sizeof(key), "%s", ev->key);
-	until_text(until, sizeof(until), ev->until);
-	evbuffer_add_printf(cl->out, "%-8s %-40s until=%s failures=%u\n",
-			    kind_names[ev->kind], key, until, ev->failures);
-}
-
-/* One command: "LOCKS" or "UNLOCK <key>". The answer's first line is
-   "OK ..." or "ERR ..."; docs/lockout.md. */
-static void
-control_command(const char *line, struct evbuffer *out)
-{
-	time_t now = mono_now();
-
-	if (strcmp(line, "LOCKS") == 0) {
-		struct control_list cl = {evbuffer_new()};
-		size_t n;
-
-		if (cl.out == NULL) {
-			evbuffer_add_printf(out, "ERR out of memory\n");
-			return;
-		}
-		n = lockout_list(G.lo, now, control_list_cb, &cl);
-		evbuffer_add_printf(out, "OK %zu lock%s\n", n,
-				    n == 1 ? "" : "s");
-		evbuffer_add_buffer(out, cl.out);
-		evbuffer_free(cl.out);
-		return;
-	}
-	if (strncmp(line, "UNLOCK ", 7) == 0 && line[7] != '\0') {
-		const char *key = line + 7;
-		size_t n = lockout_unlock(G.lo, key, now);
-		char esc[LOCKOUT_KEY_TEXT_MAX * 4 + 8];
-
-		log_escape(esc, sizeof(esc), key, strlen(key), 128);
-		if (n == 0) {
-			evbuffer_add_printf(out,
-					    "ERR no lock or failure "
-					    "recorded for %s\n",
-					    esc);
-			return;
-		}
-		log_notice(SID, "unlock key=%s entries=%zu", esc, n);
-		evbuffer_add_printf(out, "OK unlocked %s (%zu entr%s)\n", esc,
-				    n, n == 1 ? "y" : "ies");
-		return;
-	}
-	evbuffer_add_printf(out, "ERR unknown command (LOCKS, UNLOCK key)\n");
-}
-
-static void
-control_write_cb(struct bufferevent *bev, void *arg)
-{
-	(void)arg;
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_free(bev);
-}
-
-static void
-control_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	(void)what;
-	(void)arg;
-	bufferevent_free(bev);
-}
-
-static void
-control_read_cb(struct bufferevent *bev, void *arg)
-{
-	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len;
-	char *line;
-
-	(void)arg;
-	line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
-	if (line == NULL) {
-		if (evbuffer_get_length(in) > GUARD_CONTROL_LINE)
-			bufferevent_free(bev);
-		return;
-	}
-	bufferevent_disable(bev, EV_READ);
-	if (len > GUARD_CONTROL_LINE || strlen(line) != len)
-		evbuffer_add_printf(bufferevent_get_output(bev),
-				    "ERR bad command line\n");
-	else
-		control_command(line, bufferevent_get_output(bev));
-	free(line);
-	bufferevent_setcb(bev, NULL, control_write_cb, control_event_cb, NULL);
-}
-
-static void
-control_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-		  struct sockaddr *sa, int socklen, void *arg)
-{
-	struct timeval tv = {GUARD_CONTROL_TIMEOUT, 0};
-	struct bufferevent *bev;
-
-	(void)l;
-	(void)sa;
-	(void)socklen;
-	(void)arg;
-	bev = bufferevent_socket_new(G.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		close(fd);
-		return;
-	}
-	bufferevent_setcb(bev, control_read_cb, NULL, control_event_cb, NULL);
-	bufferevent_set_timeouts(bev, &tv, &tv);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
-}
-
-/* Remove and re-create the control socket, mode 0600 from the start. */
-static void
-control_open(void)
-{
-	struct sockaddr_un sun = {0};
-	const char *path = G.cfg->control_socket;
-	mode_t old;
-	int fd;
-
-	if (path == NULL || path[0] == '\0')
-		return;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		log_error(SID, "control-socket error=\"path too long\"");
-		return;
-	}
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return;
-	unlink(path);
-	old = umask(0177);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		umask(old);
-		log_error(SID, "control-socket path=\"%s\" error=\"%s\"", path,
-			  strerror(errno));
-		close(fd);
-		return;
-	}
-	umask(old);
-	chmod(path, 0600);
-	G.control = evconnlistener_new(G.base, control_accept_cb, NULL,
-				       LEV_OPT_CLOSE_ON_FREE, 16, fd);
-	if (G.control == NULL) {
-		close(fd);
-		return;
-	}
-	G.control_path = strdup(path);
-}
-
-int
-guard_control(const char *socket_path, const char *command, FILE *out)
-{
-	struct timeval tv = {GUARD_CONTROL_TIMEOUT, 0};
-	struct sockaddr_un sun = {0};
-	char buf[4096];
-	size_t used = 0, skip;
-	bool ok = false, first = true;
-	ssize_t n;
-	int fd;
-
-	if (socket_path == NULL ||
-	    strlen(socket_path) >= sizeof(sun.sun_path) ||
-	    strchr(command, '\n') != NULL || strchr(command, '\r') != NULL) {
-		fprintf(out, "postern: bad control socket or command\n");
-		return 1;
-	}
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, socket_path, strlen(socket_path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		fprintf(out, "postern: cannot reach the guard at %s: %s\n",
-			socket_path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return 1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (send(fd, command, strlen(command), MSG_NOSIGNAL) < 0 ||
-	    send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
-		fprintf(out, "postern: %s\n", strerror(errno));
-		close(fd);
-		return 1;
-	}
-	/* Copy the answer, without the "OK "/"ERR " of its first line. */
-	while ((n = read(fd, buf + used, sizeof(buf) - used)) > 0) {
-		used += (size_t)n;
-		if (first) {
-			if (used < 4 && memchr(buf, '\n', used) == NULL)
-				continue;
-			first = false;
-			ok = used >= 3 && memcmp(buf, "OK ", 3) == 0;
-			skip = ok					  ? 3
-			       : used >= 4 && memcmp(buf, "ERR ", 4) == 0 ? 4
-									  : 0;
-			fwrite(buf + skip, 1, used - skip, out);
-		} else {
-			fwrite(buf, 1, used, out);
-		}
-		used = 0;
-	}
-	if (first && used > 0) {
-		fwrite(buf, 1, used, out);
-		ok = false;
-	}
-	close(fd);
-	if (n < 0 || (first && used == 0)) {
-		fprintf(out, "postern: no answer from the guard\n");
-		return 1;
-	}
-	return ok ? 0 : 1;
-}
-
 /* --- main ------------------------------------------------------------ */
 
 static void
@@ -1220,7 +886,7 @@ expire_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	lockout_expire(G.lo, mono_now());
+	lockout_expire(G.lo, guard_now());
 }
 
 static __attribute__((noreturn)) void
@@ -1231,7 +897,8 @@ guard_die(const char *why)
 }
 
 void
-guard_main(const struct config *cfg, const char *cfg_path, int master_fd)
+guard_main(const struct config *cfg, const char *cfg_path, int master_fd,
+	   int control_fd)
 {
 	struct timeval minute = {60, 0};
 	struct lockout_config lc;
@@ -1253,24 +920,21 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd)
 	G.cache = calloc(GUARD_CACHE_SLOTS, sizeof(*G.cache));
 	if (G.lo == NULL || G.cache == NULL)
 		guard_die("out of memory");
-	pthread_mutex_init(&G.mu, NULL);
-	pthread_cond_init(&G.cv, NULL);
-	G.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (G.efd < 0 || pool_start() < 0)
+	if (guard_pool_start(G.base, (long)G.cfg->auth_threads,
+			     G.cfg->auth_queue_per_network, job_done) < 0)
 		guard_die("cannot start the hashing threads");
 	if (!load_users())
-		log_error(SID, "users-none reason=\"every login fails until a "
-			       "good users file is loaded\"");
-	G.efd_ev = event_new(G.base, G.efd, EV_READ | EV_PERSIST, efd_cb, NULL);
+		log_error(SID, "users-none reason=\"AUTH answers 454 4.7.0 "
+			       "until a good users file is loaded\"");
 	evutil_make_socket_nonblocking(master_fd);
 	G.master_ev =
 	    event_new(G.base, master_fd, EV_READ | EV_PERSIST, master_cb, NULL);
 	G.expire_ev = event_new(G.base, -1, EV_PERSIST, expire_cb, NULL);
-	if (G.efd_ev == NULL || G.master_ev == NULL || G.expire_ev == NULL ||
-	    event_add(G.efd_ev, NULL) < 0 || event_add(G.master_ev, NULL) < 0 ||
+	if (G.master_ev == NULL || G.expire_ev == NULL ||
+	    event_add(G.master_ev, NULL) < 0 ||
 	    event_add(G.expire_ev, &minute) < 0)
 		guard_die("event setup");
-	control_open();
+	guard_control_open(G.base, G.lo, control_fd);
 	/* The dummy hash is made on first use: make it now, so that the
 	   first unknown user costs no more than any other. */
 	users_verify_dummy("", 0);

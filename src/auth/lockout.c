@@ -322,6 +322,8 @@ lockout_config_from(struct lockout_config *lc, const struct config *cfg)
 	lc->conn_rate = cfg->conn_rate_per_address;
 	lc->allow = cfg->auth_allow;
 	lc->n_allow = cfg->n_auth_allow;
+	lc->exempt = cfg->conn_limit_exempt;
+	lc->n_exempt = cfg->n_conn_limit_exempt;
 	lc->max_keys = LOCKOUT_MAX_KEYS;
 }
 
@@ -408,12 +410,19 @@ net_contains(const struct config_network *n, int family,
 }
 
 static bool
-allowed(const struct lockout *lo, int family, const unsigned char a[16])
+in_list(const struct config_network *v, size_t n, int family,
+	const unsigned char a[16])
 {
-	for (size_t i = 0; i < lo->cfg.n_allow; i++)
-		if (net_contains(&lo->cfg.allow[i], family, a))
+	for (size_t i = 0; i < n; i++)
+		if (net_contains(&v[i], family, a))
 			return true;
 	return false;
+}
+
+static bool
+allowed(const struct lockout *lo, int family, const unsigned char a[16])
+{
+	return in_list(lo->cfg.allow, lo->cfg.n_allow, family, a);
 }
 
 bool
@@ -745,7 +754,9 @@ lockout_conn_open(struct lockout *lo, const char *addr, time_t now,
 		fill_event(e, ev_r);
 		return LOCKOUT_LOCKED;
 	}
-	if (lo->cfg.conn_limit == 0 && lo->cfg.conn_rate == 0)
+	/* conn-limit-exempt: past the lock checks, never counted. */
+	if ((lo->cfg.conn_limit == 0 && lo->cfg.conn_rate == 0) ||
+	    in_list(lo->cfg.exempt, lo->cfg.n_exempt, family, a))
 		return LOCKOUT_OK;
 	if (e == NULL) {
 		if ((e = find_or_add(lo, &k, now)) == NULL)

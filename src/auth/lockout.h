@@ -52,6 +52,8 @@ struct lockout_config {
 	unsigned conn_rate;	   /* new per minute per /32 or /64; 0 off */
 	const struct config_network *allow;
 	size_t n_allow;
+	const struct config_network *exempt; /* from conn_limit, conn_rate */
+	size_t n_exempt;
 	size_t max_keys;
 };
 
@@ -67,7 +69,8 @@ struct lockout_event {
 struct lockout;
 
 /* The guard's settings from the configuration (docs/lockout.md). The
-   allow-list is referenced, not copied: keep `cfg` alive. */
+   allow-list and the exempt list are referenced, not copied: keep `cfg`
+   alive. */
 void lockout_config_from(struct lockout_config *lc, const struct config *cfg);
 
 /* `secret` keys the table hash and the password fingerprints; the guard
@@ -116,7 +119,8 @@ void lockout_auth_abort(struct lockout *lo, const char *addr,
 			const char *account, time_t now);
 
 /* A new session: OK (then counted until lockout_conn_close), LOCKED,
-   TOO_MANY or TOO_FAST. */
+   TOO_MANY or TOO_FAST. An address in the allow-list is always OK; one
+   in the exempt list is OK unless locked, and is not counted. */
 enum lockout_verdict lockout_conn_open(struct lockout *lo, const char *addr,
 				       time_t now, struct lockout_event *ev_r);
 void lockout_conn_close(struct lockout *lo, const char *addr, time_t now);

@@ -8,8 +8,11 @@
  * SHA512-CRYPT and CRYPT ($y$ yescrypt; libcrypt). Aliases (other
  * addresses the user may send as) are an extra field, see docs/users.md.
  * Dovecot's nologin, fail and allow_nets fields are not honoured. Only
- * the guard process reads this file for passwords; `postern user` edits
- * it.
+ * the guard process reads this file for passwords; `postern user`
+ * (cli/user_cmd.c) edits it through users_edit_apply().
+ *
+ * users.c reads and looks up, users_hash.c verifies and hashes,
+ * users_edit.c rewrites the file image for an edit.
  */
 #ifndef POSTERN_USERS_H
 #define POSTERN_USERS_H
@@ -17,6 +20,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+
+/* Longest password we hash or verify; longer ones never match. This bounds
+   the work an attacker can ask for (sha512crypt is linear in it). */
+#define USERS_PASSWORD_MAX 1024
+#define USERS_PASSWORD_MIN 8 /* for new passwords (`postern user`) */
+#define USERS_ADDRESS_MAX 254
 
 struct users;
 
@@ -34,6 +43,11 @@ struct user {
  * "file:line: message"; then -1 is returned. A missing file is an error.
  */
 int users_load(const char *path, struct users **users_r, FILE *errors);
+/* The same for a file image in memory; `label` names it in messages. */
+int users_parse(const char *label, const char *buf, size_t len,
+		struct users **users_r, FILE *errors);
+/* Read a whole regular file (at most 64 MiB). Sets errno and returns -1. */
+int users_read_file(const char *path, char **buf_r, size_t *len_r);
 void users_free(struct users **users);
 
 size_t users_count(const struct users *users);
@@ -48,10 +62,29 @@ const struct user *users_find(const struct users *users, const char *name);
  */
 int users_verify(const char *hash, const char *password, size_t len);
 
+/* --- unknown users (users_dummy.c, THREATS A-03) -------------------- */
+
 /*
- * Spend the time a verification of a real user would take, for an unknown
- * user (THREATS A-03): verify against a fixed dummy hash of the default
- * scheme. Always "fails".
+ * The entry whose scheme and cost an AUTH for the unknown `name` borrows:
+ * chosen by a keyed hash (SipHash, a random key per process) of the name
+ * in lower case, so one name always maps to the same entry of the same
+ * file. NULL when there are no users.
+ */
+const struct user *users_dummy_model(const struct users *users,
+				     const char *name);
+
+/*
+ * A dummy "{SCHEME}hash" with the scheme and cost of `model`'s hash, a
+ * fresh random salt and a random hash part (never the model's own):
+ * users_verify() on it costs what the model's verification costs, and no
+ * password is known to match it (the caller must still ignore the
+ * verdict). *hash_r is malloc'd. Returns 0 or -1.
+ */
+int users_dummy_hash(const struct user *model, char **hash_r);
+
+/*
+ * The fallback when no model is at hand: verify against a fixed Argon2id
+ * dummy of the default costs (made once per process). Always "fails".
  */
 void users_verify_dummy(const char *password, size_t len);
 
@@ -63,11 +96,37 @@ int users_hash(const char *password, size_t len, char **hash_r);
 bool users_may_send_as(const struct user *user, const char *address);
 
 /*
- * `postern user add|passwd|del|list` (argv[0] is "user"). The file is
- * rewritten atomically (temporary file, fsync, rename, fsync of the
- * directory). Passwords come from the terminal without echo, or from
- * standard input with --stdin; never from argv. Returns the exit status.
+ * Is s[0..len) an address we accept as a user name or alias: a dot-atom
+ * local part of [A-Za-z0-9._+=-], an LDH domain (docs/users.md)?
  */
-int users_cli(const char *path, int argc, char **argv);
+bool users_valid_address(const char *s, size_t len);
+
+/* --- edits (users_edit.c) -------------------------------------------- */
+
+enum users_op {
+	USERS_OP_ADD,
+	USERS_OP_PASSWD,
+	USERS_OP_DEL,
+	USERS_OP_ALIAS_ADD,
+	USERS_OP_ALIAS_DEL,
+};
+
+struct users_edit {
+	enum users_op op;
+	char *address;	/* lower-case */
+	char **aliases; /* lower-case; ADD: its aliases; ALIAS_*: the one */
+	size_t n_aliases;
+	char *hash; /* ADD, PASSWD: the new "{SCHEME}..." */
+};
+
+/*
+ * The new file image for an edit already checked against `us` (the
+ * parse of buf): every line but the edited user's is copied byte for
+ * byte; a new user is appended at the end. *out_r is malloc'd (NUL
+ * terminated); -1 when out of memory.
+ */
+int users_edit_apply(const char *buf, size_t len, const struct users *us,
+		     const struct users_edit *ed, char **out_r,
+		     size_t *out_len_r);
 
 #endif

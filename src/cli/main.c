@@ -16,6 +16,7 @@
 #include "auth/guard.h"
 #include "daemon/server.h"
 #include "auth/users.h"
+#include "cli/user_cmd.h"
 #include "probe/probe.h"
 
 static void
@@ -72,12 +73,33 @@ main_load(const char *file, struct config **cfg_r)
 	return rc;
 }
 
+/*
+ * Read and check the users file the configuration names, as the guard
+ * will: every error goes to stderr as "file:line: message". A missing
+ * file is an error. *n_r is the number of users (0 without a file).
+ */
+static int
+main_check_users(const struct config *cfg, size_t *n_r)
+{
+	struct users *us = NULL;
+
+	*n_r = 0;
+	if (cfg->users_file == NULL)
+		return 0;
+	if (users_load(cfg->users_file, &us, stderr) < 0)
+		return -1;
+	*n_r = users_count(us);
+	users_free(&us);
+	return 0;
+}
+
 static int
 main_check(int argc, char **argv)
 {
 	const char *file = NULL;
 	bool fg = false;
 	struct config *cfg = NULL;
+	size_t n_users;
 
 	if (main_options(argc, argv, &file, &fg, false, false) < 0)
 		return 2;
@@ -87,8 +109,16 @@ main_check(int argc, char **argv)
 	}
 	if (config_load(file, &cfg, stderr) < 0)
 		return 1;
-	printf("%s: ok (%zu listeners, %zu domains, %zu mailboxes)\n", file,
-	       cfg->n_listeners, cfg->n_domains, cfg->n_mailboxes);
+	if (main_check_users(cfg, &n_users) < 0) {
+		fprintf(stderr, "postern check: users file %s refused\n",
+			cfg->users_file);
+		config_free(&cfg);
+		return 1;
+	}
+	printf("%s: ok (%zu listeners, %zu domains, %zu mailboxes, %zu "
+	       "users)\n",
+	       file, cfg->n_listeners, cfg->n_domains, cfg->n_mailboxes,
+	       n_users);
 	config_free(&cfg);
 	return 0;
 }
@@ -175,6 +205,7 @@ main_serve(int argc, char **argv)
 	const char *file = NULL;
 	bool fg = false;
 	struct config *cfg = NULL;
+	size_t n_users;
 
 	if (main_options(argc, argv, &file, &fg, true, false) < 0)
 		return 2;
@@ -190,6 +221,15 @@ main_serve(int argc, char **argv)
 			config_free(&cfg);
 			return 1;
 		}
+	}
+	/* A broken users file would lock every user out (each login a
+	   failure) and bounce their mail: refuse to start instead. */
+	if (main_check_users(cfg, &n_users) < 0) {
+		fprintf(stderr,
+			"postern: users file %s refused; not starting\n",
+			cfg->users_file);
+		config_free(&cfg);
+		return 1;
 	}
 	fflush(stdout);
 	return server_run(cfg, file, fg);
@@ -216,7 +256,7 @@ main_admin(const char *cmd, int argc, char **argv)
 					"the configuration\n");
 			rc = 1;
 		} else {
-			/* users_cli wants argv[0] == "user". */
+			/* user_cmd_run wants argv[0] == "user". */
 			char **args = calloc((size_t)argc + 2, sizeof(char *));
 
 			if (args == NULL) {
@@ -226,7 +266,7 @@ main_admin(const char *cmd, int argc, char **argv)
 			args[0] = (char *)"user";
 			for (int i = 0; i < argc; i++)
 				args[i + 1] = argv[i];
-			rc = users_cli(cfg->users_file, argc + 1, args);
+			rc = user_cmd_run(cfg->users_file, argc + 1, args);
 			free(args);
 		}
 	} else if (strcmp(cmd, "locks") == 0 && argc == 0) {

@@ -122,6 +122,31 @@ config_parse_mailbox(struct config_parser *p, const struct config_directive *d,
 		config_add_mailbox(p, argv[i]);
 }
 
+/* postmaster ADDRESS: a mailbox as for `mailbox`; its domain must be one
+   of ours (checked once the whole file is read). */
+void
+config_parse_postmaster(struct config_parser *p,
+			const struct config_directive *d, char **argv,
+			size_t argc)
+{
+	struct config_mailbox *pm = &p->cfg->postmaster;
+	const char *addr = argv[0], *at = strrchr(addr, '@'), *why = NULL;
+
+	(void)argc;
+	if (at == NULL)
+		why = "is not user@domain";
+	else if (config_values_local(addr, (size_t)(at - addr)) != NULL)
+		why = "has a bad local part";
+	else if (config_values_domain(at + 1) != NULL)
+		why = "has a bad domain";
+	if (why != NULL) {
+		config_error(p, "%s: \"%s\" %s", d->name, addr, why);
+		return;
+	}
+	pm->local = config_lower_dup(addr, (size_t)(at - addr));
+	pm->domain = config_lower_dup(at + 1, strlen(at + 1));
+}
+
 /* maildir TEMPLATE: only %d, %n and %% expand; %n must appear. */
 void
 config_parse_template(struct config_parser *p, const struct config_directive *d,
@@ -203,13 +228,12 @@ config_parse_cert(struct config_parser *p, const struct config_directive *d,
 	cfg->certs[cfg->n_certs++] = c;
 }
 
-/* auth-allow NETWORK...: each one checked on its own. */
-void
-config_parse_network(struct config_parser *p, const struct config_directive *d,
-		     char **argv, size_t argc)
+/* NETWORK...: each one checked on its own, added to the list *v, *n. */
+static void
+config_add_networks(struct config_parser *p, const struct config_directive *d,
+		    char **argv, size_t argc, struct config_network **v,
+		    size_t *n)
 {
-	struct config *cfg = p->cfg;
-
 	for (size_t i = 0; i < argc; i++) {
 		struct config_network net;
 		const char *why = config_values_network(argv[i], &net);
@@ -218,11 +242,27 @@ config_parse_network(struct config_parser *p, const struct config_directive *d,
 			config_error(p, "%s: \"%s\" %s", d->name, argv[i], why);
 			continue;
 		}
-		cfg->auth_allow =
-		    config_xrealloc(cfg->auth_allow, cfg->n_auth_allow + 1,
-				    sizeof(*cfg->auth_allow));
-		cfg->auth_allow[cfg->n_auth_allow++] = net;
+		*v = config_xrealloc(*v, *n + 1, sizeof(**v));
+		(*v)[(*n)++] = net;
 	}
+}
+
+/* auth-allow NETWORK... */
+void
+config_parse_network(struct config_parser *p, const struct config_directive *d,
+		     char **argv, size_t argc)
+{
+	config_add_networks(p, d, argv, argc, &p->cfg->auth_allow,
+			    &p->cfg->n_auth_allow);
+}
+
+/* conn-limit-exempt NETWORK... */
+void
+config_parse_exempt(struct config_parser *p, const struct config_directive *d,
+		    char **argv, size_t argc)
+{
+	config_add_networks(p, d, argv, argc, &p->cfg->conn_limit_exempt,
+			    &p->cfg->n_conn_limit_exempt);
 }
 
 /* yes or no (on/off, true/false) into a bool field. */

@@ -6,12 +6,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pwd.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +27,13 @@
 
 #include "auth/guard.h"
 #include "lib/log.h"
-#include "store/maildir.h"
-#include "daemon/server_int.h"
+#include "daemon/accounts.h"
+#include "daemon/dirs.h"
+#include "daemon/proc.h"
+#include "daemon/worker.h"
 #include "store/spool.h"
 #include "daemon/tls.h"
 
-
-struct server_shared *server_shared;
 
 static int
 server_bind(struct config_listener *l, const char **error_r)
@@ -63,10 +63,10 @@ server_bind(struct config_listener *l, const char **error_r)
    same address (a reload must not drop connections waiting in the
    backlog). Returns 0, or -1 with every new socket closed. */
 static int
-server_bind_all(const struct config *cfg, struct server_listener *old,
-		size_t n_old, struct server_listener **out_r)
+server_bind_all(const struct config *cfg, struct worker_listener *old,
+		size_t n_old, struct worker_listener **out_r)
 {
-	struct server_listener *out = calloc(cfg->n_listeners + 1,
+	struct worker_listener *out = calloc(cfg->n_listeners + 1,
 					     sizeof(*out));
 
 	if (out == NULL)
@@ -101,73 +101,102 @@ server_bind_all(const struct config *cfg, struct server_listener *old,
 	return 0;
 }
 
-void
-server_reset_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	{
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-	}
-}
-
-/* Drop to the configured account (after binding). */
-int
-server_drop_privileges(const struct config *cfg)
-{
-	struct passwd *pw;
-
-	if (cfg->user == NULL || geteuid() != 0)
-		return 0;
-	pw = getpwnam(cfg->user);
-	if (pw == NULL) {
-		log_error("-", "user name=%s error=\"no such user\"",
-			  cfg->user);
-		return -1;
-	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
-		log_error("-", "setuid user=%s error=\"%s\"", cfg->user,
-			  strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 /* --- master ---------------------------------------------------------- */
+
+/*
+ * A child that dies within MASTER_STABLE_MS of its start died young: it
+ * is restarted after a delay that doubles with each such death in a row,
+ * from 1 s up to MASTER_BACKOFF_MAX_MS. One that lived longer is
+ * restarted at once.
+ */
+#define MASTER_STABLE_MS 10000
+#define MASTER_BACKOFF_MAX_MS 60000
+
+/* The restart bookkeeping of one child (a worker's place or the guard). */
+struct master_backoff {
+	int64_t started; /* ms on the monotonic clock */
+	unsigned streak; /* young deaths in a row */
+	bool waiting;	 /* dead, to be restarted at `due` */
+	int64_t due;	 /* ms on the monotonic clock */
+};
 
 struct master {
 	struct config *cfg;
 	const char *path;
-	struct server_listener *listeners;
+	struct worker_listener *listeners;
 	size_t n_listeners;
-	pid_t workers[SERVER_MAX_WORKERS];
-	pid_t slot_pid[SERVER_SLOTS]; /* who counts in each shared slot */
+	pid_t workers[WORKER_MAX]; /* 0: dead (see wb) */
+	struct master_backoff wb[WORKER_MAX];
+	pid_t slot_pid[WORKER_SLOTS]; /* who counts in each shared slot */
 	unsigned n_workers;
-	pid_t retired[SERVER_MAX_WORKERS * 4]; /* asked to stop */
+	pid_t retired[WORKER_MAX * 4]; /* asked to stop */
 	unsigned n_retired;
 	volatile sig_atomic_t got_chld, got_hup, got_term;
-	time_t last_restart;
+	struct master_backoff gb;     /* the guard's */
+	struct worker_shared *shared; /* session counts (MAP_SHARED) */
 	struct tls_server *tls;	    /* NULL when no certificate */
 	unsigned char ticket_secret[32];
 	pid_t guard;		    /* the guard process */
 	int guard_fd;		    /* master's end of the guard channel */
-	struct worker_env env[SERVER_SLOTS]; /* what each worker got */
+	struct worker_env env[WORKER_SLOTS]; /* what each worker got */
 };
 
 static struct master *master_self;
+
+static int64_t
+master_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+master_backoff_started(struct master_backoff *b, int64_t now)
+{
+	b->started = now;
+	b->waiting = false;
+}
+
+/* The child of `b` died (or could not be started) at `now`: schedule its
+   restart. Returns the delay in ms. */
+static int64_t
+master_backoff_died(struct master_backoff *b, int64_t now)
+{
+	int64_t delay = 0;
+
+	if (now - b->started < MASTER_STABLE_MS) {
+		unsigned shift = b->streak < 6 ? b->streak : 6;
+
+		b->streak++;
+		delay = (int64_t)1000 << shift;
+		if (delay > MASTER_BACKOFF_MAX_MS)
+			delay = MASTER_BACKOFF_MAX_MS;
+	} else {
+		b->streak = 0;
+	}
+	b->waiting = true;
+	b->due = now + delay;
+	return delay;
+}
+
+/* Log why a child ended and when it comes back. */
+static void
+master_log_death(const char *what, pid_t pid, int index, int status,
+		 const struct master_backoff *b, int64_t now, int64_t delay)
+{
+	char why[64], idx[32] = "";
+
+	proc_exit_text(status, why, sizeof(why));
+	if (index >= 0)
+		snprintf(idx, sizeof(idx), " worker=%d", index);
+	log_error("-", "%s died pid=%ld%s %s lived=%lld.%llds restart-in=%llds",
+		  what, (long)pid, idx, why,
+		  (long long)((now - b->started) / 1000),
+		  (long long)((now - b->started) % 1000 / 100),
+		  (long long)(delay / 1000));
+}
 
 static void
 master_signal(int sig)
@@ -197,8 +226,8 @@ master_recover(const struct config *cfg, const char *area)
 		const char *areas[2] = {area, NULL};
 		int n;
 
-		server_reset_signals();
-		if (server_drop_privileges(cfg) < 0)
+		proc_reset_signals();
+		if (proc_drop_privileges(cfg->user) < 0)
 			_exit(2);
 		n = spool_recover(cfg->spool, area ? areas : NULL,
 				  cfg->hostname);
@@ -215,11 +244,11 @@ master_recover(const struct config *cfg, const char *area)
 static void
 master_free_slot(struct master *m, pid_t pid)
 {
-	for (unsigned i = 0; i < SERVER_SLOTS; i++) {
+	for (unsigned i = 0; i < WORKER_SLOTS; i++) {
 		if (m->slot_pid[i] != pid)
 			continue;
-		atomic_fetch_sub(&server_shared->total,
-				 atomic_exchange(&server_shared->slot[i], 0));
+		atomic_fetch_sub(&m->shared->total,
+				 atomic_exchange(&m->shared->slot[i], 0));
 		m->slot_pid[i] = 0;
 	}
 }
@@ -230,9 +259,9 @@ master_spawn(struct master *m)
 	unsigned slot = 0;
 	pid_t pid;
 
-	while (slot < SERVER_SLOTS && m->slot_pid[slot] != 0)
+	while (slot < WORKER_SLOTS && m->slot_pid[slot] != 0)
 		slot++;
-	if (slot == SERVER_SLOTS) {
+	if (slot == WORKER_SLOTS) {
 		log_error("-", "fork error=\"no free worker slot\"");
 		return -1;
 	}
@@ -253,6 +282,7 @@ master_spawn(struct master *m)
 		m->env[slot].cfg = m->cfg;
 		m->env[slot].listeners = m->listeners;
 		m->env[slot].n_listeners = m->n_listeners;
+		m->env[slot].shared = m->shared;
 		m->env[slot].slot = slot;
 		m->env[slot].tls = m->tls;
 		m->env[slot].guard_fd = sv[0];
@@ -280,7 +310,7 @@ master_spawn(struct master *m)
 static int
 master_spawn_guard(struct master *m)
 {
-	int sv[2];
+	int sv[2], ctl;
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -299,10 +329,13 @@ master_spawn_guard(struct master *m)
 		close(sv[0]);
 		for (size_t i = 0; i < m->n_listeners; i++)
 			close(m->listeners[i].fd);
-		server_reset_signals();
-		if (server_drop_privileges(m->cfg) < 0)
+		proc_reset_signals();
+		/* The control socket is made while still root; then the
+		   guard becomes its own account (docs/security.md). */
+		ctl = guard_control_bind(m->cfg);
+		if (proc_drop_privileges(accounts_guard(m->cfg)) < 0)
 			_exit(2);
-		guard_main(m->cfg, m->path, sv[1]);
+		guard_main(m->cfg, m->path, sv[1], ctl);
 	}
 	close(sv[1]);
 	m->guard = pid;
@@ -356,131 +389,42 @@ master_worker_count(const struct config *cfg)
 
 	if (n < 1)
 		n = 1;
-	if (n > SERVER_MAX_WORKERS)
-		n = SERVER_MAX_WORKERS;
+	if (n > WORKER_MAX)
+		n = WORKER_MAX;
 	return (unsigned)n;
 }
 
+/* Start every worker afresh (start, reload, a new guard): the young
+   deaths counted so far are forgotten. */
 static void
 master_start_workers(struct master *m)
 {
+	int64_t now = master_now_ms();
+
 	m->n_workers = master_worker_count(m->cfg);
-	for (unsigned i = 0; i < m->n_workers; i++)
+	for (unsigned i = 0; i < m->n_workers; i++) {
+		m->wb[i].streak = 0;
+		master_backoff_started(&m->wb[i], now);
 		m->workers[i] = master_spawn(m);
+		if (m->workers[i] < 0) {
+			m->workers[i] = 0;
+			master_backoff_died(&m->wb[i], now);
+		}
+	}
 }
 
-/*
- * mkdir -p `path` (it too), giving every directory it creates (mode 0700)
- * to the worker account `pw` (NULL: keep the current owner). Directories
- * that exist are left as the administrator made them.
- */
-static int
-master_mkdirs(const char *path, const struct passwd *pw)
+/* Ask every worker to finish its sessions and exit (SIGUSR1). */
+static void
+master_retire_workers(struct master *m)
 {
-	char tmp[4096];
-	int n = snprintf(tmp, sizeof(tmp), "%s/", path);
-
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	for (char *p = tmp + 1; *p != '\0'; p++) {
-		if (*p != '/')
+	for (unsigned i = 0; i < m->n_workers; i++) {
+		if (m->workers[i] <= 0)
 			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) == 0) {
-			if (pw != NULL && chown(tmp, pw->pw_uid, pw->pw_gid) < 0)
-				return -1;
-		} else if (errno != EEXIST) {
-			return -1;
-		}
-		*p = '/';
+		kill(m->workers[i], SIGUSR1);
+		if (m->n_retired < sizeof(m->retired) / sizeof(m->retired[0]))
+			m->retired[m->n_retired++] = m->workers[i];
+		m->workers[i] = 0;
 	}
-	return 0;
-}
-
-/* Create the spool, the control socket's directory and each mailbox's
-   Maildir, owned by the worker account, so that workers never need to
-   create directories they may not own. */
-static int
-master_prepare_dirs(const struct config *cfg)
-{
-	struct passwd *pw = NULL;
-	char dir[4096];
-
-	if (cfg->user != NULL && geteuid() == 0) {
-		pw = getpwnam(cfg->user);
-		if (pw == NULL) {
-			log_error("-", "user name=%s error=\"no such user\"",
-				  cfg->user);
-			return -1;
-		}
-	}
-	if (master_mkdirs(cfg->spool, pw) < 0)
-		goto fail;
-	if (cfg->control_socket != NULL) {
-		/* The guard (as the worker account) creates the socket. */
-		char parent[4096], *slash;
-
-		snprintf(parent, sizeof(parent), "%s", cfg->control_socket);
-		slash = strrchr(parent, '/');
-		if (slash != NULL && slash != parent) {
-			*slash = '\0';
-			if (master_mkdirs(parent, pw) < 0) {
-				log_error("-", "control-socket path=%s "
-					       "error=\"%s\"",
-					  cfg->control_socket, strerror(errno));
-				return -1;
-			}
-		}
-	}
-	if (pw != NULL && chown(cfg->spool, pw->pw_uid, pw->pw_gid) < 0)
-		goto fail;
-	/* The fixed part of the Maildir template (before the first %): the
-	   workers create what lies below it for new users. */
-	{
-		char root[4096];
-		const char *pct = strchr(cfg->maildir, '%');
-		size_t n = pct != NULL ? (size_t)(pct - cfg->maildir)
-				       : strlen(cfg->maildir);
-
-		while (n > 1 && cfg->maildir[n - 1] == '/')
-			n--;
-		if (n > 1 && n < sizeof(root)) {
-			memcpy(root, cfg->maildir, n);
-			root[n] = '\0';
-			if (master_mkdirs(root, pw) < 0)
-				goto fail_mail;
-		}
-	}
-	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
-		if (config_maildir_path(cfg, &cfg->mailboxes[i], dir,
-					sizeof(dir)) < 0)
-			continue;
-		if (master_mkdirs(dir, pw) < 0 || maildir_create(dir) < 0)
-			goto fail_mail;
-		if (pw != NULL) {
-			static const char *const sub[] = {"/tmp", "/new",
-							  "/cur"};
-			char p[4200];
-
-			for (size_t k = 0; k < 3; k++) {
-				snprintf(p, sizeof(p), "%s%s", dir, sub[k]);
-				if (chown(p, pw->pw_uid, pw->pw_gid) < 0)
-					log_warning("-",
-						    "chown path=%s error=\"%s\"",
-						    p, strerror(errno));
-			}
-		}
-	}
-	return 0;
-fail_mail:
-	log_error("-", "maildir dir=%s error=\"%s\"", dir, strerror(errno));
-	return -1;
-fail:
-	log_error("-", "spool dir=%s error=\"%s\"", cfg->spool,
-		  strerror(errno));
-	return -1;
 }
 
 static void
@@ -502,7 +446,7 @@ static void
 master_reload(struct master *m)
 {
 	struct config *cfg = NULL;
-	struct server_listener *ls = NULL;
+	struct worker_listener *ls = NULL;
 	struct tls_server *tls = NULL;
 	char *errs = NULL;
 	size_t errs_len = 0;
@@ -527,7 +471,7 @@ master_reload(struct master *m)
 		config_free(&cfg);
 		return;
 	}
-	if (master_prepare_dirs(cfg) < 0 ||
+	if (dirs_prepare(cfg) < 0 || accounts_control_dir(cfg) < 0 ||
 	    server_bind_all(cfg, m->listeners, m->n_listeners, &ls) < 0) {
 		log_error("-", "reload refused error=\"cannot apply\"");
 		/* Give back the sockets moved into ls: none on failure. */
@@ -542,13 +486,7 @@ master_reload(struct master *m)
 	m->listeners = ls;
 	m->n_listeners = cfg->n_listeners;
 	/* Old workers drain with the old configuration (their copy). */
-	for (unsigned i = 0; i < m->n_workers; i++) {
-		if (m->workers[i] <= 0)
-			continue;
-		kill(m->workers[i], SIGUSR1);
-		if (m->n_retired < sizeof(m->retired) / sizeof(m->retired[0]))
-			m->retired[m->n_retired++] = m->workers[i];
-	}
+	master_retire_workers(m);
 	/* The old workers keep their copies (fork); the master's can go. */
 	tls_server_free(&m->tls);
 	m->tls = tls;
@@ -574,33 +512,33 @@ master_forget_retired(struct master *m, pid_t pid)
 	return false;
 }
 
-/*
- * The guard died: start a new one, and replace every worker (their guard
- * sockets led to the dead one); the old workers finish their sessions.
- */
+/* The guard died: a new one is due after its back-off (master_restart). */
 static void
-master_guard_died(struct master *m, int status)
+master_guard_died(struct master *m, int status, int64_t now)
 {
-	log_error("-", "guard died pid=%ld status=%d", (long)m->guard, status);
+	int64_t delay = m->got_term ? 0 : master_backoff_died(&m->gb, now);
+
+	master_log_death("guard", m->guard, -1, status, &m->gb, now, delay);
 	close(m->guard_fd);
+	m->guard_fd = -1;
 	m->guard = 0;
-	if (m->got_term)
-		return;
-	if (time(NULL) == m->last_restart)
-		sleep(1);
-	m->last_restart = time(NULL);
-	if (master_spawn_guard(m) < 0)
-		return;
-	for (unsigned i = 0; i < m->n_workers; i++) {
-		if (m->workers[i] <= 0)
-			continue;
-		kill(m->workers[i], SIGUSR1);
-		if (m->n_retired < sizeof(m->retired) / sizeof(m->retired[0]))
-			m->retired[m->n_retired++] = m->workers[i];
-	}
-	master_start_workers(m);
 }
 
+static int
+master_worker_index(const struct master *m, pid_t pid)
+{
+	for (unsigned i = 0; i < m->n_workers; i++)
+		if (m->workers[i] == pid)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Collect every child that ended. Nothing waits here: a dead worker's
+ * spool area is recovered, and its restart is scheduled with back-off
+ * (master_restart starts it when due), so that signals are looked at
+ * between any two deaths however fast workers die.
+ */
 static void
 master_reap(struct master *m)
 {
@@ -608,36 +546,82 @@ master_reap(struct master *m)
 	int status;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		int64_t now = master_now_ms();
 		char area[32];
-		bool retired = master_forget_retired(m, pid);
+		int i;
 
 		snprintf(area, sizeof(area), "%ld", (long)pid);
 		if (pid == m->guard) {
-			master_guard_died(m, status);
+			master_guard_died(m, status, now);
 			continue;
 		}
 		master_free_slot(m, pid);
-		if (retired || m->got_term) {
+		i = master_worker_index(m, pid);
+		if (master_forget_retired(m, pid) || m->got_term || i < 0) {
 			master_recover(m->cfg, area);
 			continue;
 		}
-		for (unsigned i = 0; i < m->n_workers; i++) {
-			if (m->workers[i] != pid)
-				continue;
-			if (WIFSIGNALED(status))
-				log_error("-", "worker died pid=%ld signal=%d",
-					  (long)pid, WTERMSIG(status));
-			else
-				log_error("-", "worker exited pid=%ld status=%d",
-					  (long)pid, WEXITSTATUS(status));
-			/* Finish what it committed, then replace it. */
-			master_recover(m->cfg, area);
-			if (time(NULL) == m->last_restart)
-				sleep(1); /* no crash loop at full speed */
-			m->last_restart = time(NULL);
-			m->workers[i] = master_spawn(m);
+		m->workers[i] = 0;
+		master_log_death("worker", pid, i, status, &m->wb[i], now,
+				 master_backoff_died(&m->wb[i], now));
+		/* Finish what it committed before its place is taken. */
+		master_recover(m->cfg, area);
+	}
+}
+
+/*
+ * Start the children whose back-off is over. A new guard replaces every
+ * worker (their guard sockets led to the dead one; the old workers finish
+ * their sessions); while the guard is away, workers wait for it.
+ */
+static void
+master_restart(struct master *m)
+{
+	int64_t now = master_now_ms();
+
+	if (m->guard == 0) {
+		if (!m->gb.waiting || now < m->gb.due)
+			return;
+		master_backoff_started(&m->gb, now);
+		if (master_spawn_guard(m) < 0) {
+			master_backoff_died(&m->gb, now);
+			return;
+		}
+		master_retire_workers(m);
+		master_start_workers(m);
+		return;
+	}
+	for (unsigned i = 0; i < m->n_workers; i++) {
+		if (m->workers[i] > 0 || !m->wb[i].waiting || now < m->wb[i].due)
+			continue;
+		master_backoff_started(&m->wb[i], now);
+		m->workers[i] = master_spawn(m);
+		if (m->workers[i] < 0) {
+			m->workers[i] = 0;
+			master_backoff_died(&m->wb[i], now);
 		}
 	}
+}
+
+/* How long the master may sleep: until the next restart is due (NULL:
+   until a signal). */
+static struct timespec *
+master_next_wake(const struct master *m, struct timespec *ts)
+{
+	int64_t now = master_now_ms(), due = -1;
+
+	if (m->guard == 0 && m->gb.waiting)
+		due = m->gb.due;
+	for (unsigned i = 0; m->guard != 0 && i < m->n_workers; i++)
+		if (m->workers[i] <= 0 && m->wb[i].waiting &&
+		    (due < 0 || m->wb[i].due < due))
+			due = m->wb[i].due;
+	if (due < 0)
+		return NULL;
+	due = due > now ? due - now : 0;
+	ts->tv_sec = (time_t)(due / 1000);
+	ts->tv_nsec = (long)(due % 1000) * 1000000;
+	return ts;
 }
 
 static void
@@ -700,6 +684,10 @@ master_stop(struct master *m)
 		while (waitpid(m->guard, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
+	/* The guard, as its own account, cannot remove it (root's
+	   directory). */
+	if (m->cfg->control_socket != NULL)
+		unlink(m->cfg->control_socket);
 	tls_server_free(&m->tls);
 	log_notice("-", "stopped");
 }
@@ -715,6 +703,55 @@ server_raise_nofile(void)
 	}
 }
 
+/*
+ * Everything before the workers: directories, listeners, the daemon fork,
+ * recovery of a previous run, TLS, the guard. 0, or -1 (logged); what was
+ * made is freed by master_free().
+ */
+static int
+master_start(struct master *m, bool foreground)
+{
+	const struct config *cfg = m->cfg;
+
+	log_init("postern", foreground, cfg->log_level);
+	server_raise_nofile();
+	if (geteuid() == 0 && cfg->user == NULL)
+		log_warning("-", "running as root: set `user` to the account "
+				 "that owns the spool and the Maildirs");
+	if (dirs_prepare(cfg) < 0 || accounts_control_dir(cfg) < 0)
+		return -1;
+	accounts_check(cfg);
+	if (server_bind_all(cfg, NULL, 0, &m->listeners) < 0)
+		return -1;
+	m->n_listeners = cfg->n_listeners;
+	if (!foreground && daemon(1, 0) < 0) {
+		log_error("-", "daemon error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	/* Committed but undelivered messages from a previous run. */
+	master_recover(cfg, NULL);
+	if (getrandom(m->ticket_secret, sizeof(m->ticket_secret), 0) !=
+		    sizeof(m->ticket_secret) ||
+	    master_load_tls(cfg, m->ticket_secret, &m->tls) < 0)
+		return -1;
+	master_backoff_started(&m->gb, master_now_ms());
+	return master_spawn_guard(m);
+}
+
+static void
+master_free(struct master *m)
+{
+	for (size_t i = 0; i < m->n_listeners; i++)
+		if (m->listeners[i].fd >= 0)
+			close(m->listeners[i].fd);
+	free(m->listeners);
+	m->listeners = NULL;
+	tls_server_free(&m->tls);
+	config_free(&m->cfg);
+	munmap(m->shared, sizeof(*m->shared));
+	master_self = NULL;
+}
+
 int
 server_run(struct config *cfg, const char *path, bool foreground)
 {
@@ -723,38 +760,20 @@ server_run(struct config *cfg, const char *path, bool foreground)
 	sigset_t mask, old;
 
 	memset(&m, 0, sizeof(m));
-	server_shared = mmap(NULL, sizeof(*server_shared),
-			     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-			     -1, 0);
-	if (server_shared == MAP_FAILED) {
-		perror("postern: mmap");
-		return 1;
-	}
 	m.cfg = cfg;
 	m.path = path;
-	master_self = &m;
-	log_init("postern", foreground, cfg->log_level);
-	server_raise_nofile();
-	if (geteuid() == 0 && cfg->user == NULL)
-		log_warning("-", "running as root: set `user` to the account "
-				 "that owns the spool and the Maildirs");
-	if (master_prepare_dirs(cfg) < 0)
-		return 1;
-	if (server_bind_all(cfg, NULL, 0, &m.listeners) < 0)
-		return 1;
-	m.n_listeners = cfg->n_listeners;
-	if (!foreground && daemon(1, 0) < 0) {
-		log_error("-", "daemon error=\"%s\"", strerror(errno));
+	m.shared = mmap(NULL, sizeof(*m.shared), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m.shared == MAP_FAILED) {
+		perror("postern: mmap");
+		config_free(&m.cfg);
 		return 1;
 	}
-	/* Committed but undelivered messages from a previous run. */
-	master_recover(cfg, NULL);
-	if (getrandom(m.ticket_secret, sizeof(m.ticket_secret), 0) !=
-		    sizeof(m.ticket_secret) ||
-	    master_load_tls(cfg, m.ticket_secret, &m.tls) < 0)
+	master_self = &m;
+	if (master_start(&m, foreground) < 0) {
+		master_free(&m);
 		return 1;
-	if (master_spawn_guard(&m) < 0)
-		return 1;
+	}
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = master_signal;
@@ -777,21 +796,26 @@ server_run(struct config *cfg, const char *path, bool foreground)
 	master_announce(&m);
 	log_notice("-", "started workers=%u config=%s", m.n_workers,
 		   path ? path : "(built-in)");
+	/* Signals are blocked but while waiting here, so each is acted on
+	   between any two steps, in every state (issue 6 item 10). */
 	while (!m.got_term) {
-		sigsuspend(&old);
+		struct timespec ts;
+
+		ppoll(NULL, 0, master_next_wake(&m, &ts), &old);
 		if (m.got_chld) {
 			m.got_chld = 0;
 			master_reap(&m);
 		}
+		if (m.got_term)
+			break;
 		if (m.got_hup) {
 			m.got_hup = 0;
 			master_reload(&m);
 		}
+		master_restart(&m);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	master_stop(&m);
-	free(m.listeners);
-	config_free(&m.cfg);
-	master_self = NULL;
+	master_free(&m);
 	return 0;
 }

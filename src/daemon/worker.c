@@ -32,7 +32,8 @@
 #include "auth/guard.h"
 #include "lib/log.h"
 #include "smtp/reply.h"
-#include "daemon/server_int.h"
+#include "daemon/proc.h"
+#include "daemon/worker.h"
 #include "smtp/session.h"
 #include "store/spool.h"
 #include "daemon/tls.h"
@@ -53,7 +54,7 @@ struct conn {
 	struct event *tarpit;	/* holding error replies (error-delay) */
 	struct event *watchdog;	/* parked on the guard or the spool */
 	int linger_ticks;
-	const struct server_listener *l;
+	const struct worker_listener *l;
 	enum listen_role role;
 	uint32_t guard_req;	/* a pending guard request, or 0 */
 	bool in_list;		/* linked in w->conns and counted */
@@ -118,8 +119,8 @@ conn_unlink(struct conn *c)
 	c->prev = c->next = NULL;
 	c->in_list = false;
 	w->n_conns--;
-	atomic_fetch_sub(&server_shared->slot[w->env->slot], 1);
-	atomic_fetch_sub(&server_shared->total, 1);
+	atomic_fetch_sub(&w->env->shared->slot[w->env->slot], 1);
+	atomic_fetch_sub(&w->env->shared->total, 1);
 }
 
 /*
@@ -259,8 +260,12 @@ conn_tls_done(struct conn *c)
 static void
 conn_tls_failed(struct conn *c, const char *why)
 {
-	char reason[256] = "";
-	const char *note = tls_failure_note(bufferevent_openssl_get_ssl(c->bev));
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	char reason[256] = "", sni[256 * 4 + 8] = "-";
+	const char *note = tls_failure_note(ssl);
+	const char *name = ssl != NULL ? SSL_get_servername(
+					     ssl, TLSEXT_NAMETYPE_host_name)
+				       : NULL;
 	unsigned long e;
 
 	if (note != NULL)
@@ -273,8 +278,12 @@ conn_tls_failed(struct conn *c, const char *why)
 	}
 	if (reason[0] == '\0')
 		tls_error_reason(reason, sizeof(reason));
-	log_notice(c->id, "tls-failed reason=\"%s\" error=\"%s\"", why,
-		   reason[0] ? reason : "-");
+	/* The name the client asked for, as sent (an invalid one ends the
+	   handshake): escaped, it is the client's text. */
+	if (name != NULL)
+		log_escape(sni, sizeof(sni), name, strlen(name), 255);
+	log_notice(c->id, "tls-failed reason=\"%s\" error=\"%s\" sni=%s", why,
+		   reason[0] ? reason : "-", sni);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 	conn_close(c, c->timed_out ? NULL : "tls");
 }
@@ -797,7 +806,7 @@ conn_guard_cb(enum guard_conn_result result, void *arg)
 /* The accept callback needs both the worker and the listener. */
 struct worker_lev_arg {
 	struct worker *w;
-	const struct server_listener *l;
+	const struct worker_listener *l;
 };
 
 static void
@@ -842,14 +851,14 @@ worker_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	conn_set_addr(c, sa);
 	(void)salen;
 	/* max-sessions is server-wide: count first, then check. */
-	if (w->stopping || atomic_fetch_add(&server_shared->total, 1) >=
+	if (w->stopping || atomic_fetch_add(&w->env->shared->total, 1) >=
 				   w->cfg->max_sessions) {
 		if (!w->stopping)
-			atomic_fetch_sub(&server_shared->total, 1);
+			atomic_fetch_sub(&w->env->shared->total, 1);
 		conn_refuse(c, R_TOO_MANY_SESSIONS, "max-sessions");
 		return;
 	}
-	atomic_fetch_add(&server_shared->slot[w->env->slot], 1);
+	atomic_fetch_add(&w->env->shared->slot[w->env->slot], 1);
 	c->in_list = true;
 	c->next = w->conns;
 	if (w->conns != NULL)
@@ -940,8 +949,8 @@ worker_main(const struct worker_env *env)
 	char area[32];
 	const char *err = NULL;
 
-	server_reset_signals();
-	if (server_drop_privileges(cfg) < 0)
+	proc_reset_signals();
+	if (proc_drop_privileges(cfg->user) < 0)
 		_exit(2);
 	memset(&w, 0, sizeof(w));
 	w.env = env;

@@ -38,12 +38,23 @@ void log_vmsg(enum log_level level, const char *sid, const char *fmt,
 
 /*
  * Escape peer-supplied bytes for a logfmt value into buf: printable ASCII
- * is kept, except '"' and '\' which are backslash-escaped; anything else is
- * written as \xNN. The value is wrapped in double quotes. At most `max` input
- * octets are shown ("..." marks a cut). Returns buf.
+ * is kept, except the space, '"', '\'', '\\', '=', '[' and ']'; those and
+ * every other octet are written as \xNN (a space is \x20). So an escaped
+ * value is one word that holds no field separator, quote, key=value or
+ * syslog tag. The value is wrapped in double quotes. At most `max` input
+ * octets are shown ("..." marks a cut; also when buf is full). Returns buf.
  */
 const char *log_escape(char *buf, size_t size, const char *s, size_t len,
 		       size_t max);
+
+/*
+ * The same for a message the server composed that may quote other text
+ * (a configuration or users file line in an error): spaces and printable
+ * ASCII are kept, '"' and '\' and every other octet are written \xNN.
+ * Never for a value a client chose: use log_escape().
+ */
+const char *log_escape_text(char *buf, size_t size, const char *s,
+			    size_t len, size_t max);
 
 #define log_debug(sid, ...)                                                    \
 	do {                                                                   \

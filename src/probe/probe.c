@@ -15,7 +15,6 @@
 #include <strings.h>
 
 #include "conf/config.h"
-#include "daemon/tls.h"
 #include "probe/probe_int.h"
 #include "smtp/smtp_parse.h"
 
@@ -72,6 +71,18 @@ probe_parse_ports(const char *s, struct probe_options *o)
 		p = end;
 	}
 	return o->n_ports > 0 ? 0 : -1;
+}
+
+/* A host name for SNI and certificates (RFC 6066 section 3): LDH labels
+   as our parser takes them in EHLO, no address literal, no trailing
+   dot, at most 253 octets. */
+static bool
+probe_hostname_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 0 && len <= 253 && name[0] != '[' &&
+	       name[len - 1] != '.' && smtp_helo_valid(name, len);
 }
 
 /* A mailbox our parser takes as an RCPT path (no route, no NUL...). */
@@ -172,7 +183,7 @@ probe_option(int opt, const char *arg, struct probe_options *o,
 	case OPT_NAME:
 		o->name = arg;
 		*why_r = "--name: a host name";
-		return tls_hostname_valid(arg, strlen(arg)) ? 0 : -1;
+		return probe_hostname_valid(arg) ? 0 : -1;
 	case OPT_DELIVER:
 		o->deliver_to = arg;
 		*why_r = "--deliver-to: a mailbox address (user@domain)";
@@ -196,7 +207,7 @@ probe_option(int opt, const char *arg, struct probe_options *o,
 	case OPT_RELAY:
 		o->relay_domain = arg;
 		*why_r = "--relay-domain: a host name";
-		return tls_hostname_valid(arg, strlen(arg)) ? 0 : -1;
+		return probe_hostname_valid(arg) ? 0 : -1;
 	case OPT_DNS:
 		o->dns = arg;
 		*why_r = "--dns: an IPv4 address, optionally :PORT";
@@ -402,7 +413,7 @@ probe_self(struct probe_options *o, const char *file, struct config **cfg_r,
 	}
 	o->host = o->port_hosts[0];
 	if (o->name == NULL && cfg->hostname != NULL &&
-	    tls_hostname_valid(cfg->hostname, strlen(cfg->hostname)))
+	    probe_hostname_valid(cfg->hostname))
 		o->name = cfg->hostname;
 	if (o->ca == NULL && cfg->tls_self_signed && cfg->n_certs > 0) {
 		o->ca = cfg->certs[0].cert;

@@ -7,9 +7,9 @@ on loopback (--dns) serves TLSA records for the server's certificate with
 the AD bit set. The smuggling check sends its four labelled messages to
 alice@local.test, and postern must refuse every one of them.
 
-Also here: --self, the human report, --intrusive against a server with
-postern's default lockout and connection limits, usage errors, and a
-port that is closed. The helpers (run_probe, DnsResponder) serve the other
+Also here: --self, the human report, --intrusive against a server with a
+lockout and a per-address connection limit, usage errors, and a port that
+is closed. The helpers (run_probe, DnsResponder) serve the other
 test_probe*.py files.
 """
 
@@ -275,11 +275,11 @@ def test_probe_human_report(sub_server):
 
 
 def test_probe_intrusive(make_server):
-    """--intrusive against postern's defaults (auth-account-failures 5,
-    conn-limit-per-address 20): lockout and conn-limit pass."""
-    srv = make_server(submission=True, auth_account_failures=None,
+    """--intrusive against a server with a lockout after 5 failures and a
+    limit of 20 sessions an address: lockout and conn-limit pass."""
+    srv = make_server(submission=True, auth_account_failures=5,
                       auth_address_failures=None,
-                      conn_limit_per_address=None,
+                      conn_limit_per_address=20,
                       conn_rate_per_address=None)
     port = srv.sub_port("587")
     rc, rep, err = run_json("127.0.0.1", "--ports", port, "--ca", srv.cert,

@@ -4,6 +4,7 @@ during a load, kill -9 of one worker and of the whole process group
 delivered, the spool is recovered)."""
 
 import os
+import re
 from collections import Counter
 import signal
 import subprocess
@@ -206,3 +207,78 @@ def test_kill_process_group_and_recover(make_server):
     code, text = srv.send("bob@local.test", b"Subject: again\r\n\r\nok\r\n")
     assert code == 250, text
     assert len(children(srv.pid)) >= 1
+
+
+# --- issue 6 item 10: workers that fail at start ---------------------------
+
+
+WORKER_DIED_RE = re.compile(
+    r" worker died pid=\d+ worker=(\d+) (status=\d+|signal=\S+)"
+    r"(?: core=yes)? lived=[\d.]+s restart-in=(\d+)s$", re.M)
+
+
+def test_signals_act_while_workers_fail_at_start(make_server):
+    """A spool the workers cannot open (its queue/ is a file): each worker
+    dies at start. The master restarts them with a delay that doubles,
+    says why each died, reloads on SIGHUP and, on SIGTERM, is gone within
+    timeout-shutdown."""
+    srv = make_server(start=False, timeout_shutdown="10s")
+    with open(os.path.join(srv.spool, "queue"), "w") as f:
+        f.write("not a directory\n")
+    srv.start()
+    # three deaths of worker 0: at start, 1 s later, 2 s after that
+    assert srv.wait_log(lambda t: [w for w, _, _ in WORKER_DIED_RE.findall(t)
+                                   ].count("0") >= 3, 30), srv.log()[-3000:]
+    deaths = [(why, int(d)) for w, why, d in WORKER_DIED_RE.findall(srv.log())
+              if w == "0"]
+    assert all(why == "status=2" for why, _ in deaths), deaths
+    assert [d for _, d in deaths[:3]] == [1, 2, 4], deaths
+    # the worker said why it could not start
+    assert re.search(r"spool dir=\S+ error=", srv.log()), srv.log()[-3000:]
+    # SIGHUP is acted on in this state
+    start = len(srv.log())
+    srv.signal(signal.SIGHUP)
+    assert srv.wait_log(lambda t: "reloaded file=" in t, 20, start), \
+        srv.log()[start:]
+    # and so is SIGTERM
+    srv.signal(signal.SIGTERM)
+    try:
+        rc = srv.proc.wait(srv.timeout_shutdown)
+    except subprocess.TimeoutExpired:
+        rc = None
+    assert rc == 0, ("not gone within timeout-shutdown", rc,
+                     srv.log()[-2000:])
+    assert wait_for(lambda: not srv.group_pids(), 5), srv.group_pids()
+    assert "stopped" in srv.log()[start:]
+
+
+def test_guard_killed_comes_back(make_server):
+    """The guard killed: the master says so (signal, how long it lived,
+    when it comes back), starts a new one after its back-off, and logins
+    work again through new workers."""
+    from conftest import ALICE, ALICE_PW
+    from helpers import plain_b64
+    srv = make_server(submission=True)
+    assert srv.wait_log(lambda t: "guard started pid=" in t, 10)
+    old = int(re.search(r"guard started pid=(\d+)", srv.log()).group(1))
+    start = len(srv.log())
+    os.kill(old, signal.SIGKILL)
+    died = re.compile(r" guard died pid=%d signal=KILL lived=[\d.]+s "
+                      r"restart-in=(\d+)s$" % old, re.M)
+    assert srv.wait_log(lambda t: died.search(t), 10, start), \
+        srv.log()[start:]
+    assert srv.wait_log(lambda t: "guard started pid=" in t, 20, start), \
+        srv.log()[start:]
+    new = int(re.search(r"guard started pid=(\d+)",
+                        srv.log()[start:]).group(1))
+    assert new != old
+
+    def login_ok():
+        try:
+            c = srv.sub("587")
+            r = c.cmd("AUTH PLAIN " + plain_b64(ALICE, ALICE_PW))
+            c.close()
+            return r.code == 235
+        except Exception:
+            return False
+    assert wait_for(login_ok, 20), srv.log()[start:]

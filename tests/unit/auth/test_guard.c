@@ -132,7 +132,7 @@ start_guard(const struct config *c)
 		if (fd >= 0)
 			dup2(fd, 2);
 		close(m[0]);
-		guard_main(c, NULL, m[1]);
+		guard_main(c, NULL, m[1], guard_control_bind(c));
 	}
 	close(m[1]);
 	r.master_fd = m[0];
@@ -321,6 +321,7 @@ group_setup(void **state)
 	cfg.auth_cache_ttl = 300;
 	cfg.auth_failure_delay = 0;
 	cfg.auth_threads = 2;
+	cfg.auth_queue_per_network = 64;
 	cfg.conn_limit_per_address = 3;
 	cfg.conn_rate_per_address = 1000;
 	allow.family = AF_INET;
@@ -699,6 +700,54 @@ test_failure_delay(void **state)
 	stop_guard(&r);
 }
 
+/*
+ * A guard with no users (no file, then an empty one) answers every AUTH
+ * TEMPFAIL (454 4.7.0) and counts nothing: with thresholds of 1, the
+ * right password works once a good file is loaded.
+ */
+static void
+test_no_users(void **state)
+{
+	char missing[160], *a = user_line(ALICE, ALICE_PW, NULL), *log;
+	struct config c = cfg;
+	struct guard_run r;
+
+	(void)state;
+	snprintf(missing, sizeof(missing), "%s/no-users", dir);
+	c.users_file = missing;
+	c.control_socket = NULL;
+	c.auth_account_failures = 1;
+	c.auth_address_failures = 1;
+	r = start_guard(&c);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(
+		    auth_on(r.gc, ALICE, "wrong", "192.0.2.77", NULL),
+		    GUARD_AUTH_TEMPFAIL);
+	write_file(missing, "# no users yet\n");
+	assert_int_equal(guard_send_reload(r.master_fd), 0);
+	run_for(300);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(
+		    auth_on(r.gc, "nobody@local.test", "x", "192.0.2.77", NULL),
+		    GUARD_AUTH_TEMPFAIL);
+	write_file(missing, a);
+	assert_int_equal(guard_send_reload(r.master_fd), 0);
+	for (int i = 0; i < 500 && !guard_client_is_user(r.gc, ALICE); i++)
+		run_for(10);
+	assert_int_equal(auth_on(r.gc, ALICE, ALICE_PW, "192.0.2.77", NULL),
+			 GUARD_AUTH_OK);
+	stop_guard(&r);
+	log = read_log();
+	assert_non_null(strstr(log, "guard auth-unavailable client=192.0.2.77 "
+				    "account=\"" ALICE "\" role=submission "
+				    "reason=no-users"));
+	assert_null(strstr(log, "auth-failure client=192.0.2.77"));
+	assert_non_null(strstr(log, "users-none"));
+	assert_null(strstr(log, "key=192.0.2.77"));
+	free(log);
+	free(a);
+}
+
 /* The guard dies: pending and later AUTH get TEMPFAIL, CONN_OPEN OK;
    a new socket brings it back. */
 static void
@@ -763,6 +812,7 @@ main(void)
 	    cmocka_unit_test(test_reload),
 	    cmocka_unit_test(test_log_lines),
 	    cmocka_unit_test(test_failure_delay),
+	    cmocka_unit_test(test_no_users),
 	    cmocka_unit_test(test_guard_dies),
 	};
 

@@ -576,6 +576,71 @@ test_conn_limits(void **state)
 	lockout_free(&lo);
 }
 
+/*
+ * conn-limit-exempt (issue 7 item 4): addresses in those networks are
+ * never refused by the two limits, nor counted; a lock still turns them
+ * away. Others are limited as before.
+ */
+static void
+test_conn_exempt(void **state)
+{
+	struct config_network exempt[2];
+	struct lockout_config lc;
+	struct lockout *lo;
+	char pass[32];
+
+	(void)state;
+	memset(exempt, 0, sizeof(exempt));
+	exempt[0].family = AF_INET;
+	inet_pton(AF_INET, "127.0.0.0", exempt[0].addr);
+	exempt[0].prefix = 8;
+	exempt[1].family = AF_INET6;
+	inet_pton(AF_INET6, "::1", exempt[1].addr);
+	exempt[1].prefix = 128;
+	default_config(&lc);
+	lc.conn_limit = 2;
+	lc.conn_rate = 3;
+	lc.exempt = exempt;
+	lc.n_exempt = 2;
+	lo = lockout_new(&lc, secret);
+	assert_non_null(lo);
+	for (int i = 0; i < 500; i++) {
+		assert_int_equal(lockout_conn_open(lo, "127.0.0.5", T0, NULL),
+				 LOCKOUT_OK);
+		assert_int_equal(lockout_conn_open(lo, "::1", T0, NULL),
+				 LOCKOUT_OK);
+		assert_int_equal(
+		    lockout_conn_open(lo, "::ffff:127.0.0.4", T0, NULL),
+		    LOCKOUT_OK);
+	}
+	for (int i = 0; i < 500; i++)
+		lockout_conn_close(lo, "127.0.0.5", T0);
+	assert_int_equal(lockout_count(lo), 0); /* nothing counted */
+
+	/* Outside the exempt networks: the limits as before. */
+	assert_int_equal(lockout_conn_open(lo, "192.0.2.9", T0, NULL),
+			 LOCKOUT_OK);
+	assert_int_equal(lockout_conn_open(lo, "192.0.2.9", T0, NULL),
+			 LOCKOUT_OK);
+	assert_int_equal(lockout_conn_open(lo, "192.0.2.9", T0, NULL),
+			 LOCKOUT_TOO_MANY);
+	assert_int_equal(lockout_conn_open(lo, "::2", T0, NULL), LOCKOUT_OK);
+	assert_int_equal(lockout_conn_open(lo, "::2", T0, NULL), LOCKOUT_OK);
+	assert_int_equal(lockout_conn_open(lo, "::2", T0, NULL),
+			 LOCKOUT_TOO_MANY);
+
+	/* The lockout still applies to an exempt address. */
+	for (int i = 0; i < 10; i++) {
+		snprintf(pass, sizeof(pass), "user%d@x", i);
+		fail_once(lo, "127.0.0.5", pass, "guess", T0 + 1, NULL);
+	}
+	assert_int_equal(lockout_conn_open(lo, "127.0.0.5", T0 + 2, NULL),
+			 LOCKOUT_LOCKED);
+	assert_int_equal(lockout_conn_open(lo, "127.0.0.6", T0 + 2, NULL),
+			 LOCKOUT_OK);
+	lockout_free(&lo);
+}
+
 struct addr_case {
 	const char *text;
 	int ok;
@@ -658,6 +723,7 @@ main(void)
 	    cmocka_unit_test(test_unlock_and_list),
 	    cmocka_unit_test(test_eviction_bound),
 	    cmocka_unit_test(test_conn_limits),
+	    cmocka_unit_test(test_conn_exempt),
 	    cmocka_unit_test(test_parse_addr),
 	};
 

@@ -1,8 +1,10 @@
 /*
  * test_users.c - the users file (Dovecot passwd-file), password schemes,
- * aliases, the dummy verification (THREATS A-03) and `postern user`.
+ * aliases and the dummy verification (THREATS A-03). `postern user` is
+ * tests/unit/cli/test_user_cmd.c.
  */
 #include <crypt.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "auth/users.h"
 
@@ -58,26 +61,6 @@ write_bytes(const char *path, const char *data, size_t len)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, data, len), (ssize_t)len);
 	assert_int_equal(close(fd), 0);
-}
-
-static char *
-read_all(const char *path, size_t *len_r)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m;
-
-	assert_non_null(f);
-	m = open_memstream(&buf, &len);
-	assert_non_null(m);
-	for (int c; (c = fgetc(f)) != EOF;)
-		fputc(c, m);
-	fclose(f);
-	fclose(m);
-	if (len_r != NULL)
-		*len_r = len;
-	return buf;
 }
 
 /* Replace every "%A" (argon2id), "%B" (bcrypt), "%S" (sha512crypt) and
@@ -575,625 +558,6 @@ test_load_missing(void **state)
 	free(errs);
 }
 
-/* --- the CLI ------------------------------------------------------- */
-
-struct cli_out {
-	int rc;
-	char *out; /* captured stdout */
-	char *err; /* captured stderr */
-};
-
-static char *
-slurp_fd(int fd)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	char chunk[512];
-	ssize_t n;
-
-	assert_non_null(m);
-	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		fwrite(chunk, 1, (size_t)n, m);
-	fclose(m);
-	return buf;
-}
-
-static int
-tmp_fd(void)
-{
-	char path[256];
-	int fd;
-
-	path_of(path, sizeof(path), "cap.XXXXXX");
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	unlink(path);
-	return fd;
-}
-
-/*
- * Run `postern user ARGV...` on `path` with standard input fed from
- * `input` (NULL: empty) and stdout/stderr captured.
- */
-static struct cli_out
-run_cli_argv(const char *path, const char *input, int argc, char **argv)
-{
-	int in = tmp_fd(), out = tmp_fd(), err = tmp_fd();
-	int save_in = dup(0), save_out = dup(1), save_err = dup(2);
-	struct cli_out r;
-
-	if (input != NULL)
-		assert_int_equal(write(in, input, strlen(input)),
-				 (ssize_t)strlen(input));
-	assert_int_equal(lseek(in, 0, SEEK_SET), 0);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(in, 0);
-	dup2(out, 1);
-	dup2(err, 2);
-	r.rc = users_cli(path, argc, argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(save_in, 0);
-	dup2(save_out, 1);
-	dup2(save_err, 2);
-	close(save_in);
-	close(save_out);
-	close(save_err);
-	r.out = slurp_fd(out);
-	r.err = slurp_fd(err);
-	close(in);
-	close(out);
-	close(err);
-	return r;
-}
-
-/* The same with the arguments after "user" as a NULL-terminated list. */
-static struct cli_out
-run_cli(const char *path, const char *input, ...)
-{
-	char *argv[16];
-	int argc = 0;
-	va_list ap;
-
-	argv[argc++] = "user";
-	va_start(ap, input);
-	for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 15;)
-		argv[argc++] = a;
-	va_end(ap);
-	argv[argc] = NULL;
-	return run_cli_argv(path, input, argc, argv);
-}
-
-static void
-cli_free(struct cli_out *r)
-{
-	free(r->out);
-	free(r->err);
-}
-
-/* Only the users file may be left in the directory. */
-static void
-assert_dir_holds_only(const char *dir, const char *name)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		print_message("dir entry: %s\n", e->d_name);
-		assert_string_equal(e->d_name, name);
-		n++;
-	}
-	closedir(d);
-	assert_int_equal(n, 1);
-}
-
-static const struct user *
-load_user(const char *path, struct users **us, const char *name)
-{
-	assert_int_equal(users_load(path, us, stderr), 0);
-	return users_find(*us, name);
-}
-
-static void
-test_cli_round_trip(void **state)
-{
-	char dir[256], path[300], want[4096];
-	char *orig =
-	    expand("# postern users\n"
-		   "\n"
-		   "bob@example.test:%B:1000:1000:Bob:/home/bob:/bin/false:"
-		   "userdb_mail=maildir:~/Maildir\n"
-		   "# a comment between users\n"
-		   "carol@example.test:%S\r\n"
-		   "dave@example.test:%Y");
-	struct users *us = NULL;
-	const struct user *u;
-	struct cli_out r;
-	struct stat st;
-	char *now;
-	size_t olen = strlen(orig), len;
-
-	(void)state;
-	path_of(dir, sizeof(dir), "cli");
-	assert_int_equal(mkdir(dir, 0700), 0);
-	snprintf(path, sizeof(path), "%s/users", dir);
-	write_bytes(path, orig, olen);
-	assert_int_equal(chmod(path, 0640), 0);
-
-	/* add, with two aliases, password from standard input */
-	r = run_cli(path, "correct horse\n", "add", "Alice@Example.test",
-		    "--stdin", "--alias", "info@example.test", "--alias",
-		    "Sales@Example.TEST", NULL);
-	assert_string_equal(r.err, "postern user: added alice@example.test\n");
-	assert_int_equal(r.rc, 0);
-	cli_free(&r);
-	u = load_user(path, &us, "alice@example.test");
-	assert_non_null(u);
-	assert_int_equal(users_verify(u->hash, "correct horse", 13), 1);
-	assert_int_equal(u->n_aliases, 2);
-	assert_string_equal(u->aliases[1], "sales@example.test");
-	now = read_all(path, &len);
-	assert_true(len > olen + 1);
-	assert_memory_equal(now, orig, olen); /* old lines byte for byte */
-	snprintf(want, sizeof(want),
-		 "\nalice@example.test:%s::::::userdb_postern_aliases="
-		 "info@example.test,sales@example.test\n",
-		 u->hash);
-	assert_string_equal(now + olen, want);
-	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0640); /* mode kept */
-	free(now);
-	users_free(&us);
-
-	/* passwd */
-	r = run_cli(path, "battery staple\n", "passwd", "ALICE@example.test",
-		    "--stdin", NULL);
-	assert_int_equal(r.rc, 0);
-	assert_string_equal(r.err, "postern user: password changed for "
-				   "alice@example.test\n");
-	cli_free(&r);
-	u = load_user(path, &us, "alice@example.test");
-	assert_int_equal(users_verify(u->hash, "battery staple", 14), 1);
-	assert_int_equal(users_verify(u->hash, "correct horse", 13), 0);
-	assert_int_equal(u->n_aliases, 2);
-	now = read_all(path, NULL);
-	assert_memory_equal(now, orig, olen);
-	free(now);
-	users_free(&us);
-
-	/* passwd keeps the rest of a long line byte for byte */
-	r = run_cli(path, "bob's new one\n", "passwd", "bob@example.test",
-		    "--stdin", NULL);
-	assert_int_equal(r.rc, 0);
-	cli_free(&r);
-	u = load_user(path, &us, "bob@example.test");
-	assert_int_equal(users_verify(u->hash, "bob's new one", 13), 1);
-	now = read_all(path, NULL);
-	snprintf(want, sizeof(want),
-		 "bob@example.test:%s:1000:1000:Bob:/home/bob:/bin/false:"
-		 "userdb_mail=maildir:~/Maildir\n# a comment",
-		 u->hash);
-	assert_non_null(strstr(now, want));
-	assert_memory_equal(now, orig, 17); /* "# postern users\n\n" */
-	free(now);
-	users_free(&us);
-
-	/* alias add / del */
-	r = run_cli(path, NULL, "alias", "alice@example.test", "--add",
-		    "postmaster@example.test", NULL);
-	assert_int_equal(r.rc, 0);
-	cli_free(&r);
-	r = run_cli(path, NULL, "alias", "alice@example.test", "--del",
-		    "INFO@example.test", NULL);
-	assert_int_equal(r.rc, 0);
-	assert_string_equal(r.err, "postern user: alias removed from "
-				   "alice@example.test\n");
-	cli_free(&r);
-	r = run_cli(path, NULL, "alias", "bob@example.test", "--add",
-		    "x@example.test", NULL);
-	assert_int_equal(r.rc, 0);
-	cli_free(&r);
-	now = read_all(path, NULL);
-	assert_non_null(strstr(now, ":1000:1000:Bob:/home/bob:/bin/false:"
-				    "userdb_mail=maildir:~/Maildir "
-				    "userdb_postern_aliases=x@example.test\n"));
-	free(now);
-	r = run_cli(path, NULL, "alias", "bob@example.test", "--del",
-		    "x@example.test", NULL);
-	assert_int_equal(r.rc, 0);
-	cli_free(&r);
-	now = read_all(path, NULL);
-	assert_non_null(strstr(now, ":1000:1000:Bob:/home/bob:/bin/false:"
-				    "userdb_mail=maildir:~/Maildir\n"
-				    "# a comment between users\n"
-				    "carol@example.test:"));
-	free(now);
-	/* carol's line (CRLF) and the rest never changed */
-	now = read_all(path, NULL);
-	assert_non_null(strstr(now, strstr(orig, "# a comment")));
-	free(now);
-
-	/* list: names and aliases, never hashes */
-	r = run_cli(path, NULL, "list", NULL);
-	assert_int_equal(r.rc, 0);
-	assert_string_equal(r.out, "bob@example.test\n"
-				   "carol@example.test\n"
-				   "dave@example.test\n"
-				   "alice@example.test\tsales@example.test,"
-				   "postmaster@example.test\n");
-	assert_null(strchr(r.out, '$'));
-	assert_null(strchr(r.out, '{'));
-	cli_free(&r);
-
-	/* del alice: the file is the original plus the newline that the
-	   add put after dave's unterminated line, bob's new hash aside */
-	r = run_cli(path, NULL, "del", "alice@example.test", NULL);
-	assert_int_equal(r.rc, 0);
-	assert_string_equal(r.err,
-			    "postern user: deleted alice@example.test\n");
-	cli_free(&r);
-	now = read_all(path, &len);
-	assert_int_equal(now[len - 1], '\n');
-	assert_null(strstr(now, "alice"));
-	assert_non_null(strstr(now, strstr(orig, "# a comment")));
-	free(now);
-
-	/* del bob: his line goes, all others stay as they were */
-	r = run_cli(path, NULL, "del", "bob@example.test", NULL);
-	assert_int_equal(r.rc, 0);
-	cli_free(&r);
-	now = read_all(path, &len);
-	{
-		const char *tail = strstr(orig, "# a comment");
-
-		assert_int_equal(len, 17 + strlen(tail) + 1);
-		assert_memory_equal(now, orig, 17);
-		assert_memory_equal(now + 17, tail, strlen(tail));
-		assert_int_equal(now[len - 1], '\n');
-	}
-	free(now);
-	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0640);
-	assert_dir_holds_only(dir, "users");
-	free(orig);
-}
-
-struct refusal {
-	const char *input;
-	const char *args[8];
-	const char *want; /* substring of stderr */
-};
-
-static const struct refusal refusals[] = {
-    /* the password is never taken from argv */
-    {"password12\n",
-     {"add", "new@example.test", "password12", "--stdin"},
-     "never taken from the command line"},
-    {NULL, {"add", "new@example.test", "password12"}, "too many"},
-    {"password12\n",
-     {"passwd", "bob@example.test", "--stdin", "password12"},
-     "never taken from the command line"},
-    {"password12\n",
-     {"add", "bob@example.test", "--stdin"},
-     "postern user: bob@example.test exists already\n"},
-    {"password12\n", {"add", "BOB@example.test", "--stdin"}, "exists already"},
-    {"password12\n",
-     {"add", "info@example.test", "--stdin"},
-     "info@example.test is an alias of bob@example.test"},
-    {"short\n",
-     {"add", "new@example.test", "--stdin"},
-     "password too short (at least 8 characters)"},
-    {"", {"add", "new@example.test", "--stdin"}, "no password line"},
-    {"password12\n",
-     {"add", "new@example.test", "--stdin", "--alias", "carol@example.test"},
-     "alias carol@example.test is taken by carol@example.test"},
-    {"password12\n",
-     {"add", "new@example.test", "--stdin", "--alias", "new@example.test"},
-     "alias new@example.test is the user's own name"},
-    {"password12\n",
-     {"add", "new@example.test", "--stdin", "--alias", "a@x.test", "--alias",
-      "A@x.test"},
-     "alias a@x.test given twice"},
-    {"password12\n",
-     {"add", "not an address", "--stdin"},
-     "invalid address 'not an address'"},
-    {"password12\n",
-     {"add", "new@example.test", "--stdin", "--alias", "x..y@z.test"},
-     "invalid alias 'x..y@z.test'"},
-    {"password12\n",
-     {"add", "new@example.test", "--stdin", "--alias"},
-     "option needs an address"},
-    {"password12\n",
-     {"passwd", "nobody@example.test", "--stdin"},
-     "no such user nobody@example.test"},
-    {NULL, {"del", "nobody@example.test"}, "no such user"},
-    {NULL, {"del", "info@example.test"}, "no such user"},
-    {NULL, {"del", "bob@example.test", "--stdin"}, "unknown option"},
-    {NULL, {"del"}, "missing ADDRESS"},
-    {NULL, {"alias", "bob@example.test"}, "exactly one --add or --del"},
-    {NULL,
-     {"alias", "bob@example.test", "--add", "a@x.test", "--del",
-      "info@example.test"},
-     "exactly one --add or --del"},
-    {NULL,
-     {"alias", "bob@example.test", "--add", "carol@example.test"},
-     "alias carol@example.test is taken by carol@example.test"},
-    {NULL,
-     {"alias", "carol@example.test", "--add", "info@example.test"},
-     "alias info@example.test is taken by bob@example.test"},
-    {NULL,
-     {"alias", "bob@example.test", "--del", "zz@example.test"},
-     "bob@example.test has no alias zz@example.test"},
-    {NULL,
-     {"alias", "nobody@example.test", "--add", "zz@example.test"},
-     "no such user"},
-    {NULL, {"list", "extra"}, "too many"},
-    {NULL, {"frob"}, "unknown subcommand"},
-    {NULL, {NULL}, "usage: postern user add"},
-};
-
-static void
-test_cli_refusals(void **state)
-{
-	char dir[256], path[300];
-	char *orig = expand("# users\n"
-			    "bob@example.test:%B::::::userdb_postern_aliases="
-			    "info@example.test\n"
-			    "carol@example.test:%S\n");
-	struct cli_out r;
-
-	(void)state;
-	path_of(dir, sizeof(dir), "refuse");
-	assert_int_equal(mkdir(dir, 0700), 0);
-	snprintf(path, sizeof(path), "%s/users", dir);
-	write_bytes(path, orig, strlen(orig));
-	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
-		const struct refusal *c = &refusals[i];
-		char *argv[10], *now;
-		int argc = 0;
-
-		argv[argc++] = "user";
-		for (size_t k = 0; k < 8 && c->args[k] != NULL; k++)
-			argv[argc++] = (char *)c->args[k];
-		argv[argc] = NULL;
-		print_message("refusal %zu: %s\n", i,
-			      argc > 1 ? argv[1] : "(none)");
-		r = run_cli_argv(path, c->input, argc, argv);
-		print_message("  stderr: %s", r.err);
-		assert_int_equal(r.rc, 1);
-		assert_non_null(strstr(r.err, c->want));
-		assert_string_equal(r.out, "");
-		cli_free(&r);
-		now = read_all(path, NULL);
-		assert_string_equal(now, orig); /* untouched */
-		free(now);
-	}
-	assert_dir_holds_only(dir, "users");
-	free(orig);
-}
-
-static void
-test_cli_files(void **state)
-{
-	char dir[256], path[300], link[300];
-	struct cli_out r;
-	struct users *us = NULL;
-	struct stat st;
-	char *text;
-
-	(void)state;
-	path_of(dir, sizeof(dir), "files");
-	assert_int_equal(mkdir(dir, 0700), 0);
-	snprintf(path, sizeof(path), "%s/users", dir);
-
-	/* a missing file: only add creates it, mode 0600 */
-	r = run_cli(path, NULL, "del", "a@example.test", NULL);
-	assert_int_equal(r.rc, 1);
-	assert_non_null(strstr(r.err, "No such file"));
-	cli_free(&r);
-	r = run_cli(path, NULL, "list", NULL);
-	assert_int_equal(r.rc, 1);
-	cli_free(&r);
-	r = run_cli(path, "password12\n", "add", "a@example.test", "--stdin",
-		    NULL);
-	assert_int_equal(r.rc, 0);
-	cli_free(&r);
-	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0600);
-	assert_non_null(load_user(path, &us, "a@example.test"));
-	users_free(&us);
-
-	/* a broken file is never edited: its errors are shown */
-	text = expand("a@example.test:%A\nbroken@example.test\n");
-	write_bytes(path, text, strlen(text));
-	r = run_cli(path, "password12\n", "add", "b@example.test", "--stdin",
-		    NULL);
-	assert_int_equal(r.rc, 1);
-	assert_non_null(strstr(r.err, "users:2: missing password"));
-	assert_non_null(strstr(r.err, "fix "));
-	cli_free(&r);
-	free(text);
-	text = read_all(path, NULL);
-	assert_non_null(strstr(text, "broken@"));
-	free(text);
-
-	/* a symbolic link is refused (rename would replace the link) */
-	write_bytes(path, "", 0);
-	snprintf(link, sizeof(link), "%s/link", dir);
-	assert_int_equal(symlink("users", link), 0);
-	r = run_cli(link, NULL, "del", "a@example.test", NULL);
-	assert_int_equal(r.rc, 1);
-	assert_non_null(strstr(r.err, "symbolic link"));
-	cli_free(&r);
-	assert_int_equal(unlink(link), 0);
-	assert_dir_holds_only(dir, "users");
-
-	r = run_cli("", NULL, "list", NULL);
-	assert_int_equal(r.rc, 1);
-	cli_free(&r);
-
-	/* a write that fails half-way (file size limit, as on a full disk)
-	   leaves the old file and no temporary file behind */
-	text = expand("a@example.test:%A\n");
-	write_bytes(path, text, strlen(text));
-	{
-		pid_t p = fork();
-		int status;
-
-		assert_true(p >= 0);
-		if (p == 0) {
-			struct rlimit rl = {strlen(text) + 20,
-					    strlen(text) + 20};
-
-			signal(SIGXFSZ, SIG_IGN);
-			setrlimit(RLIMIT_FSIZE, &rl);
-			r = run_cli(path, "password12\n", "add",
-				    "b@example.test", "--stdin", NULL);
-			_exit(r.rc == 1 && strstr(r.err, "cannot write") ? 0
-									 : 1);
-		}
-		assert_int_equal(waitpid(p, &status, 0), p);
-		assert_true(WIFEXITED(status));
-		assert_int_equal(WEXITSTATUS(status), 0);
-	}
-	{
-		char *now = read_all(path, NULL);
-
-		assert_string_equal(now, text);
-		free(now);
-	}
-	free(text);
-	assert_dir_holds_only(dir, "users");
-}
-
-/* Read from the pty master until `want` shows up (or fail on timeout). */
-static void
-pty_expect(int master, char *seen, size_t size, size_t *len, const char *want)
-{
-	while (strstr(seen, want) == NULL) {
-		struct pollfd p = {.fd = master, .events = POLLIN};
-		ssize_t n;
-
-		assert_true(poll(&p, 1, 20000) == 1);
-		n = read(master, seen + *len, size - 1 - *len);
-		assert_true(n > 0);
-		*len += (size_t)n;
-		seen[*len] = '\0';
-	}
-}
-
-/* Drain the pty until the child is gone; return its exit status. */
-static int
-pty_finish(pid_t pid, int master, char *seen, size_t size, size_t *len)
-{
-	int status;
-
-	for (;;) {
-		struct pollfd p = {.fd = master, .events = POLLIN};
-		ssize_t n;
-
-		if (poll(&p, 1, 20000) != 1)
-			break;
-		n = read(master, seen + *len, size - 1 - *len);
-		if (n <= 0)
-			break; /* EIO once the child closed its side */
-		*len += (size_t)n;
-		seen[*len] = '\0';
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	return WEXITSTATUS(status);
-}
-
-static pid_t
-pty_spawn(const char *path, const char *user, int *master)
-{
-	pid_t pid = forkpty(master, NULL, NULL, NULL);
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char *argv[] = {"user", "add", (char *)user, NULL};
-
-		_exit(users_cli(path, 3, argv));
-	}
-	return pid;
-}
-
-static void
-test_cli_terminal(void **state)
-{
-	char dir[256], path[300], seen[4096];
-	struct users *us = NULL;
-	const struct user *u;
-	size_t len = 0;
-	int master;
-	pid_t pid;
-
-	(void)state;
-	path_of(dir, sizeof(dir), "tty");
-	assert_int_equal(mkdir(dir, 0700), 0);
-	snprintf(path, sizeof(path), "%s/users", dir);
-
-	/* asked twice, without echo */
-	seen[0] = '\0';
-	pid = pty_spawn(path, "tty@example.test", &master);
-	pty_expect(master, seen, sizeof(seen), &len, "New password: ");
-	assert_int_equal(write(master, "tty-secret-1\n", 13), 13);
-	pty_expect(master, seen, sizeof(seen), &len, "Retype new password: ");
-	assert_int_equal(write(master, "tty-secret-1\n", 13), 13);
-	assert_int_equal(pty_finish(pid, master, seen, sizeof(seen), &len), 0);
-	close(master);
-	print_message("terminal said: %s\n", seen);
-	assert_null(strstr(seen, "tty-secret-1")); /* never echoed */
-	assert_non_null(strstr(seen, "added tty@example.test"));
-	u = load_user(path, &us, "tty@example.test");
-	assert_non_null(u);
-	assert_int_equal(users_verify(u->hash, "tty-secret-1", 12), 1);
-	users_free(&us);
-
-	/* the two must match */
-	len = 0;
-	seen[0] = '\0';
-	pid = pty_spawn(path, "tty2@example.test", &master);
-	pty_expect(master, seen, sizeof(seen), &len, "New password: ");
-	assert_int_equal(write(master, "tty-secret-1\n", 13), 13);
-	pty_expect(master, seen, sizeof(seen), &len, "Retype new password: ");
-	assert_int_equal(write(master, "tty-secret-2\n", 13), 13);
-	assert_int_equal(pty_finish(pid, master, seen, sizeof(seen), &len), 1);
-	close(master);
-	assert_non_null(strstr(seen, "passwords do not match"));
-	assert_null(strstr(seen, "tty-secret"));
-	assert_null(load_user(path, &us, "tty2@example.test"));
-	users_free(&us);
-
-	/* no terminal and no --stdin: refused, not hung */
-	{
-		struct cli_out r;
-		pid_t p = fork();
-		int status;
-
-		assert_true(p >= 0);
-		if (p == 0) {
-			setsid(); /* no controlling terminal */
-			r = run_cli(path, NULL, "add", "tty3@example.test",
-				    NULL);
-			_exit(r.rc == 1 && strstr(r.err, "use --stdin") ? 0
-									: 1);
-		}
-		assert_int_equal(waitpid(p, &status, 0), p);
-		assert_true(WIFEXITED(status));
-		assert_int_equal(WEXITSTATUS(status), 0);
-	}
-	assert_dir_holds_only(dir, "users");
-}
-
 /* --- the dummy ----------------------------------------------------- */
 
 static double
@@ -1252,8 +616,220 @@ test_dummy_timing(void **state)
 	assert_true(real > 0 && dummy > 0);
 }
 
+/* --- the dummy's model (users_dummy_model, users_dummy_hash) ------- */
+
+/* The cost of a hash as text: the scheme, then what sets the work
+   (Argon2id m,t,p; bcrypt variant and cost; sha512crypt rounds; yescrypt
+   parameters). Salt and hash are left out. */
+static void
+cost_of(const char *hash, char *out, size_t size)
+{
+	const char *h = strchr(hash, '}') + 1, *end;
+	unsigned long rounds = 5000;
+	int n = 0;
+
+	if (strncmp(h, "$argon2id$", 10) == 0) {
+		end = strstr(h, "$m=");
+		assert_non_null(end);
+		n = snprintf(out, size, "%.*s%.*s", (int)(h - hash), hash,
+			     (int)strcspn(end + 1, "$"), end + 1);
+	} else if (strncmp(h, "$2", 2) == 0) {
+		n = snprintf(out, size, "%.*s%.7s", (int)(h - hash), hash, h);
+	} else if (strncmp(h, "$6$", 3) == 0) {
+		if (strncmp(h + 3, "rounds=", 7) == 0)
+			rounds = strtoul(h + 10, NULL, 10);
+		n = snprintf(out, size, "%.*s$6$rounds=%lu", (int)(h - hash),
+			     hash, rounds);
+	} else if (strncmp(h, "$y$", 3) == 0) {
+		n = snprintf(out, size, "%.*s$y$%.*s", (int)(h - hash), hash,
+			     (int)strcspn(h + 3, "$"), h + 3);
+	} else {
+		fail_msg("unexpected hash %s", hash);
+	}
+	assert_true(n > 0 && (size_t)n < size);
+}
+
+/* The salt and hash of a hash: what follows the cost. */
+static const char *
+salt_of(const char *hash)
+{
+	const char *h = strchr(hash, '}') + 1;
+	const char *last = strrchr(h, '$');
+
+	if (strncmp(h, "$2", 2) == 0)
+		return h + 7;
+	while (last > h && *--last != '$')
+		;
+	return last;
+}
+
+static char *
+argon2_with(unsigned long long ops, size_t mem)
+{
+	char out[crypto_pwhash_STRBYTES], *r;
+
+	assert_int_equal(crypto_pwhash_str_alg(out, "password1", 9, ops, mem,
+					       crypto_pwhash_ALG_ARGON2ID13),
+			 0);
+	assert_true(asprintf(&r, "{ARGON2ID}%s", out) > 0);
+	return r;
+}
+
+#define N_MAP 64
+
+/* Where one process maps names 0..n-1 (the lines of their models). */
+static void
+map_names(const struct users *us, unsigned *lines, size_t n)
+{
+	char name[64];
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "unknown%zu@example.test", i);
+		lines[i] = users_dummy_model(us, name)->line;
+	}
+}
+
+/*
+ * An unknown name borrows the scheme and cost of an entry of the file,
+ * always the same one for the same name (in any case), every entry for
+ * some names; the dummy has that entry's cost, a salt and hash of its
+ * own, and loads and verifies like a real hash without matching.
+ */
+static void
+test_dummy_choice(void **state)
+{
+	enum { N_NAMES = 3000 };
+	char *hashes[11], *text = NULL, *errs = NULL, *d1, *d2;
+	char c1[160], c2[160], name[64], cmd[256], line[400];
+	unsigned hits[11] = {0}, mine[N_MAP], theirs[N_MAP];
+	struct users *us = NULL, *again = NULL;
+	size_t len = 0, n = sizeof(hashes) / sizeof(hashes[0]);
+	FILE *m = open_memstream(&text, &len), *other;
+	int same = 0;
+
+	(void)state;
+	hashes[0] = strdup(h_argon);
+	hashes[1] = argon2_with(3, 8u << 20); /* doveadm-like other costs */
+	hashes[2] = strdup(h_bcrypt);	      /* $2b$04 */
+	hashes[3] = strdup(h_bcrypt_y);	      /* $2y$04 */
+	hashes[4] = make_crypt("BLF-CRYPT", "$2a$", 5, "password1");
+	hashes[5] = strdup(h_sha512);	      /* rounds=1000 */
+	hashes[6] = make_crypt("SHA512-CRYPT", "$6$", 0, "password1");
+	hashes[7] = make_crypt("SHA512-CRYPT", "$6$", 1500, "password1");
+	hashes[8] = strdup(h_yescrypt);
+	hashes[9] = make_crypt("CRYPT", "$y$", 3, "password1");
+	hashes[10] = strdup(h_crypt6);
+	for (size_t i = 0; i < n; i++)
+		fprintf(m, "user%zu@example.test:%s\n", i, hashes[i]);
+	fclose(m);
+	assert_int_equal(load_text("models", text, len, &us, &errs), 0);
+	free(errs);
+	assert_int_equal(load_text("models", text, len, &again, &errs), 0);
+	free(errs);
+
+	for (int i = 0; i < N_NAMES; i++) {
+		const struct user *u, *v;
+		char upper[64];
+
+		snprintf(name, sizeof(name), "Nobody%d@Example.test", i);
+		u = users_dummy_model(us, name);
+		assert_non_null(u);
+		assert_true(u->line >= 1 && u->line <= n);
+		hits[u->line - 1]++;
+		/* the same name, in any case, and in a re-load of the file */
+		for (size_t k = 0; k <= strlen(name); k++)
+			upper[k] = (char)toupper((unsigned char)name[k]);
+		assert_ptr_equal(users_dummy_model(us, name), u);
+		assert_ptr_equal(users_dummy_model(us, upper), u);
+		v = users_dummy_model(again, name);
+		assert_int_equal(v->line, u->line);
+	}
+	for (size_t i = 0; i < n; i++) {
+		print_message("entry %zu: %u of %d names\n", i, hits[i],
+			      N_NAMES);
+		assert_true(hits[i] > N_NAMES / n / 3); /* ~273 expected */
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		const struct user *u = users_get(us, i);
+		double t0, real, dummy;
+
+		assert_int_equal(users_dummy_hash(u, &d1), 0);
+		assert_int_equal(users_dummy_hash(u, &d2), 0);
+		cost_of(u->hash, c1, sizeof(c1));
+		cost_of(d1, c2, sizeof(c2));
+		print_message("model %s\ndummy %s\n", u->hash, d1);
+		assert_string_equal(c1, c2);
+		/* never the model's own salt or hash; fresh each time */
+		assert_string_not_equal(salt_of(d1), salt_of(u->hash));
+		assert_string_not_equal(salt_of(d1), salt_of(d2));
+		/* a well-formed hash (not -1) that the password of every
+		   entry does not match */
+		t0 = now_ms();
+		assert_int_equal(users_verify(u->hash, "password2", 9), 0);
+		real = now_ms() - t0;
+		t0 = now_ms();
+		assert_int_equal(users_verify(d1, "password1", 9), 0);
+		dummy = now_ms() - t0;
+		print_message("  verify: entry %.2f ms, dummy %.2f ms\n", real,
+			      dummy);
+		free(d1);
+		free(d2);
+	}
+
+	/* The key is drawn per process: another process (this program
+	   run again) maps the same names differently (all 64 alike by
+	   chance: 11^-64). */
+	map_names(us, mine, N_MAP);
+	path_of(cmd, sizeof(cmd), "models");
+	snprintf(line, sizeof(line), "/proc/%ld/exe --map %s", (long)getpid(),
+		 cmd);
+	other = popen(line, "r");
+	assert_non_null(other);
+	for (int i = 0; i < N_MAP; i++) {
+		assert_non_null(fgets(line, sizeof(line), other));
+		theirs[i] = (unsigned)strtoul(line, NULL, 10);
+		same += mine[i] == theirs[i];
+	}
+	assert_int_equal(pclose(other), 0);
+	print_message("another process maps %d of %d names alike\n", same,
+		      N_MAP);
+	assert_true(same < N_MAP);
+
+	/* no users, no model; no model, no dummy */
+	users_free(&again);
+	assert_int_equal(load_text("empty", "# none\n", 7, &again, &errs), 0);
+	free(errs);
+	assert_null(users_dummy_model(again, "a@b.test"));
+	assert_null(users_dummy_model(NULL, "a@b.test"));
+	assert_int_equal(users_dummy_hash(NULL, &d1), -1);
+	assert_null(d1);
+	users_free(&again);
+	users_free(&us);
+	for (size_t i = 0; i < n; i++)
+		free(hashes[i]);
+	free(text);
+}
+
+/* `test_users --map FILE`: print where this process maps the names of
+   map_names(), one line each (test_dummy_choice runs it). */
+static int
+map_main(const char *path)
+{
+	unsigned lines[N_MAP];
+	struct users *us = NULL;
+
+	if (users_load(path, &us, stderr) < 0 || users_count(us) == 0)
+		return 1;
+	map_names(us, lines, N_MAP);
+	for (int i = 0; i < N_MAP; i++)
+		printf("%u\n", lines[i]);
+	users_free(&us);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_verify_schemes),
@@ -1263,12 +839,12 @@ main(void)
 	    cmocka_unit_test(test_find_and_send_as),
 	    cmocka_unit_test(test_load_errors),
 	    cmocka_unit_test(test_load_missing),
-	    cmocka_unit_test(test_cli_round_trip),
-	    cmocka_unit_test(test_cli_refusals),
-	    cmocka_unit_test(test_cli_files),
-	    cmocka_unit_test(test_cli_terminal),
 	    cmocka_unit_test(test_dummy_timing),
+	    cmocka_unit_test(test_dummy_choice),
 	};
+
+	if (argc == 3 && strcmp(argv[1], "--map") == 0)
+		return map_main(argv[2]);
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -294,8 +294,12 @@ test_defaults(void **state)
 	assert_int_equal(cfg->auth_cache_ttl, 300);
 	assert_int_equal(cfg->auth_failure_delay, 1);
 	assert_int_equal(cfg->auth_threads, 0);
-	assert_int_equal(cfg->conn_limit_per_address, 20);
-	assert_int_equal(cfg->conn_rate_per_address, 60);
+	/* Postfix's 50 open sessions; a rate an application sending one
+	   message per session at 5 a second stays under (issue 7 item 4) */
+	assert_int_equal(cfg->conn_limit_per_address, 50);
+	assert_int_equal(cfg->conn_rate_per_address, 300);
+	assert_int_equal(cfg->n_conn_limit_exempt, 0);
+	assert_null(cfg->conn_limit_exempt);
 	want = xasprintf("%s/var/run/postern.sock", cwd);
 	assert_string_equal(cfg->control_socket, want);
 	free(want);
@@ -627,6 +631,12 @@ static const struct error_case error_cases[] = {
      "0..1000000\n"},
     {false, "conn-rate-per-address -1\n",
      "t.conf:4: conn-rate-per-address: \"-1\" is not a whole number\n"},
+    {false, "conn-limit-exempt 127.0.0.0/8 10.0.0.0/33\n",
+     "t.conf:4: conn-limit-exempt: \"10.0.0.0/33\" has a prefix longer than "
+     "32 bits\n"},
+    {false, "conn-limit-exempt\n",
+     "t.conf:4: conn-limit-exempt: expected at least 1 argument "
+     "(conn-limit-exempt NETWORK...), got 0\n"},
     /* auth-lock-max >= auth-lock-time, on the line of the one given */
     {false, "auth-lock-max 1m\n",
      "t.conf:4: auth-lock-max: 1m is shorter than auth-lock-time (5m)\n"},
@@ -1035,7 +1045,10 @@ test_submission_ok(void **state)
 					    "tls-certificate /b.pem /b.key\n"
 					    "tls-certificate /c.pem /c.key\n"
 					    "auth-allow 10.0.0.0/8\n"
-					    "auth-allow ::1 192.0.2.1\n");
+					    "auth-allow ::1 192.0.2.1\n"
+					    "conn-limit-exempt 192.0.2.0/24\n"
+					    "conn-limit-exempt 2001:db8::/32 "
+					    "10.9.8.7\n");
 
 	(void)state;
 	assert_int_equal(cfg->n_listeners, 4);
@@ -1046,6 +1059,14 @@ test_submission_ok(void **state)
 	assert_int_equal(cfg->n_auth_allow, 3);
 	assert_int_equal(cfg->auth_allow[1].family, AF_INET6);
 	assert_int_equal(cfg->auth_allow[2].family, AF_INET);
+	/* conn-limit-exempt adds up too, apart from auth-allow */
+	assert_int_equal(cfg->n_conn_limit_exempt, 3);
+	assert_int_equal(cfg->conn_limit_exempt[0].prefix, 24);
+	assert_int_equal(cfg->conn_limit_exempt[1].family, AF_INET6);
+	assert_int_equal(cfg->conn_limit_exempt[1].prefix, 32);
+	assert_int_equal(cfg->conn_limit_exempt[2].prefix, 32);
+	assert_memory_equal(cfg->conn_limit_exempt[2].addr, "\x0a\x09\x08\x07",
+			    4);
 	assert_false(cfg->tls_self_signed);
 	config_free(&cfg);
 
@@ -1413,6 +1434,15 @@ test_builtin(void **state)
 	assert_int_equal(cfg->control_socket[0], '/');
 	assert_non_null(strstr(cfg->control_socket, "/var/run/postern.sock"));
 	assert_true(cfg->from_header_check);
+	/* local tools (smtp-source) are never throttled in development */
+	assert_int_equal(cfg->n_conn_limit_exempt, 2);
+	assert_int_equal(cfg->conn_limit_exempt[0].family, AF_INET);
+	assert_int_equal(cfg->conn_limit_exempt[0].prefix, 8);
+	assert_memory_equal(cfg->conn_limit_exempt[0].addr, "\x7f\0\0\0", 4);
+	assert_int_equal(cfg->conn_limit_exempt[1].family, AF_INET6);
+	assert_int_equal(cfg->conn_limit_exempt[1].prefix, 128);
+	assert_memory_equal(cfg->conn_limit_exempt[1].addr, &in6addr_loopback,
+			    16);
 	config_free(&cfg);
 	assert_null(cfg);
 	config_free(&cfg); /* twice is harmless */
@@ -1505,6 +1535,7 @@ test_reference_matches_doc(void **state)
 	assert_non_null(strstr(end + 1, "hostname localhost\n"
 					"domains example.test\n"
 					"mailbox demo@example.test\n"
+					"postmaster demo@example.test\n"
 					"users var/users\n"
 					"spool var/spool\n"
 					"maildir var/mail/%d/%n/Maildir\n"
@@ -1512,6 +1543,7 @@ test_reference_matches_doc(void **state)
 					"tls-certificate var/tls/cert.pem "
 					"var/tls/key.pem\n"
 					"tls-self-signed yes\n"
+					"conn-limit-exempt 127.0.0.0/8 ::1\n"
 					"listen 127.0.0.1:2025 mx\n"
 					"listen [::1]:2025 mx\n"
 					"listen 127.0.0.1:2587 submission\n"
