@@ -100,6 +100,7 @@ struct config {
 	/* Users (Dovecot passwd-file): they are local mailboxes too. */
 	char *users_file;
 	bool from_header_check; /* From: must be the user's address */
+	bool sandbox;		/* seccomp + Landlock in workers and guard */
 
 	/* The guard: lockout after failed logins, per-address limits. */
 	unsigned auth_account_failures; /* in the window, then locked */

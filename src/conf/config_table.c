@@ -193,6 +193,9 @@ const struct config_directive config_directives[] = {
      .doc = "how spool writes are made durable"},
     ROW_BOOL("from-header-check", from_header_check, "yes",
 	     "an authenticated user's From: must be one of their addresses"),
+    ROW_BOOL("sandbox", sandbox, "yes",
+	     "seccomp filter and Landlock rules in the workers and the "
+	     "guard (docs/security.md); no only for debugging"),
     ROW_NUM("auth-account-failures", "N", auth_account_failures, UNIT_COUNT,
 	    "5", 1, 1000,
 	    "failed logins to one account in the window before it is locked"),

@@ -33,6 +33,7 @@
 #include "lib/log.h"
 #include "smtp/reply.h"
 #include "daemon/proc.h"
+#include "daemon/sandbox.h"
 #include "daemon/worker.h"
 #include "smtp/session.h"
 #include "store/spool.h"
@@ -985,6 +986,14 @@ worker_main(const struct worker_env *env)
 			_exit(2);
 		w.n_lev++;
 	}
+#ifdef POSTERN_TEST_HOOKS
+	sandbox_test_attack(cfg);
+#endif
+	if (sandbox_worker(cfg) < 0)
+		_exit(2);
+#ifdef POSTERN_TEST_HOOKS
+	sandbox_test_violate();
+#endif
 	log_debug("-", "worker started slot=%u", env->slot);
 	event_base_dispatch(w.base);
 	for (size_t i = 0; i < w.n_lev; i++)
