@@ -219,8 +219,12 @@ dirs_maildir(const char *dir, const struct dirs_owner *ow)
 		int sfd = dirs_open_at(fd, subs[k], ow);
 
 		if (sfd < 0) {
-			snprintf(at, sizeof(at), "%s/%s", dir, subs[k]);
-			dirs_log("maildir", at, dirs_why(errno));
+			int err = errno;
+
+			/* A path too long for `at` is logged cut short. */
+			if (snprintf(at, sizeof(at), "%s/%s", dir, subs[k]) < 0)
+				at[0] = '\0';
+			dirs_log("maildir", at, dirs_why(err));
 			close(fd);
 			return -1;
 		}
