@@ -22,11 +22,13 @@
  *   subload load -p PORT -c SESSIONS -n MESSAGES -u CREDS -r RCPT [-s SIZE]
  *           [-T SECONDS]
  *   subload latency -p PORT -u CREDS -l LOGINS [-g GAP_MS] [-w WARM_MS]
- *           [-a ATTACKERS -x USER -S ATTACK_FROM] [-L FROM [-m]]
+ *           [-a ATTACKERS -x USER -S ATTACK_FROM] [-L FROM [-m | -N]]
  *
  * With -m, legitimate login i comes from FROM + i (the last octet counted
  * up), so that the logins in flight at once do not add up against one
- * address in the server's lockout.
+ * address in the server's lockout. With -N, from FROM + 256 i: each from
+ * a /24 of its own, as independent users are (the guard queues hashes
+ * per /24).
  *
  * CREDS is a file of "user password" lines. Built by bench/run with
  * `cc -O2 subload.c -lssl -lcrypto`.
@@ -765,8 +767,8 @@ legit_start_one(void)
 	struct conn *c;
 
 	if (G.from_each)
-		from.s_addr =
-		    htonl(ntohl(from.s_addr) + (uint32_t)G.legit_started);
+		from.s_addr = htonl(ntohl(from.s_addr) +
+				    (uint32_t)G.legit_started * G.from_each);
 	c = conn_open(K_LEGIT, G.have_from ? &from : NULL, cr);
 
 	c->seq = G.legit_started++;
@@ -966,7 +968,7 @@ usage(void)
 	      "[-d SECONDS]\n"
 	      "       subload latency -p PORT -u CREDS -l LOGINS [-g GAP_MS] "
 	      "[-w WARM_MS] [-a ATTACKERS -x USER -S ATTACK_FROM] "
-	      "[-L FROM [-m]] "
+	      "[-L FROM [-m | -N]] "
 	      "[-j FILE] [-d SECONDS]\n",
 	      stderr);
 	exit(2);
@@ -991,7 +993,7 @@ main(int argc, char **argv)
 	G.deadline_s = 600;
 	optind = 2;
 	while ((opt = getopt(argc, argv,
-			     "p:c:n:u:r:s:l:g:w:a:x:S:L:mj:d:T:")) != -1) {
+			     "p:c:n:u:r:s:l:g:w:a:x:S:L:mNj:d:T:")) != -1) {
 		switch (opt) {
 		case 'p':
 			port = num(optarg, "port");
@@ -1036,6 +1038,9 @@ main(int argc, char **argv)
 			break;
 		case 'm':
 			G.from_each = 1;
+			break;
+		case 'N':
+			G.from_each = 256;
 			break;
 		case 'j':
 			G.json_path = optarg;

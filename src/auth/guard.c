@@ -529,12 +529,33 @@ job_submit(struct guard_job *j, const struct user *u, time_t now)
 		job_reply(j);
 		return;
 	}
-	if (!guard_pool_submit(j)) {
+	switch (guard_pool_submit(j)) {
+	case GUARD_FAIR_OK:
+		return;
+	case GUARD_FAIR_NET_FULL: {
+		char net[64], extra[128];
+
+		/* One network has auth-queue-per-network hashes waiting:
+		   it alone gets 454 4.7.0, without a hash; others still
+		   queue. After auth-failure-delay like a 535, so that the
+		   guesser's retry loop does not turn into a flood of TLS
+		   handshakes. */
+		guard_fair_net_text(j->addr, net, sizeof(net));
+		snprintf(extra, sizeof(extra),
+			 " reason=network-queue-full network=%s", net);
+		log_auth("auth-busy", j, extra);
 		lockout_auth_abort(G.lo, j->addr, j->user, now);
-		log_auth("auth-busy", j, "");
 		j->result = GUARD_AUTH_TEMPFAIL;
-		job_reply(j);
+		job_reply_later(j);
+		return;
 	}
+	case GUARD_FAIR_FULL:
+		log_auth("auth-busy", j, " reason=queue-full");
+		break;
+	}
+	lockout_auth_abort(G.lo, j->addr, j->user, now);
+	j->result = GUARD_AUTH_TEMPFAIL;
+	job_reply(j);
 }
 
 static void
@@ -780,6 +801,7 @@ reload(void)
 			G.cfg = cfg;
 			G.owns_cfg = true;
 			apply_config();
+			guard_pool_set_net_max(G.cfg->auth_queue_per_network);
 		}
 		free(text);
 	}
@@ -899,7 +921,8 @@ guard_die(const char *why)
 }
 
 void
-guard_main(const struct config *cfg, const char *cfg_path, int master_fd)
+guard_main(const struct config *cfg, const char *cfg_path, int master_fd,
+	   int control_fd)
 {
 	struct timeval minute = {60, 0};
 	struct lockout_config lc;
@@ -932,7 +955,7 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd)
 	    event_add(G.master_ev, NULL) < 0 ||
 	    event_add(G.expire_ev, &minute) < 0)
 		guard_die("event setup");
-	guard_control_open(G.base, G.lo, G.cfg->control_socket);
+	guard_control_open(G.base, G.lo, control_fd);
 	/* The dummy hash is made on first use: make it now, so that the
 	   first unknown user costs no more than any other. */
 	users_verify_dummy("", 0);
@@ -940,7 +963,8 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd)
 	   the calling thread only). */
 	if (sandbox_guard(G.cfg, G.cfg_path) < 0)
 		guard_die("sandbox");
-	if (guard_pool_start(G.base, (long)G.cfg->auth_threads, job_done) < 0)
+	if (guard_pool_start(G.base, (long)G.cfg->auth_threads,
+			     G.cfg->auth_queue_per_network, job_done) < 0)
 		guard_die("cannot start the hashing threads");
 	log_info(SID, "started pid=%ld", (long)getpid());
 	event_base_dispatch(G.base);

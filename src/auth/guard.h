@@ -43,13 +43,22 @@ enum guard_conn_result {
 
 /*
  * Run the guard. `master_fd` is its end of a socketpair with the master,
+ * `control_fd` the control socket from guard_control_bind (-1: none),
  * over which worker sockets arrive (SCM_RIGHTS, one per message) and the
  * master's reload requests come. Loads cfg->users_file; on a reload request
  * re-reads `cfg_path` (NULL: keep cfg) and the users file, keeping the old
  * ones when the new ones are bad. Never returns.
  */
 void guard_main(const struct config *cfg, const char *cfg_path,
-		int master_fd) __attribute__((noreturn));
+		int master_fd, int control_fd) __attribute__((noreturn));
+
+/*
+ * Make the control socket cfg->control_socket (before the guard drops
+ * root: the master made its directory, proc.h), mode 0660 with group
+ * admin-group, or 0600. Returns the listening socket for guard_main's
+ * `control_fd`, or -1 (logged; none, or it could not be made).
+ */
+int guard_control_bind(const struct config *cfg);
 
 /* Master side: hand a worker's socket to the guard; ask it to reload. */
 int guard_send_worker_fd(int master_fd, int worker_fd);

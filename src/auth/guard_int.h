@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "auth/guard.h"
+#include "auth/guard_fair.h"
 #include "auth/guard_proto.h"
 #include "auth/lockout.h"
 
@@ -53,14 +54,17 @@ extern const char *const guard_kind_names[];
 /* guard_pool.c: `done` runs in the loop's thread for each finished job. */
 typedef void guard_pool_done_fn(struct guard_job *j);
 int guard_pool_start(struct event_base *base, long n_threads,
-		     guard_pool_done_fn *done);
-/* Queue a job; false when the queue is full (the caller answers). */
-bool guard_pool_submit(struct guard_job *j);
+		     size_t net_max, guard_pool_done_fn *done);
+/* Queue a job behind the others of its client network (guard_fair.h);
+   anything but GUARD_FAIR_OK: not queued, the caller answers. */
+enum guard_fair_result guard_pool_submit(struct guard_job *j);
+/* auth-queue-per-network changed (reload). */
+void guard_pool_set_net_max(size_t net_max);
 
-/* guard_control.c: listen on `path` (NULL or "": none); unlink it at
-   exit. */
+/* guard_control.c: serve the socket of guard_control_bind (-1: none);
+   unlink it at exit (when the guard may). */
 void guard_control_open(struct event_base *base, struct lockout *lo,
-			const char *path);
+			int fd);
 void guard_control_unlink(void);
 
 #endif

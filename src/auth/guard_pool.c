@@ -1,7 +1,9 @@
 /*
  * guard_pool.c - the guard's password hashing threads (DESIGN.md: a KDF
- * never blocks an event loop). The loop queues jobs; a thread verifies
- * one (users_verify, or a dummy for an unknown user) and puts it on the
+ * never blocks an event loop). The loop queues jobs, one queue per client
+ * network served in turn (guard_fair.c), so that one network's guesses do
+ * not make every other login wait; a thread takes the next job, verifies
+ * it (users_verify, or a dummy for an unknown user) and puts it on the
  * done list; an eventfd wakes the loop, which hands each finished job to
  * the guard's `done` callback.
  */
@@ -16,6 +18,7 @@
 
 #include <event2/event.h>
 
+#include "auth/guard_fair.h"
 #include "auth/guard_int.h"
 #include "auth/users.h"
 #include "lib/log.h"
@@ -26,8 +29,8 @@
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct guard_job *queue_head, *queue_tail, *done;
-	size_t queued;
+	struct guard_fair *queue;
+	struct guard_job *done;
 	int efd;
 	struct event *efd_ev;
 	guard_pool_done_fn *done_fn;
@@ -65,13 +68,8 @@ guard_pool_thread(void *arg)
 		struct guard_job *j;
 
 		pthread_mutex_lock(&P.mu);
-		while (P.queue_head == NULL)
+		while ((j = guard_fair_pop(P.queue)) == NULL)
 			pthread_cond_wait(&P.cv, &P.mu);
-		j = P.queue_head;
-		P.queue_head = j->next;
-		if (P.queue_head == NULL)
-			P.queue_tail = NULL;
-		P.queued--;
 		pthread_mutex_unlock(&P.mu);
 
 		guard_pool_verify(j);
@@ -135,11 +133,14 @@ guard_pool_threads(long n)
 }
 
 int
-guard_pool_start(struct event_base *base, long n_threads,
+guard_pool_start(struct event_base *base, long n_threads, size_t net_max,
 		 guard_pool_done_fn *done)
 {
 	memset(&P, 0, sizeof(P));
 	P.done_fn = done;
+	P.queue = guard_fair_new(GUARD_POOL_QUEUE_MAX, net_max);
+	if (P.queue == NULL)
+		return -1;
 	pthread_mutex_init(&P.mu, NULL);
 	pthread_cond_init(&P.cv, NULL);
 	P.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -152,23 +153,23 @@ guard_pool_start(struct event_base *base, long n_threads,
 	return guard_pool_threads(n_threads);
 }
 
-bool
+void
+guard_pool_set_net_max(size_t net_max)
+{
+	pthread_mutex_lock(&P.mu);
+	guard_fair_set_net_max(P.queue, net_max);
+	pthread_mutex_unlock(&P.mu);
+}
+
+enum guard_fair_result
 guard_pool_submit(struct guard_job *j)
 {
-	bool ok;
+	enum guard_fair_result r;
 
 	pthread_mutex_lock(&P.mu);
-	ok = P.queued < GUARD_POOL_QUEUE_MAX;
-	if (ok) {
-		j->next = NULL;
-		if (P.queue_tail != NULL)
-			P.queue_tail->next = j;
-		else
-			P.queue_head = j;
-		P.queue_tail = j;
-		P.queued++;
+	r = guard_fair_push(P.queue, j);
+	if (r == GUARD_FAIR_OK)
 		pthread_cond_signal(&P.cv);
-	}
 	pthread_mutex_unlock(&P.mu);
-	return ok;
+	return r;
 }

@@ -239,6 +239,19 @@ config_line_failed(const struct config_parser *p, size_t i)
 	return p->seen[i] != 0 && p->set[i] == 0;
 }
 
+/* The postmaster mailbox must be in one of our domains. */
+static void
+config_check_postmaster(struct config_parser *p)
+{
+	const struct config_mailbox *pm = &p->cfg->postmaster;
+
+	if (pm->domain == NULL || config_is_local_domain(p->cfg, pm->domain))
+		return;
+	p->line = p->set[config_directive_index("postmaster")];
+	config_error(p, "postmaster: %s@%s: domain %s is not in domains",
+		     pm->local, pm->domain, pm->domain);
+}
+
 /*
  * The control socket's path, once absolute, must fit in sun_path with its
  * NUL (unix(7)). Reported on its line, or line 0 for the default.
@@ -369,6 +382,7 @@ config_finish(struct config_parser *p, const char *name)
 		config_absolute(p, &cfg->certs[i].cert, false);
 		config_absolute(p, &cfg->certs[i].key, false);
 	}
+	config_check_postmaster(p);
 	config_check_socket(p);
 	config_check_lock_times(p);
 	config_check_listeners(p);
@@ -464,6 +478,8 @@ config_free(struct config **cfgp)
 		free(cfg->mailboxes[i].domain);
 	}
 	free(cfg->mailboxes);
+	free(cfg->postmaster.local);
+	free(cfg->postmaster.domain);
 	free(cfg->listeners);
 	for (size_t i = 0; i < cfg->n_certs; i++) {
 		free(cfg->certs[i].cert);
@@ -479,6 +495,8 @@ config_free(struct config **cfgp)
 	free(cfg->maildir);
 	free(cfg->spool);
 	free(cfg->user);
+	free(cfg->guard_user);
+	free(cfg->admin_group);
 	free(cfg);
 	*cfgp = NULL;
 }

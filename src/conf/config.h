@@ -21,6 +21,12 @@ enum listen_role {
 	ROLE_SUBMISSIONS, /* 465: implicit TLS, then AUTH (submission issue) */
 };
 
+/* An unauthenticated mx client giving a sender in one of our domains. */
+enum mx_local_senders {
+	MX_LOCAL_SENDERS_REFUSE = 0, /* 550 5.7.1 (our users submit) */
+	MX_LOCAL_SENDERS_ACCEPT,     /* sites forwarding back to themselves */
+};
+
 enum sync_method {
 	SYNC_SYNCFS = 0, /* one syncfs(2) per batch and file system */
 	SYNC_FSYNC,	 /* fsync(2) of every file and directory touched */
@@ -64,8 +70,13 @@ struct config {
 	struct config_mailbox *mailboxes; /* sorted by domain, then local */
 	size_t n_mailboxes;
 	char *maildir;	    /* template, %d domain, %n local part, %% */
+	/* Receives postmaster@ and abuse@ of our domains (RFC 5321 4.5.1,
+	   RFC 2142); local NULL: each gets a Maildir of its own. */
+	struct config_mailbox postmaster;
 	char *spool;	    /* spool directory (absolute after load) */
 	char *user;	    /* account the workers run as, or NULL */
+	char *guard_user;   /* account the guard runs as, or NULL: user */
+	char *admin_group;  /* may use the control socket, or NULL */
 
 	struct config_listener *listeners;
 	size_t n_listeners;
@@ -100,6 +111,7 @@ struct config {
 	/* Users (Dovecot passwd-file): they are local mailboxes too. */
 	char *users_file;
 	bool from_header_check; /* From: must be the user's address */
+	enum mx_local_senders mx_local_senders;
 	bool sandbox;		/* seccomp + Landlock in workers and guard */
 
 	/* The guard: lockout after failed logins, per-address limits. */
@@ -113,6 +125,7 @@ struct config {
 	unsigned auth_cache_ttl;	/* seconds; 0: no cache */
 	unsigned auth_failure_delay;	/* seconds before a 535 (+ jitter) */
 	unsigned auth_threads;		/* hashing threads; 0: one per core */
+	unsigned auth_queue_per_network; /* hashes waiting per /24 or /48 */
 	unsigned conn_limit_per_address; /* concurrent sessions; 0: none */
 	unsigned conn_rate_per_address;	 /* new sessions a minute; 0: none */
 	struct config_network *conn_limit_exempt; /* the two limits above */

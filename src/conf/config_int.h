@@ -50,7 +50,8 @@ extern config_parse_fn config_parse_hostname, config_parse_domains,
     config_parse_mailbox, config_parse_mailboxes, config_parse_template,
     config_parse_string, config_parse_path, config_parse_listen,
     config_parse_cert, config_parse_network, config_parse_exempt,
-    config_parse_number, config_parse_keyword, config_parse_bool;
+    config_parse_number, config_parse_keyword, config_parse_bool,
+    config_parse_postmaster;
 
 /* config_table.c */
 extern const struct config_directive config_directives[];

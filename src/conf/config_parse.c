@@ -122,6 +122,31 @@ config_parse_mailbox(struct config_parser *p, const struct config_directive *d,
 		config_add_mailbox(p, argv[i]);
 }
 
+/* postmaster ADDRESS: a mailbox as for `mailbox`; its domain must be one
+   of ours (checked once the whole file is read). */
+void
+config_parse_postmaster(struct config_parser *p,
+			const struct config_directive *d, char **argv,
+			size_t argc)
+{
+	struct config_mailbox *pm = &p->cfg->postmaster;
+	const char *addr = argv[0], *at = strrchr(addr, '@'), *why = NULL;
+
+	(void)argc;
+	if (at == NULL)
+		why = "is not user@domain";
+	else if (config_values_local(addr, (size_t)(at - addr)) != NULL)
+		why = "has a bad local part";
+	else if (config_values_domain(at + 1) != NULL)
+		why = "has a bad domain";
+	if (why != NULL) {
+		config_error(p, "%s: \"%s\" %s", d->name, addr, why);
+		return;
+	}
+	pm->local = config_lower_dup(addr, (size_t)(at - addr));
+	pm->domain = config_lower_dup(at + 1, strlen(at + 1));
+}
+
 /* maildir TEMPLATE: only %d, %n and %% expand; %n must appear. */
 void
 config_parse_template(struct config_parser *p, const struct config_directive *d,

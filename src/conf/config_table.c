@@ -17,6 +17,7 @@ const char config_builtin_text[] =
     "hostname localhost\n"
     "domains example.test\n"
     "mailbox demo@example.test\n"
+    "postmaster demo@example.test\n"
     "users var/users\n"
     "spool var/spool\n"
     "maildir var/mail/%d/%n/Maildir\n"
@@ -34,9 +35,12 @@ const char *const config_role_words[] = {"mx", "submission",
 static const char *const config_level_words[] = {"debug",   "info",  "notice",
 						 "warning", "error", NULL};
 static const char *const config_sync_words[] = {"syncfs", "fsync", NULL};
+static const char *const config_local_sender_words[] = {"refuse", "accept",
+							NULL};
 
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum sync_method) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum mx_local_senders) == sizeof(int), "enum size");
 
 #define FIELD(f) offsetof(struct config, f)
 #define ROW_NUM(n, a, f, u, d, lo, hi, doc_)                                   \
@@ -85,6 +89,13 @@ const struct config_directive config_directives[] = {
      .flags = DIR_REPEAT,
      .doc = "file of mailboxes, one address per line, relative to "
 	    "this file's directory"},
+    {.name = "postmaster",
+     .args = "ADDRESS",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_postmaster,
+     .doc = "mailbox that receives postmaster@ and abuse@ of our domains "
+	    "(none: a Maildir of their own)"},
     {.name = "users",
      .args = "FILE",
      .min_args = 1,
@@ -124,6 +135,22 @@ const struct config_directive config_directives[] = {
      .parse = config_parse_string,
      .field = FIELD(user),
      .doc = "account the workers run as (none: the current one)"},
+    {.name = "guard-user",
+     .args = "NAME",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_string,
+     .field = FIELD(guard_user),
+     .doc = "account the guard runs as, the only one that reads the users "
+	    "file (none: `user`); see docs/security.md"},
+    {.name = "admin-group",
+     .args = "GROUP",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_string,
+     .field = FIELD(admin_group),
+     .doc = "group whose members may use the control socket, besides root "
+	    "(none: root only)"},
     {.name = "listen",
      .args = "ADDR:PORT ROLE",
      .min_args = 2,
@@ -193,6 +220,16 @@ const struct config_directive config_directives[] = {
      .doc = "how spool writes are made durable"},
     ROW_BOOL("from-header-check", from_header_check, "yes",
 	     "an authenticated user's From: must be one of their addresses"),
+    {.name = "mx-local-senders",
+     .args = "WORD",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_keyword,
+     .field = FIELD(mx_local_senders),
+     .def = "refuse",
+     .words = config_local_sender_words,
+     .doc = "a sender in our domains on mx without AUTH: refuse (550 5.7.1) "
+	    "or accept"},
     ROW_BOOL("sandbox", sandbox, "yes",
 	     "seccomp filter and Landlock rules in the workers and the "
 	     "guard (docs/security.md); no only for debugging"),
@@ -224,6 +261,10 @@ const struct config_directive config_directives[] = {
 	    "(0: no cache)"),
     ROW_NUM("auth-threads", "N", auth_threads, UNIT_COUNT, "0", 0, 64,
 	    "password hashing threads in the guard (0: one per core)"),
+    ROW_NUM("auth-queue-per-network", "N", auth_queue_per_network,
+	    UNIT_COUNT, "64", 1, 4096,
+	    "logins waiting for a hash from one client network (IPv4 /24, "
+	    "IPv6 /48); more get 454 4.7.0 at once"),
     ROW_NUM("conn-limit-per-address", "N", conn_limit_per_address, UNIT_COUNT,
 	    "50", 0, 1000000,
 	    "open sessions from one client address (0: no limit)"),

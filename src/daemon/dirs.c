@@ -176,32 +176,6 @@ dirs_spool(const char *spool, const struct dirs_owner *ow)
 	return -1;
 }
 
-/* The directory of the control socket (the guard, as the worker account,
-   creates the socket in it). */
-static int
-dirs_socket_parent(const char *socket_path, const struct dirs_owner *ow)
-{
-	char parent[DIRS_PATH_MAX], at[DIRS_PATH_MAX];
-	const char *slash = strrchr(socket_path, '/');
-	int fd;
-
-	if (slash == NULL || slash == socket_path)
-		return 0;
-	if ((size_t)(slash - socket_path) >= sizeof(parent)) {
-		dirs_log("control-socket", socket_path, strerror(ENAMETOOLONG));
-		return -1;
-	}
-	memcpy(parent, socket_path, (size_t)(slash - socket_path));
-	parent[slash - socket_path] = '\0';
-	fd = dirs_walk(parent, ow, at, sizeof(at));
-	if (fd < 0) {
-		dirs_log("control-socket", at, dirs_why(errno));
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
 /* A Maildir (qmail's layout): the directory and its tmp/, new/ and
    cur/. */
 static int
@@ -277,9 +251,6 @@ dirs_prepare(const struct config *cfg)
 					 cfg->user};
 	}
 	if (dirs_spool(cfg->spool, &ow) < 0)
-		return -1;
-	if (cfg->control_socket != NULL &&
-	    dirs_socket_parent(cfg->control_socket, &ow) < 0)
 		return -1;
 	if (dirs_maildir_root(cfg->maildir, &ow) < 0)
 		return -1;

@@ -3,8 +3,8 @@
  * without ever following a symbolic link (issue 6 item 2).
  *
  * The workers run as the account named by `user` and may not be able to
- * create the top of the spool, the control socket's directory or a
- * mailbox's Maildir. The master makes them at every start and reload.
+ * create the top of the spool or a mailbox's Maildir (the control
+ * socket's directory is root's: accounts.h). The master makes them at every start and reload.
  * Each path is opened one component at a time, relative to the
  * descriptor of its parent, with O_NOFOLLOW | O_DIRECTORY: a symbolic
  * link or a file where a directory belongs is an error naming that path,
@@ -19,8 +19,7 @@
 #include "conf/config.h"
 
 /*
- * Make the spool, the control socket's directory, the fixed part of the
- * Maildir template (before its first %) and each configured mailbox's
+ * Make the spool, the fixed part of the Maildir template (before its first %) and each configured mailbox's
  * Maildir with its tmp/, new/ and cur/. The worker account is cfg->user
  * when running as root; otherwise nothing changes owner. Returns 0, or -1
  * (logged, with the path).

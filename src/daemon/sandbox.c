@@ -52,8 +52,7 @@
 	 LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_DIR |        \
 	 LANDLOCK_ACCESS_FS_MAKE_REG | LL_FS_REFER | LL_FS_TRUNCATE)
 #define LL_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
-#define LL_SOCKDIR                                                             \
-	(LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_REMOVE_FILE)
+#define LL_SOCKDIR LANDLOCK_ACCESS_FS_REMOVE_FILE
 
 /* The kernel's struct landlock_ruleset_attr up to ABI 6. */
 struct sandbox_ll_attr {
@@ -93,10 +92,10 @@ static const char *const sandbox_worker_calls[] = {
     "linkat", "mkdir", "mkdirat", "ftruncate", "fchmod", NULL};
 
 /* The guard: its hashing threads (clone with CLONE_THREAD only, below),
-   the control socket, its clients' credentials. */
+   control clients (the socket was bound before the drop). */
 static const char *const sandbox_guard_calls[] = {
-    "accept", "accept4", "sched_yield", "bind", "listen", "chmod",
-    "fchmod", "prctl", "eventfd2", "pipe2", NULL};
+    "accept", "accept4", "sched_yield", "prctl", "eventfd2", "pipe2",
+    NULL};
 
 /* What ASan and UBSan use in a report (docs/security.md): release
    builds do not have this list. */

@@ -20,8 +20,8 @@ int sandbox_worker(const struct config *cfg);
 
 /*
  * The guard, before its hashing threads start: read the users file's and
- * the configuration's directories (a reload reads both), make and remove
- * the control socket in its directory. Its threads inherit the sandbox.
+ * the configuration's directories (a reload reads both), remove the
+ * control socket (bound by then) from its directory at exit. Its threads inherit the sandbox.
  * `cfg_path` may be NULL (built-in configuration). 0, or -1 (logged).
  */
 int sandbox_guard(const struct config *cfg, const char *cfg_path);

@@ -27,6 +27,7 @@
 
 #include "auth/guard.h"
 #include "lib/log.h"
+#include "daemon/accounts.h"
 #include "daemon/dirs.h"
 #include "daemon/proc.h"
 #include "daemon/worker.h"
@@ -309,7 +310,7 @@ master_spawn(struct master *m)
 static int
 master_spawn_guard(struct master *m)
 {
-	int sv[2];
+	int sv[2], ctl;
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -329,9 +330,12 @@ master_spawn_guard(struct master *m)
 		for (size_t i = 0; i < m->n_listeners; i++)
 			close(m->listeners[i].fd);
 		proc_reset_signals();
-		if (proc_drop_privileges(m->cfg->user) < 0)
+		/* The control socket is made while still root; then the
+		   guard becomes its own account (docs/security.md). */
+		ctl = guard_control_bind(m->cfg);
+		if (proc_drop_privileges(accounts_guard(m->cfg)) < 0)
 			_exit(2);
-		guard_main(m->cfg, m->path, sv[1]);
+		guard_main(m->cfg, m->path, sv[1], ctl);
 	}
 	close(sv[1]);
 	m->guard = pid;
@@ -467,7 +471,7 @@ master_reload(struct master *m)
 		config_free(&cfg);
 		return;
 	}
-	if (dirs_prepare(cfg) < 0 ||
+	if (dirs_prepare(cfg) < 0 || accounts_control_dir(cfg) < 0 ||
 	    server_bind_all(cfg, m->listeners, m->n_listeners, &ls) < 0) {
 		log_error("-", "reload refused error=\"cannot apply\"");
 		/* Give back the sockets moved into ls: none on failure. */
@@ -680,6 +684,10 @@ master_stop(struct master *m)
 		while (waitpid(m->guard, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
+	/* The guard, as its own account, cannot remove it (root's
+	   directory). */
+	if (m->cfg->control_socket != NULL)
+		unlink(m->cfg->control_socket);
 	tls_server_free(&m->tls);
 	log_notice("-", "stopped");
 }
@@ -710,8 +718,10 @@ master_start(struct master *m, bool foreground)
 	if (geteuid() == 0 && cfg->user == NULL)
 		log_warning("-", "running as root: set `user` to the account "
 				 "that owns the spool and the Maildirs");
-	if (dirs_prepare(cfg) < 0 ||
-	    server_bind_all(cfg, NULL, 0, &m->listeners) < 0)
+	if (dirs_prepare(cfg) < 0 || accounts_control_dir(cfg) < 0)
+		return -1;
+	accounts_check(cfg);
+	if (server_bind_all(cfg, NULL, 0, &m->listeners) < 0)
 		return -1;
 	m->n_listeners = cfg->n_listeners;
 	if (!foreground && daemon(1, 0) < 0) {

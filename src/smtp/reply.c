@@ -22,6 +22,7 @@
 	 : (id) == R_NO_MAILBOX || (id) == R_RELAY_DENIED ||                  \
 			 (id) == R_SENDER_NOT_OWNED ||                         \
 			 (id) == R_FROM_NOT_OWNED ||                           \
+			 (id) == R_LOCAL_SENDER ||                             \
 			 (id) == R_BARE_LF_DATA || (id) == R_NUL_DATA ||       \
 			 (id) == R_TOO_BIG || (id) == R_HEADER_TOO_BIG ||      \
 			 (id) == R_LOOP                                        \
@@ -120,6 +121,8 @@ static const struct reply reply_table[REPLY_COUNT] = {
 	      "Sender address rejected: not owned by user", 0),
 	REPLY(R_FROM_NOT_OWNED, 550, "5.7.1",
 	      "From header address not owned by user", 0),
+	REPLY(R_LOCAL_SENDER, 550, "5.7.1",
+	      "Sender address in our domain: submit with authentication", 0),
 	REPLY(R_CONN_LOCKED, 421, "4.7.0", "Access temporarily refused", 1),
 	REPLY(R_CONN_TOO_FAST, 421, "4.7.0",
 	      "Too many connections from your address, slow down", 1),

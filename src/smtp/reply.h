@@ -81,6 +81,7 @@ enum reply_id {
 	R_AUTH_TOO_MANY,	/* 421 4.7.0 too many failures */
 	R_SENDER_NOT_OWNED,	/* 553 5.7.1 */
 	R_FROM_NOT_OWNED,	/* 550 5.7.1 */
+	R_LOCAL_SENDER,		/* 550 5.7.1 our domain without AUTH on mx */
 	R_CONN_LOCKED,		/* 421 4.7.0 access refused */
 	R_CONN_TOO_FAST,	/* 421 4.7.0 too many connections a minute */
 	R_CONN_TOO_MANY,	/* 421 4.7.0 too many connections from you */

@@ -1,7 +1,8 @@
 /*
- * session_auth.c - the doors of submission: STARTTLS (RFC 3207), AUTH
- * (RFC 4954) and who may send what (the envelope sender and the From:
- * header must belong to the login).
+ * session_auth.c - the doors of submission: STARTTLS (RFC 3207) and AUTH
+ * (RFC 4954). Who may send what is in session_sender.c. Called from
+ * session.c (the verb table and the public entry points); calls only the
+ * shared helpers of session_state.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +20,11 @@
 /*
  * STARTTLS: only once, without arguments, after EHLO (RFC 3207 4). Bytes
  * the client sent behind it in clear text would otherwise be read as if
- * they came through TLS (CVE-2011-0411): they end the session instead.
+ * they came through TLS (CVE-2011-0411): after the 220 they end the
+ * session, whether they came with STARTTLS or before the handshake.
  */
 void
-session_cmd_starttls(struct session *s, const struct smtp_command *cmd,
-		     bool more)
+session_auth_starttls(struct session *s, const struct smtp_command *cmd)
 {
 	if (s->is_tls) {
 		session_reply(s, R_TLS_ACTIVE);
@@ -37,16 +38,12 @@ session_cmd_starttls(struct session *s, const struct smtp_command *cmd,
 		session_reply(s, R_NEED_HELO);
 		return;
 	}
-	if (more) {
-		log_notice(s->p.id, "rejected reason=starttls-injection");
-		session_tx_reset(s);
-		session_reply(s, R_SYNC);
-		return;
-	}
 	session_tx_reset(s);
 	session_reply(s, R_TLS_GO);
 	s->wants_tls = true;
 	session_set_state(s, SESSION_TLS_WAIT);
+	if (s->in_len > 0)
+		session_tls_injection(s);
 }
 
 bool
@@ -70,9 +67,11 @@ session_copy_printable(char *dst, size_t size, const char *src)
 	dst[i] = '\0';
 }
 
-void
-session_tls_started(struct session *s, const char *version,
-		    const char *cipher)
+/* The handshake is done: returns true when the session should go on with
+   input it holds (STARTTLS, not implicit TLS). */
+bool
+session_auth_tls_started(struct session *s, const char *version,
+			 const char *cipher)
 {
 	session_copy_printable(s->tls_version, sizeof(s->tls_version),
 			       version);
@@ -82,14 +81,14 @@ session_tls_started(struct session *s, const char *version,
 	log_info(s->p.id, "tls version=%s cipher=%s", s->tls_version,
 		 s->tls_cipher);
 	if (s->state != SESSION_TLS_WAIT)
-		return; /* implicit TLS, before the greeting */
+		return false; /* implicit TLS, before the greeting */
 	/* RFC 3207 4.2: forget everything learnt before TLS. */
 	s->helo[0] = '\0';
 	s->is_esmtp = false;
 	session_tx_reset(s);
 	session_auth_reset(s);
 	session_set_state(s, SESSION_GREETED);
-	session_process(s);
+	return true;
 }
 
 /* --- AUTH ------------------------------------------------------------ */
@@ -112,22 +111,19 @@ session_auth_reset(struct session *s)
 static void
 session_sasl_result(struct session *s, enum sasl_result r)
 {
-	char line[64];
 	enum reply_id id;
 
 	switch (r) {
 	case SASL_CONTINUE:
-		snprintf(line, sizeof(line), "334 %s\r\n",
-			 sasl_challenge(&s->sasl));
-		session_out(s, line, strlen(line));
+		session_outf(s, "334 %s\r\n", sasl_challenge(&s->sasl));
 		session_set_state(s, SESSION_AUTH);
 		return;
 	case SASL_DONE:
 		session_set_state(s, SESSION_AUTH_WAIT);
 		if (s->ops->auth == NULL) {
 			sasl_reset(&s->sasl);
-			session_auth_done(s, SESSION_AUTH_TEMPFAIL, NULL, NULL,
-					  0);
+			session_auth_verdict(s, SESSION_AUTH_TEMPFAIL, NULL,
+					     NULL, 0);
 			return;
 		}
 		s->ops->auth(s->ctx, s->sasl.user, s->sasl.user_len,
@@ -179,7 +175,7 @@ session_sasl_result(struct session *s, enum sasl_result r)
  * Never on mx (THREATS A-01).
  */
 void
-session_cmd_auth(struct session *s, const struct smtp_command *cmd)
+session_auth_cmd(struct session *s, const struct smtp_command *cmd)
 {
 	if (s->p.role == ROLE_MX) {
 		session_reply(s, R_AUTH_NOT_AVAILABLE);
@@ -212,15 +208,17 @@ session_auth_line_too_long(struct session *s)
 	session_sasl_result(s, SASL_TOO_LONG);
 }
 
-void
-session_auth_done(struct session *s, enum session_auth_result result,
-		  const char *user, const char *const *addresses,
-		  size_t n_addresses)
+/* The guard's verdict: returns true when the session should go on with
+   the input it holds. */
+bool
+session_auth_verdict(struct session *s, enum session_auth_result result,
+		     const char *user, const char *const *addresses,
+		     size_t n_addresses)
 {
 	char esc[600];
 
 	if (s->state != SESSION_AUTH_WAIT)
-		return;
+		return false;
 	session_set_state(s, SESSION_READY);
 	switch (result) {
 	case SESSION_AUTH_OK:
@@ -258,198 +256,5 @@ session_auth_done(struct session *s, enum session_auth_result result,
 		session_reply(s, R_AUTH_TEMP);
 		break;
 	}
-	if (s->state != SESSION_CLOSED)
-		session_process(s);
-}
-
-/* --- who may send what ----------------------------------------------- */
-
-static bool
-session_owns(const struct session *s, const char *addr, size_t len)
-{
-	for (size_t i = 0; i < s->n_auth_addrs; i++)
-		if (strlen(s->auth_addrs[i]) == len &&
-		    strncasecmp(s->auth_addrs[i], addr, len) == 0)
-			return true;
-	return false;
-}
-
-/* The envelope sender of an authenticated session must be the user's own
-   address or one of its aliases (Postfix reject_sender_login_mismatch);
-   the null sender is allowed. THREATS R-03. */
-enum reply_id
-session_check_sender(struct session *s, const char *addr)
-{
-	if (addr[0] == '\0' || session_owns(s, addr, strlen(addr)))
-		return R_SENDER_OK;
-	log_notice(s->p.id, "rejected reason=sender-not-owned");
-	return R_SENDER_NOT_OWNED;
-}
-
-/* Collect the body of From: fields as the header passes (bounded). */
-void
-session_from_octet(struct session *s, unsigned char c, bool start)
-{
-	struct session_tx *tx = &s->tx;
-
-	if (start) {
-		tx->from_fields++;
-		tx->in_from = true;
-		return;
-	}
-	if (tx->from_overflow)
-		return;
-	if (tx->from == NULL) {
-		tx->from = malloc(SESSION_FROM_MAX);
-		if (tx->from == NULL)
-			abort();
-	}
-	if (tx->from_len == SESSION_FROM_MAX) {
-		tx->from_overflow = true;
-		return;
-	}
-	tx->from[tx->from_len++] = (char)c;
-}
-
-/* Trim spaces, tabs, CR, LF at both ends of [*p, *p + *len). */
-static void
-session_trim(const char **p, size_t *len)
-{
-	while (*len > 0 && strchr(" \t\r\n", (*p)[0]) != NULL) {
-		(*p)++;
-		(*len)--;
-	}
-	while (*len > 0 && strchr(" \t\r\n", (*p)[*len - 1]) != NULL)
-		(*len)--;
-}
-
-/*
- * Check one element of the From: mailbox-list (RFC 5322 3.4): the address
- * in angle brackets if there are any, else the addr-spec with comments
- * removed. Quoted strings and comments are skipped when looking for the
- * brackets, so a display name cannot smuggle one in.
- */
-static bool
-session_from_mailbox_ok(const struct session *s, const char *p, size_t len)
-{
-	char spec[SMTP_PATH_MAX + 1];
-	size_t n = 0;
-	int depth = 0;
-	bool quoted = false;
-	const char *lt = NULL, *gt = NULL;
-
-	for (size_t i = 0; i < len; i++) {
-		char c = p[i];
-
-		if (c == '\\' && (quoted || depth > 0)) {
-			i++;
-			continue;
-		}
-		if (quoted) {
-			quoted = c != '"';
-			if (lt == NULL && n < sizeof(spec) - 1)
-				spec[n++] = c;
-			continue;
-		}
-		if (depth > 0) {
-			depth += c == '(' ? 1 : c == ')' ? -1 : 0;
-			continue;
-		}
-		if (c == '(') {
-			depth = 1;
-		} else if (c == '"') {
-			quoted = true;
-			if (n < sizeof(spec) - 1)
-				spec[n++] = c;
-		} else if (c == '<' || c == '>') {
-			/* One angle-addr, opened then closed, no more. */
-			if (c == '<' && lt == NULL)
-				lt = p + i + 1;
-			else if (c == '>' && lt != NULL && gt == NULL)
-				gt = p + i;
-			else
-				return false;
-		} else if (gt != NULL) {
-			/* After the angle-addr only white space (and
-			   comments, skipped above) may follow. */
-			if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
-				return false;
-		} else if (n < sizeof(spec) - 1) {
-			spec[n++] = c;
-		} else {
-			return false;
-		}
-	}
-	if (quoted || depth != 0 || (lt != NULL) != (gt != NULL))
-		return false;
-	if (lt != NULL) {
-		const char *a = lt;
-		size_t alen = (size_t)(gt - lt);
-
-		session_trim(&a, &alen);
-		return alen > 0 && session_owns(s, a, alen);
-	}
-	{
-		const char *a = spec;
-		size_t alen = n;
-
-		session_trim(&a, &alen);
-		return alen > 0 && memchr(a, ' ', alen) == NULL &&
-		       session_owns(s, a, alen);
-	}
-}
-
-/*
- * The From: header of an authenticated user's message must hold exactly
- * one From field whose every mailbox is the user's (from-header-check).
- */
-enum reply_id
-session_check_from(struct session *s)
-{
-	const struct session_tx *tx = &s->tx;
-	const char *p = tx->from, *start;
-	int depth = 0;
-	bool quoted = false, angle = false;
-	unsigned mailboxes = 0;
-
-	if (tx->from_fields != 1 || tx->from_overflow || tx->from == NULL)
-		return R_FROM_NOT_OWNED;
-	start = p;
-	for (size_t i = 0; i <= tx->from_len; i++) {
-		char c = i < tx->from_len ? p[i] : ',';
-
-		if (i < tx->from_len && c == '\\' && (quoted || depth > 0)) {
-			i++;
-			continue;
-		}
-		if (quoted) {
-			quoted = c != '"';
-			continue;
-		}
-		if (depth > 0) {
-			depth += c == '(' ? 1 : c == ')' ? -1 : 0;
-			continue;
-		}
-		if (c == '"')
-			quoted = true;
-		else if (c == '(')
-			depth = 1;
-		else if (c == '<')
-			angle = true;
-		else if (c == '>')
-			angle = false;
-		else if (c == ',' && !angle) {
-			const char *e = start;
-			size_t elen = (size_t)(p + i - start);
-
-			session_trim(&e, &elen);
-			if (elen > 0) {
-				if (!session_from_mailbox_ok(s, e, elen))
-					return R_FROM_NOT_OWNED;
-				mailboxes++;
-			}
-			start = p + i + 1;
-		}
-	}
-	return mailboxes > 0 ? R_SUCCESS : R_FROM_NOT_OWNED;
+	return s->state != SESSION_CLOSED;
 }

@@ -13,12 +13,18 @@
 #include "smtp/session.h"
 #include "smtp/smtp_parse.h"
 
-/* RFC 5321 4.5.3.1.4: 512 octets with CRLF. MAIL and RCPT may carry
-   extension parameters (RFC 1870 3, RFC 4954 5), so they get more. */
+/* RFC 5321 4.5.3.1.4: a command line is 512 octets with its CRLF. MAIL
+   may be longer by what each extension parameter it carries allows. */
 #define SESSION_CMD_MAX 512
-#define SESSION_MAILRCPT_MAX 1024
-/* Longest line we buffer before answering "line too long". */
-#define SESSION_LINE_BUF_MAX 12288 /* RFC 4954 4: AUTH lines */
+#define SESSION_ALLOW_SIZE 26	  /* RFC 1870 3 (5) */
+#define SESSION_ALLOW_BODY 16	  /* RFC 6152 2 (5), as RFC 1652 */
+#define SESSION_ALLOW_SMTPUTF8 10 /* RFC 6531 3.4 (5) */
+#define SESSION_ALLOW_AUTH 500	  /* RFC 4954 3 (5) */
+#define SESSION_MAIL_MAX                                                       \
+	(SESSION_CMD_MAX + SESSION_ALLOW_SIZE + SESSION_ALLOW_BODY +          \
+	 SESSION_ALLOW_SMTPUTF8 + SESSION_ALLOW_AUTH)
+/* The lines of an AUTH exchange may be longer (RFC 4954 4). */
+#define SESSION_AUTH_LINE_MAX 12288
 /* Input held while parked or before processing (pipelined commands). */
 #define SESSION_INPUT_MAX (64 * 1024)
 #define SESSION_STAGE_SIZE (16 * 1024)
@@ -43,7 +49,8 @@ enum session_state {
 };
 
 
-/* Content scanner states (DATA), see session_data_scan(). */
+/* DATA framing states (dot-unstuffing, CRLF.CRLF), see
+   session_data_scan(); the content rules are the same for BDAT. */
 enum data_state {
 	DATA_BOL = 0, /* at the beginning of a line */
 	DATA_DOT,     /* "." at the beginning of a line */
@@ -52,7 +59,12 @@ enum data_state {
 	DATA_CR,      /* CR inside a line */
 };
 
-/* Why a message is refused at its end; the first reason wins. */
+/* Octets held at the start of a header line until its field name is
+   known: "Return-Path" and white space before the colon. */
+#define SESSION_HOLD_MAX 64
+
+/* The mail transaction: RSET frees this one thing. Why a message is
+   refused at its end: the first reason wins. */
 struct session_tx {
 	char sender[SMTP_PATH_MAX + 1];
 	struct spool_rcpt *rcpts;
@@ -60,6 +72,8 @@ struct session_tx {
 	char **rcpt_dirs;
 	size_t n_rcpts;
 	unsigned rcpt_count; /* accepted RCPT commands, duplicates too */
+	unsigned nonrole_rcpts; /* accepted, not postmaster or abuse */
+	bool local_sender;   /* mx, no AUTH, sender in our domains */
 	bool smtputf8;
 	bool is_bdat;	  /* BDAT seen: DATA no longer allowed */
 	bool has_msg;	  /* msg_begin succeeded */
@@ -69,9 +83,18 @@ struct session_tx {
 	uint64_t size;	  /* message octets (after unstuffing) */
 	uint64_t written; /* octets handed to msg_write, header included */
 
+	/* The line rules of content (session_data_emit). */
+	bool last_cr;	  /* the last content octet was a CR */
+	bool told;	  /* the refusal was answered (a BDAT chunk) */
+
 	/* Header section tracking (RFC 5322 2.2). */
 	bool in_header;
 	uint64_t header_bytes;
+	bool field_bol;	  /* at the start of a header line */
+	bool holding;	  /* hold[] has the start of a field's line */
+	bool dropping;	  /* in a dropped field (Return-Path:) */
+	char hold[SESSION_HOLD_MAX];
+	size_t hold_len;
 	unsigned received;
 	char hline[10]; /* first octets of the current line */
 	size_t hline_len;
@@ -98,7 +121,12 @@ struct session {
 	bool is_esmtp;
 	bool shutting_down;
 	bool discard_line; /* dropping an overlong line up to its CRLF */
-	bool early_input;  /* input came while parked (pipelining) */
+
+	/* RFC 2920 3.1 for clients that must wait (session_must_sync). */
+	bool sync_wait;	  /* a group-ending command's reply not yet taken */
+	bool early;	  /* input came before that reply was taken */
+	const char *sync_after; /* the verb that ended the group (log) */
+	bool in_overflow; /* more than SESSION_INPUT_MAX held while parked */
 	char helo[SMTP_DOMAIN_MAX + 1];
 
 	/* TLS (RFC 3207, RFC 8314). */
@@ -143,24 +171,80 @@ struct session {
 	unsigned messages;
 };
 
-/* session.c */
+/*
+ * Who calls whom: session.c (public entry points, input framing, the verb
+ * table) calls the files below; session_cmd.c, session_data.c and
+ * session_auth.c call only session_state.c and session_sender.c, which
+ * call no other file of the engine.
+ */
+
+/* session_state.c: shared helpers */
+const char *session_state_name(enum session_state state);
 void session_set_state(struct session *s, enum session_state state);
+void session_buf_append(char **buf, size_t *len, size_t *cap, size_t first,
+			const char *data, size_t n);
 void session_out(struct session *s, const char *text, size_t len);
+void session_outf(struct session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 void session_reply(struct session *s, enum reply_id id);
 void session_close(struct session *s);
+bool session_needs_tls(const struct session *s);
+bool session_must_sync(const struct session *s);
+void session_group_end(struct session *s, const char *verb);
+void session_tls_injection(struct session *s);
 void session_tx_reset(struct session *s);
 void session_tx_fail(struct session *s, enum reply_id id);
+enum reply_id session_perr_reply(enum smtp_perr err, bool is_mail);
+void session_log_addr(struct session *s, const char *event, const char *key,
+		      const char *addr, size_t len, enum reply_id id);
+
+/* session_sender.c: who may send what (shared) */
+enum reply_id session_sender_check(struct session *s, const char *addr);
+void session_sender_from_octet(struct session *s, unsigned char c,
+			       bool start);
+enum reply_id session_sender_check_from(struct session *s);
+
+/* session.c */
 void session_process(struct session *s);
 
-/* session_auth.c: STARTTLS, AUTH, who may send what */
-void session_cmd_starttls(struct session *s, const struct smtp_command *cmd,
-			  bool more);
-void session_cmd_auth(struct session *s, const struct smtp_command *cmd);
+/* session_cmd.c: the verbs of the verb table */
+void session_cmd_helo(struct session *s, const struct smtp_command *cmd);
+void session_cmd_mail(struct session *s, const struct smtp_command *cmd);
+void session_cmd_rset(struct session *s, const struct smtp_command *cmd);
+void session_cmd_noop(struct session *s, const struct smtp_command *cmd);
+void session_cmd_quit(struct session *s, const struct smtp_command *cmd);
+void session_cmd_help(struct session *s, const struct smtp_command *cmd);
+void session_cmd_vrfy(struct session *s, const struct smtp_command *cmd);
+void session_cmd_expn(struct session *s, const struct smtp_command *cmd);
+void session_cmd_unimplemented(struct session *s,
+			       const struct smtp_command *cmd);
+void session_cmd_unknown(struct session *s, const struct smtp_command *cmd);
+void session_cmd_non_smtp(struct session *s, const struct smtp_command *cmd);
+
+/* session_rcpt.c: RCPT, the recipient decision */
+void session_rcpt_cmd(struct session *s, const struct smtp_command *cmd);
+
+/* session_data.c: DATA, BDAT and the content path */
+void session_data_cmd(struct session *s, const struct smtp_command *cmd);
+void session_data_cmd_bdat(struct session *s, const struct smtp_command *cmd);
+size_t session_data_scan(struct session *s, const unsigned char *p,
+			 size_t len, bool *end_r);
+void session_data_bdat_take(struct session *s, const unsigned char *p,
+			    size_t n);
+void session_data_bdat_done(struct session *s);
+void session_data_end(struct session *s);
+void session_data_committed(struct session *s, int result);
+
+/* session_auth.c: STARTTLS, AUTH */
+void session_auth_starttls(struct session *s, const struct smtp_command *cmd);
+void session_auth_cmd(struct session *s, const struct smtp_command *cmd);
 void session_auth_line(struct session *s, const char *line, size_t len);
 void session_auth_line_too_long(struct session *s);
-enum reply_id session_check_sender(struct session *s, const char *addr);
-void session_from_octet(struct session *s, unsigned char c, bool bol);
-enum reply_id session_check_from(struct session *s);
+bool session_auth_verdict(struct session *s, enum session_auth_result result,
+			  const char *user, const char *const *addresses,
+			  size_t n_addresses);
+bool session_auth_tls_started(struct session *s, const char *version,
+			      const char *cipher);
 void session_auth_reset(struct session *s);
 
 #endif

@@ -101,7 +101,7 @@ static const struct verb_row verb_table[] = {
 	VERB("EXPN", SMTP_VERB_EXPN),
 	VERB("STARTTLS", SMTP_VERB_STARTTLS),
 	VERB("AUTH", SMTP_VERB_AUTH),
-	VERB("TURN", SMTP_VERB_UNIMPLEMENTED),
+	VERB("TURN", SMTP_VERB_TURN),
 	VERB("ATRN", SMTP_VERB_UNIMPLEMENTED),
 	VERB("ETRN", SMTP_VERB_UNIMPLEMENTED),
 	VERB("XCLIENT", SMTP_VERB_UNIMPLEMENTED),
@@ -141,6 +141,7 @@ static const char *const verb_names[SMTP_VERB_COUNT] = {
 	[SMTP_VERB_EXPN] = "EXPN",
 	[SMTP_VERB_STARTTLS] = "STARTTLS",
 	[SMTP_VERB_AUTH] = "AUTH",
+	[SMTP_VERB_TURN] = "TURN",
 	[SMTP_VERB_UNIMPLEMENTED] = "UNIMPLEMENTED",
 	[SMTP_VERB_NON_SMTP] = "NON-SMTP",
 };
@@ -177,6 +178,7 @@ smtp_parse_command(const char *line, size_t len, struct smtp_command *cmd_r)
 	while (w < len && line[w] != ' ')
 		w++;
 	cmd_r->verb = verb_lookup(line, w);
+	cmd_r->line_len = len;
 	cmd_r->has_space = w < len;
 	if (line == NULL) {
 		cmd_r->args = NULL;

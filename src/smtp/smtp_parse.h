@@ -31,6 +31,7 @@ enum smtp_verb {
 	SMTP_VERB_EXPN,
 	SMTP_VERB_STARTTLS,
 	SMTP_VERB_AUTH,
+	SMTP_VERB_TURN, /* 502 5.5.1, but it ends a group (RFC 2920 3.1) */
 	/* Known but never implemented (THREATS N-03): 502 5.5.1. */
 	SMTP_VERB_UNIMPLEMENTED,
 	/* HTTP verbs and "Name:" header lines sent as commands (P-05). */
@@ -40,6 +41,7 @@ enum smtp_verb {
 
 struct smtp_command {
 	enum smtp_verb verb;
+	size_t line_len;  /* the whole line, without its CRLF */
 	const char *args; /* after the verb and one space; not terminated */
 	size_t args_len;  /* 0 when there are no arguments */
 	bool has_space;	  /* the verb was followed by a space */

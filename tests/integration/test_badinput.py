@@ -95,6 +95,54 @@ def test_command_line_too_long(server, total):
         c.expect(500, "5.5.2")
 
 
+MAIL_ALLOWANCE = [
+    # (parameters, the longest line with CRLF they allow; issue 7 item 5)
+    (b"", 512),                                   # RFC 5321 4.5.3.1.4
+    (b" SIZE=1000", 512 + 26),                    # RFC 1870
+    (b" BODY=8BITMIME", 512 + 16),                # RFC 6152
+    (b" SMTPUTF8", 512 + 10),                     # RFC 6531
+    (b" AUTH=<>", 512 + 500),                     # RFC 4954
+    (b" SIZE=1 BODY=7BIT SMTPUTF8 AUTH=<>", 1064),
+]
+
+
+@pytest.mark.parametrize("params,limit", MAIL_ALLOWANCE,
+                         ids=[p.decode().strip() or "none"
+                              for p, _ in MAIL_ALLOWANCE])
+def test_mail_line_allowance(server, params, limit):
+    """MAIL may be longer than 512 octets only by what the extension
+    parameters it carries allow (padding with the spaces the grammar
+    tolerates between parameters); one octet more gets 500 5.5.2 and the
+    session stays in sync."""
+    head = b"MAIL FROM:<a@example.org>"
+    for total, code in ((limit, 250), (limit + 1, 500)):
+        with server.client() as c:
+            c.ehlo()
+            line = head + b" " * (total - 2 - len(head) - len(params)) + \
+                params
+            assert len(line) + 2 == total
+            c.send(line + b"\r\n")
+            r = c.reply()
+            assert r.code == code, (total, r)
+            if code == 500:
+                assert r.enh == "5.5.2", r
+            c.expect_cmd("RSET", 250)
+
+
+@pytest.mark.parametrize("total,code", [(512, 250), (513, 500), (1024, 500)])
+def test_rcpt_line_512(server, total, code):
+    """RCPT carries no extension parameter here: 512 octets with CRLF
+    (it was 1024 before)."""
+    head = b"RCPT TO:<alice@local.test>"
+    with server.client() as c:
+        c.ehlo()
+        c.expect_cmd("MAIL FROM:<>", 250)
+        c.send(head + b" " * (total - 2 - len(head)) + b"\r\n")
+        r = c.reply()
+        assert r.code == code, r
+        c.expect_cmd("NOOP", 250)
+
+
 def test_huge_ehlo(server):
     with server.client() as c:
         c.greeting()

@@ -317,3 +317,24 @@ def test_ehlo_address_literal(server):
         c.greeting()
         c.expect_cmd("EHLO [127.0.0.1]", 250)
         c.expect_cmd("EHLO [IPv6:::1]", 250)
+
+
+def test_longest_hostname(make_server):
+    """Issue 6 item 4: with a 253-octet hostname (the most the
+    configuration allows) the greeting, EHLO and HELO replies are exact:
+    they were sent from a 128-octet buffer with snprintf's would-be
+    length, stack bytes to every client (ASan aborts the worker)."""
+    host = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61]).encode()
+    assert len(host) == 253
+    srv = make_server(hostname=host.decode())
+    with srv.client() as c:
+        r = c.reply()
+        assert r.raw == b"220 " + host + b" ESMTP\r\n", r
+        r = c.expect_cmd("EHLO c.example", 250)
+        assert r.raw.startswith(b"250-" + host + b"\r\n250-PIPELINING\r\n")
+        assert all(0x20 <= b < 0x7f or b in b"\r\n" for b in r.raw), r
+        keywords = {line.split()[0].upper() for line in r.lines[1:]}
+        assert keywords == EXPECTED_KEYWORDS, r
+        r = c.expect_cmd("HELO c.example", 250)
+        assert r.raw == b"250 " + host + b"\r\n", r
+        c.expect_cmd("QUIT", 221)

@@ -11,6 +11,12 @@
  * size limit; no plain-text input is waiting when TLS starts
  * (CVE-2011-0411); nothing is committed without a recipient; a
  * submission session never commits without AUTH.
+ *
+ * And the split oracle (RFC 2920, issue 7 item 1): the whole input is run
+ * a second time with every segment cut again at pseudo-random points (a
+ * function of the input), fed piece by piece with nothing taken or
+ * completed in between, as a server reads one client write in pieces.
+ * The replies must be the same octets as in the first run.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,6 +32,8 @@ static struct config *fz_cfg;
 
 struct fz {
 	struct session *s;
+	char *transcript; /* every reply, in order */
+	size_t t_len, t_cap;
 	bool open, pending, is_bdat;
 	unsigned long long stored;
 	int commits;
@@ -125,9 +133,112 @@ fz_drain(struct fz *f, bool *closed)
 		f->queued++;
 		p = q + 9;
 	}
+	if (f->t_len + len > f->t_cap) {
+		size_t cap = f->t_cap ? f->t_cap : 4096;
+
+		while (cap < f->t_len + len)
+			cap *= 2;
+		f->transcript = realloc(f->transcript, cap);
+		if (f->transcript == NULL)
+			abort();
+		f->t_cap = cap;
+	}
+	if (len > 0)
+		memcpy(f->transcript + f->t_len, out, len);
+	f->t_len += len;
 	session_output_consume(f->s, len);
 	if (session_is_closing(f->s))
 		*closed = true;
+}
+
+/* Between two segments: commits complete, AUTH verdicts arrive, a
+   STARTTLS handshake completes. */
+static void
+fz_settle(struct fz *f, bool *closed)
+{
+	for (int round = 0; round < 8; round++) {
+		if (f->pending) {
+			f->pending = false;
+			f->commits++;
+			session_commit_done(f->s, 0);
+		} else if (f->auth_pending) {
+			static const char *const a[] = {"alice@local.test"};
+
+			f->auth_pending = false;
+			session_auth_done(f->s,
+					  f->auth_ok ? SESSION_AUTH_OK
+						     : SESSION_AUTH_FAIL,
+					  "alice@local.test", a, 1);
+		} else if (session_wants_tls(f->s)) {
+			if (session_pending_input(f->s) > 0)
+				abort(); /* CVE-2011-0411 */
+			session_tls_started(f->s, "TLSv1.2", "ECDHE-RSA-AES");
+		} else {
+			break;
+		}
+		fz_drain(f, closed);
+	}
+}
+
+/* Feed one segment, whole (seed 0) or cut at pseudo-random points. */
+static void
+fz_feed(struct fz *f, const uint8_t *p, size_t len, uint32_t *seed)
+{
+	size_t from = 0;
+
+	if (*seed == 0) {
+		session_input(f->s, p, len);
+		return;
+	}
+	for (size_t i = 1; i < len; i++) {
+		*seed = *seed * 1103515245u + 12345u;
+		if ((*seed >> 16) % 5 == 0) {
+			session_input(f->s, p + from, i - from);
+			from = i;
+		}
+	}
+	session_input(f->s, p + from, len - from);
+}
+
+static void
+fz_run(struct fz *f, const uint8_t *data, size_t size, uint32_t seed)
+{
+	struct session_params p = {0};
+	bool closed = false;
+	size_t i = 1, start = 1;
+
+	memset(f, 0, sizeof(*f));
+	p.cfg = fz_cfg;
+	p.role = data[0] % 3 == 0   ? ROLE_MX
+		 : data[0] % 3 == 1 ? ROLE_SUBMISSION
+				    : ROLE_SUBMISSIONS;
+	p.id = "fuzz";
+	p.client_addr = "192.0.2.1";
+	p.tls_available = true;
+	f->role_mx = p.role == ROLE_MX;
+	f->s = session_new(&p, &fz_ops, f);
+	if (p.role == ROLE_SUBMISSIONS)
+		session_tls_started(f->s, "TLSv1.3", "TLS_AES_128_GCM_SHA256");
+	session_greet(f->s);
+	fz_drain(f, &closed);
+	while (i <= size) {
+		bool cut = i + 1 < size && data[i] == 0xff && data[i + 1] == 0xfe;
+
+		if (cut || i == size) {
+			fz_feed(f, data + start, i - start, &seed);
+			fz_drain(f, &closed);
+			fz_settle(f, &closed);
+			start = i + (cut ? 2 : 0);
+			i = start;
+			if (i == size)
+				break;
+			continue;
+		}
+		i++;
+	}
+	if (f->queued != f->commits)
+		abort();
+	session_free(&f->s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -135,10 +246,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct session_params p = {0};
-	struct fz f;
-	bool closed = false;
-	size_t i = 1, start = 1;
+	struct fz whole, cut;
+	uint32_t seed = 2166136261u;
 
 	if (fz_cfg == NULL) {
 		FILE *err = fopen("/dev/null", "w");
@@ -159,61 +268,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1)
 		return 0;
-	memset(&f, 0, sizeof(f));
-	p.cfg = fz_cfg;
-	p.role = data[0] % 3 == 0   ? ROLE_MX
-		 : data[0] % 3 == 1 ? ROLE_SUBMISSION
-				    : ROLE_SUBMISSIONS;
-	p.id = "fuzz";
-	p.client_addr = "192.0.2.1";
-	p.tls_available = true;
-	f.role_mx = p.role == ROLE_MX;
-	f.s = session_new(&p, &fz_ops, &f);
-	if (p.role == ROLE_SUBMISSIONS)
-		session_tls_started(f.s, "TLSv1.3", "TLS_AES_128_GCM_SHA256");
-	session_greet(f.s);
-	fz_drain(&f, &closed);
-	while (i <= size) {
-		bool cut = i + 1 < size && data[i] == 0xff && data[i + 1] == 0xfe;
-
-		if (cut || i == size) {
-			session_input(f.s, data + start, i - start);
-			fz_drain(&f, &closed);
-			for (int round = 0; round < 8; round++) {
-				if (f.pending) {
-					f.pending = false;
-					f.commits++;
-					session_commit_done(f.s, 0);
-				} else if (f.auth_pending) {
-					static const char *const a[] = {
-						"alice@local.test"};
-
-					f.auth_pending = false;
-					session_auth_done(
-						f.s,
-						f.auth_ok ? SESSION_AUTH_OK
-							  : SESSION_AUTH_FAIL,
-						"alice@local.test", a, 1);
-				} else if (session_wants_tls(f.s)) {
-					if (session_pending_input(f.s) > 0)
-						abort(); /* CVE-2011-0411 */
-					session_tls_started(f.s, "TLSv1.2",
-							    "ECDHE-RSA-AES");
-				} else {
-					break;
-				}
-				fz_drain(&f, &closed);
-			}
-			start = i + (cut ? 2 : 0);
-			i = start;
-			if (i == size)
-				break;
-			continue;
-		}
-		i++;
-	}
-	if (f.queued != f.commits)
+	for (size_t i = 0; i < size; i++)
+		seed = (seed ^ data[i]) * 16777619u;
+	fz_run(&whole, data, size, 0);
+	fz_run(&cut, data, size, seed | 1);
+	/* Any cut of the same bytes, the same replies. */
+	if (whole.t_len != cut.t_len ||
+	    memcmp(whole.transcript, cut.transcript, whole.t_len) != 0)
 		abort();
-	session_free(&f.s);
+	free(whole.transcript);
+	free(cut.transcript);
 	return 0;
 }

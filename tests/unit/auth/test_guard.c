@@ -132,7 +132,7 @@ start_guard(const struct config *c)
 		if (fd >= 0)
 			dup2(fd, 2);
 		close(m[0]);
-		guard_main(c, NULL, m[1]);
+		guard_main(c, NULL, m[1], guard_control_bind(c));
 	}
 	close(m[1]);
 	r.master_fd = m[0];
@@ -321,6 +321,7 @@ group_setup(void **state)
 	cfg.auth_cache_ttl = 300;
 	cfg.auth_failure_delay = 0;
 	cfg.auth_threads = 2;
+	cfg.auth_queue_per_network = 64;
 	cfg.conn_limit_per_address = 3;
 	cfg.conn_rate_per_address = 1000;
 	allow.family = AF_INET;

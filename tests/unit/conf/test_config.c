@@ -1535,6 +1535,7 @@ test_reference_matches_doc(void **state)
 	assert_non_null(strstr(end + 1, "hostname localhost\n"
 					"domains example.test\n"
 					"mailbox demo@example.test\n"
+					"postmaster demo@example.test\n"
 					"users var/users\n"
 					"spool var/spool\n"
 					"maildir var/mail/%d/%n/Maildir\n"

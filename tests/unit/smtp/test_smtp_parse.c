@@ -846,7 +846,7 @@ static const struct cmd_case cmd_cases[] = {
 	/* N-03: known, never implemented */
 	{ B("XCLIENT ADDR=127.0.0.1 NAME=localhost"), SMTP_VERB_UNIMPLEMENTED,
 	  true, "ADDR=127.0.0.1 NAME=localhost" },
-	{ B("TURN"), SMTP_VERB_UNIMPLEMENTED, false, "" },
+	{ B("TURN"), SMTP_VERB_TURN, false, "" },
 	{ B("ATRN"), SMTP_VERB_UNIMPLEMENTED, false, "" },
 	{ B("etrn x"), SMTP_VERB_UNIMPLEMENTED, true, "x" },
 	{ B("XFORWARD NAME=x"), SMTP_VERB_UNIMPLEMENTED, true, "NAME=x" },
