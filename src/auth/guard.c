@@ -31,7 +31,7 @@
 
 #include "auth/guard_int.h"
 #include "auth/users.h"
-#include "daemon/sandbox.h"
+#include "lib/sandbox.h"
 #include "lib/log.h"
 
 #define SID GUARD_SID
@@ -75,15 +75,6 @@ static struct {
 	struct event *master_ev, *expire_ev;
 } G;
 
-time_t
-guard_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 /* A client address for the log: bare when it is an IP address (what a
    fail2ban filter matches), escaped and quoted otherwise. */
 static const char *
@@ -105,26 +96,12 @@ role_text(uint8_t role)
 	return config_role_name((enum listen_role)role);
 }
 
-const char *const guard_kind_names[] = {"account", "address", "network"};
-
 /* CONN_RES carries the lockout verdict as the guard_conn_result. */
 _Static_assert((int)LOCKOUT_OK == (int)GUARD_CONN_OK &&
 		   (int)LOCKOUT_LOCKED == (int)GUARD_CONN_LOCKED &&
 		   (int)LOCKOUT_TOO_MANY == (int)GUARD_CONN_TOO_MANY &&
 		   (int)LOCKOUT_TOO_FAST == (int)GUARD_CONN_TOO_FAST,
 	       "lockout verdicts and guard_conn_result differ");
-
-/* "2024-05-01T12:00:00Z" for a time of the monotonic clock. */
-void
-guard_until_text(char *buf, size_t size, time_t until)
-{
-	time_t wall = time(NULL) + (until - guard_now());
-	struct tm tm;
-
-	gmtime_r(&wall, &tm);
-	if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		buf[0] = '\0';
-}
 
 /* One line per lock set (docs/lockout.md "Log lines"). */
 static void
@@ -961,7 +938,8 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd,
 	users_verify_dummy("", 0);
 	/* The sandbox before the threads: they inherit it (Landlock binds
 	   the calling thread only). */
-	if (sandbox_guard(G.cfg, G.cfg_path) < 0)
+	if (sandbox_guard(G.cfg->sandbox, G.cfg->users_file, G.cfg_path,
+			  G.cfg->control_socket) < 0)
 		guard_die("sandbox");
 	if (guard_pool_start(G.base, (long)G.cfg->auth_threads,
 			     G.cfg->auth_queue_per_network, job_done) < 0)

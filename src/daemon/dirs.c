@@ -193,12 +193,11 @@ dirs_maildir(const char *dir, const struct dirs_owner *ow)
 		int sfd = dirs_open_at(fd, subs[k], ow);
 
 		if (sfd < 0) {
-			int err = errno;
+			int n = snprintf(at, sizeof(at), "%s/%s", dir, subs[k]);
 
-			/* A path too long for `at` is logged cut short. */
-			if (snprintf(at, sizeof(at), "%s/%s", dir, subs[k]) < 0)
-				at[0] = '\0';
-			dirs_log("maildir", at, dirs_why(err));
+			if (n < 0 || (size_t)n >= sizeof(at)) /* cut: mark it */
+				memcpy(at + sizeof(at) - 4, "...", 4);
+			dirs_log("maildir", at, dirs_why(errno));
 			close(fd);
 			return -1;
 		}

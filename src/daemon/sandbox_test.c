@@ -16,7 +16,7 @@
  * "violate" line instead makes the worker itself, once sandboxed, make a
  * forbidden call (sandbox_test_violate): the master must see signal=SYS.
  */
-#include "daemon/sandbox.h"
+#include "daemon/sandbox_test.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +36,7 @@
 
 #include "daemon/proc.h"
 #include "lib/log.h"
+#include "lib/sandbox.h"
 
 static bool attack_violate;
 
@@ -145,7 +146,8 @@ attack_one(const struct attack *a, const char *name)
 		return;
 	}
 	if (pid == 0) {
-		if (sandbox_worker(a->cfg) < 0)
+		if (sandbox_worker(a->cfg->sandbox, a->cfg->spool,
+				   a->cfg->maildir) < 0)
 			_exit(3);
 		errno = 0;
 		attack_result(name, attack_do(a, name));

@@ -33,7 +33,8 @@
 #include "lib/log.h"
 #include "smtp/reply.h"
 #include "daemon/proc.h"
-#include "daemon/sandbox.h"
+#include "daemon/sandbox_test.h"
+#include "lib/sandbox.h"
 #include "daemon/worker.h"
 #include "smtp/session.h"
 #include "store/spool.h"
@@ -989,7 +990,7 @@ worker_main(const struct worker_env *env)
 #ifdef POSTERN_TEST_HOOKS
 	sandbox_test_attack(cfg);
 #endif
-	if (sandbox_worker(cfg) < 0)
+	if (sandbox_worker(cfg->sandbox, cfg->spool, cfg->maildir) < 0)
 		_exit(2);
 #ifdef POSTERN_TEST_HOOKS
 	sandbox_test_violate();

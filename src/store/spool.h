@@ -3,8 +3,8 @@
  *
  * The contract (docs/durability.md): a message is streamed into a spool file
  * while DATA arrives; at end of data it is committed (its envelope made
- * durable), delivered to every local recipient's Maildir (hard links, tmp/
- * then new/), and only when all of that is on disk does the caller get the
+ * durable), delivered to every local recipient's Maildir (a copy each,
+ * headed by Return-Path and Delivered-To, tmp/ then new/), and only when all of that is on disk does the caller get the
  * completion that lets it answer 250. A crash at any instant loses only
  * messages whose client never heard 250; recovery finishes committed
  * messages and removes uncommitted ones.
@@ -56,8 +56,9 @@ typedef void spool_commit_cb(struct spool_msg *msg, int result, void *arg);
  * its tmp/ and journal, and <dir>/queue (mode 0700) as needed (the area may
  * not be named "queue" or "quarantine"), and start the committer thread.
  * An area whose journal still holds unfinished messages is refused: run
- * spool_recover() on it first. `hostname` goes into Maildir file names (escaped
- * per the Maildir convention: '/' as \057, ':' as \072).
+ * spool_recover() on it first. `hostname` goes into Maildir file names
+ * (maildir_name(): escaped, and cut to 128 octets plus a digest when
+ * longer, so a name never reaches NAME_MAX).
  */
 int spool_open(const char *dir, const char *area, const char *hostname,
 	       enum sync_method sync, struct spool **spool_r,
@@ -112,28 +113,5 @@ size_t spool_commits_pending(const struct spool *sp);
  */
 int spool_recover(const char *dir, const char *const *areas,
 		  const char *hostname);
-
-/*
- * Seam for fault-injection tests: every call of the spool and of Maildir
- * delivery that changes the file system or makes it durable goes through
- * these pointers (reads, stat and close do not). All names are relative to
- * a directory descriptor (AT_FDCWD for a path); `renameat` takes
- * renameat2(2) flags. The defaults are the system calls; a test may replace
- * members (and must restore them) while no spool is busy.
- */
-struct spool_fs_ops {
-	int (*openat)(int dirfd, const char *path, int flags, int mode);
-	ssize_t (*write)(int fd, const void *buf, size_t len);
-	int (*fsync)(int fd);
-	int (*syncfs)(int fd);
-	int (*mkdirat)(int dirfd, const char *path, int mode);
-	int (*renameat)(int fromfd, const char *from, int tofd, const char *to,
-			unsigned int flags);
-	int (*linkat)(int fromfd, const char *from, int tofd, const char *to,
-		      int flags);
-	int (*unlinkat)(int dirfd, const char *path, int flags);
-	int (*ftruncate)(int fd, off_t len); /* the spool's journal */
-};
-extern struct spool_fs_ops spool_fs;
 
 #endif

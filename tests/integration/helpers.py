@@ -247,9 +247,26 @@ class RawClient:
 # -- messages and Maildirs ----------------------------------------------
 
 
+TRACE_RE = re.compile(rb"\AReturn-Path: <([^\r\n<>]*)>\r\n"
+                      rb"Delivered-To: ([^\r\n]+)\r\n")
+
+
+def split_trace(data):
+    """Split a delivered Maildir file into (return_path, delivered_to,
+    rest): the two fields the store writes at its top (docs/durability.md)
+    must be there, exactly so."""
+    m = TRACE_RE.match(data)
+    assert m, data[:200]
+    return (m.group(1).decode("utf-8"), m.group(2).decode("utf-8"),
+            data[m.end():])
+
+
 def split_received(data):
     """Split a stored message into (received_header, rest). The header is
-    the first field including its folded continuation lines."""
+    the first field including its folded continuation lines. The trace
+    fields of a Maildir copy before it (split_trace) are skipped."""
+    if data.startswith(b"Return-Path: "):
+        data = split_trace(data)[2]
     assert data.startswith(b"Received: from "), data[:200]
     pos = data.index(b"\r\n") + 2
     for _ in range(100):
@@ -512,12 +529,23 @@ def spool_files(spool):
     return out
 
 
+POOL_RE = re.compile(r"\A\.pool\d+\Z")
+
+
 def spool_leftovers(spool):
     """Spool files that must not stay once the server is idle or has
-    recovered: uncommitted data, committed envelopes, quarantined ones."""
+    recovered: uncommitted data, committed envelopes, quarantined ones.
+    An empty tmp/.pool<n> (a data file kept for reuse, docs/durability.md)
+    holds nothing and is not one."""
     out = []
     for f in spool_files(spool):
         parts = os.path.relpath(f, spool).split(os.sep)[:-1]
+        if POOL_RE.match(os.path.basename(f)) and parts[-1:] == ["tmp"]:
+            try:
+                if os.path.getsize(f) == 0:
+                    continue
+            except FileNotFoundError:
+                continue  # taken for a new message meanwhile
         if {"tmp", "committed", "quarantine"} & set(parts):
             out.append(f)
     return out

@@ -8,7 +8,7 @@
  * libseccomp: an allow-list per process kind, default action
  * SCMP_ACT_KILL_PROCESS (the master sees signal=SYS and restarts it).
  */
-#include "daemon/sandbox.h"
+#include "lib/sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,7 +89,8 @@ static const char *const sandbox_common[] = {
 /* The worker: accept, spool files, Maildir files and directories. */
 static const char *const sandbox_worker_calls[] = {
     "accept", "accept4", "rename", "renameat", "renameat2", "link",
-    "linkat", "mkdir", "mkdirat", "ftruncate", "fchmod", NULL};
+    "linkat", "mkdir", "mkdirat", "ftruncate", "fchmod", "copy_file_range",
+    NULL};
 
 /* The guard: its hashing threads (clone with CLONE_THREAD only, below),
    control clients (the socket was bound before the drop). */
@@ -350,35 +351,36 @@ sandbox_add_proc(struct sandbox_dir *dirs, size_t n)
 }
 
 int
-sandbox_worker(const struct config *cfg)
+sandbox_worker(bool on, const char *spool, const char *maildir)
 {
 	static struct sandbox_dir dirs[3];
 	size_t n = 2;
 
-	if (!cfg->sandbox) {
+	if (!on) {
 		log_warning("-", "sandbox off process=worker");
 		return 0;
 	}
-	snprintf(dirs[0].path, sizeof(dirs[0].path), "%s", cfg->spool);
+	snprintf(dirs[0].path, sizeof(dirs[0].path), "%s", spool);
 	dirs[0].access = LL_RW;
-	sandbox_maildir_root(cfg->maildir, dirs[1].path, sizeof(dirs[1].path));
+	sandbox_maildir_root(maildir, dirs[1].path, sizeof(dirs[1].path));
 	dirs[1].access = LL_RW;
 	n = sandbox_add_proc(dirs, n);
 	return sandbox_apply("worker", dirs, n, sandbox_worker_calls, false);
 }
 
 int
-sandbox_guard(const struct config *cfg, const char *cfg_path)
+sandbox_guard(bool on, const char *users_file, const char *cfg_path,
+	      const char *control_socket)
 {
 	static struct sandbox_dir dirs[4];
 	size_t n = 0;
 
-	if (!cfg->sandbox) {
+	if (!on) {
 		log_warning("-", "sandbox off process=guard");
 		return 0;
 	}
-	if (cfg->users_file != NULL) {
-		sandbox_dirname(cfg->users_file, dirs[n].path,
+	if (users_file != NULL) {
+		sandbox_dirname(users_file, dirs[n].path,
 				sizeof(dirs[n].path));
 		dirs[n++].access = LL_READ;
 	}
@@ -386,8 +388,8 @@ sandbox_guard(const struct config *cfg, const char *cfg_path)
 		sandbox_dirname(cfg_path, dirs[n].path, sizeof(dirs[n].path));
 		dirs[n++].access = LL_READ;
 	}
-	if (cfg->control_socket != NULL) {
-		sandbox_dirname(cfg->control_socket, dirs[n].path,
+	if (control_socket != NULL) {
+		sandbox_dirname(control_socket, dirs[n].path,
 				sizeof(dirs[n].path));
 		dirs[n++].access = LL_SOCKDIR;
 	}
