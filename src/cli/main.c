@@ -1,5 +1,6 @@
 /*
- * main.c - the command line: serve, check, user, locks, unlock, version.
+ * main.c - the command line: serve, check, user, locks, unlock, probe,
+ * version.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +16,10 @@
 #include "auth/guard.h"
 #include "daemon/server.h"
 #include "auth/users.h"
+#include "cli/queue_cmd.h"
+#include "cli/route_cmd.h"
 #include "cli/user_cmd.h"
+#include "probe/probe.h"
 
 static void
 main_usage(FILE *out)
@@ -26,6 +30,11 @@ main_usage(FILE *out)
 		"       postern user [-c FILE] add|passwd|del|alias|list ...\n"
 		"       postern locks [-c FILE]\n"
 		"       postern unlock [-c FILE] ADDRESS|ACCOUNT\n"
+		"       postern route [-c FILE] DOMAIN\n"
+		"       postern queue [-c FILE] [list|show ID|flush [ID|DOMAIN]|"
+		"hold ID|release ID|delete ID]\n"
+		"       postern probe HOST|--self [options] (postern probe "
+		"--help)\n"
 		"       postern version\n");
 }
 
@@ -297,6 +306,12 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "user") == 0 || strcmp(argv[1], "locks") == 0 ||
 	    strcmp(argv[1], "unlock") == 0)
 		return main_admin(argv[1], argc - 1, argv + 1);
+	if (strcmp(argv[1], "route") == 0)
+		return route_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "queue") == 0)
+		return queue_cmd_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "probe") == 0)
+		return probe_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0) {
 		printf("postern %s\n", POSTERN_VERSION);
 		return 0;

@@ -386,6 +386,7 @@ config_finish(struct config_parser *p, const char *name)
 	config_check_socket(p);
 	config_check_lock_times(p);
 	config_check_listeners(p);
+	config_check_outbound(p);
 }
 
 static void
@@ -497,36 +498,9 @@ config_free(struct config **cfgp)
 	free(cfg->user);
 	free(cfg->guard_user);
 	free(cfg->admin_group);
+	config_free_outbound(cfg);
 	free(cfg);
 	*cfgp = NULL;
-}
-
-/* The length of a domain argument without one trailing dot. */
-static size_t
-config_domain_len(const char *domain)
-{
-	size_t len = strlen(domain);
-
-	if (len > 0 && domain[len - 1] == '.')
-		len--;
-	return len;
-}
-
-bool
-config_is_local_domain(const struct config *cfg, const char *domain)
-{
-	size_t len;
-
-	if (domain == NULL)
-		return false;
-	len = config_domain_len(domain);
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < cfg->n_domains; i++)
-		if (config_casecmp(cfg->domains[i], strlen(cfg->domains[i]),
-				   domain, len) == 0)
-			return true;
-	return false;
 }
 
 struct config_mb_key {

@@ -61,6 +61,35 @@ struct config_mailbox {
 	char *domain; /* one of config.domains */
 };
 
+/* Where mail goes instead of the MX: `transport` and `relay-host`. */
+struct config_route {
+	char *domain; /* lower case; NULL for relay-host */
+	char *host;   /* a host name or an IP address */
+	unsigned port;
+	bool no_mx;   /* written [host]: its addresses, no MX lookup */
+	unsigned line;
+};
+
+/* tls-policy DOMAIN POLICY (docs/outbound.md). */
+enum tls_policy {
+	TLS_POLICY_MAY = 0, /* opportunistic; DANE when published */
+	TLS_POLICY_NONE,    /* never TLS */
+	TLS_POLICY_ENCRYPT, /* TLS required, not verified */
+	TLS_POLICY_VERIFY,  /* TLS required, CA and host name verified */
+	TLS_POLICY_DANE,    /* DANE required */
+};
+
+struct config_tls_policy {
+	char *domain; /* lower case */
+	enum tls_policy policy;
+	unsigned line;
+};
+
+enum relay_tls {
+	RELAY_TLS_STARTTLS = 0, /* STARTTLS, required */
+	RELAY_TLS_IMPLICIT,	/* TLS from the first octet (RFC 8314) */
+};
+
 struct config {
 	char *file; /* path it was read from, or "(built-in)" */
 
@@ -131,6 +160,26 @@ struct config {
 	struct config_network *conn_limit_exempt; /* the two limits above */
 	size_t n_conn_limit_exempt;		  /* never apply to these */
 	char *control_socket;		/* for postern locks / unlock */
+
+	/* Outbound delivery: the queue process (docs/outbound.md). */
+	char **dns_resolvers;	  /* "ADDR" or "ADDR@PORT"; none: resolv.conf */
+	size_t n_dns_resolvers;
+	char *dns_trust_anchor;	  /* DS/DNSKEY file, or NULL: no DNSSEC */
+	unsigned outbound_sessions;	     /* client sessions in all */
+	unsigned outbound_sessions_per_dest; /* ... to one destination */
+	unsigned retry_min, retry_max;	     /* seconds between attempts */
+	unsigned queue_lifetime;	     /* seconds, then it bounces */
+	unsigned delay_warning;		     /* seconds; 0: no notice */
+	struct config_route *transports;     /* per domain */
+	size_t n_transports;
+	struct config_route *relay_host;     /* NULL: by MX */
+	char *relay_auth_user;		     /* NULL: no AUTH */
+	char *relay_auth_file;		     /* its password */
+	enum relay_tls relay_tls;
+	char *outbound_tls_ca;		     /* NULL: the system's CAs */
+	bool outbound_delivery;		     /* no: keep remote mail queued */
+	struct config_tls_policy *tls_policies;
+	size_t n_tls_policies;
 };
 
 /*
@@ -173,5 +222,14 @@ int config_maildir_path(const struct config *cfg,
 void config_write_reference(FILE *out);
 
 const char *config_role_name(enum listen_role role);
+
+/* The tls-policy of `domain` (lower case): TLS_POLICY_MAY when none. */
+enum tls_policy config_find_tls_policy(const struct config *cfg,
+				       const char *domain);
+
+/* The `transport` of `domain` (lower case), else the `relay-host`, else
+   NULL: deliver by MX. */
+const struct config_route *config_find_route(const struct config *cfg,
+					     const char *domain);
 
 #endif

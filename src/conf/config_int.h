@@ -52,6 +52,12 @@ extern config_parse_fn config_parse_hostname, config_parse_domains,
     config_parse_cert, config_parse_network, config_parse_exempt,
     config_parse_number, config_parse_keyword, config_parse_bool,
     config_parse_postmaster;
+/* config_outbound.c: the outbound directives. */
+extern config_parse_fn config_parse_resolver, config_parse_trust_anchor,
+    config_parse_transport, config_parse_relay_host, config_parse_relay_auth,
+    config_parse_tls_policy;
+void config_check_outbound(struct config_parser *p);
+void config_free_outbound(struct config *cfg);
 
 /* config_table.c */
 extern const struct config_directive config_directives[];
@@ -87,6 +93,8 @@ struct config_parser {
 
 /* config_util.c: allocation (fatal on failure), messages, strings. */
 char *config_xstrndup(const char *s, size_t len);
+/* The length of a domain argument without one trailing dot. */
+size_t config_domain_len(const char *domain);
 /* FILE as written in `base`: absolute, or relative to base's folder. */
 char *config_relative_path(const char *base, const char *file);
 void *config_xrealloc(void *ptr, size_t n, size_t size);

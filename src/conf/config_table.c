@@ -35,11 +35,14 @@ const char *const config_role_words[] = {"mx", "submission",
 static const char *const config_level_words[] = {"debug",   "info",  "notice",
 						 "warning", "error", NULL};
 static const char *const config_sync_words[] = {"syncfs", "fsync", NULL};
+static const char *const config_relay_tls_words[] = {"starttls", "implicit",
+						     NULL};
 static const char *const config_local_sender_words[] = {"refuse", "accept",
 							NULL};
 
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum sync_method) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum relay_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum mx_local_senders) == sizeof(int), "enum size");
 
 #define FIELD(f) offsetof(struct config, f)
@@ -278,6 +281,89 @@ const struct config_directive config_directives[] = {
      .flags = DIR_REPEAT,
      .doc = "client networks the two limits above never refuse (the "
 	    "lockout still applies)"},
+    /* Outbound delivery (docs/outbound.md). */
+    {.name = "dns-resolver",
+     .args = "ADDR[:PORT]...",
+     .min_args = 1,
+     .parse = config_parse_resolver,
+     .flags = DIR_REPEAT,
+     .doc = "resolvers to forward DNS queries to (none: those of "
+	    "/etc/resolv.conf)"},
+    {.name = "dns-trust-anchor",
+     .args = "FILE",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_trust_anchor,
+     .def = "/usr/share/dns/root.key",
+     .doc = "DNSSEC trust anchors (DS or DNSKEY records); none, or a "
+	    "missing file, turns validation off"},
+    ROW_BOOL("outbound-delivery", outbound_delivery, "yes",
+	     "send remote mail; no keeps it queued, untried (maintenance)"),
+    ROW_NUM("outbound-sessions", "N", outbound_sessions, UNIT_COUNT, "100", 1,
+	    10000, "outbound SMTP sessions at once, in all"),
+    ROW_NUM("outbound-sessions-per-destination", "N",
+	    outbound_sessions_per_dest, UNIT_COUNT, "20", 1, 1000,
+	    "outbound SMTP sessions at once to one destination domain"),
+    ROW_NUM("retry-min", "DURATION", retry_min, UNIT_DURATION, "5m", 1,
+	    86400, "first wait after a failed attempt; doubles each time"),
+    ROW_NUM("retry-max", "DURATION", retry_max, UNIT_DURATION, "1h", 1,
+	    7 * 86400, "longest wait between attempts"),
+    ROW_NUM("queue-lifetime", "DURATION", queue_lifetime, UNIT_DURATION,
+	    "120h", 1, 60 * 86400,
+	    "how long a message is retried before it bounces"),
+    ROW_NUM("delay-warning", "DURATION", delay_warning, UNIT_DURATION, "4h",
+	    0, 60 * 86400,
+	    "after this long undelivered the sender gets one notice (0: "
+	    "never)"),
+    {.name = "transport",
+     .args = "DOMAIN [HOST]:PORT",
+     .min_args = 2,
+     .max_args = 2,
+     .parse = config_parse_transport,
+     .flags = DIR_REPEAT,
+     .doc = "send a domain's mail to a fixed host ([HOST]: no MX lookup; "
+	    "port 25 when not given)"},
+    {.name = "relay-host",
+     .args = "[HOST]:PORT",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_relay_host,
+     .doc = "send all remote mail through this smarthost"},
+    {.name = "relay-auth",
+     .args = "USER FILE",
+     .min_args = 2,
+     .max_args = 2,
+     .parse = config_parse_relay_auth,
+     .doc = "AUTH PLAIN/LOGIN to the relay-host, only over TLS; FILE holds "
+	    "the password and must be readable only by its owner"},
+    {.name = "relay-tls",
+     .args = "MODE",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_keyword,
+     .field = FIELD(relay_tls),
+     .def = "starttls",
+     .words = config_relay_tls_words,
+     .doc = "TLS to the relay-host: starttls (required) or implicit"},
+    {.name = "outbound-tls-ca",
+     .args = "FILE",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_path,
+     .field = FIELD(outbound_tls_ca),
+     .doc = "CA certificates (PEM) that verify the relay-host's and "
+	    "tls-policy verify hosts' certificates, relative to this "
+	    "file's directory (none: the system's)"},
+    {.name = "tls-policy",
+     .args = "DOMAIN POLICY",
+     .min_args = 2,
+     .max_args = 2,
+     .parse = config_parse_tls_policy,
+     .flags = DIR_REPEAT,
+     .doc = "TLS to a destination domain: none, may (the default: "
+	    "opportunistic, DANE when published), encrypt (required), "
+	    "verify (required, CA and host name checked), dane (DANE "
+	    "required)"},
 };
 
 const size_t config_n_directives = ARRAY_SIZE(config_directives);

@@ -26,6 +26,7 @@
 #include <sys/random.h>
 
 #include "auth/guard.h"
+#include "outbound/queue.h"
 #include "lib/log.h"
 #include "daemon/accounts.h"
 #include "daemon/dirs.h"
@@ -138,6 +139,9 @@ struct master {
 	unsigned char ticket_secret[32];
 	pid_t guard;		    /* the guard process */
 	int guard_fd;		    /* master's end of the guard channel */
+	pid_t queue;		    /* the queue process (outbound) */
+	struct master_backoff qb;   /* the queue process's */
+	int wake_rd, wake_wr;	    /* workers wake the queue process */
 	struct worker_env env[WORKER_SLOTS]; /* what each worker got */
 };
 
@@ -286,6 +290,7 @@ master_spawn(struct master *m)
 		m->env[slot].slot = slot;
 		m->env[slot].tls = m->tls;
 		m->env[slot].guard_fd = sv[0];
+		m->env[slot].queue_wake_fd = m->wake_wr;
 	}
 	pid = fork();
 	if (pid < 0) {
@@ -340,6 +345,33 @@ master_spawn_guard(struct master *m)
 	close(sv[1]);
 	m->guard = pid;
 	m->guard_fd = sv[0];
+	return 0;
+}
+
+/* Start the queue process (outbound delivery, docs/outbound.md): it
+   alone reads and changes <spool>/queue/. */
+static int
+master_spawn_queue(struct master *m)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		log_error("-", "fork error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		master_self = NULL;
+		if (m->guard_fd >= 0)
+			close(m->guard_fd);
+		close(m->wake_wr);
+		for (size_t i = 0; i < m->n_listeners; i++)
+			close(m->listeners[i].fd);
+		proc_reset_signals();
+		if (proc_drop_privileges(m->cfg->user) < 0)
+			_exit(2);
+		queue_main(m->cfg, m->wake_rd);
+	}
+	m->queue = pid;
 	return 0;
 }
 
@@ -495,6 +527,8 @@ master_reload(struct master *m)
 	log_set_level(cfg->log_level);
 	if (guard_send_reload(m->guard_fd) < 0)
 		log_error("-", "guard error=\"reload not delivered\"");
+	if (m->queue > 0)
+		kill(m->queue, SIGTERM); /* master_reap starts it again */
 	master_start_workers(m);
 	log_notice("-", "reloaded file=%s workers=%u", m->path, m->n_workers);
 	master_announce(m);
@@ -522,6 +556,24 @@ master_guard_died(struct master *m, int status, int64_t now)
 	close(m->guard_fd);
 	m->guard_fd = -1;
 	m->guard = 0;
+}
+
+/* The queue process ended: after a reload (exit 0 on our SIGTERM) it
+   comes back at once with the new configuration; a death gets the
+   back-off of the other children (master_restart). */
+static void
+master_queue_ended(struct master *m, int status, int64_t now)
+{
+	pid_t pid = m->queue;
+
+	m->queue = 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		m->qb.waiting = true;
+		m->qb.due = now;
+		return;
+	}
+	master_log_death("queue", pid, -1, status, &m->qb, now,
+			 m->got_term ? 0 : master_backoff_died(&m->qb, now));
 }
 
 static int
@@ -555,6 +607,10 @@ master_reap(struct master *m)
 			master_guard_died(m, status, now);
 			continue;
 		}
+		if (pid == m->queue) {
+			master_queue_ended(m, status, now);
+			continue;
+		}
 		master_free_slot(m, pid);
 		i = master_worker_index(m, pid);
 		if (master_forget_retired(m, pid) || m->got_term || i < 0) {
@@ -579,6 +635,12 @@ master_restart(struct master *m)
 {
 	int64_t now = master_now_ms();
 
+	if (m->queue == 0 && m->qb.waiting && now >= m->qb.due &&
+	    !m->got_term) {
+		master_backoff_started(&m->qb, now);
+		if (master_spawn_queue(m) < 0)
+			master_backoff_died(&m->qb, now);
+	}
 	if (m->guard == 0) {
 		if (!m->gb.waiting || now < m->gb.due)
 			return;
@@ -612,6 +674,8 @@ master_next_wake(const struct master *m, struct timespec *ts)
 
 	if (m->guard == 0 && m->gb.waiting)
 		due = m->gb.due;
+	if (m->queue == 0 && m->qb.waiting && (due < 0 || m->qb.due < due))
+		due = m->qb.due;
 	for (unsigned i = 0; m->guard != 0 && i < m->n_workers; i++)
 		if (m->workers[i] <= 0 && m->wb[i].waiting &&
 		    (due < 0 || m->wb[i].due < due))
@@ -640,6 +704,8 @@ master_stop(struct master *m)
 			kill(m->workers[i], SIGTERM);
 	for (unsigned i = 0; i < m->n_retired; i++)
 		kill(m->retired[i], SIGTERM);
+	if (m->queue > 0)
+		kill(m->queue, SIGTERM);
 	do {
 		pid_t pid;
 		int status;
@@ -655,12 +721,14 @@ master_stop(struct master *m)
 					m->workers[i] = 0;
 			if (pid == m->guard)
 				m->guard = 0;
+			if (pid == m->queue)
+				m->queue = 0;
 			master_forget_retired(m, pid);
 		}
 		for (unsigned i = 0; i < m->n_workers; i++)
 			if (m->workers[i] > 0)
 				alive++;
-		alive += m->n_retired;
+		alive += m->n_retired + (m->queue > 0);
 		if (alive > 0) {
 			struct timespec ts = {0, 50 * 1000 * 1000};
 
@@ -673,6 +741,8 @@ master_stop(struct master *m)
 				kill(m->workers[i], SIGKILL);
 		for (unsigned i = 0; i < m->n_retired; i++)
 			kill(m->retired[i], SIGKILL);
+		if (m->queue > 0)
+			kill(m->queue, SIGKILL);
 		if (m->guard > 0)
 			kill(m->guard, SIGKILL);
 		while (waitpid(-1, NULL, 0) > 0)
@@ -708,6 +778,24 @@ server_raise_nofile(void)
  * recovery of a previous run, TLS, the guard. 0, or -1 (logged); what was
  * made is freed by master_free().
  */
+/* The wake-up pipe (workers write, the queue process reads), then the
+   queue process. */
+static int
+master_start_queue(struct master *m)
+{
+	int wake[2];
+
+	if (pipe2(wake, O_CLOEXEC) < 0) {
+		log_error("-", "pipe error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	m->wake_rd = wake[0];
+	m->wake_wr = wake[1];
+	fcntl(m->wake_wr, F_SETFL, O_NONBLOCK); /* workers never wait */
+	master_backoff_started(&m->qb, master_now_ms());
+	return master_spawn_queue(m);
+}
+
 static int
 master_start(struct master *m, bool foreground)
 {
@@ -735,7 +823,9 @@ master_start(struct master *m, bool foreground)
 	    master_load_tls(cfg, m->ticket_secret, &m->tls) < 0)
 		return -1;
 	master_backoff_started(&m->gb, master_now_ms());
-	return master_spawn_guard(m);
+	if (master_spawn_guard(m) < 0)
+		return -1;
+	return master_start_queue(m);
 }
 
 static void
@@ -747,6 +837,10 @@ master_free(struct master *m)
 	free(m->listeners);
 	m->listeners = NULL;
 	tls_server_free(&m->tls);
+	if (m->wake_wr > 0) {
+		close(m->wake_rd);
+		close(m->wake_wr);
+	}
 	config_free(&m->cfg);
 	munmap(m->shared, sizeof(*m->shared));
 	master_self = NULL;

@@ -31,6 +31,7 @@
 
 #include "auth/guard.h"
 #include "lib/log.h"
+#include "outbound/queue.h"
 #include "smtp/reply.h"
 #include "daemon/proc.h"
 #include "daemon/sandbox_test.h"
@@ -62,6 +63,8 @@ struct conn {
 	bool in_list;		/* linked in w->conns and counted */
 	bool guard_counted;	/* the guard counts this session */
 	bool commit_pending;
+	bool queued;		/* the message has remote recipients */
+	char qid[SPOOL_ID_MAX];
 	bool dead;		/* closed while a commit was in flight */
 	bool timed_out;		/* the disconnect line is written */
 	bool handshaking;	/* TLS handshake under way */
@@ -579,6 +582,8 @@ conn_commit_cb(struct spool_msg *msg, int result, void *arg)
 	struct conn *c = arg;
 
 	c->commit_pending = false;
+	if (result == 0 && c->queued) /* the first attempt starts now */
+		queue_wake(c->w->env->queue_wake_fd, c->qid);
 	if (c->dead) {
 		struct worker *w = c->w;
 
@@ -598,6 +603,10 @@ conn_msg_commit(void *ctx, const struct session_envelope *env)
 
 	c->msg = NULL;
 	c->commit_pending = true;
+	c->queued = false;
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		c->queued |= env->rcpts[i].maildir == NULL;
+	snprintf(c->qid, sizeof(c->qid), "%s", spool_msg_id(msg));
 	if (env->auth_user != NULL)
 		spool_msg_set_auth(msg, env->auth_user);
 	spool_msg_commit(msg, env->sender, env->rcpts, env->n_rcpts,

@@ -41,6 +41,7 @@ struct worker_env {
 	unsigned slot;		      /* this worker's slot in shared */
 	struct tls_server *tls;	      /* NULL: no certificate configured */
 	int guard_fd;		      /* the worker's end of its guard socket */
+	int queue_wake_fd;	      /* wakes the queue process (queue_wake()) */
 };
 
 /*

@@ -1,0 +1,106 @@
+/*
+ * queue_cmd.c - `postern queue [-c FILE] [COMMAND [ARG]]`: asks the queue
+ * process over its control socket, <spool>/queue/control.sock (see
+ * src/outbound/queue_ctl.c for the commands), and prints the answer.
+ * Exit status: 0 when the answer ends in "ok", 1 otherwise, 2 for usage
+ * or when the queue process cannot be reached.
+ */
+#include "cli/queue_cmd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conf/config.h"
+
+static int
+queue_cmd_connect(const struct config *cfg)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd, n = snprintf(sun.sun_path, sizeof(sun.sun_path),
+			     "%s/queue/control.sock", cfg->spool);
+	struct timeval tv = {10, 0};
+
+	if (n < 0 || (size_t)n >= sizeof(sun.sun_path))
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		fprintf(stderr, "postern: %s: %s (is the server running?)\n",
+			sun.sun_path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Copy the answer to stdout; 0 when its last line is "ok". */
+static int
+queue_cmd_answer(int fd)
+{
+	char buf[8192], end[4] = "";
+	size_t have = 0; /* octets in end[], the answer's last three */
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		fwrite(buf, 1, (size_t)n, stdout);
+		for (ssize_t i = 0; i < n; i++) {
+			if (have == 3) {
+				memmove(end, end + 1, 2);
+				have = 2;
+			}
+			end[have++] = buf[i];
+		}
+	}
+	end[have] = '\0';
+	return strcmp(end, "ok\n") == 0 ? 0 : 1;
+}
+
+int
+queue_cmd_main(int argc, char **argv)
+{
+	const char *file = NULL;
+	struct config *cfg = NULL;
+	char line[400];
+	int opt, fd, rc, n;
+
+	optind = 1;
+	while ((opt = getopt(argc, argv, "+c:")) != -1) {
+		if (opt != 'c')
+			goto usage;
+		file = optarg;
+	}
+	if (argc - optind > 2)
+		goto usage;
+	n = snprintf(line, sizeof(line), "%s%s%s\n",
+		     optind < argc ? argv[optind] : "summary",
+		     optind + 1 < argc ? " " : "",
+		     optind + 1 < argc ? argv[optind + 1] : "");
+	if (n < 0 || (size_t)n >= sizeof(line) ||
+	    strpbrk(line, "\r") != NULL || strchr(line, '\n') != line + n - 1)
+		goto usage;
+	if ((file != NULL ? config_load(file, &cfg, stderr)
+			  : config_load_builtin(&cfg, stderr)) < 0)
+		return 2;
+	fd = queue_cmd_connect(cfg);
+	config_free(&cfg);
+	if (fd < 0)
+		return 2;
+	if (write(fd, line, (size_t)n) != n) {
+		close(fd);
+		return 2;
+	}
+	rc = queue_cmd_answer(fd);
+	close(fd);
+	return rc;
+usage:
+	fprintf(stderr, "usage: postern queue [-c FILE] [summary | list | "
+			"show ID | flush [ID|DOMAIN] | hold ID | release ID | "
+			"delete ID]\n");
+	return 2;
+}

@@ -1,0 +1,131 @@
+"""DANE for outbound SMTP (RFC 7672; issue 9 item 4): when the MX host
+and its `_25._tcp` TLSA records are DNSSEC-secure, TLS is mandatory and
+the receiver's certificate must match a record (SSL_dane_tlsa_add); a
+mismatch or a bogus TLSA answer defers the mail, never plain text.
+
+The receiver is a second postern whose self-signed certificate names
+mx.dane.example; NSD serves zones signed in the run, with the TLSA record
+made from that certificate's key (3 1 1: DANE-EE, SPKI, SHA-256).
+"""
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import ALICE, ALICE_PW
+from helpers import list_dir, read_file, wait_for
+from outbound_fixtures import DnsServer
+
+WAIT = 30.0
+
+
+def spki_sha256(cert):
+    pub = subprocess.run(["openssl", "x509", "-in", cert, "-noout",
+                          "-pubkey"], capture_output=True, check=True,
+                         timeout=30).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"],
+                         input=pub, capture_output=True, check=True,
+                         timeout=30).stdout
+    import hashlib
+    return hashlib.sha256(der).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The receiver (on 127.0.0.9, .10 and .11, port 25) and the zones."""
+    from conftest import Server
+    root = tmp_path_factory.mktemp("dane")
+    rcv = Server(os.path.join(str(root), "rcv"), submission=True,
+                 hostname="mx.dane.example",
+                 domains="dane.example danebad.example danebogus.example",
+                 mailbox="bob@dane.example bob@danebad.example "
+                         "bob@danebogus.example")
+    rcv.listen = ["127.0.0.9:25 mx", "127.0.0.10:25 mx", "127.0.0.11:25 mx"]
+    rcv.write_config()
+    rcv.start()
+    good = spki_sha256(rcv.cert)
+    zones = {
+        "dane.example": ["@ IN MX 10 mx.dane.example.",
+                         "mx IN A 127.0.0.9",
+                         "_25._tcp.mx IN TLSA 3 1 1 " + good],
+        "danebad.example": ["@ IN MX 10 mx.danebad.example.",
+                            "mx IN A 127.0.0.10",
+                            "_25._tcp.mx IN TLSA 3 1 1 " + "00" * 32],
+        "danebogus.example": ["@ IN MX 10 mx.danebogus.example.",
+                              "mx IN A 127.0.0.11",
+                              "_25._tcp.mx IN TLSA 3 1 1 " + good],
+    }
+    dns = DnsServer(os.path.join(str(root), "dns"), zones=zones,
+                    signed=tuple(zones),
+                    corrupt=(("danebogus.example", "TLSA"),)).start()
+    yield rcv, dns
+    dns.stop()
+    rcv.stop()
+
+
+def submit(srv, rcpt):
+    with srv.smtp_sub(login=(ALICE, ALICE_PW)) as s:
+        s.sendmail(ALICE, [rcpt], b"From: alice@local.test\r\n"
+                   b"Subject: dane test\r\n\r\nhello\r\n")
+
+
+def test_dane_match_delivers_over_tls(world, make_server):
+    rcv, dns = world
+    srv = make_server(submission=True, outbound_delivery="yes", **dns.directives())
+    submit(srv, "bob@dane.example")
+    new = rcv.new_dir("bob", "dane.example")
+    assert wait_for(lambda: list_dir(new), WAIT), srv.log()[-3000:]
+    msg = read_file(os.path.join(new, list_dir(new)[0]))
+    first = msg.split(b"\r\n\r\n", 1)[0].split(b"\r\nFrom:")[0]
+    assert first.startswith(b"Received: from mx.local.test")
+    assert first.count(b"Received:") == 2  # ours, then the submission's
+    assert b"(using TLSv1.3" in first.split(b"\r\nReceived:")[0], first
+    assert wait_for(lambda: "status=sent" in srv.log(), 10)
+    log = srv.log()
+    assert "tls relay=mx.dane.example[127.0.0.9]:25 tls=TLSv1.3" in log
+    assert "verified=dane-ee" in log
+    assert "status=sent" in log
+
+
+def test_dane_mismatch_defers_never_plain(world, make_server):
+    rcv, dns = world
+    srv = make_server(submission=True, outbound_delivery="yes", **dns.directives())
+    start = len(rcv.log())
+    submit(srv, "bob@danebad.example")
+    assert wait_for(lambda: "status=deferred" in srv.log(), WAIT), \
+        srv.log()[-3000:]
+    log = srv.log()
+    line = [l for l in log.splitlines() if "status=deferred" in l][0]
+    assert "dsn=4.7.5" in line and "TLS handshake failed" in line, line
+    assert "status=sent" not in log
+    # The receiver saw a handshake, never a MAIL in plain text.
+    assert "bob@danebad.example" not in rcv.log()[start:]
+    assert not list_dir(rcv.new_dir("bob", "danebad.example"))
+
+
+def test_bogus_tlsa_defers(world, make_server):
+    rcv, dns = world
+    srv = make_server(submission=True, outbound_delivery="yes", **dns.directives())
+    start = len(rcv.log())
+    submit(srv, "bob@danebogus.example")
+    assert wait_for(lambda: "status=deferred" in srv.log(), WAIT), \
+        srv.log()[-3000:]
+    line = [l for l in srv.log().splitlines()
+            if "status=deferred" in l][0]
+    assert "dsn=4.7.5" in line and "TLSA of mx.danebogus.example is bogus" \
+        in line, line
+    assert "bob@danebogus.example" not in rcv.log()[start:]
+
+
+def test_insecure_zone_stays_opportunistic(world, make_server):
+    """Without a trust anchor the same zone is insecure: no DANE, the
+    mismatching record is ignored and mail goes over unverified TLS."""
+    rcv, dns = world
+    d = dns.directives()
+    d["dns-trust-anchor"] = "none"
+    srv = make_server(submission=True, outbound_delivery="yes", **d)
+    submit(srv, "bob@danebad.example")
+    new = rcv.new_dir("bob", "danebad.example")
+    assert wait_for(lambda: list_dir(new), WAIT), srv.log()[-3000:]
+    assert wait_for(lambda: "verified=no" in srv.log(), 10)
