@@ -81,11 +81,12 @@ def test_workers_and_guard_run_as_two_accounts(var_root):
     ids = {}
 
     def settled():
-        # a worker drops right after fork: give it that moment
+        # a worker drops right after fork: give it that moment. Children:
+        # the guard, two workers and the queue process (as `user` too)
         ids.clear()
         ids.update({pid: ids_of(pid) for pid in children(srv.proc.pid)})
-        return len(ids) == 3 and sorted(ids.values()) == sorted(
-            [(guard,) * 4] + [(worker,) * 4] * 2)
+        return len(ids) == 4 and sorted(ids.values()) == sorted(
+            [(guard,) * 4] + [(worker,) * 4] * 3)
 
     assert wait_for(settled, 10), ids
     # The workers' account cannot read the users file; the guard's can.
