@@ -280,15 +280,17 @@ config_check_outbound(struct config_parser *p)
 		config_error(p, "retry-max is shorter than retry-min");
 	if (cfg->relay_auth_user != NULL && cfg->relay_host == NULL)
 		config_error(p, "relay-auth needs a relay-host");
-	if (cfg->n_transports > 0)
-		for (size_t i = 0; i < cfg->n_transports; i++)
-			if (config_is_local_domain(cfg,
-						   cfg->transports[i].domain)) {
-				p->line = cfg->transports[i].line;
-				config_error(p, "transport: %s is one of our "
-						"domains",
-					     cfg->transports[i].domain);
-			}
+	for (size_t i = 0; i < cfg->n_transports; i++) {
+		/* (domains are stored lower case, as transports are) */
+		for (size_t k = 0; k < cfg->n_domains; k++) {
+			if (strcmp(cfg->domains[k], cfg->transports[i].domain) !=
+			    0)
+				continue;
+			p->line = cfg->transports[i].line;
+			config_error(p, "transport: %s is one of our domains",
+				     cfg->transports[i].domain);
+		}
+	}
 }
 
 static void

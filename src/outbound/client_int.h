@@ -1,7 +1,7 @@
 /*
  * client_int.h - what the files of the SMTP client engine share (client.c:
- * session set-up, output, input; client_tx.c: transactions). Not for
- * others.
+ * session set-up, input; client_tx.c: transactions; client_base.c: output,
+ * results, failures). Not for others.
  */
 #ifndef POSTERN_CLIENT_INT_H
 #define POSTERN_CLIENT_INT_H
@@ -59,7 +59,8 @@ struct client {
 	char last;	 /* the last content octet */
 };
 
-/* client.c */
+/* client_base.c (calls neither client.c nor client_tx.c) */
+void client_wipe_output(struct client *c);
 void client_out(struct client *c, const char *s, size_t len);
 void client_outs(struct client *c, const char *s);
 void client_result_from_reply(struct client_result *r,
@@ -75,10 +76,11 @@ void client_protocol_error(struct client *c, enum client_stage stage,
 void client_fail_reply(struct client *c, const struct client_reply *reply,
 		       enum client_stage stage);
 
+void client_tx_fail_open(struct client *c, const struct client_result *r);
+enum client_stage client_tx_stage(const struct client *c);
+
 /* client_tx.c */
 void client_tx_reply(struct client *c, const struct client_reply *reply);
-void client_tx_fail_open(struct client *c, const struct client_result *r);
 void client_rset_reply(struct client *c, const struct client_reply *reply);
-enum client_stage client_tx_stage(const struct client *c);
 
 #endif

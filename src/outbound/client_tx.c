@@ -13,40 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-enum client_stage
-client_tx_stage(const struct client *c)
-{
-	switch (c->state) {
-	case CS_RSET:
-		return CLIENT_STAGE_RSET;
-	case CS_TX:
-		if (c->answered == 0)
-			return CLIENT_STAGE_MAIL;
-		return c->answered <= c->tx->n_rcpts ? CLIENT_STAGE_RCPT
-						     : CLIENT_STAGE_DATA;
-	case CS_BODY:
-	case CS_DOT:
-	case CS_TX_DONE:
-		return CLIENT_STAGE_DOT;
-	default:
-		return CLIENT_STAGE_MAIL;
-	}
-}
-
-/* Every recipient without a result gets `r`. */
-void
-client_tx_fail_open(struct client *c, const struct client_result *r)
-{
-	if (c->tx == NULL)
-		return;
-	for (size_t i = 0; i < c->tx->n_rcpts; i++) {
-		if (c->has_result[i])
-			continue;
-		c->results[i] = *r;
-		c->has_result[i] = true;
-	}
-}
-
 static void
 client_tx_finish(struct client *c, bool need_rset)
 {

@@ -41,56 +41,6 @@ queue_wake(int wake_fd, const char *id)
 		log_warning("-", "queue wake error=\"%s\"", strerror(errno));
 }
 
-/* --- the id table ---------------------------------------------------- */
-
-static unsigned
-queue_hash(const char *id)
-{
-	unsigned h = 5381;
-
-	for (; *id != '\0'; id++)
-		h = h * 33 + (unsigned char)*id;
-	return h % QUEUE_HASH;
-}
-
-struct qmsg *
-queue_find(struct queue *q, const char *id)
-{
-	for (struct qmsg *m = q->hash[queue_hash(id)]; m != NULL; m = m->hnext)
-		if (strcmp(m->env.id, id) == 0)
-			return m;
-	return NULL;
-}
-
-static void
-queue_msg_free(struct qmsg *m)
-{
-	struct queue *q = m->q;
-	struct qmsg **pp = &q->hash[queue_hash(m->env.id)];
-
-	while (*pp != NULL && *pp != m)
-		pp = &(*pp)->hnext;
-	if (*pp == m)
-		*pp = m->hnext;
-	if (m->prev != NULL)
-		m->prev->next = m->next;
-	else
-		q->msgs = m->next;
-	if (m->next != NULL)
-		m->next->prev = m->prev;
-	q->n_msgs--;
-	for (size_t i = 0; i < m->n_rcpts; i++) {
-		free(m->rcpts[i].domain);
-		free(m->rcpts[i].last_text);
-		free(m->rcpts[i].last_relay);
-	}
-	if (m->retry_ev != NULL)
-		event_free(m->retry_ev);
-	free(m->rcpts);
-	qenv_free(&m->env);
-	free(m);
-}
-
 /* --- loading --------------------------------------------------------- */
 
 static void queue_retry_cb(evutil_socket_t fd, short what, void *arg);
@@ -213,13 +163,7 @@ queue_load(struct queue *q, const char *id)
 		m->rcpts[i].addr = m->env.remote[i];
 		m->rcpts[i].domain = queue_domain(m->env.remote[i]);
 	}
-	m->hnext = q->hash[queue_hash(id)];
-	q->hash[queue_hash(id)] = m;
-	m->next = q->msgs;
-	if (q->msgs != NULL)
-		q->msgs->prev = m;
-	q->msgs = m;
-	q->n_msgs++;
+	queue_insert(q, m);
 	return m;
 }
 
@@ -348,60 +292,6 @@ queue_load_all(struct queue *q)
 
 /* --- scheduling ------------------------------------------------------ */
 
-/* Every recipient final: remove the entry (.env first, then .msg:
-   docs/queue-format.md); the struct goes after the next sync. */
-void
-queue_msg_check_done(struct qmsg *m)
-{
-	char name[48];
-
-	if (m->is_removed)
-		return;
-	for (size_t i = 0; i < m->n_rcpts; i++)
-		if (m->rcpts[i].state != QR_SENT &&
-		    m->rcpts[i].state != QR_BOUNCED)
-			return;
-	m->is_removed = true;
-	evtimer_del(m->retry_ev);
-	for (int k = 0; k < 2; k++) {
-		snprintf(name, sizeof(name), "%s.%s", m->env.id,
-			 k ? "msg" : "env");
-		if (unlinkat(m->q->qfd, name, 0) < 0 && errno != ENOENT)
-			log_error(m->env.id, "queue remove file=%s error=\"%s\"",
-				  name, strerror(errno));
-	}
-	log_info(m->env.id, "removed");
-	m->dead_next = m->q->dead;
-	m->q->dead = m;
-	queue_sync_soon(m->q);
-}
-
-/* Arm the message's timer for its next waiting recipient. */
-void
-queue_schedule(struct qmsg *m)
-{
-	time_t next = 0, now = time(NULL);
-	bool any = false;
-	struct timeval tv = {0, 0};
-
-	if (m->is_removed || m->held || !m->q->cfg->outbound_delivery)
-		return;
-	for (size_t i = 0; i < m->n_rcpts; i++) {
-		const struct qrcpt *r = &m->rcpts[i];
-
-		if (r->state != QR_WAITING)
-			continue;
-		if (!any || r->next_try < next)
-			next = r->next_try;
-		any = true;
-	}
-	if (!any)
-		return;
-	if (next > now)
-		tv.tv_sec = next - now;
-	evtimer_add(m->retry_ev, &tv);
-}
-
 static struct qdest *
 queue_dest(struct queue *q, const char *domain)
 {
@@ -464,20 +354,6 @@ queue_retry_cb(evutil_socket_t fd, short what, void *arg)
 	queue_kick(m->q);
 }
 
-struct qjob *
-queue_take_job(struct qdest *d)
-{
-	struct qjob *j = d->head;
-
-	if (j == NULL)
-		return NULL;
-	d->head = j->next;
-	if (d->head == NULL)
-		d->tail = NULL;
-	j->next = NULL;
-	return j;
-}
-
 /* Start sessions for ready jobs, within outbound-sessions and the
    destination's window: QUEUE_INITIAL_SESSIONS at first, one more per
    session that delivered, up to outbound-sessions-per-destination,
@@ -514,55 +390,10 @@ queue_kick(struct queue *q)
 	}
 }
 
-/* Sessions end deep inside callbacks (even inside queue_kick(), when a
-   route comes from the cache): the next kick runs from the loop. */
-void
-queue_session_ended(struct queue *q, struct qsess *s)
-{
-	(void)s;
-	if (q->stopping && q->sessions == 0)
-		event_base_loopexit(q->base, NULL);
-	else
-		event_active(q->kick_ev, EV_TIMEOUT, 0);
-}
-
 static void
 queue_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	queue_kick(arg);
-}
-
-/* Does the message hold an octet over 127 (BODY=8BITMIME)? Read once. */
-int
-queue_msg_8bit(struct qmsg *m)
-{
-	char name[48], buf[65536];
-	int fd;
-	ssize_t n;
-
-	if (m->eight_bit >= 0)
-		return m->eight_bit;
-	snprintf(name, sizeof(name), "%s.msg", m->env.id);
-	fd = openat(m->q->qfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	m->eight_bit = 0;
-	while (m->eight_bit == 0 && (n = read(fd, buf, sizeof(buf))) > 0)
-		for (ssize_t i = 0; i < n; i++)
-			if ((unsigned char)buf[i] > 0x7f) {
-				m->eight_bit = 1;
-				break;
-			}
-	close(fd);
-	return m->eight_bit;
-}
-
-/* --- the journal, at the end of each loop turn ----------------------- */
-
-void
-queue_sync_soon(struct queue *q)
-{
-	event_active(q->sync_ev, EV_TIMEOUT, 0);
 }
 
 static void

@@ -1,8 +1,9 @@
 /*
  * queue_int.h - what the files of the queue process share: queue.c (the
- * process, loading, scheduling, the journal), queue_sess.c (one SMTP
- * client session), queue_result.c (outcomes: journal records, log lines,
- * bounces and delay notices). Not for others.
+ * process, loading, scheduling, the journal), queue_core.c (what all the
+ * others use), queue_sess.c (one SMTP client session), queue_result.c
+ * (outcomes: journal records, log lines, bounces and delay notices),
+ * queue_ctl.c (`postern queue`). Not for others.
  */
 #ifndef POSTERN_QUEUE_INT_H
 #define POSTERN_QUEUE_INT_H
@@ -106,15 +107,19 @@ struct queue {
 	struct evconnlistener *ctl; /* `postern queue` (queue_ctl.c) */
 };
 
-/* queue.c */
+/* queue_core.c (calls no other file of the queue process) */
 struct qmsg *queue_find(struct queue *q, const char *id);
-void queue_kick(struct queue *q);
+void queue_insert(struct queue *q, struct qmsg *m);
+void queue_msg_free(struct qmsg *m);
 void queue_sync_soon(struct queue *q);
 struct qjob *queue_take_job(struct qdest *d);
 void queue_msg_check_done(struct qmsg *m);
 void queue_schedule(struct qmsg *m);
 int queue_msg_8bit(struct qmsg *m);
 void queue_session_ended(struct queue *q, struct qsess *s);
+
+/* queue.c */
+void queue_kick(struct queue *q);
 
 /* queue_ctl.c */
 int queue_ctl_open(struct queue *q);

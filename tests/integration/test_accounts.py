@@ -81,10 +81,11 @@ def test_workers_and_guard_run_as_two_accounts(var_root):
     ids = {}
 
     def settled():
-        # a worker drops right after fork: give it that moment. Children:
-        # the guard, two workers and the queue process (as `user` too)
+        # a worker drops right after fork: give it that moment
         ids.clear()
         ids.update({pid: ids_of(pid) for pid in children(srv.proc.pid)})
+        # two workers and the queue process (it writes queue/ and
+        # bounces into Maildirs: the workers' account), and the guard
         return len(ids) == 4 and sorted(ids.values()) == sorted(
             [(guard,) * 4] + [(worker,) * 4] * 3)
 
