@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "conf/config.h"
 #include "probe/probe_int.h"
@@ -415,7 +416,8 @@ probe_self(struct probe_options *o, const char *file, struct config **cfg_r,
 	if (o->name == NULL && cfg->hostname != NULL &&
 	    probe_hostname_valid(cfg->hostname))
 		o->name = cfg->hostname;
-	if (o->ca == NULL && cfg->tls_self_signed && cfg->n_certs > 0) {
+	if (o->ca == NULL && cfg->tls_self_signed && cfg->n_certs > 0 &&
+	    access(cfg->certs[0].cert, R_OK) == 0) {
 		o->ca = cfg->certs[0].cert;
 		o->ca_is_self_signed = true;
 	}

@@ -400,3 +400,22 @@ def test_probe_dane_mismatch_and_no_dnssec(sub_server):
         assert res[0] == result and text in res[1], (records, ad, res)
         assert (name, 52) in dns.queries
         assert rc == (1 if result == "fail" else 0)
+
+
+def test_probe_self_before_the_first_start(tmp_path):
+    """--self on a configuration whose self-signed certificate does not
+    exist yet (the server never ran): a report of closed ports, exit 2,
+    not an error about the trust anchors."""
+    port = free_port()
+    conf = tmp_path / "postern.conf"
+    conf.write_text("hostname mx.local.test\ndomains local.test\n"
+                    "mailbox a@local.test\nspool spool\n"
+                    "tls-certificate tls/cert.pem tls/key.pem\n"
+                    "tls-self-signed yes\n"
+                    "listen 127.0.0.1:%d mx\n" % port)
+    rc, rep, err = run_json("--self", "-c", str(conf), "--timeout", "2")
+    assert rc == 2, (rep, err)
+    assert "trust anchors" not in err
+    assert rep["grade"] is None
+    assert role(rep, port) == "closed"
+    assert not (tmp_path / "tls" / "cert.pem").exists()
