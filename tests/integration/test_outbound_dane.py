@@ -78,6 +78,7 @@ def test_dane_match_delivers_over_tls(world, make_server):
     assert wait_for(lambda: list_dir(new), WAIT), srv.log()[-3000:]
     msg = read_file(os.path.join(new, list_dir(new)[0]))
     first = msg.split(b"\r\n\r\n", 1)[0].split(b"\r\nFrom:")[0]
+    first = first[first.index(b"Received: "):]  # after Return-Path, ...
     assert first.startswith(b"Received: from mx.local.test")
     assert first.count(b"Received:") == 2  # ours, then the submission's
     assert b"(using TLSv1.3" in first.split(b"\r\nReceived:")[0], first

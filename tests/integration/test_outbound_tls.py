@@ -33,7 +33,10 @@ def first_received(msg):
     """The receiver's own Received header (the first one), unfolded: the
     submission's, further down, says TLS too."""
     head = msg.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
-    assert head[0].startswith(b"Received: "), head[:3]
+    # (Return-Path and Delivered-To may come first)
+    first = [i for i, l in enumerate(head) if l.startswith(b"Received: ")]
+    assert first, head[:4]
+    head = head[first[0]:]
     out = [head[0]]
     for line in head[1:]:
         if not line[:1] in (b" ", b"\t"):
