@@ -4,8 +4,8 @@
 PKGS := gcc meson ninja-build pkg-config libevent-dev libssl-dev \
 	libsodium-dev libcrypt-dev libcmocka-dev python3 python3-pytest \
 	python3-pytest-timeout swaks libnet-ssleay-perl nmap \
-	clang libclang-rt-14-dev postfix openssl fail2ban \
-	libunbound-dev dns-root-data nsd ldnsutils
+	clang libclang-rt-14-dev postfix openssl fail2ban libsasl2-modules \
+	libunbound-dev dns-root-data nsd ldnsutils libseccomp-dev
 BENCH_PKGS := dovecot-core
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTHON := /usr/bin/python3
@@ -43,7 +43,7 @@ run: build
 	./build/postern serve -f
 
 build-test/build.ninja:
-	meson setup build-test -Dbuildtype=debug \
+	meson setup build-test -Dbuildtype=debug -Dtest_hooks=true \
 		-Db_sanitize=address,undefined -Db_lundef=false \
 		-Dc_args=-fno-sanitize-recover=all
 

@@ -31,6 +31,7 @@
 
 #include "auth/guard_int.h"
 #include "auth/users.h"
+#include "lib/sandbox.h"
 #include "lib/log.h"
 
 #define SID GUARD_SID
@@ -920,9 +921,6 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd,
 	G.cache = calloc(GUARD_CACHE_SLOTS, sizeof(*G.cache));
 	if (G.lo == NULL || G.cache == NULL)
 		guard_die("out of memory");
-	if (guard_pool_start(G.base, (long)G.cfg->auth_threads,
-			     G.cfg->auth_queue_per_network, job_done) < 0)
-		guard_die("cannot start the hashing threads");
 	if (!load_users())
 		log_error(SID, "users-none reason=\"AUTH answers 454 4.7.0 "
 			       "until a good users file is loaded\"");
@@ -938,6 +936,14 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd,
 	/* The dummy hash is made on first use: make it now, so that the
 	   first unknown user costs no more than any other. */
 	users_verify_dummy("", 0);
+	/* The sandbox before the threads: they inherit it (Landlock binds
+	   the calling thread only). */
+	if (sandbox_guard(G.cfg->sandbox, G.cfg->users_file, G.cfg_path,
+			  G.cfg->control_socket) < 0)
+		guard_die("sandbox");
+	if (guard_pool_start(G.base, (long)G.cfg->auth_threads,
+			     G.cfg->auth_queue_per_network, job_done) < 0)
+		guard_die("cannot start the hashing threads");
 	log_info(SID, "started pid=%ld", (long)getpid());
 	event_base_dispatch(G.base);
 	guard_die("event loop ended");

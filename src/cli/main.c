@@ -1,5 +1,6 @@
 /*
- * main.c - the command line: serve, check, user, locks, unlock, version.
+ * main.c - the command line: serve, check, user, locks, unlock, probe,
+ * version.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include "cli/queue_cmd.h"
 #include "cli/route_cmd.h"
 #include "cli/user_cmd.h"
+#include "probe/probe.h"
 
 static void
 main_usage(FILE *out)
@@ -31,6 +33,8 @@ main_usage(FILE *out)
 		"       postern route [-c FILE] DOMAIN\n"
 		"       postern queue [-c FILE] [list|show ID|flush [ID|DOMAIN]|"
 		"hold ID|release ID|delete ID]\n"
+		"       postern probe HOST|--self [options] (postern probe "
+		"--help)\n"
 		"       postern version\n");
 }
 
@@ -306,6 +310,8 @@ main(int argc, char **argv)
 		return route_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "queue") == 0)
 		return queue_cmd_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "probe") == 0)
+		return probe_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0) {
 		printf("postern %s\n", POSTERN_VERSION);
 		return 0;

@@ -503,34 +503,6 @@ config_free(struct config **cfgp)
 	*cfgp = NULL;
 }
 
-/* The length of a domain argument without one trailing dot. */
-static size_t
-config_domain_len(const char *domain)
-{
-	size_t len = strlen(domain);
-
-	if (len > 0 && domain[len - 1] == '.')
-		len--;
-	return len;
-}
-
-bool
-config_is_local_domain(const struct config *cfg, const char *domain)
-{
-	size_t len;
-
-	if (domain == NULL)
-		return false;
-	len = config_domain_len(domain);
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < cfg->n_domains; i++)
-		if (config_casecmp(cfg->domains[i], strlen(cfg->domains[i]),
-				   domain, len) == 0)
-			return true;
-	return false;
-}
-
 struct config_mb_key {
 	const char *local, *domain;
 	size_t local_len, domain_len;

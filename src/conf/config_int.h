@@ -93,6 +93,8 @@ struct config_parser {
 
 /* config_util.c: allocation (fatal on failure), messages, strings. */
 char *config_xstrndup(const char *s, size_t len);
+/* The length of a domain argument without one trailing dot. */
+size_t config_domain_len(const char *domain);
 /* FILE as written in `base`: absolute, or relative to base's folder. */
 char *config_relative_path(const char *base, const char *file);
 void *config_xrealloc(void *ptr, size_t n, size_t size);

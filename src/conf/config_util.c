@@ -103,3 +103,31 @@ config_relative_path(const char *base, const char *file)
 	memcpy(path + dlen, file, flen + 1);
 	return path;
 }
+
+/* The length of a domain argument without one trailing dot. */
+size_t
+config_domain_len(const char *domain)
+{
+	size_t len = strlen(domain);
+
+	if (len > 0 && domain[len - 1] == '.')
+		len--;
+	return len;
+}
+
+bool
+config_is_local_domain(const struct config *cfg, const char *domain)
+{
+	size_t len;
+
+	if (domain == NULL)
+		return false;
+	len = config_domain_len(domain);
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < cfg->n_domains; i++)
+		if (config_casecmp(cfg->domains[i], strlen(cfg->domains[i]),
+				   domain, len) == 0)
+			return true;
+	return false;
+}

@@ -34,6 +34,8 @@
 #include "outbound/queue.h"
 #include "smtp/reply.h"
 #include "daemon/proc.h"
+#include "daemon/sandbox_test.h"
+#include "lib/sandbox.h"
 #include "daemon/worker.h"
 #include "smtp/session.h"
 #include "store/spool.h"
@@ -994,6 +996,14 @@ worker_main(const struct worker_env *env)
 			_exit(2);
 		w.n_lev++;
 	}
+#ifdef POSTERN_TEST_HOOKS
+	sandbox_test_attack(cfg);
+#endif
+	if (sandbox_worker(cfg->sandbox, cfg->spool, cfg->maildir) < 0)
+		_exit(2);
+#ifdef POSTERN_TEST_HOOKS
+	sandbox_test_violate();
+#endif
 	log_debug("-", "worker started slot=%u", env->slot);
 	event_base_dispatch(w.base);
 	for (size_t i = 0; i < w.n_lev; i++)

@@ -253,28 +253,6 @@ maildir_in_cur(int dfd, const char *name)
 	return found;
 }
 
-/* write(2) through the seam until all of `len` is written. */
-static int
-maildir_write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = storefs.write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* May copy_file_range(2) not do this copy (another file system, an old
    kernel, a file system without it), so that read/write must? */
 static bool
@@ -312,7 +290,7 @@ maildir_copy_data(int src_fd, uint64_t src_len, int out)
 		} else {
 			n = pread(src_fd, buf, want < sizeof(buf) ? want : sizeof(buf),
 				  off);
-			if (n > 0 && maildir_write_all(out, buf, (size_t)n) < 0)
+			if (n > 0 && storefs_write_all(out, buf, (size_t)n) < 0)
 				return -1;
 			if (n > 0)
 				off += n;
@@ -390,7 +368,7 @@ maildir_write_file(int tfd, const char *name, const char *head,
 	}
 	if (out < 0)
 		return -1;
-	if (maildir_write_all(out, head, head_len) == 0 &&
+	if (storefs_write_all(out, head, head_len) == 0 &&
 	    maildir_copy_data(src_fd, src_len, out) == 0 &&
 	    (!do_fsync || storefs.fsync(out) == 0)) {
 		close(out);

@@ -303,7 +303,7 @@ spool_msg_write(struct spool_msg *msg, const void *buf, size_t len)
 {
 	if (msg->error != 0)
 		return -1;
-	if (spool_write_all(msg->fd, buf, len) < 0) {
+	if (storefs_write_all(msg->fd, buf, len) < 0) {
 		msg->error = errno;
 		log_warning(msg->id, "spool write error=%s",
 			    spool_errname(errno));

@@ -24,27 +24,6 @@ spool_errname(int err)
 	return s != NULL ? s : "unknown";
 }
 
-int
-spool_write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = storefs.write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Read the regular file open on `fd` (at most `max` octets, else EFBIG)
  * into a new buffer; a NUL follows the contents. NULL on error (errno).
@@ -150,7 +129,7 @@ spool_copy(int sfd, const char *src, int dfd, const char *name)
 		n = read(in, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0 || spool_write_all(out, buf, (size_t)n) < 0)
+		if (n <= 0 || storefs_write_all(out, buf, (size_t)n) < 0)
 			break;
 	}
 	if (n == 0)

@@ -244,7 +244,6 @@ void spool_pool_drain(struct spool *sp);
 
 /* ---- spool_file.c ---- */
 const char *spool_errname(int err);
-int spool_write_all(int fd, const void *buf, size_t len);
 char *spool_read_fd(int fd, uint64_t max, size_t *len_r);
 char *spool_read_env(int dfd, const char *name, size_t *len_r);
 bool spool_area_ok(const char *s);

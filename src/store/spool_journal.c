@@ -356,7 +356,7 @@ spool_journal_append(struct spool *sp)
 {
 	int saved;
 
-	if (spool_write_all(sp->journal_fd, sp->j_buf.data, sp->j_buf.len) ==
+	if (storefs_write_all(sp->journal_fd, sp->j_buf.data, sp->j_buf.len) ==
 	    0) {
 		sp->j_size += sp->j_buf.len;
 		return 0;

@@ -78,7 +78,7 @@ spool_queue_prepare(int qfd, int tfd, const struct spool_env *env,
 	r = -1;
 	if (fd >= 0) {
 		*tmp_r = true;
-		r = spool_write_all(fd, buf, len);
+		r = storefs_write_all(fd, buf, len);
 		if (r == 0 && do_fsync)
 			r = storefs.fsync(fd);
 		saved = errno;

@@ -153,7 +153,7 @@ spool_quarantine_text(struct spool_rec *rc, const char *name,
 	}
 	if (fd < 0)
 		goto out;
-	r = spool_write_all(fd, text, len) < 0 || storefs.fsync(fd) < 0 ||
+	r = storefs_write_all(fd, text, len) < 0 || storefs.fsync(fd) < 0 ||
 		    storefs.fsync(qfd) < 0
 		? -1
 		: 0;
@@ -587,7 +587,7 @@ spool_rec_journal_write(struct spool_rec *rc)
 			     0600);
 	if (fd < 0)
 		goto out;
-	if (spool_write_all(fd, b.data, b.len) < 0 || storefs.fsync(fd) < 0 ||
+	if (storefs_write_all(fd, b.data, b.len) < 0 || storefs.fsync(fd) < 0 ||
 	    storefs.renameat(rc->area_fd, SPOOL_JOURNAL_NEW, rc->area_fd,
 			      SPOOL_JOURNAL, 0) < 0) {
 		saved = errno;

@@ -4,6 +4,7 @@
  */
 #include "store/storefs.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -58,3 +59,26 @@ struct storefs_ops storefs = {
     .ftruncate = storefs_sys_ftruncate,
     .copy_range = storefs_sys_copy_range,
 };
+
+/* write(2) through the seam until all of `len` is written; a write of 0
+   octets is EIO. Returns 0 or -1 (errno). */
+int
+storefs_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = storefs.write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}

@@ -33,4 +33,7 @@ struct storefs_ops {
 };
 extern struct storefs_ops storefs;
 
+/* write(2) through the seam until all of `len` is written; 0 or -1. */
+int storefs_write_all(int fd, const void *buf, size_t len);
+
 #endif

@@ -161,6 +161,19 @@ def test_long_line_memory_flat(make_server):
     (ASan's quarantine keeps freed memory resident: it is made small here
     so that only memory still in use is measured.)"""
     server = make_server(asan_extra="quarantine_size_mb=4")
+    # Let every child finish starting (the queue process loads its DNS
+    # context after "listening"): the tree's RSS holds still for 0.5 s.
+    with server.client() as c:
+        c.greeting()
+    last = [tree_rss_kib(server.pid)]
+
+    def settled():
+        time.sleep(0.5)
+        now = tree_rss_kib(server.pid)
+        still = abs(now - last[0]) < 512
+        last[0] = now
+        return still
+    wait_for(settled, 15)
     before = tree_rss_kib(server.pid)
     chunk = b"a" * 65536
     with server.client() as c:

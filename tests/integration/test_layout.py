@@ -40,7 +40,6 @@ LAYERS = {
 # Files that are one table, allowed past the size rule.
 TABLES = {"conf/config_table.c", "smtp/reply.c"}
 MAX_LINES = 1050
-
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/[^"]+"', re.M)
 
 

@@ -1,0 +1,322 @@
+"""`postern probe` against a Postfix the test configures badly, on
+loopback (issue 11): an open relay for everyone (mynetworks 0.0.0.0/0),
+AUTH in clear text (Cyrus SASL, smtpd_tls_auth_only no), TLS 1.0 and the
+"export" cipher grade with every suite OpenSSL has at security level 0,
+the version in the banner, VRFY on, bare newlines accepted. Each is
+reported as fail, exit 1, grade F.
+
+The instance is private: its own config, queue and data directories under
+/var/tmp (Postfix's unprivileged daemons must reach them), two smtpd
+services on free ports of 127.0.0.1 (plain with STARTTLS, and implicit TLS
+with smtpd_tls_wrappermode), nothing delivered anywhere (every transport
+is discard). It is stopped at teardown, and the test checks that its
+master process is gone.
+
+About "export ciphers": OpenSSL 1.1.0 removed the EXPORT suites and
+Debian's OpenSSL 3 has no RC4 or 3DES either, so the weakest suites a
+Postfix of today can offer are the anonymous (aNULL) and NULL (eNULL) ones:
+nmap grades them F, as the probe does.
+"""
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from helpers import free_port
+from test_probe import checks, role, run_json, run_probe
+
+POSTFIX = "/usr/sbin/postfix"
+HOST = "bad.local.test"
+START_TIMEOUT = 30.0
+
+
+def greets(port, timeout=1.0):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(512).startswith(b"220 ")
+    except OSError:
+        return False
+
+
+class BadPostfix:
+    """A private, deliberately badly configured Postfix instance."""
+
+    def __init__(self):
+        self.base = tempfile.mkdtemp(prefix="postern-probe-pf-",
+                                     dir="/var/tmp")
+        os.chmod(self.base, 0o755)
+        self.conf = os.path.join(self.base, "conf")
+        self.queue = os.path.join(self.base, "queue")
+        self.data = os.path.join(self.base, "data")
+        self.sasl = os.path.join(self.base, "sasl")
+        self.cert = os.path.join(self.base, "cert.pem")
+        self.key = os.path.join(self.base, "key.pem")
+        self.maillog = os.path.join(self.base, "maillog")
+        self.port = free_port()
+        self.tls_port = free_port()
+        while self.tls_port == self.port:
+            self.tls_port = free_port()
+        self.started = False
+
+    def run(self, *args, check=True):
+        r = subprocess.run([POSTFIX, "-c", self.conf] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        if check and r.returncode != 0:
+            pytest.fail("postfix %s failed: %s\n%s" % (
+                " ".join(args), r.stdout.decode(errors="replace"),
+                self.log_tail()))
+        return r
+
+    def log_tail(self):
+        try:
+            with open(self.maillog, errors="replace") as f:
+                return f.read()[-3000:]
+        except OSError:
+            return "(no maillog)"
+
+    def main_cf(self):
+        return {
+            "compatibility_level": "3.6",
+            "queue_directory": self.queue,
+            "data_directory": self.data,
+            "mail_owner": "postfix",
+            "setgid_group": "postdrop",
+            "myhostname": HOST,
+            "mydomain": "local.test",
+            "mydestination": "$myhostname, localhost",
+            "inet_interfaces": "127.0.0.1",
+            "inet_protocols": "ipv4",
+            "alias_maps": "",
+            "alias_database": "",
+            "biff": "no",
+            "maillog_file": self.maillog,
+            "maillog_file_prefixes": self.base,
+            # nothing leaves: every transport discards
+            "local_transport": "discard:probe test",
+            "default_transport": "discard:probe test",
+            "relay_transport": "discard:probe test",
+            # an open relay for everyone
+            "mynetworks": "0.0.0.0/0",
+            "smtpd_relay_restrictions":
+                "permit_mynetworks, reject_unauth_destination",
+            # the version in the banner, VRFY on
+            "smtpd_banner": "$myhostname ESMTP $mail_name ($mail_version)",
+            "disable_vrfy_command": "no",
+            # AUTH in clear text
+            "smtpd_sasl_auth_enable": "yes",
+            "smtpd_sasl_type": "cyrus",
+            "smtpd_sasl_path": "smtpd",
+            "cyrus_sasl_config_path": self.sasl,
+            "smtpd_sasl_security_options": "noanonymous",
+            "smtpd_tls_auth_only": "no",
+            "broken_sasl_auth_clients": "yes",
+            # TLS 1.0 and every suite, anonymous and NULL ones included
+            "smtpd_tls_security_level": "may",
+            "smtpd_tls_cert_file": self.cert,
+            "smtpd_tls_key_file": self.key,
+            "smtpd_tls_protocols": ">=TLSv1",
+            "smtpd_tls_mandatory_protocols": ">=TLSv1",
+            "smtpd_tls_ciphers": "export",
+            "smtpd_tls_mandatory_ciphers": "export",
+            "tls_export_cipherlist": "ALL:COMPLEMENTOFALL:@SECLEVEL=0",
+            # bare newlines end lines (Postfix 3.7's default, spelled out)
+            "smtpd_forbid_bare_newline": "no",
+        }
+
+    def setup(self):
+        for d in (self.conf, self.queue, self.data, self.sasl):
+            os.makedirs(d, exist_ok=True)
+        os.chown(self.data, pwd.getpwnam("postfix").pw_uid, -1)
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+             "-keyout", self.key, "-out", self.cert, "-days", "90",
+             "-subj", "/CN=" + HOST, "-addext", "subjectAltName=DNS:" + HOST],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            timeout=60)
+        with open(os.path.join(self.sasl, "smtpd.conf"), "w") as f:
+            f.write("pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
+                    "mech_list: PLAIN LOGIN\nsasldb_path: %s/sasldb2\n"
+                    % self.base)
+        with open(os.path.join(self.conf, "main.cf"), "w") as f:
+            for k, v in self.main_cf().items():
+                f.write("%s = %s\n" % (k, v))
+        services = [
+            ("127.0.0.1:%d" % self.port, "inet", "n", "-", "n", "-", "-",
+             "smtpd"),
+            ("127.0.0.1:%d" % self.tls_port, "inet", "n", "-", "n", "-",
+             "-", "smtpd -o smtpd_tls_wrappermode=yes"),
+            ("pickup", "unix", "n", "-", "n", "60", "1", "pickup"),
+            ("cleanup", "unix", "n", "-", "n", "-", "0", "cleanup"),
+            ("qmgr", "unix", "n", "-", "n", "300", "1", "qmgr"),
+            ("tlsmgr", "unix", "-", "-", "n", "1000?", "1", "tlsmgr"),
+            ("rewrite", "unix", "-", "-", "n", "-", "-", "trivial-rewrite"),
+            ("bounce", "unix", "-", "-", "n", "-", "0", "bounce"),
+            ("defer", "unix", "-", "-", "n", "-", "0", "bounce"),
+            ("trace", "unix", "-", "-", "n", "-", "0", "bounce"),
+            ("verify", "unix", "-", "-", "n", "-", "1", "verify"),
+            ("flush", "unix", "n", "-", "n", "1000?", "0", "flush"),
+            ("proxymap", "unix", "-", "-", "n", "-", "-", "proxymap"),
+            ("error", "unix", "-", "-", "n", "-", "-", "error"),
+            ("retry", "unix", "-", "-", "n", "-", "-", "error"),
+            ("discard", "unix", "-", "-", "n", "-", "-", "discard"),
+            ("anvil", "unix", "-", "-", "n", "-", "1", "anvil"),
+            ("scache", "unix", "-", "-", "n", "-", "1", "scache"),
+            ("postlog", "unix-dgram", "n", "-", "n", "-", "1", "postlogd"),
+        ]
+        with open(os.path.join(self.conf, "master.cf"), "w") as f:
+            for s in services:
+                f.write("%-18s %-10s %-2s %-2s %-2s %-6s %-3s %s\n" % s)
+
+    def start(self):
+        self.run("check", check=False)  # makes the queue directories
+        self.run("start")
+        self.started = True
+        deadline = time.monotonic() + START_TIMEOUT
+        while not greets(self.port):
+            if time.monotonic() > deadline:
+                pytest.fail("Postfix does not answer on %d:\n%s"
+                            % (self.port, self.log_tail()))
+            time.sleep(0.2)
+
+    def master_pid(self):
+        try:
+            with open(os.path.join(self.queue, "pid", "master.pid")) as f:
+                pid = int(f.read().split()[0])
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self):
+        """postfix stop; postfix abort and SIGKILL if that is not
+        enough. Returns True when the master is gone."""
+        if not self.started:
+            return True
+        self.run("stop", check=False)
+        for _ in range(200):
+            if self.master_pid() is None:
+                break
+            time.sleep(0.1)
+        else:
+            self.run("abort", check=False)
+            pid = self.master_pid()
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(1)
+        return self.master_pid() is None
+
+    def cleanup(self):
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def bad_postfix():
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (make test runs as root)")
+    if not os.access(POSTFIX, os.X_OK):
+        pytest.fail("postfix is not installed (make deps)")
+    pf = BadPostfix()
+    try:
+        pf.setup()
+        pf.start()
+        yield pf
+    finally:
+        gone = pf.stop()
+        pf.cleanup()
+        assert gone, "the Postfix master did not stop"
+
+
+# What the bad configuration must make the probe report, per port.
+FAILS_STARTTLS = ["banner.version", "tls.protocols", "tls.ciphers",
+                  "auth.before_tls", "auth.plaintext_mechanisms",
+                  "relay.open", "users.vrfy", "smuggling"]
+FAILS_IMPLICIT = ["banner.version", "tls.protocols", "tls.ciphers",
+                  "relay.open", "users.vrfy"]
+
+
+def probe_postfix(pf, *extra):
+    return run_json("127.0.0.1", "--ports",
+                    "%d,%d/tls" % (pf.port, pf.tls_port), "--ca", pf.cert,
+                    "--name", HOST, "--deliver-to", "root@" + HOST, *extra)
+
+
+def test_probe_bad_postfix(bad_postfix):
+    pf = bad_postfix
+    rc, rep, err = probe_postfix(pf)
+    assert rc == 1, (rep, err)
+    assert rep["grade"] == "F", rep
+    assert role(rep, pf.port) == "starttls"
+    assert role(rep, pf.tls_port) == "implicit-tls"
+    res = checks(rep, pf.port)
+    for cid in FAILS_STARTTLS:
+        assert res[cid][0] == "fail", (cid, res[cid])
+    tls = checks(rep, pf.tls_port)
+    for cid in FAILS_IMPLICIT:
+        assert tls[cid][0] == "fail", (cid, tls[cid])
+    for r in (res, tls):
+        assert "Postfix" in r["banner.version"][1]
+        assert "3.7" in r["banner.version"][1]
+        assert r["tls.protocols"][1].startswith(
+            "old TLS accepted: TLSv1.0 TLSv1.1 TLSv1.2 TLSv1.3"), \
+            r["tls.protocols"]
+        assert r["tls.ciphers"][1].startswith("least strength F"), \
+            r["tls.ciphers"]
+        assert "anonymous key exchange" in r["tls.ciphers"][1]
+        assert "NULL cipher" in r["tls.ciphers"][1]
+        assert "TLS_DH_anon_WITH_AES_256_GCM_SHA384" in r["tls.ciphers"][1]
+        assert "TLS_RSA_WITH_NULL_SHA256" in r["tls.ciphers"][1]
+        assert r["relay.open"][1].startswith("open relay: "), r["relay.open"]
+        assert "MAIL FROM:<> -> RCPT TO:<relaytest@example.net>" in \
+            r["relay.open"][1]
+        assert "a random name gets 550" in r["users.vrfy"][1]
+        assert "root (252)" in r["users.vrfy"][1]
+        # EXPN is not in Postfix: nothing to fail there
+        assert r["users.expn"][0] == "pass", r["users.expn"]
+    assert "AUTH gets 334" in res["auth.plaintext_mechanisms"][1]
+    assert "<LF>.<LF>" in res["smuggling"][1]
+    # no TLS before the first byte on 465: AUTH is offered only inside TLS
+    assert tls["auth.before_tls"][0] == "pass"
+    assert tls["auth.plaintext_mechanisms"][0] == "pass"
+    # the certificate itself is fine (the test trusts it)
+    assert res["tls.certificate"][0] == "pass", res["tls.certificate"]
+    # STARTTLS injection (CVE-2011-0411) was fixed in Postfix 2.8
+    assert res["tls.starttls"][0] == "pass", res["tls.starttls"]
+
+
+def test_probe_bad_postfix_human(bad_postfix):
+    pf = bad_postfix
+    rc, out, err = run_probe("127.0.0.1", "--ports", str(pf.port),
+                             "--ca", pf.cert, "--name", HOST)
+    assert rc == 1, (out, err)
+    lines = out.splitlines()
+    assert lines[-1].startswith("grade: F (relay.open failed on port %d"
+                                % pf.port), lines[-1]
+    fails = [line.split()[1] for line in lines if line.startswith("  FAIL")]
+    for cid in FAILS_STARTTLS:
+        if cid != "smuggling":  # needs --deliver-to
+            assert cid in fails, (cid, out)
+
+
+def test_probe_bad_postfix_intrusive(bad_postfix):
+    """No lockout (Postfix has none) and no connection limit (clients in
+    mynetworks are exempt from anvil's limits): both fail."""
+    pf = bad_postfix
+    rc, rep, err = run_json("127.0.0.1", "--ports", str(pf.port),
+                            "--ca", pf.cert, "--name", HOST, "--intrusive",
+                            "--user", "nobody@" + HOST)
+    assert rc == 1, (rep, err)
+    res = checks(rep, pf.port)
+    assert res["lockout"][0] == "fail", res["lockout"]
+    assert "12 wrong passwords for nobody@%s" % HOST in res["lockout"][1]
+    assert res["conn-limit"] == (
+        "fail", "64 connections at once from one address, all greeted: "
+                "no limit up to 64"), res["conn-limit"]
