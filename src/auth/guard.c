@@ -33,6 +33,7 @@
 #include "auth/users.h"
 #include "lib/sandbox.h"
 #include "lib/log.h"
+#include "metrics/metrics.h"
 
 #define SID GUARD_SID
 #define GUARD_JITTER_MS 500
@@ -422,6 +423,8 @@ log_auth(const char *event, const struct guard_job *j, const char *extra)
 
 /* --- verdicts ------------------------------------------------------- */
 
+static void locks_gauge(void);
+
 static void
 job_done(struct guard_job *j)
 {
@@ -461,6 +464,8 @@ job_done(struct guard_job *j)
 	log_auth("auth-failure", j, "");
 	for (size_t i = 0; i < n; i++)
 		log_lock(&ev[i]);
+	if (n > 0)
+		locks_gauge();
 	j->result = GUARD_AUTH_FAIL;
 	job_reply_later(j);
 }
@@ -882,12 +887,35 @@ guard_send_reload(int master_fd)
 /* --- main ------------------------------------------------------------ */
 
 static void
+locks_count_cb(const struct lockout_event *ev, void *arg)
+{
+	int64_t *n = arg;
+
+	if (ev->kind <= LOCKOUT_NETWORK)
+		n[ev->kind]++;
+}
+
+/* The gauge of locks in force by kind (metrics.h has lockout.h's
+   order): when a lock is set and every minute. */
+static void
+locks_gauge(void)
+{
+	int64_t n[3] = {0, 0, 0};
+
+	lockout_list(G.lo, guard_now(), locks_count_cb, n);
+	for (int k = 0; k < 3; k++)
+		metrics_gauge_set((enum metrics_cell)(MG_LOCKS_ACCOUNT + k),
+				  n[k]);
+}
+
+static void
 expire_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	(void)arg;
 	lockout_expire(G.lo, guard_now());
+	locks_gauge();
 }
 
 static __attribute__((noreturn)) void

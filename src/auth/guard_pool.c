@@ -22,6 +22,7 @@
 #include "auth/guard_int.h"
 #include "auth/users.h"
 #include "lib/log.h"
+#include "metrics/metrics.h"
 
 #define GUARD_POOL_QUEUE_MAX 4096 /* jobs waiting for a thread */
 #define GUARD_POOL_THREADS_MAX 64
@@ -67,12 +68,18 @@ guard_pool_thread(void *arg)
 	for (;;) {
 		struct guard_job *j;
 
+		double t0;
+
 		pthread_mutex_lock(&P.mu);
 		while ((j = guard_fair_pop(P.queue)) == NULL)
 			pthread_cond_wait(&P.cv, &P.mu);
+		metrics_gauge_set(MG_HASH_QUEUE,
+				  (int64_t)guard_fair_count(P.queue));
 		pthread_mutex_unlock(&P.mu);
 
+		t0 = metrics_now();
 		guard_pool_verify(j);
+		metrics_observe(MH_GUARD_VERIFY, metrics_now() - t0);
 
 		pthread_mutex_lock(&P.mu);
 		j->next = P.done;
@@ -168,6 +175,7 @@ guard_pool_submit(struct guard_job *j)
 
 	pthread_mutex_lock(&P.mu);
 	r = guard_fair_push(P.queue, j);
+	metrics_gauge_set(MG_HASH_QUEUE, (int64_t)guard_fair_count(P.queue));
 	if (r == GUARD_FAIR_OK)
 		pthread_cond_signal(&P.cv);
 	pthread_mutex_unlock(&P.mu);

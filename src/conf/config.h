@@ -160,6 +160,7 @@ struct config {
 	struct config_network *conn_limit_exempt; /* the two limits above */
 	size_t n_conn_limit_exempt;		  /* never apply to these */
 	char *control_socket;		/* for postern locks / unlock */
+	struct config_listener metrics_listen; /* addr_len 0: no endpoint */
 
 	/* Outbound delivery: the queue process (docs/outbound.md). */
 	char **dns_resolvers;	  /* "ADDR" or "ADDR@PORT"; none: resolv.conf */

@@ -51,7 +51,7 @@ extern config_parse_fn config_parse_hostname, config_parse_domains,
     config_parse_string, config_parse_path, config_parse_listen,
     config_parse_cert, config_parse_network, config_parse_exempt,
     config_parse_number, config_parse_keyword, config_parse_bool,
-    config_parse_postmaster;
+    config_parse_postmaster, config_parse_metrics_listen;
 /* config_outbound.c: the outbound directives. */
 extern config_parse_fn config_parse_resolver, config_parse_trust_anchor,
     config_parse_transport, config_parse_relay_host, config_parse_relay_auth,

@@ -379,6 +379,26 @@ config_parse_listen(struct config_parser *p, const struct config_directive *d,
 	cfg->listeners[cfg->n_listeners++] = l;
 }
 
+/* metrics-listen ADDR:PORT (docs/metrics.md): one address, no role. */
+void
+config_parse_metrics_listen(struct config_parser *p,
+			    const struct config_directive *d, char **argv,
+			    size_t argc)
+{
+	struct config_listener l = {.line = p->line};
+	int n = snprintf(l.addr_text, sizeof(l.addr_text), "%s", argv[0]);
+	const char *why = n < 0 || (size_t)n >= sizeof(l.addr_text)
+			      ? "is too long"
+			      : config_values_sockaddr(argv[0], &l);
+
+	(void)argc;
+	if (why != NULL) {
+		config_error(p, "%s: \"%s\" %s", d->name, argv[0], why);
+		return;
+	}
+	p->cfg->metrics_listen = l;
+}
+
 /* One line of a mailboxes file: exactly one address. */
 static void
 config_mailboxes_line(struct config_parser *p, char **argv, size_t argc)

@@ -22,6 +22,7 @@ const char config_builtin_text[] =
     "spool var/spool\n"
     "maildir var/mail/%d/%n/Maildir\n"
     "control-socket var/run/postern.sock\n"
+    "metrics-listen 127.0.0.1:9154\n"
     "tls-certificate var/tls/cert.pem var/tls/key.pem\n"
     "tls-self-signed yes\n"
     "conn-limit-exempt 127.0.0.0/8 ::1\n"
@@ -131,6 +132,13 @@ const struct config_directive config_directives[] = {
      .field = FIELD(control_socket),
      .def = "var/run/postern.sock",
      .doc = "Unix socket of `postern locks` and `postern unlock`"},
+    {.name = "metrics-listen",
+     .args = "ADDR:PORT",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_metrics_listen,
+     .doc = "serve Prometheus metrics over HTTP at /metrics (none: off; "
+	    "docs/metrics.md)"},
     {.name = "user",
      .args = "NAME",
      .min_args = 1,

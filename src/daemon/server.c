@@ -25,7 +25,11 @@
 
 #include <sys/random.h>
 
+#include <grp.h>
+
 #include "auth/guard.h"
+#include "metrics/metrics.h"
+#include "metrics/metrics_http.h"
 #include "outbound/queue.h"
 #include "lib/log.h"
 #include "daemon/accounts.h"
@@ -143,6 +147,10 @@ struct master {
 	struct master_backoff qb;   /* the queue process's */
 	int wake_rd, wake_wr;	    /* workers wake the queue process */
 	struct worker_env env[WORKER_SLOTS]; /* what each worker got */
+	struct metrics_map *metrics; /* the shared counters (or NULL) */
+	int metrics_fd;		     /* the endpoint's socket, or -1 */
+	pid_t metrics_pid;	     /* the endpoint process */
+	struct master_backoff mb;    /* its restarts */
 };
 
 static struct master *master_self;
@@ -253,6 +261,7 @@ master_free_slot(struct master *m, pid_t pid)
 			continue;
 		atomic_fetch_sub(&m->shared->total,
 				 atomic_exchange(&m->shared->slot[i], 0));
+		metrics_slot_reset_gauges(m->metrics, i);
 		m->slot_pid[i] = 0;
 	}
 }
@@ -291,6 +300,7 @@ master_spawn(struct master *m)
 		m->env[slot].tls = m->tls;
 		m->env[slot].guard_fd = sv[0];
 		m->env[slot].queue_wake_fd = m->wake_wr;
+		m->env[slot].metrics = m->metrics;
 	}
 	pid = fork();
 	if (pid < 0) {
@@ -302,6 +312,9 @@ master_spawn(struct master *m)
 	if (pid == 0) {
 		master_self = NULL;
 		close(m->guard_fd);
+		if (m->metrics_fd >= 0)
+			close(m->metrics_fd);
+		metrics_attach(m->metrics, slot);
 		worker_main(&m->env[slot]);
 	}
 	close(m->env[slot].guard_fd);
@@ -334,12 +347,15 @@ master_spawn_guard(struct master *m)
 		close(sv[0]);
 		for (size_t i = 0; i < m->n_listeners; i++)
 			close(m->listeners[i].fd);
+		if (m->metrics_fd >= 0)
+			close(m->metrics_fd);
 		proc_reset_signals();
 		/* The control socket is made while still root; then the
 		   guard becomes its own account (docs/security.md). */
 		ctl = guard_control_bind(m->cfg);
 		if (proc_drop_privileges(accounts_guard(m->cfg)) < 0)
 			_exit(2);
+		metrics_attach(m->metrics, METRICS_SLOT_GUARD);
 		guard_main(m->cfg, m->path, sv[1], ctl);
 	}
 	close(sv[1]);
@@ -366,12 +382,85 @@ master_spawn_queue(struct master *m)
 		close(m->wake_wr);
 		for (size_t i = 0; i < m->n_listeners; i++)
 			close(m->listeners[i].fd);
+		if (m->metrics_fd >= 0)
+			close(m->metrics_fd);
 		proc_reset_signals();
 		if (proc_drop_privileges(m->cfg->user) < 0)
 			_exit(2);
+		metrics_attach(m->metrics, METRICS_SLOT_QUEUE);
 		queue_main(m->cfg, m->wake_rd);
 	}
 	m->queue = pid;
+	return 0;
+}
+
+/* Start the metrics endpoint (docs/metrics.md): the mapping read-only
+   (opened again while root), then the workers' account, then the
+   sandbox. */
+static int
+master_spawn_metrics(struct master *m)
+{
+	pid_t pid = fork();
+	const char *err = NULL;
+
+	if (pid < 0) {
+		log_error("-", "fork error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		master_self = NULL;
+		if (m->guard_fd >= 0)
+			close(m->guard_fd);
+		close(m->wake_wr);
+		close(m->wake_rd);
+		for (size_t i = 0; i < m->n_listeners; i++)
+			close(m->listeners[i].fd);
+		proc_reset_signals();
+		if (metrics_reopen_readonly(m->metrics, &err) < 0) {
+			log_error("-", "metrics error=\"%s\"", err);
+			_exit(2);
+		}
+		if (proc_drop_privileges(m->cfg->user) < 0)
+			_exit(2);
+		metrics_http_main(m->metrics_fd, m->metrics, m->cfg->sandbox);
+	}
+	m->metrics_pid = pid;
+	return 0;
+}
+
+/* The shared counters, before any child (the group of admin-group may
+   read them: `postern status`), and the endpoint's socket when one is
+   configured (its process starts after the others). */
+static int
+master_start_metrics(struct master *m)
+{
+	const struct config *cfg = m->cfg;
+	struct group *gr = cfg->admin_group != NULL
+			       ? getgrnam(cfg->admin_group)
+			       : NULL;
+	const char *err = NULL;
+	char path[4096];
+
+	m->metrics_fd = -1;
+	if (metrics_path(cfg->control_socket, path, sizeof(path)) < 0 ||
+	    metrics_create(path, gr != NULL ? (long)gr->gr_gid : -1,
+			   &m->metrics, &err) < 0) {
+		log_error("-", "metrics file=%s error=\"%s\"", path,
+			  err != NULL ? err : "path too long");
+		return -1;
+	}
+	metrics_attach(m->metrics, METRICS_SLOT_MASTER);
+	metrics_gauge_set(MG_START_TIME, (int64_t)time(NULL));
+	if (cfg->metrics_listen.addr_len == 0)
+		return 0;
+	m->metrics_fd = metrics_http_bind(&cfg->metrics_listen, &err);
+	if (m->metrics_fd < 0) {
+		log_error("-", "listen addr=%s error=\"%s\"",
+			  cfg->metrics_listen.addr_text, err);
+		return -1;
+	}
+	log_info("-", "listening addr=%s role=metrics",
+		 cfg->metrics_listen.addr_text);
 	return 0;
 }
 
@@ -611,6 +700,13 @@ master_reap(struct master *m)
 			master_queue_ended(m, status, now);
 			continue;
 		}
+		if (pid == m->metrics_pid) {
+			m->metrics_pid = 0;
+			master_log_death("metrics", pid, -1, status, &m->mb, now,
+					 m->got_term ? 0 : master_backoff_died(
+							       &m->mb, now));
+			continue;
+		}
 		master_free_slot(m, pid);
 		i = master_worker_index(m, pid);
 		if (master_forget_retired(m, pid) || m->got_term || i < 0) {
@@ -618,6 +714,7 @@ master_reap(struct master *m)
 			continue;
 		}
 		m->workers[i] = 0;
+		metrics_add(MC_RESTARTS, 1);
 		master_log_death("worker", pid, i, status, &m->wb[i], now,
 				 master_backoff_died(&m->wb[i], now));
 		/* Finish what it committed before its place is taken. */
@@ -640,6 +737,12 @@ master_restart(struct master *m)
 		master_backoff_started(&m->qb, now);
 		if (master_spawn_queue(m) < 0)
 			master_backoff_died(&m->qb, now);
+	}
+	if (m->metrics_fd >= 0 && m->metrics_pid == 0 && m->mb.waiting &&
+	    now >= m->mb.due && !m->got_term) {
+		master_backoff_started(&m->mb, now);
+		if (master_spawn_metrics(m) < 0)
+			master_backoff_died(&m->mb, now);
 	}
 	if (m->guard == 0) {
 		if (!m->gb.waiting || now < m->gb.due)
@@ -676,6 +779,9 @@ master_next_wake(const struct master *m, struct timespec *ts)
 		due = m->gb.due;
 	if (m->queue == 0 && m->qb.waiting && (due < 0 || m->qb.due < due))
 		due = m->qb.due;
+	if (m->metrics_fd >= 0 && m->metrics_pid == 0 && m->mb.waiting &&
+	    (due < 0 || m->mb.due < due))
+		due = m->mb.due;
 	for (unsigned i = 0; m->guard != 0 && i < m->n_workers; i++)
 		if (m->workers[i] <= 0 && m->wb[i].waiting &&
 		    (due < 0 || m->wb[i].due < due))
@@ -706,6 +812,8 @@ master_stop(struct master *m)
 		kill(m->retired[i], SIGTERM);
 	if (m->queue > 0)
 		kill(m->queue, SIGTERM);
+	if (m->metrics_pid > 0)
+		kill(m->metrics_pid, SIGTERM);
 	do {
 		pid_t pid;
 		int status;
@@ -723,12 +831,14 @@ master_stop(struct master *m)
 				m->guard = 0;
 			if (pid == m->queue)
 				m->queue = 0;
+			if (pid == m->metrics_pid)
+				m->metrics_pid = 0;
 			master_forget_retired(m, pid);
 		}
 		for (unsigned i = 0; i < m->n_workers; i++)
 			if (m->workers[i] > 0)
 				alive++;
-		alive += m->n_retired + (m->queue > 0);
+		alive += m->n_retired + (m->queue > 0) + (m->metrics_pid > 0);
 		if (alive > 0) {
 			struct timespec ts = {0, 50 * 1000 * 1000};
 
@@ -743,6 +853,8 @@ master_stop(struct master *m)
 			kill(m->retired[i], SIGKILL);
 		if (m->queue > 0)
 			kill(m->queue, SIGKILL);
+		if (m->metrics_pid > 0)
+			kill(m->metrics_pid, SIGKILL);
 		if (m->guard > 0)
 			kill(m->guard, SIGKILL);
 		while (waitpid(-1, NULL, 0) > 0)
@@ -822,10 +934,15 @@ master_start(struct master *m, bool foreground)
 		    sizeof(m->ticket_secret) ||
 	    master_load_tls(cfg, m->ticket_secret, &m->tls) < 0)
 		return -1;
-	master_backoff_started(&m->gb, master_now_ms());
-	if (master_spawn_guard(m) < 0)
+	if (master_start_metrics(m) < 0)
 		return -1;
-	return master_start_queue(m);
+	master_backoff_started(&m->gb, master_now_ms());
+	if (master_spawn_guard(m) < 0 || master_start_queue(m) < 0)
+		return -1;
+	if (m->metrics_fd < 0)
+		return 0;
+	master_backoff_started(&m->mb, master_now_ms());
+	return master_spawn_metrics(m);
 }
 
 static void
@@ -842,6 +959,9 @@ master_free(struct master *m)
 		close(m->wake_wr);
 	}
 	config_free(&m->cfg);
+	if (m->metrics_fd >= 0)
+		close(m->metrics_fd);
+	metrics_close(&m->metrics);
 	munmap(m->shared, sizeof(*m->shared));
 	master_self = NULL;
 }
@@ -856,6 +976,7 @@ server_run(struct config *cfg, const char *path, bool foreground)
 	memset(&m, 0, sizeof(m));
 	m.cfg = cfg;
 	m.path = path;
+	m.metrics_fd = -1;
 	m.shared = mmap(NULL, sizeof(*m.shared), PROT_READ | PROT_WRITE,
 			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (m.shared == MAP_FAILED) {

@@ -37,6 +37,7 @@
 #include "daemon/sandbox_test.h"
 #include "lib/sandbox.h"
 #include "daemon/worker.h"
+#include "metrics/metrics.h"
 #include "smtp/session.h"
 #include "store/spool.h"
 #include "daemon/tls.h"
@@ -68,6 +69,8 @@ struct conn {
 	bool dead;		/* closed while a commit was in flight */
 	bool timed_out;		/* the disconnect line is written */
 	bool handshaking;	/* TLS handshake under way */
+	size_t m_rcpts;		/* of the message being committed */
+	unsigned long long m_size;
 	struct timeval deadline; /* for the command being received */
 	struct conn *prev, *next;
 	char id[24];
@@ -287,6 +290,7 @@ conn_tls_failed(struct conn *c, const char *why)
 	   handshake): escaped, it is the client's text. */
 	if (name != NULL)
 		log_escape(sni, sizeof(sni), name, strlen(name), 255);
+	metrics_add(MC_TLS_FAIL_IN, 1);
 	log_notice(c->id, "tls-failed reason=\"%s\" error=\"%s\" sni=%s", why,
 		   reason[0] ? reason : "-", sni);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
@@ -535,6 +539,8 @@ conn_free(struct conn *c, const char *reason)
 	}
 	if (c->msg != NULL)
 		spool_msg_abort(&c->msg);
+	if (c->s != NULL)
+		metrics_role_add(MG_SESSIONS_MX, c->role, -1);
 	session_free(&c->s);
 	conn_unlink(c);
 	if (c->commit_pending) {
@@ -582,6 +588,10 @@ conn_commit_cb(struct spool_msg *msg, int result, void *arg)
 	struct conn *c = arg;
 
 	c->commit_pending = false;
+	if (result == 0)
+		metrics_message(c->role, c->m_rcpts, c->m_size);
+	else
+		metrics_add(MC_REFUSED_TEMP, 1);
 	if (result == 0 && c->queued) /* the first attempt starts now */
 		queue_wake(c->w->env->queue_wake_fd, c->qid);
 	if (c->dead) {
@@ -607,6 +617,8 @@ conn_msg_commit(void *ctx, const struct session_envelope *env)
 	for (size_t i = 0; i < env->n_rcpts; i++)
 		c->queued |= env->rcpts[i].maildir == NULL;
 	snprintf(c->qid, sizeof(c->qid), "%s", spool_msg_id(msg));
+	c->m_rcpts = env->n_rcpts;
+	c->m_size = env->size;
 	if (env->auth_user != NULL)
 		spool_msg_set_auth(msg, env->auth_user);
 	spool_msg_commit(msg, env->sender, env->rcpts, env->n_rcpts,
@@ -620,6 +632,7 @@ conn_auth_cb(const struct guard_auth_reply *r, void *arg)
 	enum session_auth_result res;
 
 	c->guard_req = 0;
+	metrics_login((int)r->result); /* guard.h's order */
 	switch (r->result) {
 	case GUARD_AUTH_OK:
 		res = SESSION_AUTH_OK;
@@ -690,6 +703,7 @@ conn_has_space(void *ctx, unsigned long long size)
 }
 
 static const struct session_ops conn_ops = {
+	.refused = metrics_refused,
 	.has_space = conn_has_space,
 	.msg_begin = conn_msg_begin,
 	.msg_write = conn_msg_write,
@@ -764,6 +778,7 @@ conn_start(struct conn *c)
 	p.client_addr = c->addr;
 	p.tls_available = w->env->tls != NULL;
 	c->s = session_new(&p, &conn_ops, c);
+	metrics_role_add(MG_SESSIONS_MX, c->role, 1);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
 			  c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, WORKER_READ_CHUNK * 4);
@@ -793,6 +808,8 @@ conn_guard_cb(enum guard_conn_result result, void *arg)
 	struct conn *c = arg;
 
 	c->guard_req = 0;
+	/* The same order (guard.h, metrics.h). */
+	metrics_conn(c->role, (enum metrics_conn_result)result);
 	switch (result) {
 	case GUARD_CONN_OK:
 		c->guard_counted = true;
@@ -866,6 +883,8 @@ worker_accept(struct evconnlistener *lev, evutil_socket_t fd,
 				   w->cfg->max_sessions) {
 		if (!w->stopping)
 			atomic_fetch_sub(&w->env->shared->total, 1);
+		metrics_conn(c->role, w->stopping ? METRICS_CONN_SHUTDOWN
+						  : METRICS_CONN_MAX_SESSIONS);
 		conn_refuse(c, R_TOO_MANY_SESSIONS, "max-sessions");
 		return;
 	}

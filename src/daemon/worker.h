@@ -31,6 +31,7 @@ struct worker_listener {
 };
 
 struct tls_server;
+struct metrics_map;
 
 /* What a worker is given by the master at fork. */
 struct worker_env {
@@ -42,6 +43,7 @@ struct worker_env {
 	struct tls_server *tls;	      /* NULL: no certificate configured */
 	int guard_fd;		      /* the worker's end of its guard socket */
 	int queue_wake_fd;	      /* wakes the queue process (queue_wake()) */
+	struct metrics_map *metrics;  /* shared counters (docs/metrics.md) */
 };
 
 /*

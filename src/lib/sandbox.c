@@ -396,3 +396,18 @@ sandbox_guard(bool on, const char *users_file, const char *cfg_path,
 	n = sandbox_add_proc(dirs, n);
 	return sandbox_apply("guard", dirs, n, sandbox_guard_calls, true);
 }
+
+int
+sandbox_metrics(bool on)
+{
+	static struct sandbox_dir dirs[1];
+	size_t n;
+
+	if (!on) {
+		log_warning("-", "sandbox off process=metrics");
+		return 0;
+	}
+	/* No file at all: the mapping is open already. */
+	n = sandbox_add_proc(dirs, 0);
+	return sandbox_apply("metrics", dirs, n, sandbox_worker_calls, false);
+}

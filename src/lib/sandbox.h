@@ -28,6 +28,8 @@ int sandbox_guard(bool on, const char *users_file, const char *cfg_path,
 		  const char *control_socket);
 
 /* How the kernel answered for Landlock: its ABI version, or 0 (none). */
+/* The metrics endpoint: no file, the socket calls of a worker. */
+int sandbox_metrics(bool on);
 int sandbox_landlock_abi(void);
 
 

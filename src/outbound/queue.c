@@ -606,9 +606,15 @@ queue_open(struct queue *q)
 }
 
 static void
+queue_metrics_cb(evutil_socket_t fd, short what, void *arg)
+{
+	queue_gauges(arg);
+}
+
+static void
 queue_events(struct queue *q)
 {
-	struct timeval scan = {QUEUE_SCAN_SECS, 0};
+	struct timeval scan = {QUEUE_SCAN_SECS, 0}, second = {1, 0};
 
 	if (q->wake_fd >= 0) {
 		evutil_make_socket_nonblocking(q->wake_fd);
@@ -618,6 +624,9 @@ queue_events(struct queue *q)
 	}
 	q->scan_ev = event_new(q->base, -1, EV_PERSIST, queue_scan_cb, q);
 	event_add(q->scan_ev, &scan);
+	q->metrics_ev = event_new(q->base, -1, EV_PERSIST, queue_metrics_cb, q);
+	event_add(q->metrics_ev, &second);
+	queue_gauges(q);
 	q->term_ev = evsignal_new(q->base, SIGTERM, queue_term_cb, q);
 	event_add(q->term_ev, NULL);
 	q->hup_ev = evsignal_new(q->base, SIGHUP, queue_hup_cb, q);
@@ -650,7 +659,7 @@ queue_close(struct queue *q)
 	{
 		struct event *evs[] = {q->wake_ev, q->sync_ev,	q->scan_ev,
 				       q->term_ev, q->hup_ev, q->deadline_ev,
-				       q->kick_ev};
+				       q->kick_ev, q->metrics_ev};
 
 		for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 			if (evs[i] != NULL)

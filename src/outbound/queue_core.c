@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "metrics/metrics.h"
 
 /* --- the id table ---------------------------------------------------- */
 
@@ -186,6 +187,25 @@ queue_msg_8bit(struct qmsg *m)
 			}
 	close(fd);
 	return m->eight_bit;
+}
+
+void
+queue_gauges(const struct queue *q)
+{
+	int64_t rcpts = 0, held = 0, oldest = 0;
+
+	for (const struct qmsg *m = q->msgs; m != NULL; m = m->next) {
+		for (size_t i = 0; i < m->n_rcpts; i++)
+			rcpts += m->rcpts[i].state != QR_SENT &&
+				 m->rcpts[i].state != QR_BOUNCED;
+		held += m->held;
+		if (oldest == 0 || (int64_t)m->env.time < oldest)
+			oldest = (int64_t)m->env.time;
+	}
+	metrics_gauge_set(MG_QUEUE_MSGS, (int64_t)q->n_msgs);
+	metrics_gauge_set(MG_QUEUE_RCPTS, rcpts);
+	metrics_gauge_set(MG_QUEUE_OLDEST, oldest); /* shown as an age */
+	metrics_gauge_set(MG_HELD, held);
 }
 
 /* --- the journal, at the end of each loop turn ----------------------- */

@@ -105,6 +105,7 @@ struct queue {
 	unsigned bounce_seq;	/* makes notice file names unique */
 	struct qmsg *dead;	/* removed messages to free */
 	struct evconnlistener *ctl; /* `postern queue` (queue_ctl.c) */
+	struct event *metrics_ev;   /* the gauges, every second */
 };
 
 /* queue_core.c (calls no other file of the queue process) */
@@ -117,6 +118,8 @@ void queue_msg_check_done(struct qmsg *m);
 void queue_schedule(struct qmsg *m);
 int queue_msg_8bit(struct qmsg *m);
 void queue_session_ended(struct queue *q, struct qsess *s);
+/* Size, oldest message and held count into the metrics gauges. */
+void queue_gauges(const struct queue *q);
 
 /* queue.c */
 void queue_kick(struct queue *q);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "metrics/metrics.h"
 #include "outbound/dsn.h"
 #include "store/maildir.h"
 
@@ -67,6 +68,7 @@ qres_log(const struct qmsg *m, const struct qrcpt *r, const char *relay,
 {
 	char to[1300];
 
+	metrics_delivery(status, qres_now() - (double)m->env.time);
 	log_info(m->env.id, "to=%s relay=%s delay=%.1f dsn=%s status=%s (%s)",
 		 qres_to(r->addr, to, sizeof(to)),
 		 relay != NULL ? relay : "none",

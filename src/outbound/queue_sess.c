@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "metrics/metrics.h"
 
 #define QSESS_CHUNK (64 * 1024)
 #define QSESS_OUT_HIGH (256 * 1024) /* content queued before we wait */
@@ -789,6 +790,7 @@ qsess_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (s->handshaking && client_event(s->c) == CLIENT_EV_TLS) {
 		s->handshaking = false;
+		metrics_add(MC_TLS_FAIL_OUT, 1);
 		client_tls_done(s->c, false, what & BEV_EVENT_TIMEOUT
 						 ? "timeout"
 						 : qsess_tls_error(why,

@@ -63,6 +63,9 @@ struct session_ops {
 	/* Is there room in the spool for a message of `size` octets (0:
 	   undeclared)? Asked at MAIL; NULL means always. */
 	bool (*has_space)(void *ctx, unsigned long long size);
+	/* A message was refused at its end: `reason` is "size", "content",
+	   "loop", "from_not_owned" or "tempfail" (metrics). May be NULL. */
+	void (*refused)(void *ctx, const char *reason);
 };
 
 /* The AUTH verdict (see guard.h): */

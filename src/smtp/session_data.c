@@ -320,6 +320,24 @@ session_data_refuse(struct session *s, enum reply_id id, bool told)
 	session_out(s, line, reply_format(id, line, sizeof(line)));
 }
 
+/* Tell the driver why a message was refused (its metrics). */
+static void
+session_data_refused(struct session *s, enum reply_id id)
+{
+	const char *why = "tempfail";
+
+	if (id == R_TOO_BIG || id == R_HEADER_TOO_BIG)
+		why = "size";
+	else if (id == R_BARE_LF_DATA || id == R_NUL_DATA)
+		why = "content";
+	else if (id == R_LOOP)
+		why = "loop";
+	else if (id == R_FROM_NOT_OWNED)
+		why = "from_not_owned";
+	if (s->ops->refused != NULL)
+		s->ops->refused(s->ctx, why);
+}
+
 /* The message ended (CRLF.CRLF, or BDAT LAST): refuse it or commit it. */
 void
 session_data_end(struct session *s)
@@ -343,6 +361,7 @@ session_data_end(struct session *s)
 			 r->text, r->code, r->status ? r->status : "-");
 		session_tx_reset(s);
 		session_data_refuse(s, id, told);
+		session_data_refused(s, id);
 		return;
 	}
 	/* Mail to postmaster or abuse alone is not held to the From:
@@ -357,6 +376,7 @@ session_data_end(struct session *s)
 				   s->auth_user);
 			session_tx_reset(s);
 			session_reply(s, id);
+			session_data_refused(s, id);
 			return;
 		}
 	}

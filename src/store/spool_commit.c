@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "metrics/metrics.h"
 #include "store/maildir.h"
 #include "store/storefs.h"
 
@@ -643,9 +644,12 @@ spool_committer(void *arg)
 		if (sp->pend_head == NULL)
 			sp->pend_tail = NULL;
 		pthread_mutex_unlock(&sp->mu);
+		double t0 = metrics_now();
+
 		if (n == 0)
 			break; /* stopping, nothing left */
 		spool_commit_batch(sp, batch, n);
+		metrics_observe(MH_SPOOL_COMMIT, metrics_now() - t0);
 		/* Step 7: hand the results to the loop thread. */
 		for (size_t i = 0; i + 1 < n; i++)
 			batch[i]->next = batch[i + 1];

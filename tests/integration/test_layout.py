@@ -25,10 +25,10 @@ BUILD = os.path.dirname(BIN)
 LAYERS = {
     "lib": set(),
     "conf": {"lib"},
-    "store": {"lib", "conf"},
-    "auth": {"lib", "conf"},
+    "store": {"lib", "conf", "metrics"},
+    "auth": {"lib", "conf", "metrics"},
     "smtp": {"lib", "conf", "store"},
-    "outbound": {"lib", "conf", "store", "smtp"},
+    "outbound": {"lib", "conf", "store", "smtp", "metrics"},
     "metrics": {"lib", "conf"},
     "probe": {"lib", "conf", "smtp", "tls"},
     "tls": {"lib", "conf"},
