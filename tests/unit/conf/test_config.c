@@ -427,6 +427,12 @@ static const struct error_case error_cases[] = {
     {false, "maildir /m/%d/%%n\n",
      "t.conf:4: maildir: \"/m/%d/%%n\" has no %n: every mailbox would "
      "share one Maildir\n"},
+    /* metrics-listen */
+    {false, "metrics-listen 127.0.0.1\n",
+     "t.conf:4: metrics-listen: \"127.0.0.1\" is not ADDR:PORT\n"},
+    {false, "metrics-listen example.test:9154\n",
+     "t.conf:4: metrics-listen: \"example.test:9154\" needs an IPv4 "
+     "address, [IPv6 address] or localhost\n"},
     /* listen */
     {false, "listen 256.1.1.1:26 mx\n",
      "t.conf:4: listen: \"256.1.1.1:26\" needs an IPv4 address, [IPv6 "
@@ -1540,6 +1546,7 @@ test_reference_matches_doc(void **state)
 					"spool var/spool\n"
 					"maildir var/mail/%d/%n/Maildir\n"
 					"control-socket var/run/postern.sock\n"
+					"metrics-listen 127.0.0.1:9154\n"
 					"tls-certificate var/tls/cert.pem "
 					"var/tls/key.pem\n"
 					"tls-self-signed yes\n"
