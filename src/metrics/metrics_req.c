@@ -143,6 +143,7 @@ metrics_req_range(struct metrics_cur *c, struct metrics_range *r)
 
 	r->q = 1000;
 	r->bad = false;
+	r->spec[0] = r->spec[1] = -1;
 	metrics_req_ows(c);
 	tn = metrics_req_token(c, &t);
 	if (tn == 0 || c->p >= c->end || *c->p != '/')
