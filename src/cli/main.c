@@ -1,6 +1,6 @@
 /*
  * main.c - the command line: serve, check, user, locks, unlock, probe,
- * version.
+ * queue, status, version.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +18,7 @@
 #include "auth/users.h"
 #include "cli/queue_cmd.h"
 #include "cli/route_cmd.h"
+#include "cli/status_cmd.h"
 #include "cli/user_cmd.h"
 #include "probe/probe.h"
 
@@ -33,6 +34,7 @@ main_usage(FILE *out)
 		"       postern route [-c FILE] DOMAIN\n"
 		"       postern queue [-c FILE] [list|show ID|flush [ID|DOMAIN]|"
 		"hold ID|release ID|delete ID]\n"
+		"       postern status [-c FILE]\n"
 		"       postern probe HOST|--self [options] (postern probe "
 		"--help)\n"
 		"       postern version\n");
@@ -310,6 +312,8 @@ main(int argc, char **argv)
 		return route_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "queue") == 0)
 		return queue_cmd_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "status") == 0)
+		return status_cmd_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "probe") == 0)
 		return probe_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0) {

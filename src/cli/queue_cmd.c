@@ -17,7 +17,7 @@
 #include "conf/config.h"
 
 static int
-queue_cmd_connect(const struct config *cfg)
+queue_cmd_connect(const struct config *cfg, FILE *err)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	int fd, n = snprintf(sun.sun_path, sizeof(sun.sun_path),
@@ -31,7 +31,7 @@ queue_cmd_connect(const struct config *cfg)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		fprintf(stderr, "postern: %s: %s (is the server running?)\n",
+		fprintf(err, "postern: %s: %s (is the server running?)\n",
 			sun.sun_path, strerror(errno));
 		close(fd);
 		return -1;
@@ -39,16 +39,16 @@ queue_cmd_connect(const struct config *cfg)
 	return fd;
 }
 
-/* Copy the answer to stdout; 0 when its last line is "ok". */
+/* Copy the answer to `out`; 0 when its last line is "ok". */
 static int
-queue_cmd_answer(int fd)
+queue_cmd_answer(int fd, FILE *out)
 {
 	char buf[8192], end[4] = "";
 	size_t have = 0; /* octets in end[], the answer's last three */
 	ssize_t n;
 
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		fwrite(buf, 1, (size_t)n, stdout);
+		fwrite(buf, 1, (size_t)n, out);
 		for (ssize_t i = 0; i < n; i++) {
 			if (have == 3) {
 				memmove(end, end + 1, 2);
@@ -59,6 +59,23 @@ queue_cmd_answer(int fd)
 	}
 	end[have] = '\0';
 	return strcmp(end, "ok\n") == 0 ? 0 : 1;
+}
+
+int
+queue_cmd_ask(const struct config *cfg, const char *line, FILE *out)
+{
+	size_t n = strlen(line);
+	int fd = queue_cmd_connect(cfg, out), rc;
+
+	if (fd < 0)
+		return 2;
+	if (write(fd, line, n) != (ssize_t)n) {
+		close(fd);
+		return 2;
+	}
+	rc = queue_cmd_answer(fd, out);
+	close(fd);
+	return rc;
 }
 
 int
@@ -87,7 +104,7 @@ queue_cmd_main(int argc, char **argv)
 	if ((file != NULL ? config_load(file, &cfg, stderr)
 			  : config_load_builtin(&cfg, stderr)) < 0)
 		return 2;
-	fd = queue_cmd_connect(cfg);
+	fd = queue_cmd_connect(cfg, stderr);
 	config_free(&cfg);
 	if (fd < 0)
 		return 2;
@@ -95,7 +112,7 @@ queue_cmd_main(int argc, char **argv)
 		close(fd);
 		return 2;
 	}
-	rc = queue_cmd_answer(fd);
+	rc = queue_cmd_answer(fd, stdout);
 	close(fd);
 	return rc;
 usage:

@@ -283,3 +283,83 @@ def test_off_by_default(make_server):
     assert "role=metrics" not in srv.log()
     # the mapping exists anyway (postern status reads it)
     assert os.path.exists(os.path.join(srv.root, "metrics"))
+
+
+# --- postern status (issue 10 item 7) ------------------------------------
+
+
+def status(srv):
+    p = srv.cli("status")
+    assert "AddressSanitizer" not in p.stderr
+    return p
+
+
+def status_field(text, name):
+    for line in text.splitlines():
+        if line.startswith(name):
+            return line[len(name):].strip()
+    raise AssertionError("no %r line in:\n%s" % (name, text))
+
+
+def test_status_screen_numbers(make_server):
+    srv = make_server(submission=True)
+    p = status(srv)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert status_field(p.stdout, "messages") == \
+        "last hour 0, last day 0 (accepted)"
+    assert status_field(p.stdout, "logins") == \
+        "0 ok, 0 failed, 0 locked out (since start)"
+    send_mx(srv, 3)
+    fail_login(srv)
+    fail_login(srv)
+    c = srv.sub("587")  # held open while status runs
+    assert wait_for(lambda: "submission 1," in status_field(
+        status(srv).stdout, "sessions"), 10)
+    p = status(srv)
+    out = p.stdout
+    assert status_field(out, "messages") == \
+        "last hour 3, last day 3 (accepted)"
+    assert status_field(out, "logins") == \
+        "0 ok, 2 failed, 0 locked out (since start)"
+    assert status_field(out, "sessions") == \
+        "mx 0, submission 1, submissions 0"
+    assert re.match(r"^\d\d:\d\d:\d\d$", status_field(out, "uptime"))
+    assert status_field(out, "held mail") == "0 messages"
+    # three local messages: nothing queued
+    assert status_field(out, "queue").startswith(
+        "messages=0 recipients=0 destinations=0")
+    assert status_field(out, "locks").startswith("0 locks")
+    c.close()
+
+
+def test_status_says_what_is_not_available(make_server):
+    srv = make_server()
+    # a guard without the TOP and ALARMS commands, or not reachable:
+    # each part says so and the rest is shown
+    p = status(srv)
+    out = p.stdout
+    for name in ("top senders", "alarms"):
+        v = status_field(out, name)
+        assert not v.startswith("not available (") or \
+            v.endswith("command)"), v
+    srv.stop()
+    p = status(srv)
+    out = p.stdout
+    assert status_field(out, "queue").startswith("not available (")
+    assert status_field(out, "locks").startswith(
+        "not available (postern: cannot reach the guard")
+    # the numbers of the last run stay readable
+    assert status_field(out, "messages").startswith("last hour 0")
+
+
+def test_status_without_mapping(tmp_path):
+    from conftest import postern_bin
+    conf = tmp_path / "p.conf"
+    conf.write_text("hostname h.test\ndomains h.test\nmailbox a@h.test\n"
+                    "spool %s/spool\ncontrol-socket %s/run/c.sock\n"
+                    "listen 127.0.0.1:1 mx\n" % (tmp_path, tmp_path))
+    p = subprocess.run([postern_bin(), "status", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert "numbers      not available (" in p.stdout
+    assert "queue        not available (" in p.stdout
