@@ -8,7 +8,7 @@
  * (the guard flushes at most once a second and at shutdown), so a kill -9
  * loses at most the writes since the last flush.
  *
- * One implementation today (gstore_lmdb.c, LMDB); the interface is small
+ * One implementation today (gstore.c, LMDB); the interface is small
  * so that a shared store (Redis, ...) can be added later without touching
  * the callers.
  */
@@ -71,7 +71,13 @@ int gstore_each(struct gstore *st, enum gstore_table t,
 			  void *arg),
 		void *arg);
 
-/* Additions (not part of the shared contract's core). */
+/* Additions to the shared contract. */
+/* The bound on the file (LMDB's map): a full store makes gstore_flush()
+   fail with "store full", logged, never a crash. */
+#define GSTORE_MAP_SIZE ((size_t)256 * 1024 * 1024)
+/* gstore_open() with another bound (tests). */
+int gstore_open_size(const char *dir, size_t map_size, struct gstore **st_r,
+		     const char **error_r);
 /* Records committed in table t (for tests and `postern status`). */
 size_t gstore_count(struct gstore *st, enum gstore_table t);
 /* Writes waiting in the open batch. */
