@@ -80,9 +80,9 @@ def send_mx(srv, n):
                        "Subject: m%d\r\n\r\nbody %d\r\n" % (i, i))
 
 
-def fail_login(srv):
+def fail_login(srv, password="not-the-password"):
     c = srv.sub("587")
-    r = c.cmd("AUTH PLAIN " + plain_b64(ALICE, "not-the-password"))
+    r = c.cmd("AUTH PLAIN " + plain_b64(ALICE, password))
     assert r.code == 535, r
     c.close()
 
@@ -363,3 +363,58 @@ def test_status_without_mapping(tmp_path):
     assert p.returncode == 1
     assert "numbers      not available (" in p.stdout
     assert "queue        not available (" in p.stdout
+
+
+def test_body_refused(msrv):
+    c = http.client.HTTPConnection("127.0.0.1", msrv.metrics_port,
+                                   timeout=10)
+    c.request("GET", "/metrics", body=b"x" * 100)
+    r = c.getresponse()
+    r.read()
+    c.close()
+    assert r.status == 413
+
+
+def test_tls_failure_counted(msrv):
+    before = scrape(msrv)['postern_tls_handshake_failures_total'
+                          '{direction="inbound"}']
+    s = socket.create_connection(("127.0.0.1", msrv.sub_port("465")), 10)
+    s.sendall(b"EHLO not-a-client-hello\r\n" * 4)
+    s.settimeout(10)
+    try:
+        while s.recv(4096):
+            pass
+    except OSError:
+        pass
+    s.close()
+    assert wait_for(lambda: scrape(msrv)[
+        'postern_tls_handshake_failures_total{direction="inbound"}']
+        == before + 1, 10)
+
+
+def test_metrics_process_restarted(msrv):
+    pids = [p for p in msrv.workers() if pid_listens(p, msrv.metrics_port)]
+    assert len(pids) == 1
+    os.kill(pids[0], signal.SIGKILL)
+
+    def back():
+        try:
+            return get(msrv)[0].status == 200
+        except OSError:
+            return False
+    assert wait_for(back, 15)
+    assert "metrics died pid=%d" % pids[0] in msrv.log()
+
+
+def test_locks_gauge(make_server):
+    port = free_port()
+    srv = make_server(submission=True, auth_account_failures=2,
+                      metrics_listen="127.0.0.1:%d" % port)
+    srv.metrics_port = port
+    assert scrape(srv)['postern_locks_active{kind="account"}'] == 0
+    # two different wrong passwords (a repeated one counts once)
+    fail_login(srv, "wrong-one")
+    fail_login(srv, "wrong-two")
+    assert wait_for(lambda: scrape(srv)[
+        'postern_locks_active{kind="account"}'] == 1, 10)
+    assert "1 lock" in srv.cli("locks").stdout
