@@ -184,13 +184,14 @@ metrics_req_range(struct metrics_cur *c, struct metrics_range *r)
 enum metrics_format
 metrics_req_accept(const char *accept, size_t len)
 {
-	struct metrics_cur c = {accept, accept + len};
+	struct metrics_cur c;
 	int best_spec[2] = {-1, -1}, best_q[2] = {0, 0};
 
 	if (accept == NULL)
 		return METRICS_TEXT;
-	if (len > METRICS_REQ_ACCEPT_MAX)
-		c.end = accept + METRICS_REQ_ACCEPT_MAX;
+	c.p = accept;
+	c.end = accept + (len < METRICS_REQ_ACCEPT_MAX ? len
+						       : METRICS_REQ_ACCEPT_MAX);
 	while (c.p < c.end) {
 		struct metrics_range r;
 
