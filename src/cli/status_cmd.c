@@ -88,6 +88,21 @@ status_ask_guard(const struct config *cfg, const char *cmd, char **text_r,
 	return rc == 0 ? 0 : -1;
 }
 
+/* Why a guard answer is missing: its first line, or, from a guard that
+   does not know `cmd` (an older one), that. */
+static void
+status_unavailable(FILE *out, const char *cmd, const char *text, size_t len)
+{
+	const char *nl = text != NULL ? strchr(text, '\n') : NULL;
+
+	fputs("not available (", out);
+	if (text != NULL && strstr(text, "unknown command") != NULL)
+		fprintf(out, "this guard has no %s command", cmd);
+	else if (text != NULL)
+		status_put(out, text, nl != NULL ? (size_t)(nl - text) : len);
+	fputs(")\n", out);
+}
+
 /* Print one guard answer under `title`: its lines after the first (the
    count), at most STATUS_LIST_MAX; "not available" when the guard cannot
    be asked or does not know the command (an older guard). */
@@ -100,14 +115,7 @@ status_guard_list(FILE *out, const struct config *cfg, const char *title,
 
 	fprintf(out, "%-12s ", title);
 	if (status_ask_guard(cfg, cmd, &text, &len) < 0) {
-		nl = text != NULL ? strchr(text, '\n') : NULL;
-		fputs("not available (", out);
-		if (text != NULL && strstr(text, "unknown command") != NULL)
-			fprintf(out, "this guard has no %s command", cmd);
-		else if (text != NULL)
-			status_put(out, text,
-				   nl != NULL ? (size_t)(nl - text) : len);
-		fputs(")\n", out);
+		status_unavailable(out, cmd, text, len);
 		free(text);
 		return;
 	}
