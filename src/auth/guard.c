@@ -973,6 +973,7 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd,
 			     G.cfg->auth_queue_per_network, job_done) < 0)
 		guard_die("cannot start the hashing threads");
 	log_info(SID, "started pid=%ld", (long)getpid());
+	locks_gauge(); /* locks kept from before a restart */
 	event_base_dispatch(G.base);
 	guard_die("event loop ended");
 }

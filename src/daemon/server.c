@@ -642,6 +642,7 @@ master_guard_died(struct master *m, int status, int64_t now)
 	int64_t delay = m->got_term ? 0 : master_backoff_died(&m->gb, now);
 
 	master_log_death("guard", m->guard, -1, status, &m->gb, now, delay);
+	metrics_slot_reset_gauges(m->metrics, METRICS_SLOT_GUARD);
 	close(m->guard_fd);
 	m->guard_fd = -1;
 	m->guard = 0;
@@ -656,6 +657,7 @@ master_queue_ended(struct master *m, int status, int64_t now)
 	pid_t pid = m->queue;
 
 	m->queue = 0;
+	metrics_slot_reset_gauges(m->metrics, METRICS_SLOT_QUEUE);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		m->qb.waiting = true;
 		m->qb.due = now;

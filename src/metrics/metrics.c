@@ -191,25 +191,27 @@ metrics_attach(struct metrics_map *map, unsigned slot)
 		metrics_me = &map->file->slot[slot];
 }
 
-/* Gauges are the cells whose family is a gauge (metrics_text.c knows
-   the families; here the ids are listed). */
-static const enum metrics_cell metrics_gauges[] = {
-    MG_SESSIONS_MX, MG_SESSIONS_SUB,  MG_SESSIONS_SUBS,
-    MG_LOCKS_ACCOUNT, MG_LOCKS_ADDRESS, MG_LOCKS_NETWORK,
-    MG_HELD,	    MG_HASH_QUEUE,    MG_QUEUE_MSGS,
-    MG_QUEUE_RCPTS, MG_QUEUE_OLDEST,  MG_START_TIME,
-};
+/* Which cells are gauges: from the tables of metrics.h and
+   metrics_int.h, so that a new gauge is reset without another list. */
+#define METRICS_CELL_FAM(id, fam, labels) [id] = MF_##fam,
+static const enum metrics_family metrics_cell_fam[METRICS_N_CELLS] = {
+    METRICS_CELLS(METRICS_CELL_FAM)};
+#undef METRICS_CELL_FAM
+#define METRICS_FAM_TYPE(id, name, type, help) [MF_##id] = type,
+static const enum metrics_type metrics_fam_type[METRICS_N_FAMILIES] = {
+    METRICS_FAMILIES(METRICS_FAM_TYPE)};
+#undef METRICS_FAM_TYPE
 
 void
 metrics_slot_reset_gauges(struct metrics_map *map, unsigned slot)
 {
-	if (map == NULL || map->file == NULL || slot >= METRICS_N_SLOTS)
+	if (map == NULL || map->file == NULL || !map->is_writable ||
+	    slot >= METRICS_N_SLOTS)
 		return;
-	for (size_t i = 0; i < sizeof(metrics_gauges) / sizeof(*metrics_gauges);
-	     i++)
-		atomic_store_explicit(
-		    &map->file->slot[slot].cell[metrics_gauges[i]], 0,
-		    memory_order_relaxed);
+	for (size_t c = 0; c < METRICS_N_CELLS; c++)
+		if (metrics_fam_type[metrics_cell_fam[c]] == MT_GAUGE)
+			atomic_store_explicit(&map->file->slot[slot].cell[c],
+					      0, memory_order_relaxed);
 }
 
 /* --- writers --------------------------------------------------------- */
