@@ -95,7 +95,7 @@ gs_load(const char *dir)
 				     1000));
 	if (gstore_flush(GS.st, &error) < 0)
 		lockout_mark_all(GS.lo);
-	log_info(SID, "guard-state loaded dir=%s keys=%zu accounts=%zu "
+	log_info(SID, "guard-state-loaded dir=%s keys=%zu accounts=%zu "
 		      "bad=%zu",
 		 log_escape(esc, sizeof(esc), dir, strlen(dir), 1000), keys.n,
 		 known.n, GS.bad);
