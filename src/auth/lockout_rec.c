@@ -125,8 +125,7 @@ lockout_export(struct lockout *lo, time_t now, time_t wall_now,
 		struct lo_entry *e = lo->dirty;
 		bool worth = rec_worth(lo, e, now);
 
-		lo->dirty = e->dnext;
-		e->is_dirty = false;
+		lockout_entry_clean(lo, e);
 		if (!worth && !e->is_stored)
 			continue;
 		if (worth && e->n_fails <= LOCKOUT_THRESHOLD_MAX)
