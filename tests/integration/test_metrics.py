@@ -418,3 +418,19 @@ def test_locks_gauge(make_server):
     assert wait_for(lambda: scrape(srv)[
         'postern_locks_active{kind="account"}'] == 1, 10)
     assert "1 lock" in srv.cli("locks").stdout
+
+
+def test_login_networks_alarm_counted(make_server):
+    port = free_port()
+    srv = make_server(submission=True, login_networks_hour=2,
+                      metrics_listen="127.0.0.1:%d" % port)
+    srv.metrics_port = port
+    key = 'postern_alarms_total{kind="login_networks"}'
+    assert scrape(srv)[key] == 0
+    for n in range(1, 4):  # three networks, over the limit of two
+        c = srv.sub("587", source="127.0.%d.1" % n)
+        assert c.cmd("AUTH PLAIN " + plain_b64(ALICE, ALICE_PW)).code == 235
+        c.close()
+    assert wait_for(lambda: scrape(srv)[key] == 1, 10)
+    assert scrape(srv)['postern_alarms_total{kind="send_burst"}'] == 0
+    assert scrape(srv)['postern_logins_total{result="success"}'] == 3
