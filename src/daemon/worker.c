@@ -69,8 +69,6 @@ struct conn {
 	bool dead;		/* closed while a commit was in flight */
 	bool timed_out;		/* the disconnect line is written */
 	bool handshaking;	/* TLS handshake under way */
-	size_t m_rcpts;		/* of the message being committed */
-	unsigned long long m_size;
 	struct timeval deadline; /* for the command being received */
 	struct conn *prev, *next;
 	char id[24];
@@ -588,10 +586,8 @@ conn_commit_cb(struct spool_msg *msg, int result, void *arg)
 	struct conn *c = arg;
 
 	c->commit_pending = false;
-	if (result == 0)
-		metrics_message(c->role, c->m_rcpts, c->m_size);
-	else
-		metrics_add(MC_REFUSED_TEMP, 1);
+	metrics_message(c->role, result, spool_msg_rcpts(msg),
+			spool_msg_size(msg));
 	if (result == 0 && c->queued) /* the first attempt starts now */
 		queue_wake(c->w->env->queue_wake_fd, c->qid);
 	if (c->dead) {
@@ -617,8 +613,6 @@ conn_msg_commit(void *ctx, const struct session_envelope *env)
 	for (size_t i = 0; i < env->n_rcpts; i++)
 		c->queued |= env->rcpts[i].maildir == NULL;
 	snprintf(c->qid, sizeof(c->qid), "%s", spool_msg_id(msg));
-	c->m_rcpts = env->n_rcpts;
-	c->m_size = env->size;
 	if (env->auth_user != NULL)
 		spool_msg_set_auth(msg, env->auth_user);
 	spool_msg_commit(msg, env->sender, env->rcpts, env->n_rcpts,
@@ -808,8 +802,7 @@ conn_guard_cb(enum guard_conn_result result, void *arg)
 	struct conn *c = arg;
 
 	c->guard_req = 0;
-	/* The same order (guard.h, metrics.h). */
-	metrics_conn(c->role, (enum metrics_conn_result)result);
+	metrics_conn(c->role, (int)result); /* guard.h's order */
 	switch (result) {
 	case GUARD_CONN_OK:
 		c->guard_counted = true;

@@ -262,9 +262,10 @@ metrics_role_add(enum metrics_cell mx_id, int role, int64_t n)
 }
 
 void
-metrics_conn(int role, enum metrics_conn_result result)
+metrics_conn(int role, int result)
 {
-	if (role >= 0 && role <= 2 && result < METRICS_CONN_RESULTS)
+	if (role >= 0 && role <= 2 && result >= 0 &&
+	    result < METRICS_CONN_RESULTS)
 		metrics_add((enum metrics_cell)(MC_CONN_MX_ACCEPTED +
 						role * METRICS_CONN_RESULTS +
 						result),
@@ -322,10 +323,14 @@ metrics_ring_add(struct metrics_ring *ring, size_t n, uint64_t p)
 }
 
 void
-metrics_message(int role, uint64_t rcpts, uint64_t bytes)
+metrics_message(int role, int result, uint64_t rcpts, uint64_t bytes)
 {
 	uint64_t now = (uint64_t)time(NULL);
 
+	if (result != 0) {
+		metrics_add(MC_REFUSED_TEMP, 1);
+		return;
+	}
 	metrics_role_add(MC_MSG_MX, role, 1);
 	metrics_role_add(MC_RCPT_MX, role, (int64_t)rcpts);
 	metrics_role_add(MC_BYTES_MX, role, (int64_t)bytes);

@@ -164,8 +164,9 @@ void metrics_add(enum metrics_cell id, uint64_t n);
 void metrics_gauge_add(enum metrics_cell id, int64_t n);
 void metrics_gauge_set(enum metrics_cell id, int64_t v);
 void metrics_observe(enum metrics_hist h, double seconds);
-/* A connection of `role` (enum listen_role) ended as `result`. */
-void metrics_conn(int role, enum metrics_conn_result result);
+/* A connection of `role` (enum listen_role) ended as `result` (enum
+   metrics_conn_result, which has the order of guard.h's results). */
+void metrics_conn(int role, int result);
 /* Add `n` to the cell of `role` from the mx cell of a role family. */
 void metrics_role_add(enum metrics_cell mx_id, int role, int64_t n);
 /* An AUTH verdict: 0 success, 1 failure, 2 locked, 3 tempfail (the
@@ -177,8 +178,9 @@ void metrics_refused(void *ctx, const char *reason);
 /* The queue recorded `status` ("sent", "deferred", "bounced") for one
    recipient of a message that arrived `age` seconds ago. */
 void metrics_delivery(const char *status, double age);
-/* A message was accepted: the counters and the rings. */
-void metrics_message(int role, uint64_t rcpts, uint64_t bytes);
+/* The commit of a message ended: `result` 0 (accepted: the counters and
+   the rings) or -1 (refused, reason tempfail). */
+void metrics_message(int role, int result, uint64_t rcpts, uint64_t bytes);
 /* Seconds on a monotonic clock, for durations. */
 double metrics_now(void);
 

@@ -319,6 +319,12 @@ spool_msg_size(const struct spool_msg *msg)
 	return msg->size;
 }
 
+size_t
+spool_msg_rcpts(const struct spool_msg *msg)
+{
+	return msg->env.n_rcpts;
+}
+
 /* Keep a copy of the login for the envelope; a bad one fails the commit. */
 void
 spool_msg_set_auth(struct spool_msg *msg, const char *user)

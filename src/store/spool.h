@@ -73,6 +73,8 @@ const char *spool_msg_id(const struct spool_msg *msg);
 int spool_msg_write(struct spool_msg *msg, const void *buf, size_t len);
 /* Bytes written so far. */
 uint64_t spool_msg_size(const struct spool_msg *msg);
+/* Its recipients (0 before spool_msg_commit). */
+size_t spool_msg_rcpts(const struct spool_msg *msg);
 /*
  * Record the authenticated user (the SASL login) of the session that sent
  * the message, for the envelope (`auth` record); NULL means none. A user

@@ -93,12 +93,14 @@ test_rings_and_histograms(void **state)
 	assert_int_equal(metrics_create(tmp_path(), -1, &map, &err), 0);
 	metrics_attach(map, METRICS_SLOT_MASTER);
 	for (int i = 0; i < 3; i++)
-		metrics_message(0, 2, 100);
+		metrics_message(0, 0, 2, 100);
+	metrics_message(0, -1, 5, 500); /* a failed commit */
 	metrics_observe(MH_SPOOL_COMMIT, 0.0007);  /* 0.001 bucket */
 	metrics_observe(MH_SPOOL_COMMIT, 100);	   /* +Inf */
 	metrics_observe(MH_SPOOL_COMMIT, -1);	   /* clamped to 0 */
 	metrics_read(map, now, &snap);
 	assert_int_equal(snap.cell[MC_MSG_MX], 3);
+	assert_int_equal(snap.cell[MC_REFUSED_TEMP], 1);
 	assert_int_equal(snap.cell[MC_RCPT_MX], 6);
 	assert_int_equal(snap.cell[MC_BYTES_MX], 300);
 	assert_int_equal(snap.last_hour, 3);
