@@ -87,6 +87,7 @@ struct queue {
 	int qfd;		/* <spool>/queue */
 	int wake_fd;
 	struct dns *dns;
+	struct mtasts *sts;	/* MTA-STS lookups; NULL: mta-sts no */
 	struct dstate *ds;
 	SSL_CTX *tls;		/* opportunistic, unverified */
 	SSL_CTX *relay_tls;	/* the relay host: verified */

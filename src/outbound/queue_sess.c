@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "outbound/mtasts_fetch.h"
 
 #define QSESS_CHUNK (64 * 1024)
 #define QSESS_OUT_HIGH (256 * 1024) /* content queued before we wait */
@@ -57,6 +58,12 @@ struct qsess {
 	bool dane;
 	size_t n_tlsa;
 	struct dns_tlsa tlsa[DNS_TLSA_MAX];
+	/* MTA-STS (RFC 8461): the destination's policy (enforce or
+	   testing), NULL without one. */
+	struct mtasts_wait *sts_wait;
+	struct mtasts_policy *sts;
+	char sts_id[MTASTS_ID_MAX + 1];
+	bool tls_up;		/* this connection is encrypted */
 	struct dns_host cur_host; /* the server being tried */
 	struct dns_addr cur_addr;
 	struct bufferevent *bev;
@@ -78,6 +85,23 @@ static void qsess_act(struct qsess *s);
 static void qsess_next_server(struct qsess *s);
 static void qsess_tlsa_cb(void *arg, const struct dns_tlsa_answer *a);
 static void qsess_no_dane(struct qsess *s, const char *why);
+static bool qsess_sts_skip(struct qsess *s);
+
+/* MTA-STS in enforce mode, and no DANE for this server (RFC 8461 2:
+   DANE, where present, wins). */
+static bool
+qsess_sts_enforce(const struct qsess *s)
+{
+	return s->sts != NULL && s->sts->mode == MTASTS_MODE_ENFORCE &&
+	       !s->dane;
+}
+
+static bool
+qsess_sts_testing(const struct qsess *s)
+{
+	return s->sts != NULL && s->sts->mode == MTASTS_MODE_TESTING &&
+	       !s->dane;
+}
 
 /* --- ending ---------------------------------------------------------- */
 
@@ -128,6 +152,8 @@ qsess_end(struct qsess *s)
 
 	qsess_drop_conn(s);
 	dns_cancel(&s->dns);
+	mtasts_cancel(&s->sts_wait);
+	free(s->sts);
 	if (s->job != NULL && !s->any_tx && s->tried > 0)
 		s->d->window = 1; /* no server took anything: throttle */
 	qsess_fail_job(s, s->job);
@@ -160,6 +186,22 @@ qsess_route_failed(struct qsess *s, const struct dns_route *rt)
 	qsess_end(s);
 }
 
+/* The destination's MTA-STS policy is known: servers are tried. */
+static void
+qsess_sts_cb(void *arg, const struct mtasts_result *r)
+{
+	struct qsess *s = arg;
+
+	s->sts_wait = NULL;
+	if (r->policy != NULL && r->policy->mode != MTASTS_MODE_NONE) {
+		if ((s->sts = malloc(sizeof(*s->sts))) == NULL)
+			abort(); /* out of memory */
+		*s->sts = *r->policy;
+		snprintf(s->sts_id, sizeof(s->sts_id), "%s", r->id);
+	}
+	qsess_next_server(s);
+}
+
 static void
 qsess_route_cb(void *arg, const struct dns_route *rt)
 {
@@ -171,6 +213,14 @@ qsess_route_cb(void *arg, const struct dns_route *rt)
 		return;
 	}
 	s->route = *rt;
+	/* RFC 8461: the destination's MTA-STS policy, unless a transport,
+	   the relay host or a tls-policy line decides. */
+	if (s->q->sts != NULL && s->cr == NULL &&
+	    !config_has_tls_policy(s->q->cfg, s->d->domain)) {
+		mtasts_lookup(s->q->sts, s->d->domain, qsess_sts_cb, s,
+			      &s->sts_wait);
+		return;
+	}
 	qsess_next_server(s);
 }
 
@@ -230,7 +280,7 @@ qsess_new_client(struct qsess *s)
 			    s->q->relay_pass != NULL ? s->q->relay_pass : "";
 		}
 	} else if (s->dane || s->policy == TLS_POLICY_ENCRYPT ||
-		   s->policy == TLS_POLICY_VERIFY) {
+		   s->policy == TLS_POLICY_VERIFY || qsess_sts_enforce(s)) {
 		s->params.tls = CLIENT_TLS_REQUIRE; /* RFC 7672 2.2 */
 	} else if (s->policy == TLS_POLICY_NONE || s->plain_now) {
 		s->params.tls = CLIENT_TLS_NONE;
@@ -274,8 +324,10 @@ static SSL *
 qsess_ssl_new(struct qsess *s)
 {
 	bool verify = s->is_relay || (s->policy == TLS_POLICY_VERIFY &&
-				      !s->dane);
-	SSL *ssl = SSL_new(verify ? s->q->relay_tls : s->q->tls);
+				      !s->dane) || qsess_sts_enforce(s);
+	/* MTA-STS testing: checked as for enforce, but only logged. */
+	bool check = qsess_sts_testing(s);
+	SSL *ssl = SSL_new(verify || check ? s->q->relay_tls : s->q->tls);
 	unsigned char bin[16];
 	bool is_ip = inet_pton(AF_INET, s->host_name, bin) == 1 ||
 		     inet_pton(AF_INET6, s->host_name, bin) == 1;
@@ -284,7 +336,9 @@ qsess_ssl_new(struct qsess *s)
 		return NULL;
 	if (!is_ip)
 		SSL_set_tlsext_host_name(ssl, s->host_name);
-	if (verify &&
+	if (check)
+		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+	if ((verify || check) &&
 	    (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
 						   s->host_name)
 		   : SSL_set1_host(ssl, s->host_name)) != 1) {
@@ -362,6 +416,7 @@ qsess_connect(struct qsess *s, const struct dns_host *h,
 		len = sizeof(*in6);
 	}
 	inet_ntop(a->family, a->addr, text, sizeof(text));
+	s->tls_up = false;
 	snprintf(s->host_name, sizeof(s->host_name), "%s", h->name);
 	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%u", h->name, text,
 		 s->port);
@@ -438,6 +493,8 @@ qsess_next_server(struct qsess *s)
 				 "DNSSEC-secure");
 		return;
 	}
+	if (qsess_sts_skip(s))
+		return;
 	if (qsess_connect(s, &s->cur_host, &s->cur_addr) < 0)
 		qsess_end(s);
 }
@@ -488,8 +545,41 @@ qsess_tlsa_cb(void *arg, const struct dns_tlsa_answer *a)
 		qsess_no_dane(s, "it has no usable secure TLSA record");
 		return;
 	}
+	if (qsess_sts_skip(s))
+		return;
 	if (qsess_connect(s, &s->cur_host, &s->cur_addr) < 0)
 		qsess_end(s);
+}
+
+/*
+ * RFC 8461 4.1: with a policy in enforce mode, an MX host that matches
+ * none of its patterns is not used (the next one is tried); in testing
+ * mode it is used, and logged.
+ */
+static bool
+qsess_sts_skip(struct qsess *s)
+{
+	const char *id = s->job != NULL ? s->job->msg->env.id : "-";
+	char text[CLIENT_TEXT_MAX];
+
+	if (s->sts == NULL || s->dane ||
+	    mtasts_mx_match(s->sts, s->cur_host.name))
+		return false;
+	snprintf(text, sizeof(text), "MTA-STS policy of %s (%s, id %s) does "
+		 "not list MX host %s", s->d->domain,
+		 mtasts_mode_name(s->sts->mode), s->sts_id, s->cur_host.name);
+	if (s->sts->mode == MTASTS_MODE_TESTING) {
+		log_info(id, "mta-sts testing host=%s would fail=\"%s\"",
+			 s->cur_host.name, text);
+		return false;
+	}
+	snprintf(s->relay, sizeof(s->relay), "%s[-]:%u", s->cur_host.name,
+		 s->port);
+	qsess_set_last(s, CLIENT_TEMP, "4.7.5", text, false, NULL);
+	log_info(id, "mta-sts host=%s skipped reason=\"%s\"",
+		 s->cur_host.name, text);
+	qsess_next_server(s);
+	return true;
 }
 
 /* Are there servers left to try after this one? */
@@ -642,7 +732,8 @@ qsess_closed(struct qsess *s)
 					    : NULL);
 		/* Postfix's `may`: a failed handshake, once in plain text. */
 		if (e->stage == CLIENT_STAGE_TLS && !s->is_relay &&
-		    !s->dane && s->policy == TLS_POLICY_MAY && !s->plain_now)
+		    !s->dane && s->policy == TLS_POLICY_MAY && !s->plain_now &&
+		    !qsess_sts_enforce(s))
 			s->plain_next = true; /* only for `may` */
 		log_info(s->job != NULL ? s->job->msg->env.id : "-",
 			 "session relay=%s error=\"%s\"", s->relay, e->text);
@@ -677,6 +768,14 @@ qsess_act(struct qsess *s)
 				return;
 			break;
 		case CLIENT_EV_READY:
+			if (!s->tls_up && qsess_sts_testing(s)) {
+				s->tls_up = true; /* (logged once) */
+				log_info(s->job != NULL ? s->job->msg->env.id
+							: "-",
+					 "mta-sts testing relay=%s would "
+					 "fail=\"no TLS\"",
+					 s->relay);
+			}
 			if (s->job == NULL && !s->stopping)
 				s->job = queue_take_job(s->d);
 			if (s->job == NULL || s->move_on || s->stopping)
@@ -750,7 +849,22 @@ qsess_verified(const struct qsess *s, SSL *ssl)
 					  NULL) >= 0 && usage == 2
 			   ? "dane-ta"
 			   : "dane-ee";
+	if (qsess_sts_enforce(s))
+		return "mta-sts";
 	return s->is_relay || s->policy == TLS_POLICY_VERIFY ? "ca" : "no";
+}
+
+/* MTA-STS testing: what enforce would have said of this certificate. */
+static void
+qsess_sts_check(const struct qsess *s, SSL *ssl)
+{
+	long v;
+
+	if (!qsess_sts_testing(s) || (v = SSL_get_verify_result(ssl)) == X509_V_OK)
+		return;
+	log_info(s->job != NULL ? s->job->msg->env.id : "-",
+		 "mta-sts testing relay=%s would fail=\"certificate: %s\"",
+		 s->relay, X509_verify_cert_error_string(v));
 }
 
 static void
@@ -768,6 +882,8 @@ qsess_event_cb(struct bufferevent *bev, short what, void *arg)
 				 "tls relay=%s tls=%s cipher=%s verified=%s",
 				 s->relay, SSL_get_version(ssl),
 				 SSL_get_cipher_name(ssl), qsess_verified(s, ssl));
+			s->tls_up = true;
+			qsess_sts_check(s, ssl);
 			client_tls_done(s->c, true, NULL);
 		} else {
 			qsess_new_client(s);
@@ -869,6 +985,8 @@ qsess_free_all(struct queue *q)
 		q->sessions_list = s->next;
 		qsess_drop_conn(s);
 		dns_cancel(&s->dns);
+		mtasts_cancel(&s->sts_wait);
+		free(s->sts);
 		free(s->job); /* its recipients were not tried: next start */
 		free(s);
 	}
