@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <fcntl.h>
+#include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,22 +156,40 @@ mtasts_is_text_plain(const char *ct)
 	       ct[10] == '\t';
 }
 
+/* Why the connection failed: OpenSSL's reason (a certificate that does
+   not verify, ...) when there is one. */
+static const char *
+mtasts_conn_error(struct mtasts_entry *e, const char *fallback, char *buf,
+		  size_t size)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(e->evcon);
+	unsigned long err = bev != NULL ? bufferevent_get_openssl_error(bev) : 0;
+	int n;
+
+	if (err == 0)
+		return fallback;
+	n = snprintf(buf, size, "TLS: ");
+	ERR_error_string_n(err, buf + n, size - (size_t)n);
+	return buf;
+}
+
 static void
 mtasts_http_cb(struct evhttp_request *req, void *arg)
 {
 	struct mtasts_entry *e = arg;
 	struct evbuffer *in;
 	const char *err = NULL;
-	char why[100];
+	char why[300];
 	size_t len;
 	char *body;
 	int code;
 
-	if (req == NULL) { /* failed: the error callback said why */
-		mtasts_fail(e, "connection or TLS failed");
+	code = req != NULL ? evhttp_request_get_response_code(req) : 0;
+	if (code == 0) { /* no response: the error callback said why */
+		mtasts_fail(e, mtasts_conn_error(e, "connection failed", why,
+						 sizeof(why)));
 		return;
 	}
-	code = evhttp_request_get_response_code(req);
 	if (code != HTTP_OK) { /* RFC 8461 3.3: no redirects either */
 		snprintf(why, sizeof(why), "HTTP status %d", code);
 		mtasts_fail(e, why);
@@ -201,13 +220,22 @@ static void
 mtasts_http_error_cb(enum evhttp_request_error error, void *arg)
 {
 	struct mtasts_entry *e = arg;
+	char why[300];
 
-	snprintf(e->error, sizeof(e->error), "%s",
-		 error == EVREQ_HTTP_TIMEOUT	     ? "timeout"
-		 : error == EVREQ_HTTP_DATA_TOO_LONG ? "policy over 64 KiB"
-		 : error == EVREQ_HTTP_EOF	     ? "connection closed"
-		 : error == EVREQ_HTTP_INVALID_HEADER ? "malformed response"
-		 : "connection or TLS failed");
+	if (e->error[0] != '\0')
+		return;
+	if (error == EVREQ_HTTP_TIMEOUT)
+		snprintf(e->error, sizeof(e->error), "timeout");
+	else if (error == EVREQ_HTTP_DATA_TOO_LONG)
+		snprintf(e->error, sizeof(e->error), "policy over 64 KiB");
+	else if (error == EVREQ_HTTP_INVALID_HEADER)
+		snprintf(e->error, sizeof(e->error), "malformed response");
+	else
+		snprintf(e->error, sizeof(e->error), "%s",
+			 mtasts_conn_error(e, error == EVREQ_HTTP_EOF
+						  ? "connection closed"
+						  : "connection failed",
+					   why, sizeof(why)));
 }
 
 /* Connect to `addr` and ask for the policy. */
