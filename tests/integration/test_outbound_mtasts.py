@@ -21,13 +21,14 @@ import pytest
 
 from conftest import ALICE, ALICE_PW
 from helpers import list_dir, wait_for
-from outbound_fixtures import DnsServer
+from outbound_fixtures import DnsServer, Sink
 from test_outbound_dane import spki_sha256
 
 WAIT = 30.0
 RCV_ADDR = "127.0.0.14"
 HTTPS_ADDR = "127.0.0.16"
 HTTPS2_ADDR = "127.0.0.17"  # stopped by the cache tests
+SINK_ADDR = "127.0.0.15"  # smtp-sink: no STARTTLS
 
 GOOD = "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.example\r\n" \
        "max_age: 86400\r\n"
@@ -66,6 +67,11 @@ DOMAINS = {
                      "version: STSv1\nmode: enforce\n"
                      "mx: mxalias.sts.example\nmax_age: 86400\n"
                      + "x-pad: %s\n" % ("p" * 100) * 700, {})),
+    # The MX (smtp-sink on 127.0.0.15) offers no STARTTLS.
+    "notls.example": ("p1", HTTPS_ADDR, "mx.notls.example",
+                      (200, "text/plain",
+                       "version: STSv1\nmode: enforce\n"
+                       "mx: mx.notls.example\nmax_age: 86400\n", {})),
     # The policy server's certificate does not name mta-sts.DOMAIN: no
     # policy (taken, the enforce policy would defer the mail).
     "wrongcert.example": ("x1", HTTPS_ADDR, "mxalias.sts.example",
@@ -166,6 +172,8 @@ def zones_for(rcv_cert):
         recs = ["@ IN MX 10 %s." % mx,
                 "_mta-sts IN TXT \"v=STSv1; id=%s;\"" % txt_id,
                 "mta-sts IN A " + https]
+        if d == "notls.example":
+            recs += ["mx IN A " + SINK_ADDR]
         if d == "danests.example":
             recs += ["mx IN A " + RCV_ADDR,
                      "_25._tcp.mx IN TLSA 3 1 1 " + spki_sha256(rcv_cert)]
@@ -266,6 +274,23 @@ def test_enforce_bad_certificate_deferred_never_plain(world, make_server):
     assert "status=sent" not in srv.log()
     assert "badcert.example" not in world["rcv"].log()[start:]
     assert not delivered(world, "badcert.example")
+
+
+def test_enforce_without_starttls_deferred_never_plain(world,
+                                                      make_server):
+    sink = Sink(SINK_ADDR)
+    try:
+        srv = sender(world, make_server)
+        submit(srv, "bob@notls.example")
+        assert wait_for(lambda: lines(srv, "status=deferred"), WAIT), \
+            srv.log()[-3000:]
+        line = lines(srv, "status=deferred")[0]
+        assert "relay=mx.notls.example[127.0.0.15]:25" in line, line
+        assert "dsn=4.7.4" in line, line
+        assert "status=sent" not in srv.log()
+        assert not sink.messages()
+    finally:
+        sink.stop()
 
 
 def test_testing_mode_delivers_and_logs(world, make_server):
