@@ -141,8 +141,12 @@ mtasts_cache_store(struct mtasts_entry *e, const char *body, size_t len)
 static void
 mtasts_fail(struct mtasts_entry *e, const char *why)
 {
-	if (e->error[0] == '\0')
-		snprintf(e->error, sizeof(e->error), "%s", why);
+	if (e->error[0] == '\0') { /* the first reason stands (cut) */
+		size_t n = strnlen(why, sizeof(e->error) - 1);
+
+		memcpy(e->error, why, n);
+		e->error[n] = '\0';
+	}
 	event_active(e->done_ev, EV_TIMEOUT, 0);
 }
 
@@ -290,13 +294,11 @@ static void
 mtasts_addr_cb(void *arg, const struct dns_route *rt)
 {
 	struct mtasts_entry *e = arg;
-	char why[400];
 
 	e->dns = NULL;
 	if (rt->status != DNS_OK || rt->n_hosts == 0 ||
 	    rt->hosts[0].n_addrs == 0) {
-		snprintf(why, sizeof(why), "%s", rt->text);
-		mtasts_fail(e, why[0] != '\0' ? why : "no address");
+		mtasts_fail(e, rt->text[0] != '\0' ? rt->text : "no address");
 		return;
 	}
 	if (mtasts_http_start(e, &rt->hosts[0].addrs[0]) < 0)
