@@ -58,11 +58,7 @@ struct qsess {
 	bool dane;
 	size_t n_tlsa;
 	struct dns_tlsa tlsa[DNS_TLSA_MAX];
-	/* MTA-STS (RFC 8461): the destination's policy (enforce or
-	   testing), NULL without one. */
-	struct mtasts_wait *sts_wait;
-	struct mtasts_policy *sts;
-	char sts_id[MTASTS_ID_MAX + 1];
+	struct qsts sts;	/* MTA-STS (RFC 8461) of the destination */
 	bool tls_up;		/* this connection is encrypted */
 	struct dns_host cur_host; /* the server being tried */
 	struct dns_addr cur_addr;
@@ -92,15 +88,19 @@ static bool qsess_sts_skip(struct qsess *s);
 static bool
 qsess_sts_enforce(const struct qsess *s)
 {
-	return s->sts != NULL && s->sts->mode == MTASTS_MODE_ENFORCE &&
-	       !s->dane;
+	return qsts_is(&s->sts, MTASTS_MODE_ENFORCE) && !s->dane;
 }
 
 static bool
 qsess_sts_testing(const struct qsess *s)
 {
-	return s->sts != NULL && s->sts->mode == MTASTS_MODE_TESTING &&
-	       !s->dane;
+	return qsts_is(&s->sts, MTASTS_MODE_TESTING) && !s->dane;
+}
+
+static const char *
+qsess_id(const struct qsess *s)
+{
+	return s->job != NULL ? s->job->msg->env.id : "-";
 }
 
 /* --- ending ---------------------------------------------------------- */
@@ -152,8 +152,7 @@ qsess_end(struct qsess *s)
 
 	qsess_drop_conn(s);
 	dns_cancel(&s->dns);
-	mtasts_cancel(&s->sts_wait);
-	free(s->sts);
+	qsts_clear(&s->sts);
 	if (s->job != NULL && !s->any_tx && s->tried > 0)
 		s->d->window = 1; /* no server took anything: throttle */
 	qsess_fail_job(s, s->job);
@@ -192,13 +191,7 @@ qsess_sts_cb(void *arg, const struct mtasts_result *r)
 {
 	struct qsess *s = arg;
 
-	s->sts_wait = NULL;
-	if (r->policy != NULL && r->policy->mode != MTASTS_MODE_NONE) {
-		if ((s->sts = malloc(sizeof(*s->sts))) == NULL)
-			abort(); /* out of memory */
-		*s->sts = *r->policy;
-		snprintf(s->sts_id, sizeof(s->sts_id), "%s", r->id);
-	}
+	qsts_set(&s->sts, r);
 	qsess_next_server(s);
 }
 
@@ -213,12 +206,9 @@ qsess_route_cb(void *arg, const struct dns_route *rt)
 		return;
 	}
 	s->route = *rt;
-	/* RFC 8461: the destination's MTA-STS policy, unless a transport,
-	   the relay host or a tls-policy line decides. */
-	if (s->q->sts != NULL && s->cr == NULL &&
-	    !config_has_tls_policy(s->q->cfg, s->d->domain)) {
+	if (qsts_wanted(s->q, s->cr, s->d->domain)) { /* RFC 8461 */
 		mtasts_lookup(s->q->sts, s->d->domain, qsess_sts_cb, s,
-			      &s->sts_wait);
+			      &s->sts.wait);
 		return;
 	}
 	qsess_next_server(s);
@@ -551,33 +541,18 @@ qsess_tlsa_cb(void *arg, const struct dns_tlsa_answer *a)
 		qsess_end(s);
 }
 
-/*
- * RFC 8461 4.1: with a policy in enforce mode, an MX host that matches
- * none of its patterns is not used (the next one is tried); in testing
- * mode it is used, and logged.
- */
+/* MTA-STS: an MX host that the policy does not list is skipped. */
 static bool
 qsess_sts_skip(struct qsess *s)
 {
-	const char *id = s->job != NULL ? s->job->msg->env.id : "-";
 	char text[CLIENT_TEXT_MAX];
 
-	if (s->sts == NULL || s->dane ||
-	    mtasts_mx_match(s->sts, s->cur_host.name))
+	if (s->dane || qsts_host_ok(&s->sts, s->d->domain, s->cur_host.name,
+				    qsess_id(s), text, sizeof(text)))
 		return false;
-	snprintf(text, sizeof(text), "MTA-STS policy of %s (%s, id %s) does "
-		 "not list MX host %s", s->d->domain,
-		 mtasts_mode_name(s->sts->mode), s->sts_id, s->cur_host.name);
-	if (s->sts->mode == MTASTS_MODE_TESTING) {
-		log_info(id, "mta-sts testing host=%s would fail=\"%s\"",
-			 s->cur_host.name, text);
-		return false;
-	}
 	snprintf(s->relay, sizeof(s->relay), "%s[-]:%u", s->cur_host.name,
 		 s->port);
 	qsess_set_last(s, CLIENT_TEMP, "4.7.5", text, false, NULL);
-	log_info(id, "mta-sts host=%s skipped reason=\"%s\"",
-		 s->cur_host.name, text);
 	qsess_next_server(s);
 	return true;
 }
@@ -768,13 +743,10 @@ qsess_act(struct qsess *s)
 				return;
 			break;
 		case CLIENT_EV_READY:
-			if (!s->tls_up && qsess_sts_testing(s)) {
-				s->tls_up = true; /* (logged once) */
-				log_info(s->job != NULL ? s->job->msg->env.id
-							: "-",
-					 "mta-sts testing relay=%s would "
-					 "fail=\"no TLS\"",
-					 s->relay);
+			if (!s->tls_up && !s->dane) {
+				s->tls_up = true; /* (noted once) */
+				qsts_tls_note(&s->sts, qsess_id(s), s->relay,
+					      NULL);
 			}
 			if (s->job == NULL && !s->stopping)
 				s->job = queue_take_job(s->d);
@@ -854,19 +826,6 @@ qsess_verified(const struct qsess *s, SSL *ssl)
 	return s->is_relay || s->policy == TLS_POLICY_VERIFY ? "ca" : "no";
 }
 
-/* MTA-STS testing: what enforce would have said of this certificate. */
-static void
-qsess_sts_check(const struct qsess *s, SSL *ssl)
-{
-	long v;
-
-	if (!qsess_sts_testing(s) || (v = SSL_get_verify_result(ssl)) == X509_V_OK)
-		return;
-	log_info(s->job != NULL ? s->job->msg->env.id : "-",
-		 "mta-sts testing relay=%s would fail=\"certificate: %s\"",
-		 s->relay, X509_verify_cert_error_string(v));
-}
-
 static void
 qsess_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -883,7 +842,9 @@ qsess_event_cb(struct bufferevent *bev, short what, void *arg)
 				 s->relay, SSL_get_version(ssl),
 				 SSL_get_cipher_name(ssl), qsess_verified(s, ssl));
 			s->tls_up = true;
-			qsess_sts_check(s, ssl);
+			if (!s->dane)
+				qsts_tls_note(&s->sts, qsess_id(s), s->relay,
+					      ssl);
 			client_tls_done(s->c, true, NULL);
 		} else {
 			qsess_new_client(s);
@@ -985,8 +946,7 @@ qsess_free_all(struct queue *q)
 		q->sessions_list = s->next;
 		qsess_drop_conn(s);
 		dns_cancel(&s->dns);
-		mtasts_cancel(&s->sts_wait);
-		free(s->sts);
+		qsts_clear(&s->sts);
 		free(s->job); /* its recipients were not tried: next start */
 		free(s);
 	}
