@@ -517,6 +517,7 @@ mtasts_lookup(struct mtasts *m, const char *domain, mtasts_cb *cb, void *arg,
 			break;
 	if (e != NULL) { /* under way: one TXT query, one fetch */
 		mtasts_wait_link(e, w);
+		log_info("-", "mta-sts domain=%s lookup=shared", domain);
 		return;
 	}
 	n = snprintf(txt, sizeof(txt), "_mta-sts.%s", domain);

@@ -91,6 +91,9 @@ DOMAINS = {
                          (200, "text/plain", GOOD, {})),
     "keep.example": ("new3", HTTPS2_ADDR, "mx.sts.example",
                      (200, "text/plain", GOOD, {})),
+    # Its policy server holds the answer until the test releases it.
+    "shared.example": ("s1", HTTPS_ADDR, "mx.sts.example",
+                       (200, "text/plain", GOOD, {})),
     # Signed, with a TLSA record of the receiver: DANE wins over a policy
     # that lists no MX host of the domain.
     "danests.example": ("d1", HTTPS_ADDR, "mx.danests.example",
@@ -106,12 +109,15 @@ class PolicyServer:
 
     def __init__(self, addr, cert, key, answers):
         self.requests = []
+        self.hold = {}  # host -> threading.Event the answer waits for
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 host = self.headers.get("Host", "")
                 outer.requests.append((host, self.path))
+                if host in outer.hold:
+                    outer.hold[host].wait(25)
                 a = answers.get(host)
                 if a is None or self.path != "/.well-known/mta-sts.txt":
                     self.send_error(404)
@@ -291,6 +297,40 @@ def test_enforce_without_starttls_deferred_never_plain(world,
         assert not sink.messages()
     finally:
         sink.stop()
+
+
+def test_one_fetch_for_concurrent_sessions(world, make_server):
+    """Three messages to one domain while its policy is being fetched:
+    one TXT lookup and one fetch serve the three sessions. Meanwhile
+    mail to another domain goes (no head-of-line blocking)."""
+    https = world["https"]
+    host = "mta-sts.shared.example"
+    https.hold[host] = threading.Event()
+    try:
+        srv = sender(world, make_server)
+        submit(srv, "bob@shared.example")
+        assert wait_for(lambda: host in https.hosts(), WAIT), \
+            srv.log()[-3000:]
+        submit(srv, "bob@shared.example")
+        submit(srv, "bob@shared.example")
+        assert wait_for(lambda: len(lines(
+            srv, "mta-sts domain=shared.example lookup=shared")) == 2,
+            WAIT), srv.log()[-3000:]
+        assert not delivered(world, "shared.example")
+        n = len(delivered(world, "enforce.example"))
+        submit(srv, "bob@enforce.example")
+        assert wait_for(lambda: len(delivered(world, "enforce.example"))
+                        > n, WAIT), srv.log()[-3000:]
+        assert not delivered(world, "shared.example")
+    finally:
+        https.hold[host].set()
+    assert wait_for(lambda: len(delivered(world, "shared.example")) == 3,
+                    WAIT), srv.log()[-3000:]
+    assert wait_for(lambda: len(lines(srv, "status=sent")) == 4, 10)
+    assert https.hosts().count(host) == 1
+    assert len(lines(srv, "domain=shared.example id=s1 mode=enforce")) == 1
+    tls = lines(srv, "tls relay=")
+    assert len(tls) == 4 and all("verified=mta-sts" in l for l in tls), tls
 
 
 def test_testing_mode_delivers_and_logs(world, make_server):
