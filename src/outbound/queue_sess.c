@@ -59,7 +59,7 @@ struct qsess {
 	size_t n_tlsa;
 	struct dns_tlsa tlsa[DNS_TLSA_MAX];
 	struct qsts sts;	/* MTA-STS (RFC 8461) of the destination */
-	bool tls_up;		/* this connection is encrypted */
+	bool tls_noted;	/* this connection's TLS, or its lack, noted */
 	struct dns_host cur_host; /* the server being tried */
 	struct dns_addr cur_addr;
 	struct bufferevent *bev;
@@ -406,7 +406,7 @@ qsess_connect(struct qsess *s, const struct dns_host *h,
 		len = sizeof(*in6);
 	}
 	inet_ntop(a->family, a->addr, text, sizeof(text));
-	s->tls_up = false;
+	s->tls_noted = false;
 	snprintf(s->host_name, sizeof(s->host_name), "%s", h->name);
 	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%u", h->name, text,
 		 s->port);
@@ -743,8 +743,8 @@ qsess_act(struct qsess *s)
 				return;
 			break;
 		case CLIENT_EV_READY:
-			if (!s->tls_up && !s->dane) {
-				s->tls_up = true; /* (noted once) */
+			if (!s->tls_noted && !s->dane) {
+				s->tls_noted = true; /* (noted once) */
 				qsts_tls_note(&s->sts, qsess_id(s), s->relay,
 					      NULL);
 			}
@@ -841,7 +841,7 @@ qsess_event_cb(struct bufferevent *bev, short what, void *arg)
 				 "tls relay=%s tls=%s cipher=%s verified=%s",
 				 s->relay, SSL_get_version(ssl),
 				 SSL_get_cipher_name(ssl), qsess_verified(s, ssl));
-			s->tls_up = true;
+			s->tls_noted = true;
 			if (!s->dane)
 				qsts_tls_note(&s->sts, qsess_id(s), s->relay,
 					      ssl);
