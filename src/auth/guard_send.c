@@ -3,8 +3,15 @@
  * (docs/sendlimit.md): answers SEND_REQ and SEND_UNDO from workers with
  * the pure module sendlimit.c, writes the log lines, and serves the
  * control commands LIMITS, RELEASE, TOP and ALARMS (guard_control.c
- * hands them over). Wall-clock time: the buckets are clock hours and UTC
- * days, and they are kept across restarts.
+ * hands them over), and keeps it all in the guard's store (gstore.h):
+ * GSTORE_SEND holds each account's record (sendlimit_export) under its
+ * lower-cased name, and the recipients' hashing key under a name no
+ * account has ("\0key"); GSTORE_RCPTS holds each remembered recipient,
+ * its 16-octet hash -> a version octet (1) and the UTC day, big-endian
+ * (4 octets). Every change goes into the store's open batch at once; the
+ * guard commits it within a second (guard_state.c). Wall-clock time: the
+ * buckets are clock hours and UTC days, and they are kept across
+ * restarts.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +21,8 @@
 #include <event2/buffer.h>
 #include <sodium.h>
 
+#include "auth/alarm.h"
+#include "auth/gstore.h"
 #include "auth/guard_int.h"
 #include "auth/sendlimit.h"
 #include "auth/users.h"
@@ -21,6 +30,10 @@
 
 #define SID GUARD_SID
 #define GS_ALARMS_MAX 1000
+#define GS_KEY_NAME "\0key" /* the hashing key's record */
+#define GS_KEY_NAME_LEN 4
+#define GS_SEEN_REC_LEN 5
+#define GS_EXPIRE_EVERY 3600
 
 _Static_assert((int)SENDLIMIT_OK == (int)GUARD_SEND_OK &&
 		   (int)SENDLIMIT_OK_HOLD == (int)GUARD_SEND_HOLD &&
@@ -40,6 +53,8 @@ static struct {
 	const struct users *users;
 	const struct config *cfg;
 	enum sendlimit_action action;
+	struct gstore *st;
+	time_t expired; /* when recipients were last expired */
 } S;
 
 static void
@@ -56,19 +71,147 @@ gs_config_of(const struct config *cfg, struct sendlimit_config *c)
 							     : SENDLIMIT_HOLD;
 }
 
+/* --- the store --------------------------------------------------------- */
+
+/* The account's record into the store's open batch. */
+static void
+gs_store(const char *account)
+{
+	unsigned char rec[SENDLIMIT_REC_LEN];
+	char low[GUARD_USER_MAX + 1];
+	size_t n = 0;
+
+	if (S.st == NULL || sendlimit_export(S.sl, account, rec) < 0)
+		return;
+	for (; account[n] != '\0' && n < GUARD_USER_MAX; n++)
+		low[n] = account[n] >= 'A' && account[n] <= 'Z'
+			     ? (char)(account[n] + 32)
+			     : account[n];
+	if (gstore_put(S.st, GSTORE_SEND, low, n, rec, sizeof(rec)) < 0)
+		log_error(SID, "send-state-write-failed");
+}
+
+static void
+gs_store_seen(const struct sendlimit_verdict *v)
+{
+	unsigned char rec[GS_SEEN_REC_LEN] = {1, (unsigned char)(v->seen_day >> 24),
+					      (unsigned char)(v->seen_day >> 16),
+					      (unsigned char)(v->seen_day >> 8),
+					      (unsigned char)v->seen_day};
+
+	if (S.st != NULL && v->seen_changed &&
+	    gstore_put(S.st, GSTORE_RCPTS, v->seen_key, SENDLIMIT_SEEN_LEN,
+		       rec, sizeof(rec)) < 0)
+		log_error(SID, "send-state-write-failed");
+}
+
+static void
+gs_seen_gone(const unsigned char *key, void *arg)
+{
+	(void)arg;
+	if (S.st != NULL)
+		gstore_del(S.st, GSTORE_RCPTS, key, SENDLIMIT_SEEN_LEN);
+}
+
+/* Recipients not sent to for a year are forgotten, once an hour. */
+static void
+gs_expire(time_t now)
+{
+	if (now - S.expired < GS_EXPIRE_EVERY)
+		return;
+	S.expired = now;
+	sendlimit_seen_expire(S.sl, now, gs_seen_gone, NULL);
+}
+
+struct gs_load {
+	size_t accounts, rcpts, bad;
+};
+
+/* One record of GSTORE_SEND; a bad one is deleted (and counted). */
+static int
+gs_load_account(const void *k, size_t kl, const void *v, size_t vl,
+		void *arg)
+{
+	struct gs_load *l = arg;
+	char name[GUARD_USER_MAX + 1];
+
+	if (kl >= 1 && ((const char *)k)[0] == '\0')
+		return 0; /* the key's record */
+	if (kl == 0 || kl > GUARD_USER_MAX || memchr(k, '\0', kl) != NULL) {
+		l->bad++;
+		gstore_del(S.st, GSTORE_SEND, k, kl);
+		return 0;
+	}
+	memcpy(name, k, kl);
+	name[kl] = '\0';
+	if (sendlimit_import(S.sl, name, v, vl) == 0) {
+		l->accounts++;
+		return 0;
+	}
+	l->bad++;
+	gstore_del(S.st, GSTORE_SEND, k, kl);
+	return 0;
+}
+
+static int
+gs_load_seen(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+	struct gs_load *l = arg;
+	const unsigned char *r = v;
+
+	if (kl != SENDLIMIT_SEEN_LEN || vl != GS_SEEN_REC_LEN || r[0] != 1 ||
+	    sendlimit_seen_import(S.sl, k,
+				  (uint32_t)r[1] << 24 | (uint32_t)r[2] << 16 |
+				      (uint32_t)r[3] << 8 | r[4]) < 0) {
+		l->bad++;
+		gstore_del(S.st, GSTORE_RCPTS, k, kl);
+		return 0;
+	}
+	l->rcpts++;
+	return 0;
+}
+
+/* The recipients' hashing key: the stored one, or a new one stored. */
+static void
+gs_key(unsigned char key[SENDLIMIT_KEY_LEN])
+{
+	size_t len = SENDLIMIT_KEY_LEN;
+
+	if (S.st != NULL && gstore_get(S.st, GSTORE_SEND, GS_KEY_NAME,
+				       GS_KEY_NAME_LEN, key, &len) == 1 &&
+	    len == SENDLIMIT_KEY_LEN)
+		return;
+	randombytes_buf(key, SENDLIMIT_KEY_LEN);
+	if (S.st != NULL)
+		gstore_put(S.st, GSTORE_SEND, GS_KEY_NAME, GS_KEY_NAME_LEN, key,
+			   SENDLIMIT_KEY_LEN);
+}
+
 int
-guard_send_init(const struct config *cfg)
+guard_send_init(const struct config *cfg, struct gstore *st)
 {
 	struct sendlimit_config c;
 	unsigned char key[SENDLIMIT_KEY_LEN];
+	struct gs_load l = {0, 0, 0};
 
 	gs_config_of(cfg, &c);
 	S.cfg = cfg;
-	randombytes_buf(key, sizeof(key));
+	S.st = st;
+	gs_key(key);
 	S.sl = sendlimit_new(&c, key);
 	S.action = c.action;
 	sodium_memzero(key, sizeof(key));
-	return S.sl != NULL ? 0 : -1;
+	if (S.sl == NULL)
+		return -1;
+	if (st == NULL)
+		return 0;
+	if (gstore_each(st, GSTORE_SEND, gs_load_account, &l) < 0 ||
+	    gstore_each(st, GSTORE_RCPTS, gs_load_seen, &l) < 0)
+		log_error(SID, "send-state-read-failed");
+	log_info(SID, "send-state-loaded accounts=%zu recipients=%zu bad=%zu",
+		 l.accounts, l.rcpts, l.bad);
+	gs_expire(time(NULL));
+	return 0;
 }
 
 void
@@ -87,12 +230,6 @@ void
 guard_send_set_users(const struct users *users)
 {
 	S.users = users;
-}
-
-uint64_t
-guard_send_alarms_raised(void)
-{
-	return S.sl != NULL ? sendlimit_alarms_raised(S.sl) : 0;
 }
 
 /* The account's limits: its users-file values, else the configuration's. */
@@ -160,13 +297,22 @@ guard_send_request(const struct guard_msg *m, struct guard_msg *r)
 	r->alarm = v.alarm_raised ? 1 : 0;
 	r->count = v.count;
 	r->baseline = gs_hundredths(v.baseline_micro);
-	if (v.alarm_raised)
+	if (v.alarm_raised) {
+		alarm_note(ALARM_SEND_BURST); /* the count, for metrics */
 		gs_log_alarm(m->user, &v);
+	}
 	if (v.result != SENDLIMIT_OK && v.result != SENDLIMIT_OK_HOLD)
 		log_notice(SID, "send-refused account=%s limit=%s count=%u",
 			   log_escape(acct, sizeof(acct), m->user,
 				      strlen(m->user), 128),
 			   gs_limit_names[v.result], v.count);
+	/* Refused recipients change nothing but the windows' position. */
+	if (v.result == SENDLIMIT_OK || v.result == SENDLIMIT_OK_HOLD ||
+	    v.alarm_raised) {
+		gs_store(m->user);
+		gs_store_seen(&v);
+	}
+	gs_expire(time(NULL));
 }
 
 void
@@ -175,6 +321,7 @@ guard_send_undo(const struct guard_msg *m)
 	if (S.sl == NULL)
 		return;
 	sendlimit_undo(S.sl, m->user, m->count, time(NULL));
+	gs_store(m->user);
 }
 
 /* --- control commands ------------------------------------------------- */
@@ -247,6 +394,7 @@ gs_release_cmd(const char *account, struct evbuffer *out)
 				    esc);
 		return;
 	}
+	gs_store(account);
 	log_notice(SID, "alarm-released kind=send-burst account=%s", esc);
 	evbuffer_add_printf(out, "OK released %s\n", esc);
 }

@@ -155,6 +155,8 @@ struct config {
 	unsigned auth_failure_window;	/* seconds */
 	unsigned auth_lock_time;	/* first lock, seconds; doubles */
 	unsigned auth_lock_max;		/* longest lock, seconds */
+	unsigned login_networks_hour;	/* alarm past this many; 0: none */
+	char *guard_state;		/* the guard's state directory */
 	struct config_network *auth_allow; /* never locked out */
 	size_t n_auth_allow;
 	unsigned auth_cache_ttl;	/* seconds; 0: no cache */

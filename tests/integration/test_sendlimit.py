@@ -309,3 +309,29 @@ def test_burst_log_only(make_server, sink):
     assert " held" not in srv.cli("queue", "list").stdout
     assert wait_for(lambda: len(postmaster_notices(srv)) == 1, WAIT)
     assert "Action: log" in postmaster_notices(srv)[0]
+
+
+# --- across restarts (the guard's store, docs/guard-state.md) -----------
+
+
+def test_restart_keeps_counts_and_alarm(make_server):
+    srv = make_server(submission=True, send_limit_hour="60",
+                      burst_action="refuse")
+    assert send(srv, (ALICE, ALICE_PW), remote(2)) == {}
+    got = rcpts_codes(srv, (BOB, BOB_PW), remote(51))
+    assert [c for c, _ in got] == [250] * 50 + [451], got  # alarm
+    srv.stop()
+    srv.proc = None
+    srv.start()
+    assert srv.wait_log(lambda t: "send-state-loaded accounts=2 " in t)
+    p = srv.cli("user", "limits", ALICE)
+    assert re.search(r"recipients-hour +2 of 60\n", p.stdout), p.stdout
+    p = srv.cli("user", "limits", BOB)
+    assert re.search(r"alarm +send-burst since \S+ count=51 ", p.stdout), \
+        p.stdout
+    # bob is still refused, alice's count goes on from 2 (and her two
+    # recipients are known: not new).
+    assert rcpts_codes(srv, (BOB, BOB_PW), remote(1))[0][0] == 451
+    got = rcpts_codes(srv, (ALICE, ALICE_PW), remote(1) + remote(58, 10))
+    assert [c for c, _ in got] == [250] * 48 + [451] * 11, \
+        [c for c, _ in got]
