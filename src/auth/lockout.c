@@ -160,11 +160,8 @@ remove_entry(struct lockout *lo, struct lo_entry *e, bool is_final)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
 	lru_unlink(lo, e);
-	if (e->is_dirty) {
-		for (pp = &lo->dirty; *pp != e; pp = &(*pp)->dnext)
-			;
-		*pp = e->dnext;
-	}
+	if (e->is_dirty)
+		lockout_entry_clean(lo, e);
 	if (e->is_stored && !is_final &&
 	    (g = malloc(sizeof(*g) + e->key_len)) != NULL) {
 		g->key_len = e->key_len;
@@ -206,8 +203,26 @@ lockout_entry_dirty(struct lockout *lo, struct lo_entry *e)
 	if (e->is_dirty)
 		return;
 	e->is_dirty = true;
+	e->dprev = NULL;
 	e->dnext = lo->dirty;
+	if (lo->dirty != NULL)
+		lo->dirty->dprev = e;
 	lo->dirty = e;
+}
+
+void
+lockout_entry_clean(struct lockout *lo, struct lo_entry *e)
+{
+	if (!e->is_dirty)
+		return;
+	if (e->dprev != NULL)
+		e->dprev->dnext = e->dnext;
+	else
+		lo->dirty = e->dnext;
+	if (e->dnext != NULL)
+		e->dnext->dprev = e->dprev;
+	e->dnext = e->dprev = NULL;
+	e->is_dirty = false;
 }
 
 struct lo_entry *

@@ -21,7 +21,7 @@ struct lo_fail {
 struct lo_entry {
 	struct lo_entry *hnext;
 	struct lo_entry *newer, *older; /* LRU */
-	struct lo_entry *dnext;		/* the dirty list */
+	struct lo_entry *dnext, *dprev; /* the dirty list */
 	uint64_t hash;
 	time_t last;
 	bool has_locked;
@@ -70,6 +70,7 @@ struct lo_key {
 struct lo_entry *lockout_entry_get(struct lockout *lo, const struct lo_key *k,
 				   time_t now);
 void lockout_entry_dirty(struct lockout *lo, struct lo_entry *e);
+void lockout_entry_clean(struct lockout *lo, struct lo_entry *e);
 unsigned lockout_prefix_of(int family, enum lockout_kind kind);
 
 /* lockout_key.c */

@@ -24,6 +24,7 @@
 #define KN_REC_VERSION 1
 #define KN_NET_BYTES 8
 #define KN_REC_ENTRY (1 + KN_NET_BYTES + 8)
+#define KN_SPAN ((int64_t)1 << 32) /* a stored time this far off: damage */
 
 struct kn_net {
 	unsigned char fam; /* 4 or 6 */
@@ -462,9 +463,14 @@ lockout_known_import(struct lockout_known *kn, const void *key, size_t klen,
 	    r[0] != KN_REC_VERSION || (n = r[1]) > LOCKOUT_KNOWN_NETS ||
 	    rlen != 2 + n * KN_REC_ENTRY)
 		return -1;
-	for (unsigned i = 0; i < n; i++)
-		if (r[2 + i * KN_REC_ENTRY] != 4 && r[2 + i * KN_REC_ENTRY] != 6)
+	for (unsigned i = 0; i < n; i++) {
+		const unsigned char *p = r + 2 + i * KN_REC_ENTRY;
+		int64_t t = kn_get64(p + 1 + KN_NET_BYTES);
+
+		if ((p[0] != 4 && p[0] != 6) || t < (int64_t)wall_now - KN_SPAN ||
+		    t > (int64_t)wall_now + KN_SPAN)
 			return -1;
+	}
 	if ((a = kn_get(kn, key, klen, now)) == NULL)
 		return -1;
 	a->n_known = 0;

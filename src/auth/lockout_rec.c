@@ -27,6 +27,7 @@
 #define REC_HEAD 26
 #define REC_MAX (REC_HEAD + 4 * LOCKOUT_THRESHOLD_MAX)
 #define REC_LEVEL_MAX 64
+#define REC_TIME_SPAN ((int64_t)1 << 32) /* about 136 years */
 
 static void
 rec_put32(unsigned char *p, uint32_t v)
@@ -55,6 +56,20 @@ static int64_t
 rec_get64(const unsigned char *p)
 {
 	return (int64_t)((uint64_t)rec_get32(p) << 32 | rec_get32(p + 4));
+}
+
+/* A stored wall-clock time, in the caller's clock; -1 when it is more
+   than REC_TIME_SPAN away from now (damage: no arithmetic overflows). */
+static int
+rec_time(const unsigned char *p, time_t now, time_t wall_now, time_t *t_r)
+{
+	int64_t v = rec_get64(p);
+
+	if (v < (int64_t)wall_now - REC_TIME_SPAN ||
+	    v > (int64_t)wall_now + REC_TIME_SPAN)
+		return -1;
+	*t_r = (time_t)(v - (int64_t)wall_now) + now;
+	return 0;
 }
 
 /* Worth a record: a lock (or its relapse memory), or failures. */
@@ -110,8 +125,7 @@ lockout_export(struct lockout *lo, time_t now, time_t wall_now,
 		struct lo_entry *e = lo->dirty;
 		bool worth = rec_worth(lo, e, now);
 
-		lo->dirty = e->dnext;
-		e->is_dirty = false;
+		lockout_entry_clean(lo, e);
 		if (!worth && !e->is_stored)
 			continue;
 		if (worth && e->n_fails <= LOCKOUT_THRESHOLD_MAX)
@@ -158,12 +172,11 @@ rec_key_ok(const unsigned char *k, size_t len)
 	return memcmp(a, k + 2, len - 2) == 0;
 }
 
+/* `base` and `until` in the caller's clock (rec_time). */
 static int
 rec_decode(struct lo_entry *e, const unsigned char *r, unsigned n,
-	   time_t now, time_t wall_now)
+	   time_t now, time_t base, time_t until)
 {
-	time_t base = (time_t)(rec_get64(r + 18) - wall_now) + now;
-
 	if (n > e->cap_fails) {
 		struct lo_fail *f = realloc(e->fails, n * sizeof(*f));
 
@@ -174,7 +187,7 @@ rec_decode(struct lo_entry *e, const unsigned char *r, unsigned n,
 	}
 	e->has_locked = (r[1] & 1) != 0;
 	e->level = r[2];
-	e->locked_until = (time_t)(rec_get64(r + 4) - wall_now) + now;
+	e->locked_until = until;
 	e->lock_failures = rec_get32(r + 12);
 	e->n_fails = n;
 	for (unsigned i = 0; i < n; i++) {
@@ -193,6 +206,7 @@ rec_import_key(struct lockout *lo, const unsigned char *k, size_t klen,
 {
 	struct lo_entry *e;
 	struct lo_key key;
+	time_t base, until;
 	unsigned n;
 
 	if (!rec_key_ok(k, klen) || rlen < REC_HEAD || r[0] != REC_VERSION ||
@@ -200,12 +214,14 @@ rec_import_key(struct lockout *lo, const unsigned char *k, size_t klen,
 		return -1;
 	n = (unsigned)r[16] << 8 | r[17];
 	if (n > LOCKOUT_THRESHOLD_MAX || rlen != REC_HEAD + 4 * (size_t)n ||
-	    rec_get32(r + 12) > LOCKOUT_THRESHOLD_MAX)
+	    rec_get32(r + 12) > LOCKOUT_THRESHOLD_MAX ||
+	    rec_time(r + 18, now, wall_now, &base) < 0 ||
+	    rec_time(r + 4, now, wall_now, &until) < 0)
 		return -1;
 	memcpy(key.b, k, klen);
 	key.len = klen;
 	if ((e = lockout_entry_get(lo, &key, now)) == NULL ||
-	    rec_decode(e, r, n, now, wall_now) < 0)
+	    rec_decode(e, r, n, now, base, until) < 0)
 		return -1;
 	e->is_stored = true;
 	return 0;
