@@ -194,6 +194,7 @@ struct config {
 	enum relay_tls relay_tls;
 	char *outbound_tls_ca;		     /* NULL: the system's CAs */
 	bool outbound_delivery;		     /* no: keep remote mail queued */
+	bool mta_sts;			     /* MTA-STS (RFC 8461) */
 	struct config_tls_policy *tls_policies;
 	size_t n_tls_policies;
 };
@@ -240,6 +241,8 @@ void config_write_reference(FILE *out);
 const char *config_role_name(enum listen_role role);
 
 /* The tls-policy of `domain` (lower case): TLS_POLICY_MAY when none. */
+/* Is there a tls-policy line for `domain`? */
+bool config_has_tls_policy(const struct config *cfg, const char *domain);
 enum tls_policy config_find_tls_policy(const struct config *cfg,
 				       const char *domain);
 

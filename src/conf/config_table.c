@@ -394,9 +394,14 @@ const struct config_directive config_directives[] = {
      .max_args = 1,
      .parse = config_parse_path,
      .field = FIELD(outbound_tls_ca),
-     .doc = "CA certificates (PEM) that verify the relay-host's and "
-	    "tls-policy verify hosts' certificates, relative to this "
-	    "file's directory (none: the system's)"},
+     .doc = "CA certificates (PEM) that verify the relay-host's, "
+	    "tls-policy verify hosts', MTA-STS hosts' and MTA-STS policy "
+	    "servers' certificates, relative to this file's directory "
+	    "(none: the system's)"},
+    ROW_BOOL("mta-sts", mta_sts, "yes",
+	     "MTA-STS (RFC 8461): fetch and apply the policies of recipient "
+	     "domains (over HTTPS, verified with outbound-tls-ca or the "
+	     "system's CAs)"),
     {.name = "tls-policy",
      .args = "DOMAIN POLICY",
      .min_args = 2,
