@@ -569,6 +569,14 @@ dstate_add(struct dstate *ds, const struct dstate_rec *r)
 	}
 	memcpy(ds->pend + ds->pend_len, line, (size_t)n);
 	ds->pend_len += (size_t)n;
+	/* A large batch (100,000 deferrals in one turn) is made durable a
+	   block at a time rather than held in memory; a failure keeps the
+	   records pending, and the caller's dstate_sync() reports it. */
+	if (ds->pend_len >= DSTATE_BLOCK && ds->fd >= 0) {
+		const char *ignored;
+
+		(void)dstate_sync(ds, &ignored);
+	}
 	return 0;
 }
 
