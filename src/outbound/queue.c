@@ -707,6 +707,10 @@ queue_main(const struct config *cfg, int wake_fd)
 		_exit(2);
 	}
 	queue_events(&q);
+	if (queue_sandbox(&q) < 0) {
+		queue_close(&q);
+		_exit(2); /* never deliver unconfined */
+	}
 	log_info("-", "queue started");
 	event_base_dispatch(q.base);
 	queue_close(&q);

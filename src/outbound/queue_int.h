@@ -140,6 +140,9 @@ void queue_session_ended(struct queue *q, struct qsess *s);
 /* queue.c */
 void queue_kick(struct queue *q);
 
+/* queue_sandbox.c: confine the process (docs/security.md); 0 or -1. */
+int queue_sandbox(struct queue *q);
+
 /* queue_ctl.c */
 int queue_ctl_open(struct queue *q);
 void queue_ctl_close(struct queue *q);
