@@ -126,6 +126,39 @@ def make_users(sub):
     sub.users = [c.split()[0] for c in creds]
 
 
+def proc_cpu(pid):
+    """utime + stime of one process, in seconds (0 when it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def queue_pid(srv):
+    """postern's queue process: the one that holds queue/state open."""
+    state = os.path.join(srv.spool, "queue", "state")
+    for p in srv.pids():
+        try:
+            for fd in os.listdir("/proc/%d/fd" % p):
+                if os.readlink("/proc/%d/fd/%s" % (p, fd)) == state:
+                    return p
+        except OSError:
+            continue
+    return None
+
+
+def tree_cpu(srv):
+    """(CPU s of postern's whole tree, of its queue process); (None, None)
+    for Postfix."""
+    if not hasattr(srv, "pids"):
+        return None, None
+    q = queue_pid(srv)
+    return (sum(proc_cpu(p) for p in srv.pids()),
+            proc_cpu(q) if q else 0.0)
+
+
 def run_cell(srv, sub, sink, sessions, count, cpu_times, busy_pct):
     """`count` messages over `sessions` connections; seconds from the
     client's start until the sink has them all."""
@@ -140,6 +173,7 @@ def run_cell(srv, sub, sink, sessions, count, cpu_times, busy_pct):
            "-n", str(count), "-u", sub.files["load"], "-r", RCPT,
            "-s", "1024", "-L", "127.0.0.1", "-j", jpath, "-d", "300"]
     errf = tempfile.TemporaryFile()
+    tree0, queue0 = tree_cpu(srv)
     cpu0 = cpu_times()
     t0 = time.monotonic()
     client = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=errf,
@@ -165,6 +199,7 @@ def run_cell(srv, sub, sink, sessions, count, cpu_times, busy_pct):
     finally:
         e2e = time.monotonic() - t0
         cpu1 = cpu_times()
+        tree1, queue1 = tree_cpu(srv)
         deadline = time.monotonic() + 10
         while status is None and time.monotonic() < deadline:
             if client.poll() is not None:
@@ -191,6 +226,10 @@ def run_cell(srv, sub, sink, sessions, count, cpu_times, busy_pct):
     cpu = res["cpu_user"] + res["cpu_sys"]
     return {"count": count, "e2e": e2e, "accept": accepted,
             "rate": count / e2e, "extra": n - count,
+            "ms_per_msg": None if tree0 is None else
+            1000.0 * (tree1 - tree0) / count,
+            "queue_ms_per_msg": None if tree0 is None else
+            1000.0 * (queue1 - queue0) / count,
             "client_cpu_pct": 100.0 * cpu / max(res["elapsed"], 1e-6),
             "busy_pct": busy_pct(cpu0, cpu1), "quiet_pct": quiet}
 
@@ -255,10 +294,13 @@ def run_server(srv, sub, sink, cells, repeat, results, failures, env):
                 runs.append(r)
                 log("  %.1f msg/s to the sink (accepted %.2f s, at the "
                     "sink %.2f s), client CPU %.0f%%, machine busy %.0f%%,"
-                    " before %.0f%%" % (
+                    " before %.0f%%%s" % (
                         r["rate"], r["accept"], r["e2e"],
                         r["client_cpu_pct"], r["busy_pct"],
-                        r["quiet_pct"]))
+                        r["quiet_pct"], "" if r["ms_per_msg"] is None
+                        else "; server CPU %.2f ms/msg, queue process "
+                        "%.2f ms/msg" % (r["ms_per_msg"],
+                                         r["queue_ms_per_msg"])))
             results[(srv.name, sessions)] = summarize(runs)
     finally:
         srv.stop()
@@ -299,20 +341,30 @@ def report(w, rel):
       "both cores not idle during the median run, \"before\" in the "
       "half second before (the highest of the runs)." % rel["repeat"])
     w("")
+    w("Server CPU is the user+system time of postern's whole process tree "
+      "(master, workers, guard, queue process) during the median run, per "
+      "message; \"queue\" that of the queue process alone (not measured "
+      "for Postfix).")
+    w("")
     w("| server | sessions | msg/s | slowest | fastest | accepted s | "
-      "at the sink s | client CPU | machine busy | before |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "at the sink s | client CPU | machine busy | before | server CPU "
+      "ms/msg | queue ms/msg |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in names:
         for sessions, _count in rel["cells"]:
             r = res.get((n, sessions))
             if not r:
-                w("| %s | %d | FAILED | | | | | | | |" % (n, sessions))
+                w("| %s | %d | FAILED | | | | | | | | | |" % (n, sessions))
                 continue
             w("| %s | %d | %.1f | %.1f | %.1f | %.2f | %.2f | %.0f%% | "
-              "%.0f%% | %.0f%% |" % (
+              "%.0f%% | %.0f%% | %s | %s |" % (
                   n, sessions, r["rate"], r["min"], r["max"], r["accept"],
                   r["e2e"], r["client_cpu_pct"], r["busy_pct"],
-                  r["quiet_pct"]))
+                  r["quiet_pct"],
+                  "-" if r["ms_per_msg"] is None
+                  else "%.2f" % r["ms_per_msg"],
+                  "-" if r["queue_ms_per_msg"] is None
+                  else "%.2f" % r["queue_ms_per_msg"]))
 
 
 def target(w, rel):
