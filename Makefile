@@ -5,7 +5,8 @@ PKGS := gcc meson ninja-build pkg-config libevent-dev libssl-dev \
 	libsodium-dev libcrypt-dev libcmocka-dev python3 python3-pytest \
 	python3-pytest-timeout swaks libnet-ssleay-perl nmap \
 	clang libclang-rt-14-dev postfix openssl fail2ban libsasl2-modules \
-	libunbound-dev dns-root-data nsd ldnsutils libseccomp-dev
+	libunbound-dev dns-root-data nsd ldnsutils libseccomp-dev \
+	liblmdb-dev
 BENCH_PKGS := dovecot-core
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTHON := /usr/bin/python3

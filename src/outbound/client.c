@@ -22,7 +22,7 @@ client_new(const struct client_params *params)
 	c->p = *params;
 	c->state = CS_GREETING;
 	c->is_tls = params->tls == CLIENT_TLS_IMPLICIT;
-	client_reply_init(&c->parser);
+	peer_reply_init(&c->parser);
 	return c;
 }
 
@@ -124,7 +124,7 @@ client_ehlo_line(struct client_features *f, const char *l, size_t len)
 
 /* The keywords of an EHLO reply: every line after the first. */
 static void
-client_ehlo_parse(struct client_features *f, const struct client_reply *r)
+client_ehlo_parse(struct client_features *f, const struct peer_reply *r)
 {
 	const char *t = r->text, *end = r->text + r->text_len;
 	const char *nl = memchr(t, '\n', r->text_len);
@@ -248,7 +248,7 @@ client_ehlo_done(struct client *c)
 }
 
 static void
-client_greeting_reply(struct client *c, const struct client_reply *r)
+client_greeting_reply(struct client *c, const struct peer_reply *r)
 {
 	if (r->code != 220) {
 		client_fail_reply(c, r, CLIENT_STAGE_GREETING);
@@ -264,7 +264,7 @@ client_greeting_reply(struct client *c, const struct client_reply *r)
  * required.
  */
 static void
-client_ehlo_reply(struct client *c, const struct client_reply *r)
+client_ehlo_reply(struct client *c, const struct peer_reply *r)
 {
 	if (r->code / 100 == 2) {
 		client_ehlo_parse(&c->f, r);
@@ -281,7 +281,7 @@ client_ehlo_reply(struct client *c, const struct client_reply *r)
 }
 
 static void
-client_helo_reply(struct client *c, const struct client_reply *r)
+client_helo_reply(struct client *c, const struct peer_reply *r)
 {
 	if (r->code / 100 != 2) {
 		client_fail_reply(c, r, CLIENT_STAGE_HELO);
@@ -293,7 +293,7 @@ client_helo_reply(struct client *c, const struct client_reply *r)
 
 /* STARTTLS refused: go on in plain text when TLS is only wanted. */
 static void
-client_starttls_reply(struct client *c, const struct client_reply *r)
+client_starttls_reply(struct client *c, const struct peer_reply *r)
 {
 	if (r->code == 220) {
 		c->state = CS_TLS_WAIT;
@@ -307,7 +307,7 @@ client_starttls_reply(struct client *c, const struct client_reply *r)
 }
 
 static void
-client_auth_reply(struct client *c, const struct client_reply *r)
+client_auth_reply(struct client *c, const struct peer_reply *r)
 {
 	if (c->state == CS_AUTH && r->code == 235) {
 		c->has_auth = true;
@@ -328,14 +328,14 @@ client_auth_reply(struct client *c, const struct client_reply *r)
 }
 
 static void
-client_quit_reply(struct client *c, const struct client_reply *r)
+client_quit_reply(struct client *c, const struct peer_reply *r)
 {
 	c->state = CS_CLOSED;
 }
 
 /* A complete reply, in the current state. */
 static void
-client_reply(struct client *c, const struct client_reply *r)
+peer_reply(struct client *c, const struct peer_reply *r)
 {
 	switch (c->state) {
 	case CS_GREETING:
@@ -415,7 +415,7 @@ client_input(struct client *c, const void *buf, size_t len)
 
 	while (len > 0 && c->state != CS_CLOSED) {
 		size_t used;
-		enum client_reply_result r;
+		enum peer_reply_result r;
 
 		if (c->state == CS_TLS_WAIT) {
 			/* Plain text after our STARTTLS's 220 would be taken
@@ -424,19 +424,19 @@ client_input(struct client *c, const void *buf, size_t len)
 					      "data after STARTTLS reply");
 			return;
 		}
-		r = client_reply_feed(&c->parser, p, len, &used);
+		r = peer_reply_feed(&c->parser, p, len, &used);
 		p += used;
 		len -= used;
-		if (r == CLIENT_REPLY_MORE)
+		if (r == PEER_REPLY_MORE)
 			return;
-		if (r == CLIENT_REPLY_ERROR) {
+		if (r == PEER_REPLY_ERROR) {
 			client_protocol_error(
 			    c, client_stage_now(c),
-			    client_reply_error_name(c->parser.error));
+			    peer_reply_error_name(c->parser.error));
 			return;
 		}
-		client_reply(c, &c->parser.reply);
-		client_reply_init(&c->parser);
+		peer_reply(c, &c->parser.reply);
+		peer_reply_init(&c->parser);
 	}
 }
 

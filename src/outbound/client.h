@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "outbound/client_reply.h"
+#include "smtp/peer_reply.h"
 
 #define CLIENT_RCPT_MAX 50   /* recipients per transaction */
 #define CLIENT_TEXT_MAX 512  /* octets of a result's text, NUL included */
@@ -84,7 +84,7 @@ struct client_result {
 	enum client_status status;
 	enum client_stage stage;
 	unsigned code;		     /* the server's reply code; 0: ours */
-	char dsn[CLIENT_REPLY_STATUS_MAX]; /* "5.1.1": the server's or made
+	char dsn[PEER_REPLY_STATUS_MAX]; /* "5.1.1": the server's or made
 					      up from the class */
 	char text[CLIENT_TEXT_MAX];  /* "550 5.1.1 ..." (printable ASCII),
 					or our own reason */

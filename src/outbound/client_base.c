@@ -105,7 +105,7 @@ client_status_of(unsigned code)
 /* The server's reply as a result: its enhanced code, or X.0.0. */
 void
 client_result_from_reply(struct client_result *r,
-			 const struct client_reply *reply,
+			 const struct peer_reply *reply,
 			 enum client_stage stage)
 {
 	r->status = client_status_of(reply->code);
@@ -118,7 +118,7 @@ client_result_from_reply(struct client_result *r,
 		r->dsn[0] = (char)('0' + reply->code / 100);
 		memcpy(r->dsn + 1, ".0.0", sizeof(".0.0"));
 	}
-	client_reply_summary(reply, r->text, sizeof(r->text));
+	peer_reply_summary(reply, r->text, sizeof(r->text));
 }
 
 void
@@ -184,7 +184,7 @@ client_protocol_error(struct client *c, enum client_stage stage,
 /* A reply that ends the session set-up. 421 closes without QUIT (RFC
    5321 3.8); a 2yz or 3yz where it cannot be breaks the protocol. */
 void
-client_fail_reply(struct client *c, const struct client_reply *reply,
+client_fail_reply(struct client *c, const struct peer_reply *reply,
 		  enum client_stage stage)
 {
 	struct client_result r;

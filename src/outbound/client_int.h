@@ -30,7 +30,7 @@ enum client_state {
 struct client {
 	struct client_params p;
 	enum client_state state;
-	struct client_reply_parser parser;
+	struct peer_reply_parser parser;
 	struct client_features f;
 	bool is_tls;
 	bool has_auth;	   /* AUTH answered 235 */
@@ -64,7 +64,7 @@ void client_wipe_output(struct client *c);
 void client_out(struct client *c, const char *s, size_t len);
 void client_outs(struct client *c, const char *s);
 void client_result_from_reply(struct client_result *r,
-			      const struct client_reply *reply,
+			      const struct peer_reply *reply,
 			      enum client_stage stage);
 void client_result_local(struct client_result *r, enum client_status status,
 			 enum client_stage stage, const char *dsn,
@@ -73,14 +73,14 @@ void client_fail(struct client *c, const struct client_result *r,
 		 bool send_quit);
 void client_protocol_error(struct client *c, enum client_stage stage,
 			   const char *what);
-void client_fail_reply(struct client *c, const struct client_reply *reply,
+void client_fail_reply(struct client *c, const struct peer_reply *reply,
 		       enum client_stage stage);
 
 void client_tx_fail_open(struct client *c, const struct client_result *r);
 enum client_stage client_tx_stage(const struct client *c);
 
 /* client_tx.c */
-void client_tx_reply(struct client *c, const struct client_reply *reply);
-void client_rset_reply(struct client *c, const struct client_reply *reply);
+void client_tx_reply(struct client *c, const struct peer_reply *reply);
+void client_rset_reply(struct client *c, const struct peer_reply *reply);
 
 #endif

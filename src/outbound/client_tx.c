@@ -28,7 +28,7 @@ client_tx_finish(struct client *c, bool need_rset)
 
 /* A reply for every recipient not yet answered (2yz too: the dot). */
 static void
-client_tx_reply_open(struct client *c, const struct client_reply *reply,
+client_tx_reply_open(struct client *c, const struct peer_reply *reply,
 		     enum client_stage stage)
 {
 	struct client_result r;
@@ -39,7 +39,7 @@ client_tx_reply_open(struct client *c, const struct client_reply *reply,
 
 /* 421: the server is leaving (RFC 5321 3.8); no QUIT. */
 static void
-client_tx_closing(struct client *c, const struct client_reply *reply,
+client_tx_closing(struct client *c, const struct peer_reply *reply,
 		  enum client_stage stage)
 {
 	struct client_result r;
@@ -104,7 +104,7 @@ client_tx_send_next(struct client *c)
 
 /* A reply class a step cannot get (1yz is not SMTP; 3yz only to DATA). */
 static bool
-client_tx_bad_class(struct client *c, const struct client_reply *reply,
+client_tx_bad_class(struct client *c, const struct peer_reply *reply,
 		    bool is_data)
 {
 	if (reply->code / 100 == 3 && !(is_data && reply->code == 354)) {
@@ -121,7 +121,7 @@ client_tx_bad_class(struct client *c, const struct client_reply *reply,
 }
 
 static void
-client_mail_reply(struct client *c, const struct client_reply *reply)
+client_mail_reply(struct client *c, const struct peer_reply *reply)
 {
 	if (reply->code / 100 == 2) {
 		c->mail_ok = true;
@@ -133,7 +133,7 @@ client_mail_reply(struct client *c, const struct client_reply *reply)
 }
 
 static void
-client_rcpt_reply(struct client *c, size_t i, const struct client_reply *reply)
+client_rcpt_reply(struct client *c, size_t i, const struct peer_reply *reply)
 {
 	struct client_result *r = &c->results[i];
 
@@ -151,7 +151,7 @@ client_rcpt_reply(struct client *c, size_t i, const struct client_reply *reply)
 /* 354 without anything to send (a server that accepts DATA after
    refusing every recipient): a lone "." ends it (RFC 2920 3.1). */
 static void
-client_data_reply(struct client *c, const struct client_reply *reply)
+client_data_reply(struct client *c, const struct peer_reply *reply)
 {
 	if (reply->code == 354) {
 		if (c->mail_ok && c->n_accepted > 0) {
@@ -169,7 +169,7 @@ client_data_reply(struct client *c, const struct client_reply *reply)
 
 /* The reply to the final dot: the outcome of every accepted recipient. */
 static void
-client_dot_reply(struct client *c, const struct client_reply *reply)
+client_dot_reply(struct client *c, const struct peer_reply *reply)
 {
 	if (reply->code / 100 == 3) {
 		client_protocol_error(c, CLIENT_STAGE_DOT,
@@ -186,7 +186,7 @@ client_dot_reply(struct client *c, const struct client_reply *reply)
 }
 
 void
-client_tx_reply(struct client *c, const struct client_reply *reply)
+client_tx_reply(struct client *c, const struct peer_reply *reply)
 {
 	size_t k, n = c->tx->n_rcpts;
 
@@ -213,7 +213,7 @@ client_tx_reply(struct client *c, const struct client_reply *reply)
 }
 
 void
-client_rset_reply(struct client *c, const struct client_reply *reply)
+client_rset_reply(struct client *c, const struct peer_reply *reply)
 {
 	if (reply->code / 100 == 2) {
 		c->need_rset = false;

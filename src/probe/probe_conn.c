@@ -3,7 +3,7 @@
  * socket driven with poll(2), each operation (connect, one reply, one
  * write, a handshake) bounded by the --timeout deadline and every loop by
  * a count. Plain text or TLS (OpenSSL over the same descriptor). Replies
- * are read with the resumable reader of probe_reply.c, so bytes that
+ * are read with the resumable reader of smtp/peer_reply.c, so bytes that
  * arrive early (pipelining) wait in the buffer for the next reply.
  */
 #include "probe/probe_int.h"
@@ -59,7 +59,7 @@ probe_conn_init(struct probe_conn *c, unsigned timeout_s)
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	c->timeout_ms = timeout_s * 1000;
-	probe_reply_reader_init(&c->reader);
+	peer_reply_init(&c->reader);
 }
 
 bool
@@ -292,26 +292,30 @@ probe_conn_sendf(struct probe_conn *c, const char *fmt, ...)
 }
 
 int
-probe_conn_reply(struct probe_conn *c, struct probe_reply *r)
+probe_conn_reply(struct probe_conn *c, struct peer_reply *r)
 {
 	long long deadline = probe_now_ms() + c->timeout_ms;
-	enum probe_reply_status st;
-	const char *why;
+	enum peer_reply_result st;
 	size_t used;
 
 	if (c->fd < 0)
 		return probe_conn_fail(c, "%s", "not connected");
 	for (int spins = 0; spins < PROBE_CONN_SPINS; spins++) {
 		if (c->off < c->len) {
-			st = probe_reply_feed(&c->reader, c->buf + c->off,
-					      c->len - c->off, &used, r, &why);
+			st = peer_reply_feed(&c->reader,
+					     (const char *)c->buf + c->off,
+					     c->len - c->off, &used);
 			c->off += used;
-			if (st == PROBE_REPLY_DONE) {
+			if (st == PEER_REPLY_DONE) {
+				*r = c->reader.reply;
+				peer_reply_init(&c->reader);
 				c->errors += r->code >= 400;
 				return 0;
 			}
-			if (st == PROBE_REPLY_ERROR)
-				return probe_conn_fail(c, "bad reply: %s", why);
+			if (st == PEER_REPLY_ERROR)
+				return probe_conn_fail(
+				    c, "bad reply: %s",
+				    peer_reply_error_text(c->reader.error));
 		}
 		if (c->eof)
 			return probe_conn_fail(
@@ -350,7 +354,7 @@ probe_conn_need(struct probe_conn *c, size_t n)
 }
 
 int
-probe_conn_reply_within(struct probe_conn *c, struct probe_reply *r,
+probe_conn_reply_within(struct probe_conn *c, struct peer_reply *r,
 			unsigned ms)
 {
 	unsigned saved = c->timeout_ms;
@@ -363,7 +367,7 @@ probe_conn_reply_within(struct probe_conn *c, struct probe_reply *r,
 }
 
 int
-probe_conn_cmd(struct probe_conn *c, struct probe_reply *r, const char *fmt,
+probe_conn_cmd(struct probe_conn *c, struct peer_reply *r, const char *fmt,
 	       ...)
 {
 	char line[1024];
@@ -388,7 +392,7 @@ probe_conn_tls(struct probe_conn *c, SSL_CTX *ctx, const char *sni)
 	if (c->fd < 0)
 		return probe_conn_fail(c, "%s", "not connected");
 	c->off = c->len = 0;
-	probe_reply_reader_init(&c->reader);
+	peer_reply_init(&c->reader);
 	ERR_clear_error();
 	c->ssl = SSL_new(ctx);
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||

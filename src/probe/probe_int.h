@@ -18,7 +18,7 @@
 #include <openssl/ssl.h>
 
 #include "lib/log.h"
-#include "probe/probe_reply.h"
+#include "smtp/peer_reply.h"
 
 #define PROBE_PORTS_MAX 16
 #define PROBE_TIMEOUT_DEFAULT 10 /* seconds per operation */
@@ -189,7 +189,7 @@ struct probe_conn {
 	bool eof;
 	bool peer_closed; /* the handshake met a close, not an alert */
 	unsigned errors;  /* 4xx and 5xx replies read on it */
-	struct probe_reply_reader reader;
+	struct peer_reply_parser reader;
 	char error[256]; /* why the last operation failed */
 };
 
@@ -207,16 +207,16 @@ int probe_conn_send(struct probe_conn *c, const void *data, size_t len);
 int probe_conn_sendf(struct probe_conn *c, const char *fmt, ...)
     LOG_PRINTF(2, 3);
 /* Read one reply. 0, or -1 on a timeout, EOF, I/O or syntax error. */
-int probe_conn_reply(struct probe_conn *c, struct probe_reply *r);
+int probe_conn_reply(struct probe_conn *c, struct peer_reply *r);
 /* Have at least n unread octets in c->buf (from c->off), reading as
    needed within the timeout: for raw TLS records. 0 or -1. */
 int probe_conn_need(struct probe_conn *c, size_t n);
 /* Read one reply if it comes within ms (at most the timeout): TLS
    records that are not data (session tickets) do not count. */
-int probe_conn_reply_within(struct probe_conn *c, struct probe_reply *r,
+int probe_conn_reply_within(struct probe_conn *c, struct peer_reply *r,
 			    unsigned ms);
 /* Send a command and read its reply. */
-int probe_conn_cmd(struct probe_conn *c, struct probe_reply *r, const char *fmt,
+int probe_conn_cmd(struct probe_conn *c, struct peer_reply *r, const char *fmt,
 		   ...) LOG_PRINTF(3, 4);
 /* TLS handshake on the connection (buffered plain text is dropped).
    `sni` may be NULL. 0, or -1 with the OpenSSL reason in c->error. */
@@ -227,7 +227,7 @@ int probe_conn_tls(struct probe_conn *c, SSL_CTX *ctx, const char *sni);
 struct probe_session {
 	struct probe_conn c;
 	bool is_tls;
-	struct probe_reply ehlo; /* the last EHLO reply */
+	struct peer_reply ehlo; /* the last EHLO reply */
 };
 
 /* What the probe learned about one port. */
@@ -239,9 +239,9 @@ struct probe_port_state {
 	const struct sockaddr *addr;
 	socklen_t addr_len;
 	char srvname[256]; /* the greeting's domain, or our target */
-	struct probe_reply greeting;
-	struct probe_reply ehlo_plain; /* before TLS (or the only one) */
-	struct probe_reply ehlo_tls;   /* after TLS */
+	struct peer_reply greeting;
+	struct peer_reply ehlo_plain; /* before TLS (or the only one) */
+	struct peer_reply ehlo_tls;   /* after TLS */
 	bool has_ehlo_tls;
 	bool tls_legacy; /* TLS works only with the legacy context */
 	bool tls_works;
@@ -307,7 +307,7 @@ void probe_starttls_check(struct probe_port_state *ps);
 int probe_banner_scan(const char *text, size_t len, struct probe_buf *b);
 /* Does an EHLO reply list this keyword (case-insensitive)? The value
    after it (", "PLAIN LOGIN") goes to *args_r when asked. */
-bool probe_ehlo_has(const struct probe_reply *ehlo, const char *kw,
+bool probe_ehlo_has(const struct peer_reply *ehlo, const char *kw,
 		    const char **args_r, size_t *args_len_r);
 
 /* ---- relay (probe_relay.c) ------------------------------------------ */

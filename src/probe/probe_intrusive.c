@@ -75,7 +75,7 @@ probe_smuggle_one(struct probe_port_state *ps, size_t v, bool tls, char *why,
 {
 	struct probe_session t = {0};
 	struct probe_buf msg = {0};
-	struct probe_reply r;
+	struct peer_reply r;
 	int n = 0;
 
 	r.code = 0;
@@ -191,7 +191,7 @@ probe_auth_port(struct probe_port_state *states, size_t n)
 /* AUTH PLAIN with a random wrong password (RFC 4616). */
 static int
 probe_wrong_password(struct probe_port_state *ps, struct probe_session *s,
-		     struct probe_reply *r)
+		     struct peer_reply *r)
 {
 	const char *user = ps->pr->o->user;
 	unsigned char raw[600], rnd[18], b64[820];
@@ -224,7 +224,7 @@ probe_lockout(struct probe_port_state *ps)
 {
 	const char *user = ps->pr->o->user;
 	struct probe_session s = {0};
-	struct probe_reply r;
+	struct peer_reply r;
 	unsigned sent = 0, refused = 0, sessions = 0;
 
 	probe_conn_init(&s.c, ps->pr->o->timeout);
@@ -261,10 +261,10 @@ probe_lockout(struct probe_port_state *ps)
 			probe_set(ps->out, PC_LOCKOUT, PROBE_PASS,
 				  "locked after %u wrong passwords for %s "
 				  "(535): %d %s",
-				  refused, user, r.code, r.enhanced);
+				  refused, user, r.code, r.status);
 		else
 			probe_set(ps->out, PC_LOCKOUT, PROBE_SKIP,
-				  "AUTH PLAIN refused (%d)", r.code);
+				  "AUTH PLAIN refused (%u)", r.code);
 		probe_session_end(&s);
 		return;
 	}
@@ -288,7 +288,7 @@ probe_conn_limit(struct probe_port_state *ps)
 {
 	struct probe_conn *c = calloc(PROBE_CONN_LIMIT_MAX, sizeof(*c));
 	bool implicit = ps->out->role == PROBE_ROLE_IMPLICIT_TLS;
-	struct probe_reply r;
+	struct peer_reply r;
 	int held = 0;
 	const char *why = NULL;
 	char text[300] = "";
@@ -312,7 +312,7 @@ probe_conn_limit(struct probe_port_state *ps)
 		}
 		if (r.code != 220) {
 			(void)snprintf(text, sizeof(text), "greeting %d %s",
-				       r.code, r.enhanced);
+				       r.code, r.status);
 			why = text;
 			break;
 		}

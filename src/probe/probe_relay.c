@@ -218,7 +218,7 @@ static int
 probe_relay_one(struct probe_port_state *ps, struct probe_session *s,
 		const struct probe_relay_form *f, struct probe_relay_run *run)
 {
-	struct probe_reply r;
+	struct peer_reply r;
 
 	if (probe_conn_cmd(&s->c, &r, "RSET") < 0 || r.code == 421)
 		return 0;
@@ -252,8 +252,8 @@ probe_relay_one(struct probe_port_state *ps, struct probe_session *s,
 	}
 	return 1;
 auth:
-	(void)snprintf(run->auth_text, sizeof(run->auth_text), "%d %s", r.code,
-		       r.enhanced);
+	(void)snprintf(run->auth_text, sizeof(run->auth_text), "%u %s", r.code,
+		       r.status);
 	return -1;
 }
 
@@ -345,7 +345,7 @@ probe_relay_check(struct probe_port_state *ps, struct probe_session *s)
 		probe_relay_verdict(ps->out, &run, n);
 	probe_buf_free(&run.acc);
 	if (probe_conn_is_open(&s->c)) {
-		struct probe_reply r;
+		struct peer_reply r;
 
 		if (probe_conn_cmd(&s->c, &r, "RSET") < 0)
 			probe_conn_close(&s->c);

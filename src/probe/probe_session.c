@@ -64,7 +64,7 @@ enum probe_greet_stage {
  */
 static int
 probe_connect_greet(struct probe_port_state *ps, struct probe_conn *c,
-		    bool tls_first, SSL_CTX *ctx, struct probe_reply *greet_r,
+		    bool tls_first, SSL_CTX *ctx, struct peer_reply *greet_r,
 		    enum probe_greet_stage *stage_r)
 {
 	struct probe *pr = ps->pr;
@@ -123,7 +123,7 @@ probe_connect_ready(struct probe_port_state *ps, struct probe_conn *c,
 		    bool tls_first, SSL_CTX *ctx)
 {
 	enum probe_greet_stage stage;
-	struct probe_reply greet;
+	struct peer_reply greet;
 
 	if (probe_connect_greet(ps, c, tls_first, ctx, &greet, &stage) == 0)
 		return 0;
@@ -134,7 +134,7 @@ probe_connect_ready(struct probe_port_state *ps, struct probe_conn *c,
 /* EHLO, or HELO when EHLO is refused (RFC 5321 4.1.4: then no
    extensions). 0 or -1. */
 static int
-probe_hello(struct probe *pr, struct probe_conn *c, struct probe_reply *r)
+probe_hello(struct probe *pr, struct probe_conn *c, struct peer_reply *r)
 {
 	pr->sent.ehlo++;
 	if (probe_conn_cmd(c, r, "EHLO %s", pr->helo) < 0)
@@ -156,15 +156,15 @@ probe_hello(struct probe *pr, struct probe_conn *c, struct probe_reply *r)
 /* STARTTLS on an open plain session, the handshake, EHLO again. */
 static int
 probe_starttls(struct probe_port_state *ps, struct probe_conn *c,
-	       struct probe_reply *ehlo_r)
+	       struct peer_reply *ehlo_r)
 {
-	struct probe_reply r;
+	struct peer_reply r;
 
 	if (probe_conn_cmd(c, &r, "STARTTLS") < 0)
 		return -1;
 	if (r.code != 220) {
 		(void)snprintf(c->error, sizeof(c->error),
-			       "STARTTLS refused: %d", r.code);
+			       "STARTTLS refused: %u", r.code);
 		return -1;
 	}
 	ps->pr->sent.handshakes++;
@@ -203,7 +203,7 @@ probe_session_get(struct probe_port_state *ps, struct probe_session *s,
 void
 probe_session_end(struct probe_session *s)
 {
-	struct probe_reply r;
+	struct peer_reply r;
 
 	if (probe_conn_is_open(&s->c) && !s->c.eof &&
 	    probe_conn_sendf(&s->c, "QUIT") == 0)
@@ -214,7 +214,7 @@ probe_session_end(struct probe_session *s)
 int
 probe_session_tls_ready(struct probe_port_state *ps, struct probe_conn *c)
 {
-	struct probe_reply r;
+	struct peer_reply r;
 
 	if (ps->out->role == PROBE_ROLE_IMPLICIT_TLS) {
 		probe_conn_init(c, ps->pr->o->timeout);
@@ -232,7 +232,7 @@ probe_session_tls_ready(struct probe_port_state *ps, struct probe_conn *c)
 	if (r.code != 220) {
 		probe_conn_close(c);
 		(void)snprintf(c->error, sizeof(c->error),
-			       "STARTTLS refused: %d", r.code);
+			       "STARTTLS refused: %u", r.code);
 		return -1;
 	}
 	return 0;
@@ -371,14 +371,14 @@ probe_smtp_detect(struct probe_port_state *ps, struct probe_session *s)
 }
 
 bool
-probe_ehlo_has(const struct probe_reply *ehlo, const char *kw,
+probe_ehlo_has(const struct peer_reply *ehlo, const char *kw,
 	       const char **args_r, size_t *args_len_r)
 {
 	size_t kwlen = strlen(kw);
 	const char *line;
 	size_t len;
 
-	for (size_t i = 1; probe_reply_line(ehlo, i, &line, &len); i++) {
+	for (size_t i = 1; peer_reply_line(ehlo, i, &line, &len); i++) {
 		size_t n = 0;
 
 		while (n < len && line[n] != ' ' && line[n] != '=')

@@ -121,7 +121,7 @@ probe_banner_scan(const char *text, size_t len, struct probe_buf *b)
    server's name) is skipped when `skip_name`, and a leading RFC 3463
    code on each line is. Found words go to b after `where`. */
 static int
-probe_banner_reply(const struct probe_reply *r, bool skip_name,
+probe_banner_reply(const struct peer_reply *r, bool skip_name,
 		   const char *where, struct probe_buf *b)
 {
 	struct probe_buf found = {0};
@@ -129,7 +129,7 @@ probe_banner_reply(const struct probe_reply *r, bool skip_name,
 	size_t len;
 	int worst = 0, k;
 
-	for (size_t i = 0; probe_reply_line(r, i, &line, &len); i++) {
+	for (size_t i = 0; peer_reply_line(r, i, &line, &len); i++) {
 		size_t skip = 0;
 
 		if ((i == 0 && skip_name) ||
@@ -153,10 +153,10 @@ probe_banner_reply(const struct probe_reply *r, bool skip_name,
 static void
 probe_banner_check(struct probe_port_state *ps, struct probe_session *s)
 {
-	const struct probe_reply *ehlo =
+	const struct peer_reply *ehlo =
 	    s->is_tls ? &ps->ehlo_tls : &ps->ehlo_plain;
 	struct probe_buf b = {0};
-	struct probe_reply help;
+	struct peer_reply help;
 	int worst, k;
 
 	worst = probe_banner_reply(&ps->greeting, true, "greeting", &b);
@@ -204,7 +204,7 @@ probe_mech_is_clear(const char *m, size_t n)
 /* The AUTH mechanisms an EHLO reply lists, as text; count of clear ones
    in *clear_r. false when AUTH is not listed. */
 static bool
-probe_auth_mechs(const struct probe_reply *ehlo, struct probe_buf *b,
+probe_auth_mechs(const struct peer_reply *ehlo, struct probe_buf *b,
 		 unsigned *clear_r)
 {
 	const char *args;
@@ -242,7 +242,7 @@ probe_auth_try(struct probe_port_state *ps, struct probe_session *s,
 	       int codes[2])
 {
 	static const char *const mechs[2] = {"PLAIN", "LOGIN"};
-	struct probe_reply r;
+	struct peer_reply r;
 
 	for (int i = 0; i < 2; i++) {
 		codes[i] = 0;
@@ -380,7 +380,7 @@ static int
 probe_user_ask(struct probe_port_state *ps, struct probe_session *s, bool tls,
 	       const char *verb, const char *name)
 {
-	struct probe_reply r;
+	struct peer_reply r;
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (probe_session_get(ps, s, tls) < 0)
@@ -502,9 +502,9 @@ probe_pipelining_check(struct probe_port_state *ps, struct probe_session *s)
 {
 	static const char group[] = "RSET\r\nMAIL FROM:<>\r\nRCPT TO:<>\r\n"
 				    "RSET\r\nNOOP\r\n";
-	const struct probe_reply *ehlo =
+	const struct peer_reply *ehlo =
 	    s->is_tls ? &ps->ehlo_tls : &ps->ehlo_plain;
-	struct probe_reply r;
+	struct peer_reply r;
 	int codes[5] = {0};
 	size_t got = 0;
 
@@ -565,7 +565,7 @@ probe_starttls_injection(struct probe_port_state *ps, struct probe_buf *b)
 {
 	static const char inject[] = "STARTTLS\r\nNOOP\r\n";
 	struct probe_session t = {0};
-	struct probe_reply r;
+	struct peer_reply r;
 	int rc = 0;
 
 	probe_conn_init(&t.c, ps->pr->o->timeout);

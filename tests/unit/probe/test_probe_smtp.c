@@ -65,7 +65,7 @@ test_banner(void **state)
 
 /* An EHLO reply as the reader makes it. */
 static void
-ehlo(struct probe_reply *r, const char *text, size_t lines)
+ehlo(struct peer_reply *r, const char *text, size_t lines)
 {
 	memset(r, 0, sizeof(*r));
 	r->code = 250;
@@ -77,7 +77,7 @@ ehlo(struct probe_reply *r, const char *text, size_t lines)
 static void
 test_ehlo_has(void **state)
 {
-	struct probe_reply r;
+	struct peer_reply r;
 	const char *args;
 	size_t len;
 

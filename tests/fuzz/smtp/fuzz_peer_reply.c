@@ -1,6 +1,6 @@
 /*
- * fuzz_reply.c - libFuzzer harness for the SMTP client's reply parser
- * (src/outbound/client_reply.c): what a hostile server sends us.
+ * fuzz_peer_reply.c - libFuzzer harness for the reply parser of every
+ * client (src/smtp/peer_reply.c): what a hostile server sends us.
  *
  * Input: byte 0 picks a split offset, the rest is what the server sends
  * (any number of pipelined replies). Oracles, besides the sanitizers:
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "outbound/client_reply.h"
+#include "smtp/peer_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,7 +35,7 @@ struct outcome {
 	unsigned codes[MAX_REPLIES];
 	size_t text_lens[MAX_REPLIES];
 	uint32_t text_hash[MAX_REPLIES];
-	enum client_reply_error error;
+	enum peer_reply_error error;
 };
 
 static uint32_t
@@ -49,14 +49,14 @@ hash(const char *s, size_t len)
 }
 
 static void
-check_reply(const struct client_reply *r)
+check_reply(const struct peer_reply *r)
 {
 	char sum[600];
 	size_t n;
 
 	CHECK(r->code >= 200 && r->code <= 559);
-	CHECK(r->n_lines >= 1 && r->n_lines <= CLIENT_REPLY_LINES_MAX);
-	CHECK(r->text_len <= CLIENT_REPLY_TEXT_MAX);
+	CHECK(r->n_lines >= 1 && r->n_lines <= PEER_REPLY_LINES_MAX);
+	CHECK(r->text_len <= PEER_REPLY_TEXT_MAX);
 	CHECK(strlen(r->text) == r->text_len);
 	if (r->status[0] != '\0') {
 		size_t len = strlen(r->status);
@@ -65,7 +65,7 @@ check_reply(const struct client_reply *r)
 		CHECK(r->status[0] == (char)('0' + r->code / 100));
 		CHECK(strncmp(r->text, r->status, len) == 0);
 	}
-	n = client_reply_summary(r, sum, sizeof(sum));
+	n = peer_reply_summary(r, sum, sizeof(sum));
 	CHECK(n < sizeof(sum) && strlen(sum) == n && n >= 3);
 	for (size_t i = 0; i < n; i++)
 		CHECK(sum[i] >= 0x20 && sum[i] < 0x7f);
@@ -77,29 +77,29 @@ static void
 run(const uint8_t *data, size_t size, size_t cut, size_t step,
     struct outcome *o)
 {
-	struct client_reply_parser *p = malloc(sizeof(*p));
+	struct peer_reply_parser *p = malloc(sizeof(*p));
 	size_t off = 0;
 
 	CHECK(p != NULL);
 	memset(o, 0, sizeof(*o));
-	client_reply_init(p);
+	peer_reply_init(p);
 	while (off < size) {
 		size_t end = step ? off + step : (off < cut ? cut : size);
 		size_t used;
-		enum client_reply_result r;
+		enum peer_reply_result r;
 
 		if (end > size)
 			end = size;
-		r = client_reply_feed(p, (const char *)data + off, end - off,
+		r = peer_reply_feed(p, (const char *)data + off, end - off,
 				      &used);
 		CHECK(used <= end - off);
 		off += used;
-		if (r == CLIENT_REPLY_ERROR) {
+		if (r == PEER_REPLY_ERROR) {
 			o->error = p->error;
-			CHECK(o->error != CLIENT_REPLY_OK);
+			CHECK(o->error != PEER_REPLY_OK);
 			break;
 		}
-		if (r == CLIENT_REPLY_MORE) {
+		if (r == PEER_REPLY_MORE) {
 			CHECK(off == end);
 			continue;
 		}
@@ -111,7 +111,7 @@ run(const uint8_t *data, size_t size, size_t cut, size_t step,
 			    hash(p->reply.text, p->reply.text_len);
 		}
 		o->n++;
-		client_reply_init(p);
+		peer_reply_init(p);
 	}
 	free(p);
 }

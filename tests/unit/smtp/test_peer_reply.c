@@ -1,6 +1,6 @@
 /*
- * test_client_reply.c - the SMTP client's reply parser
- * (src/outbound/client_reply.c).
+ * test_peer_reply.c - the reply parser of postern's clients, the queue
+ * process and the probe (src/smtp/peer_reply.c).
  *
  * Every case runs whole, byte by byte, and split in two at every offset
  * (each piece in an exactly-sized heap buffer, so ASan sees a read past
@@ -8,6 +8,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,26 +17,26 @@
 
 #include <cmocka.h>
 
-#include "outbound/client_reply.h"
+#include "smtp/peer_reply.h"
 
 #define N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 
 struct reply_case {
 	const char *in;
-	enum client_reply_result result;
+	enum peer_reply_result result;
 	unsigned code;
 	const char *status;
 	const char *text;
 	unsigned n_lines;
-	enum client_reply_error error;
+	enum peer_reply_error error;
 	size_t used; /* 0: all of `in` */
 };
 
 /* A complete reply, an incomplete one, an error. */
 #define DONE(in, code, st, text, lines)                                        \
-	{in, CLIENT_REPLY_DONE, code, st, text, lines, CLIENT_REPLY_OK, 0}
-#define MORE(in) {in, CLIENT_REPLY_MORE, 0, "", "", 0, CLIENT_REPLY_OK, 0}
-#define ERR(in, e) {in, CLIENT_REPLY_ERROR, 0, NULL, NULL, 0, e, 0}
+	{in, PEER_REPLY_DONE, code, st, text, lines, PEER_REPLY_OK, 0}
+#define MORE(in) {in, PEER_REPLY_MORE, 0, "", "", 0, PEER_REPLY_OK, 0}
+#define ERR(in, e) {in, PEER_REPLY_ERROR, 0, NULL, NULL, 0, e, 0}
 
 static const struct reply_case cases[] = {
     DONE("250 2.0.0 Ok\r\n", 250, "2.0.0", "2.0.0 Ok", 1),
@@ -64,25 +65,25 @@ static const struct reply_case cases[] = {
     DONE("550-first\r\n550 5.1.1 second\r\n", 550, "",
 	 "first\n5.1.1 second", 2),
     /* Pipelined replies: one is taken, the rest stays. */
-    {"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n", CLIENT_REPLY_DONE, 250, "2.1.0",
-     "2.1.0 Ok", 1, CLIENT_REPLY_OK, 14},
+    {"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n", PEER_REPLY_DONE, 250, "2.1.0",
+     "2.1.0 Ok", 1, PEER_REPLY_OK, 14},
     /* Incomplete. */
     MORE("250-a\r\n250 b"),
     MORE(""),
     MORE("25"),
     /* Errors. */
-    ERR("250-a\r\n251 b\r\n", CLIENT_REPLY_CODE_MISMATCH),
-    ERR("25\r\n", CLIENT_REPLY_SYNTAX),
-    ERR("\r\n", CLIENT_REPLY_SYNTAX),
-    ERR("150 x\r\n", CLIENT_REPLY_SYNTAX),
-    ERR("650 x\r\n", CLIENT_REPLY_SYNTAX),
-    ERR("260 x\r\n", CLIENT_REPLY_SYNTAX),
-    ERR("25x x\r\n", CLIENT_REPLY_SYNTAX),
-    ERR("250x\r\n", CLIENT_REPLY_SYNTAX),
-    ERR("250\tx\r\n", CLIENT_REPLY_SYNTAX),
-    ERR(" 250 x\r\n", CLIENT_REPLY_SYNTAX),
-    ERR("HTTP/1.1 400\r\n", CLIENT_REPLY_SYNTAX),
-    ERR("250-ok\r\nxyz\r\n", CLIENT_REPLY_SYNTAX),
+    ERR("250-a\r\n251 b\r\n", PEER_REPLY_CODE_MISMATCH),
+    ERR("25\r\n", PEER_REPLY_SYNTAX),
+    ERR("\r\n", PEER_REPLY_SYNTAX),
+    ERR("150 x\r\n", PEER_REPLY_SYNTAX),
+    ERR("650 x\r\n", PEER_REPLY_SYNTAX),
+    ERR("260 x\r\n", PEER_REPLY_SYNTAX),
+    ERR("25x x\r\n", PEER_REPLY_SYNTAX),
+    ERR("250x\r\n", PEER_REPLY_SYNTAX),
+    ERR("250\tx\r\n", PEER_REPLY_SYNTAX),
+    ERR(" 250 x\r\n", PEER_REPLY_SYNTAX),
+    ERR("HTTP/1.1 400\r\n", PEER_REPLY_SYNTAX),
+    ERR("250-ok\r\nxyz\r\n", PEER_REPLY_SYNTAX),
 };
 
 /* An exactly-sized heap copy: nothing readable after the last octet. */
@@ -97,11 +98,11 @@ dup_exact(const char *s, size_t len)
 }
 
 /* Feed `in` in pieces ending at the offsets cuts[]; stop at a result. */
-static enum client_reply_result
-feed_pieces(struct client_reply_parser *p, const char *in, size_t len,
+static enum peer_reply_result
+feed_pieces(struct peer_reply_parser *p, const char *in, size_t len,
 	    const size_t *cuts, size_t n_cuts, size_t *used_r)
 {
-	enum client_reply_result r = CLIENT_REPLY_MORE;
+	enum peer_reply_result r = PEER_REPLY_MORE;
 	size_t from = 0;
 
 	*used_r = 0;
@@ -109,11 +110,11 @@ feed_pieces(struct client_reply_parser *p, const char *in, size_t len,
 		size_t to = k < n_cuts ? cuts[k] : len, used;
 		char *piece = dup_exact(in + from, to - from);
 
-		r = client_reply_feed(p, piece, to - from, &used);
+		r = peer_reply_feed(p, piece, to - from, &used);
 		free(piece);
 		assert_true(used <= to - from);
 		*used_r += used;
-		if (r != CLIENT_REPLY_MORE)
+		if (r != PEER_REPLY_MORE)
 			return r;
 		assert_int_equal(used, to - from);
 		from = to;
@@ -124,23 +125,23 @@ feed_pieces(struct client_reply_parser *p, const char *in, size_t len,
 static void
 check_case(const struct reply_case *c, const size_t *cuts, size_t n_cuts)
 {
-	struct client_reply_parser *p = malloc(sizeof(*p));
+	struct peer_reply_parser *p = malloc(sizeof(*p));
 	size_t len = strlen(c->in), used;
-	enum client_reply_result r;
+	enum peer_reply_result r;
 
 	assert_non_null(p);
-	client_reply_init(p);
+	peer_reply_init(p);
 	r = feed_pieces(p, c->in, len, cuts, n_cuts, &used);
 	if (r != c->result)
 		fail_msg("case %s: result %d, expected %d", c->in, r,
 			 c->result);
-	if (r == CLIENT_REPLY_ERROR) {
+	if (r == PEER_REPLY_ERROR) {
 		assert_int_equal(p->error, c->error);
 		/* An error sticks. */
-		assert_int_equal(client_reply_feed(p, "250 x\r\n", 7, &used),
-				 CLIENT_REPLY_ERROR);
+		assert_int_equal(peer_reply_feed(p, "250 x\r\n", 7, &used),
+				 PEER_REPLY_ERROR);
 		assert_int_equal(used, 0);
-	} else if (r == CLIENT_REPLY_DONE) {
+	} else if (r == PEER_REPLY_DONE) {
 		assert_int_equal(used, c->used ? c->used : len);
 		assert_int_equal(p->reply.code, c->code);
 		assert_string_equal(p->reply.status, c->status);
@@ -198,23 +199,23 @@ test_pipelined_every_split(void **state)
 	size_t len = sizeof(in) - 1;
 
 	for (size_t k = 0; k <= len; k++) {
-		struct client_reply_parser p;
+		struct peer_reply_parser p;
 		size_t n = 0, off = 0, used, piece_end = k;
 
-		client_reply_init(&p);
+		peer_reply_init(&p);
 		while (off < len) {
 			size_t end = off < piece_end ? piece_end : len;
-			enum client_reply_result r =
-			    client_reply_feed(&p, in + off, end - off, &used);
+			enum peer_reply_result r =
+			    peer_reply_feed(&p, in + off, end - off, &used);
 
 			off += used;
-			if (r == CLIENT_REPLY_DONE) {
+			if (r == PEER_REPLY_DONE) {
 				assert_true(n < 3);
 				assert_int_equal(p.reply.code, codes[n]);
 				n++;
-				client_reply_init(&p);
+				peer_reply_init(&p);
 			} else {
-				assert_int_equal(r, CLIENT_REPLY_MORE);
+				assert_int_equal(r, PEER_REPLY_MORE);
 			}
 		}
 		assert_int_equal(n, 3);
@@ -225,40 +226,40 @@ test_pipelined_every_split(void **state)
 static void
 test_line_limit(void **state)
 {
-	size_t len = CLIENT_REPLY_LINE_MAX + 2;
+	size_t len = PEER_REPLY_LINE_MAX + 2;
 	char *in = malloc(len + 2);
-	struct client_reply_parser *p = malloc(sizeof(*p));
+	struct peer_reply_parser *p = malloc(sizeof(*p));
 	size_t used;
 
 	assert_non_null(in);
 	assert_non_null(p);
-	/* Exactly CLIENT_REPLY_LINE_MAX octets, then CRLF: accepted. */
+	/* Exactly PEER_REPLY_LINE_MAX octets, then CRLF: accepted. */
 	memset(in, 'x', len);
 	memcpy(in, "250 ", 4);
-	memcpy(in + CLIENT_REPLY_LINE_MAX, "\r\n", 2);
-	client_reply_init(p);
-	assert_int_equal(client_reply_feed(p, in, len, &used),
-			 CLIENT_REPLY_DONE);
+	memcpy(in + PEER_REPLY_LINE_MAX, "\r\n", 2);
+	peer_reply_init(p);
+	assert_int_equal(peer_reply_feed(p, in, len, &used),
+			 PEER_REPLY_DONE);
 	assert_int_equal(used, len);
-	assert_int_equal(p->reply.text_len, CLIENT_REPLY_LINE_MAX - 4);
+	assert_int_equal(p->reply.text_len, PEER_REPLY_LINE_MAX - 4);
 	/* One more octet: refused, at that octet. */
 	memset(in, 'x', len + 2);
 	memcpy(in, "250 ", 4);
-	memcpy(in + CLIENT_REPLY_LINE_MAX + 1, "\r\n", 2);
-	client_reply_init(p);
-	assert_int_equal(client_reply_feed(p, in, len + 1, &used),
-			 CLIENT_REPLY_ERROR);
-	assert_int_equal(p->error, CLIENT_REPLY_LINE_TOO_LONG);
-	assert_int_equal(used, CLIENT_REPLY_LINE_MAX + 1);
+	memcpy(in + PEER_REPLY_LINE_MAX + 1, "\r\n", 2);
+	peer_reply_init(p);
+	assert_int_equal(peer_reply_feed(p, in, len + 1, &used),
+			 PEER_REPLY_ERROR);
+	assert_int_equal(p->error, PEER_REPLY_LINE_TOO_LONG);
+	assert_int_equal(used, PEER_REPLY_LINE_MAX + 1);
 	/* A CR in the last place counts as text when no LF follows it. */
 	memset(in, 'x', len);
 	memcpy(in, "250 ", 4);
-	in[CLIENT_REPLY_LINE_MAX] = '\r';
-	client_reply_init(p);
-	assert_int_equal(client_reply_feed(p, in, CLIENT_REPLY_LINE_MAX + 2,
+	in[PEER_REPLY_LINE_MAX] = '\r';
+	peer_reply_init(p);
+	assert_int_equal(peer_reply_feed(p, in, PEER_REPLY_LINE_MAX + 2,
 					   &used),
-			 CLIENT_REPLY_ERROR);
-	assert_int_equal(p->error, CLIENT_REPLY_LINE_TOO_LONG);
+			 PEER_REPLY_ERROR);
+	assert_int_equal(p->error, PEER_REPLY_LINE_TOO_LONG);
 	free(in);
 	free(p);
 }
@@ -266,78 +267,138 @@ test_line_limit(void **state)
 static void
 test_line_count_and_text_limit(void **state)
 {
-	struct client_reply_parser *p = malloc(sizeof(*p));
+	struct peer_reply_parser *p = malloc(sizeof(*p));
 	char line[200];
 	size_t used, total = 0;
 	int n;
 
 	assert_non_null(p);
-	client_reply_init(p);
+	peer_reply_init(p);
 	/* 99 continuation lines of 150 octets: text is cut, not refused. */
-	for (unsigned i = 0; i + 1 < CLIENT_REPLY_LINES_MAX; i++) {
+	for (unsigned i = 0; i + 1 < PEER_REPLY_LINES_MAX; i++) {
 		n = snprintf(line, sizeof(line), "250-%0146u\r\n", i);
 		assert_true(n > 0 && (size_t)n < sizeof(line));
-		assert_int_equal(client_reply_feed(p, line, (size_t)n, &used),
-				 CLIENT_REPLY_MORE);
+		assert_int_equal(peer_reply_feed(p, line, (size_t)n, &used),
+				 PEER_REPLY_MORE);
 		total += 146 + (i > 0);
 	}
-	assert_int_equal(client_reply_feed(p, "250 end\r\n", 9, &used),
-			 CLIENT_REPLY_DONE);
-	assert_int_equal(p->reply.n_lines, CLIENT_REPLY_LINES_MAX);
-	assert_true(total > CLIENT_REPLY_TEXT_MAX);
+	assert_int_equal(peer_reply_feed(p, "250 end\r\n", 9, &used),
+			 PEER_REPLY_DONE);
+	assert_int_equal(p->reply.n_lines, PEER_REPLY_LINES_MAX);
+	assert_true(total > PEER_REPLY_TEXT_MAX);
 	assert_true(p->reply.is_truncated);
-	assert_int_equal(p->reply.text_len, CLIENT_REPLY_TEXT_MAX);
-	assert_int_equal(strlen(p->reply.text), CLIENT_REPLY_TEXT_MAX);
+	assert_int_equal(p->reply.text_len, PEER_REPLY_TEXT_MAX);
+	assert_int_equal(strlen(p->reply.text), PEER_REPLY_TEXT_MAX);
 	/* One line more is refused. */
-	client_reply_init(p);
-	for (unsigned i = 0; i < CLIENT_REPLY_LINES_MAX; i++)
-		assert_int_equal(client_reply_feed(p, "250-x\r\n", 7, &used),
-				 CLIENT_REPLY_MORE);
-	assert_int_equal(client_reply_feed(p, "250 x\r\n", 7, &used),
-			 CLIENT_REPLY_ERROR);
-	assert_int_equal(p->error, CLIENT_REPLY_TOO_MANY_LINES);
+	peer_reply_init(p);
+	for (unsigned i = 0; i < PEER_REPLY_LINES_MAX; i++)
+		assert_int_equal(peer_reply_feed(p, "250-x\r\n", 7, &used),
+				 PEER_REPLY_MORE);
+	assert_int_equal(peer_reply_feed(p, "250 x\r\n", 7, &used),
+			 PEER_REPLY_ERROR);
+	assert_int_equal(p->error, PEER_REPLY_TOO_MANY_LINES);
 	free(p);
 }
 
 static void
 test_nul_refused(void **state)
 {
-	struct client_reply_parser p;
+	struct peer_reply_parser p;
 	size_t used;
 
-	client_reply_init(&p);
-	assert_int_equal(client_reply_feed(&p, "250 a\0b\r\n", 9, &used),
-			 CLIENT_REPLY_ERROR);
-	assert_int_equal(p.error, CLIENT_REPLY_SYNTAX);
+	peer_reply_init(&p);
+	assert_int_equal(peer_reply_feed(&p, "250 a\0b\r\n", 9, &used),
+			 PEER_REPLY_ERROR);
+	assert_int_equal(p.error, PEER_REPLY_SYNTAX);
 	assert_int_equal(used, 6);
 }
 
 static void
 test_summary(void **state)
 {
-	struct client_reply_parser p;
+	struct peer_reply_parser p;
 	char buf[64];
 	size_t used;
 	static const char in[] = "550-5.1.1 no\x01such\r\n550 user \xc3\xa9\r\n";
 
-	client_reply_init(&p);
-	assert_int_equal(client_reply_feed(&p, in, sizeof(in) - 1, &used),
-			 CLIENT_REPLY_DONE);
-	assert_int_equal(client_reply_summary(&p.reply, buf, sizeof(buf)),
+	peer_reply_init(&p);
+	assert_int_equal(peer_reply_feed(&p, in, sizeof(in) - 1, &used),
+			 PEER_REPLY_DONE);
+	assert_int_equal(peer_reply_summary(&p.reply, buf, sizeof(buf)),
 			 strlen("550 5.1.1 no?such user ??"));
 	assert_string_equal(buf, "550 5.1.1 no?such user ??");
-	assert_int_equal(client_reply_summary(&p.reply, buf, 8), 7);
+	assert_int_equal(peer_reply_summary(&p.reply, buf, 8), 7);
 	assert_string_equal(buf, "550 5.1");
-	assert_int_equal(client_reply_summary(&p.reply, buf, 2), 1);
+	assert_int_equal(peer_reply_summary(&p.reply, buf, 2), 1);
 	assert_string_equal(buf, "5");
-	assert_int_equal(client_reply_summary(&p.reply, buf, 0), 0);
-	client_reply_init(&p);
-	assert_int_equal(client_reply_feed(&p, "221\r\n", 5, &used),
-			 CLIENT_REPLY_DONE);
-	client_reply_summary(&p.reply, buf, sizeof(buf));
+	assert_int_equal(peer_reply_summary(&p.reply, buf, 0), 0);
+	peer_reply_init(&p);
+	assert_int_equal(peer_reply_feed(&p, "221\r\n", 5, &used),
+			 PEER_REPLY_DONE);
+	peer_reply_summary(&p.reply, buf, sizeof(buf));
 	assert_string_equal(buf, "221");
-	assert_string_equal(client_reply_error_name(CLIENT_REPLY_SYNTAX),
+	assert_string_equal(peer_reply_error_name(PEER_REPLY_SYNTAX),
 			    "syntax");
+}
+
+/* A line ended by LF alone is noted (the probe reports it), split
+   anywhere: the CR of CRLF may arrive in one read and its LF in the next. */
+static void
+test_bare_lf_noted(void **state)
+{
+	static const struct {
+		const char *in;
+		bool bare;
+	} c[] = {
+	    {"250-a\r\n250 b\r\n", false},
+	    {"250-a\n250 b\r\n", true},
+	    {"250-a\r\n250 b\n", true},
+	    {"250 a\rb\r\n", false},
+	};
+
+	for (size_t i = 0; i < N_ELEMENTS(c); i++) {
+		size_t len = strlen(c[i].in);
+
+		for (size_t cut = 0; cut <= len; cut++) {
+			struct peer_reply_parser p;
+			size_t used, used2 = 0;
+			enum peer_reply_result r;
+
+			peer_reply_init(&p);
+			r = peer_reply_feed(&p, c[i].in, cut, &used);
+			if (r == PEER_REPLY_MORE)
+				r = peer_reply_feed(&p, c[i].in + cut,
+						    len - cut, &used2);
+			assert_int_equal(r, PEER_REPLY_DONE);
+			assert_int_equal(p.reply.has_bare_lf, c[i].bare);
+		}
+	}
+}
+
+/* Each line of an EHLO reply, as the probe and the client read it. */
+static void
+test_line_access(void **state)
+{
+	static const char in[] = "250-mx\r\n250-AUTH PLAIN\r\n250 SIZE 10\r\n";
+	struct peer_reply_parser p;
+	const char *l;
+	size_t used, len;
+
+	peer_reply_init(&p);
+	assert_int_equal(peer_reply_feed(&p, in, sizeof(in) - 1, &used),
+			 PEER_REPLY_DONE);
+	assert_true(peer_reply_line(&p.reply, 0, &l, &len));
+	assert_int_equal(len, 2);
+	assert_memory_equal(l, "mx", 2);
+	assert_true(peer_reply_line(&p.reply, 1, &l, &len));
+	assert_int_equal(len, 10);
+	assert_memory_equal(l, "AUTH PLAIN", 10);
+	assert_true(peer_reply_line(&p.reply, 2, &l, &len));
+	assert_int_equal(len, 7);
+	assert_memory_equal(l, "SIZE 10", 7);
+	assert_false(peer_reply_line(&p.reply, 3, &l, &len));
+	assert_string_equal(peer_reply_error_text(PEER_REPLY_CODE_MISMATCH),
+			    "reply lines with different codes");
 }
 
 int
@@ -352,6 +413,8 @@ main(void)
 		cmocka_unit_test(test_line_count_and_text_limit),
 		cmocka_unit_test(test_nul_refused),
 		cmocka_unit_test(test_summary),
+		cmocka_unit_test(test_bare_lf_noted),
+		cmocka_unit_test(test_line_access),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
