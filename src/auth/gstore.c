@@ -40,6 +40,7 @@
 #define GSTORE_MAGIC "postern-gstore"
 #define GSTORE_VERSION 1
 #define GSTORE_PATH_MAX 4096
+#define GSTORE_CHECK_SECONDS 60 /* reading 256 MiB takes far less */
 
 static const char *const gstore_names[GSTORE_N_TABLES] = {
     "lockout", "known-nets", "send", "rcpts"};
@@ -61,6 +62,8 @@ struct gstore {
 	unsigned char hkey[crypto_shorthash_KEYBYTES];
 	struct gstore_op *bucket[GSTORE_BUCKETS];
 	size_t pending;
+	time_t logged;	   /* last gstore-write-failed line */
+	unsigned unlogged; /* failures since */
 };
 
 /* The version record: magic, NUL, then the version in 4 octets (big
@@ -271,12 +274,21 @@ gstore_flush(struct gstore *st, const char **error_r)
 	}
 	if (rc != 0) {
 		char esc[GSTORE_PATH_MAX * 4 + 8];
+		time_t now = time(NULL);
 
-		log_error(SID, "gstore-write-failed file=%s writes=%zu "
-			       "error=\"%s\"",
-			  log_escape(esc, sizeof(esc), st->path,
-				     strlen(st->path), 1000),
-			  st->pending, gstore_why(rc));
+		/* A full store fails every second: one line a minute. */
+		if (st->logged == 0 || now - st->logged >= 60 ||
+		    now < st->logged) {
+			log_error(SID, "gstore-write-failed file=%s writes=%zu "
+				       "error=\"%s\" failures-unlogged=%u",
+				  log_escape(esc, sizeof(esc), st->path,
+					     strlen(st->path), 1000),
+				  st->pending, gstore_why(rc), st->unlogged);
+			st->logged = now;
+			st->unlogged = 0;
+		} else {
+			st->unlogged++;
+		}
 		*error_r = gstore_why(rc);
 	}
 	gstore_batch_clear(st);
@@ -361,7 +373,7 @@ gstore_bad_text(int code)
 	case GSTORE_BAD_READ:
 		return "a record cannot be read";
 	case GSTORE_BAD_SIGNAL:
-		return "reading it crashed the check";
+		return "reading it crashed the check, or never ended";
 	default:
 		return "the check failed";
 	}
@@ -471,6 +483,8 @@ gstore_check(const char *path, size_t map_size)
 		sigaction(SIGFPE, &sa, NULL);
 		sigaction(SIGILL, &sa, NULL);
 		sigaction(SIGABRT, &sa, NULL);
+		sigaction(SIGALRM, &sa, NULL); /* a loop in damaged pages */
+		alarm(GSTORE_CHECK_SECONDS);
 		_exit(gstore_check_file(path, sb.st_size, map_size));
 	}
 	while (waitpid(pid, &status, 0) < 0)

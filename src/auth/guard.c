@@ -29,7 +29,9 @@
 #include <event2/event.h>
 #include <sodium.h>
 
+#include "auth/alarm.h"
 #include "auth/guard_int.h"
+#include "auth/guard_state.h"
 #include "auth/users.h"
 #include "lib/sandbox.h"
 #include "lib/log.h"
@@ -72,7 +74,7 @@ static struct {
 	struct guard_peer *peers;
 	unsigned next_serial;
 	struct guard_cache_slot *cache;
-	struct event *master_ev, *expire_ev;
+	struct event *master_ev, *expire_ev, *term_ev;
 } G;
 
 /* A client address for the log: bare when it is an IP address (what a
@@ -425,8 +427,9 @@ log_auth(const char *event, const struct guard_job *j, const char *extra)
 static void
 job_done(struct guard_job *j)
 {
-	struct lockout_event ev[3];
+	struct lockout_event ev[LOCKOUT_MAX_EVENTS];
 	time_t now = guard_now();
+	unsigned alarm;
 	size_t n;
 
 	if (j->verdict == 1 &&
@@ -442,9 +445,11 @@ job_done(struct guard_job *j)
 			job_reply_later(j);
 			return;
 		}
-		lockout_auth_success(G.lo, j->addr, j->user, now);
+		alarm = lockout_auth_success(G.lo, j->addr, j->user, now);
 		cache_put(j->user, j->pass, j->pass_len, now);
 		log_auth("auth-ok", j, "");
+		if (alarm > 0)
+			alarm_login_networks(j->user, alarm);
 		j->result = GUARD_AUTH_OK;
 		job_reply(j);
 		return;
@@ -569,8 +574,12 @@ handle_auth(struct guard_peer *p, const struct guard_msg *m)
 	}
 	u = users_find(G.users, j->user);
 	if (u != NULL && cache_hit(j->user, j->pass, j->pass_len, now)) {
-		lockout_auth_success(G.lo, j->addr, j->user, now);
+		unsigned alarm =
+		    lockout_auth_success(G.lo, j->addr, j->user, now);
+
 		log_auth("auth-ok", j, " cached=yes");
+		if (alarm > 0)
+			alarm_login_networks(j->user, alarm);
 		j->result = GUARD_AUTH_OK;
 		job_reply(j);
 		return;
@@ -816,6 +825,7 @@ master_cb(evutil_socket_t fd, short what, void *arg)
 	if (n <= 0) {
 		/* The master is gone: so are we. */
 		log_info(SID, "exit reason=\"master gone\"");
+		guard_state_stop();
 		guard_control_unlink();
 		_exit(0);
 	}
@@ -890,6 +900,18 @@ expire_cb(evutil_socket_t fd, short what, void *arg)
 	lockout_expire(G.lo, guard_now());
 }
 
+/* SIGTERM (the master stopping): write the state, then go. */
+static void
+term_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	guard_state_stop();
+	log_info(SID, "exit reason=\"stopped\"");
+	_exit(0);
+}
+
 static __attribute__((noreturn)) void
 guard_die(const char *why)
 {
@@ -921,6 +943,7 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd,
 	G.cache = calloc(GUARD_CACHE_SLOTS, sizeof(*G.cache));
 	if (G.lo == NULL || G.cache == NULL)
 		guard_die("out of memory");
+	(void)guard_state_start(G.base, G.cfg, G.lo); /* logs a failure */
 	if (!load_users())
 		log_error(SID, "users-none reason=\"AUTH answers 454 4.7.0 "
 			       "until a good users file is loaded\"");
@@ -928,8 +951,9 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd,
 	G.master_ev =
 	    event_new(G.base, master_fd, EV_READ | EV_PERSIST, master_cb, NULL);
 	G.expire_ev = event_new(G.base, -1, EV_PERSIST, expire_cb, NULL);
-	if (G.master_ev == NULL || G.expire_ev == NULL ||
-	    event_add(G.master_ev, NULL) < 0 ||
+	G.term_ev = evsignal_new(G.base, SIGTERM, term_cb, NULL);
+	if (G.master_ev == NULL || G.expire_ev == NULL || G.term_ev == NULL ||
+	    event_add(G.master_ev, NULL) < 0 || event_add(G.term_ev, NULL) < 0 ||
 	    event_add(G.expire_ev, &minute) < 0)
 		guard_die("event setup");
 	guard_control_open(G.base, G.lo, control_fd);

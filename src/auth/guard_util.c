@@ -6,7 +6,8 @@
 
 #include <time.h>
 
-const char *const guard_kind_names[] = {"account", "address", "network"};
+const char *const guard_kind_names[] = {"account", "address", "network",
+					"wide"};
 
 time_t
 guard_now(void)

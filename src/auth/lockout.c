@@ -7,8 +7,10 @@
  * last) for eviction and expiry. Each entry keeps its recent failures,
  * oldest first, at most `threshold` of them: the count in the window
  * reaches the threshold exactly when the oldest kept one is still inside.
+ * Keys (lockout_key.c), the owners' known networks (lockout_known.c) and
+ * the persisted records (lockout_rec.c) have their own files.
  */
-#include "auth/lockout.h"
+#include "auth/lockout_int.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -17,98 +19,18 @@
 
 #include <sodium.h>
 
-#define KEY_BYTES (1 + LOCKOUT_ACCOUNT_MAX)
 #define EVICT_SCAN 64 /* entries looked at for an unlocked victim */
 #define RATE_UNIT 60  /* a token is 60 units: rate per minute, per s */
 
-struct lo_fail {
-	time_t t;
-	uint32_t fp;   /* keyed hash of (account, password) */
-	uint32_t from; /* keyed hash of the client's /32 or /64 */
-};
-
-struct lo_entry {
-	struct lo_entry *hnext;
-	struct lo_entry *newer, *older; /* LRU */
-	uint64_t hash;
-	time_t last;
-	bool has_locked;
-	time_t locked_until;
-	unsigned level; /* doublings of the current or last lock */
-	unsigned lock_failures;
-	unsigned inflight;
-	unsigned conn_active;
-	uint64_t tokens; /* in 1/RATE_UNIT of a session */
-	time_t token_time;
-	struct lo_fail *fails;
-	unsigned n_fails, cap_fails;
-	size_t key_len;
-	unsigned char key[];
-};
-
-struct lockout {
-	struct lockout_config cfg;
-	unsigned char secret[LOCKOUT_SECRET_LEN];
-	struct lo_entry **buckets;
-	size_t n_buckets; /* a power of two */
-	size_t count;
-	struct lo_entry *newest, *oldest;
-};
-
-/* A key in serialized form, as stored and hashed. */
-struct lo_key {
-	unsigned char b[KEY_BYTES];
-	size_t len;
-};
-
 /* --- keys ------------------------------------------------------------ */
 
-int
-lockout_parse_addr(const char *text, int *family_r, unsigned char addr_r[16])
-{
-	static const unsigned char mapped[12] = {0, 0, 0, 0, 0,	   0,
-						 0, 0, 0, 0, 0xff, 0xff};
-	unsigned char a[16];
-
-	if (text == NULL)
-		return -1;
-	memset(addr_r, 0, 16);
-	if (inet_pton(AF_INET, text, a) == 1) {
-		*family_r = AF_INET;
-		memcpy(addr_r, a, 4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, text, a) != 1)
-		return -1;
-	if (memcmp(a, mapped, sizeof(mapped)) == 0) {
-		*family_r = AF_INET;
-		memcpy(addr_r, a + 12, 4);
-		return 0;
-	}
-	*family_r = AF_INET6;
-	memcpy(addr_r, a, 16);
-	return 0;
-}
-
-/* Clear every bit of `a` after the first `bits`. */
-static void
-mask_bits(unsigned char a[16], unsigned bits)
-{
-	for (unsigned i = 0; i < 16; i++) {
-		if (bits >= 8) {
-			bits -= 8;
-			continue;
-		}
-		a[i] &= (unsigned char)(0xff00u >> bits);
-		bits = 0;
-	}
-}
-
-static unsigned
-prefix_of(int family, enum lockout_kind kind)
+unsigned
+lockout_prefix_of(int family, enum lockout_kind kind)
 {
 	if (family == AF_INET)
 		return kind == LOCKOUT_ADDRESS ? 32 : 24;
+	if (kind == LOCKOUT_WIDE)
+		return 32;
 	return kind == LOCKOUT_ADDRESS ? 64 : 48;
 }
 
@@ -120,7 +42,7 @@ key_addr(struct lo_key *k, enum lockout_kind kind, int family,
 	unsigned n = family == AF_INET ? 4 : 16;
 
 	memcpy(a, addr, 16);
-	mask_bits(a, prefix_of(family, kind));
+	lockout_mask_bits(a, lockout_prefix_of(family, kind));
 	k->b[0] = (unsigned char)kind;
 	k->b[1] = family == AF_INET ? 4 : 6;
 	memcpy(k->b + 2, a, n);
@@ -131,16 +53,8 @@ key_addr(struct lo_key *k, enum lockout_kind kind, int family,
 static void
 key_account(struct lo_key *k, const char *account)
 {
-	size_t n = 0;
-
 	k->b[0] = LOCKOUT_ACCOUNT;
-	for (; account[n] != '\0' && n < LOCKOUT_ACCOUNT_MAX; n++) {
-		unsigned char c = (unsigned char)account[n];
-
-		k->b[1 + n] =
-		    c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
-	}
-	k->len = 1 + n;
+	k->len = 1 + lockout_key_account(k->b + 1, account);
 }
 
 static uint64_t
@@ -178,7 +92,7 @@ key_text(const struct lo_entry *e, char *buf, size_t size)
 	if (inet_ntop(family, raw, a, sizeof(a)) == NULL)
 		a[0] = '\0';
 	n = snprintf(buf, size, "%s/%u", a,
-		     prefix_of(family, (enum lockout_kind)e->key[0]));
+		     lockout_prefix_of(family, (enum lockout_kind)e->key[0]));
 	if (n < 0 || (size_t)n >= size)
 		buf[0] = '\0';
 }
@@ -234,15 +148,27 @@ find(const struct lockout *lo, const struct lo_key *k)
 	return NULL;
 }
 
+/* Remove `e`; its record is deleted at the next export when it had one
+   (unless the whole table goes: `is_final`). */
 static void
-remove_entry(struct lockout *lo, struct lo_entry *e)
+remove_entry(struct lockout *lo, struct lo_entry *e, bool is_final)
 {
 	struct lo_entry **pp = &lo->buckets[e->hash & (lo->n_buckets - 1)];
+	struct lo_gone *g;
 
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
 	lru_unlink(lo, e);
+	if (e->is_dirty)
+		lockout_entry_clean(lo, e);
+	if (e->is_stored && !is_final &&
+	    (g = malloc(sizeof(*g) + e->key_len)) != NULL) {
+		g->key_len = e->key_len;
+		memcpy(g->key, e->key, e->key_len);
+		g->next = lo->gone;
+		lo->gone = g;
+	}
 	lo->count--;
 	free(e->fails);
 	free(e);
@@ -268,11 +194,39 @@ evict_one(struct lockout *lo, time_t now)
 			break;
 		}
 	if (victim != NULL)
-		remove_entry(lo, victim);
+		remove_entry(lo, victim, false);
 }
 
-static struct lo_entry *
-find_or_add(struct lockout *lo, const struct lo_key *k, time_t now)
+void
+lockout_entry_dirty(struct lockout *lo, struct lo_entry *e)
+{
+	if (e->is_dirty)
+		return;
+	e->is_dirty = true;
+	e->dprev = NULL;
+	e->dnext = lo->dirty;
+	if (lo->dirty != NULL)
+		lo->dirty->dprev = e;
+	lo->dirty = e;
+}
+
+void
+lockout_entry_clean(struct lockout *lo, struct lo_entry *e)
+{
+	if (!e->is_dirty)
+		return;
+	if (e->dprev != NULL)
+		e->dprev->dnext = e->dnext;
+	else
+		lo->dirty = e->dnext;
+	if (e->dnext != NULL)
+		e->dnext->dprev = e->dprev;
+	e->dnext = e->dprev = NULL;
+	e->is_dirty = false;
+}
+
+struct lo_entry *
+lockout_entry_get(struct lockout *lo, const struct lo_key *k, time_t now)
 {
 	struct lo_entry *e = find(lo, k);
 	size_t b;
@@ -314,6 +268,9 @@ lockout_config_from(struct lockout_config *lc, const struct config *cfg)
 	lc->address_failures = clamp_threshold(cfg->auth_address_failures);
 	lc->network_failures =
 	    clamp_threshold(LOCKOUT_NET_FACTOR * cfg->auth_address_failures);
+	lc->wide_failures =
+	    clamp_threshold(LOCKOUT_WIDE_FACTOR * cfg->auth_address_failures);
+	lc->login_networks = cfg->login_networks_hour;
 	lc->window = cfg->auth_failure_window;
 	lc->lock_time = cfg->auth_lock_time;
 	lc->lock_max = cfg->auth_lock_max;
@@ -334,6 +291,7 @@ lockout_set_config(struct lockout *lo, const struct lockout_config *lc)
 	lo->cfg.account_failures = clamp_threshold(lc->account_failures);
 	lo->cfg.address_failures = clamp_threshold(lc->address_failures);
 	lo->cfg.network_failures = clamp_threshold(lc->network_failures);
+	lo->cfg.wide_failures = clamp_threshold(lc->wide_failures);
 	if (lo->cfg.max_keys < 16)
 		lo->cfg.max_keys = 16;
 	if (lo->cfg.lock_max < lo->cfg.lock_time)
@@ -362,6 +320,12 @@ lockout_new(const struct lockout_config *lc,
 	}
 	lo->n_buckets = n;
 	memcpy(lo->secret, secret, LOCKOUT_SECRET_LEN);
+	lo->known = lockout_known_new(secret, lo->cfg.max_keys);
+	if (lo->known == NULL) {
+		free(lo->buckets);
+		free(lo);
+		return NULL;
+	}
 	return lo;
 }
 
@@ -373,7 +337,14 @@ lockout_free(struct lockout **lop)
 	if (lo == NULL)
 		return;
 	while (lo->oldest != NULL)
-		remove_entry(lo, lo->oldest);
+		remove_entry(lo, lo->oldest, true);
+	while (lo->gone != NULL) {
+		struct lo_gone *g = lo->gone;
+
+		lo->gone = g->next;
+		free(g);
+	}
+	lockout_known_free(&lo->known);
 	free(lo->buckets);
 	sodium_memzero(lo->secret, sizeof(lo->secret));
 	free(lo);
@@ -389,40 +360,9 @@ lockout_count(const struct lockout *lo)
 /* --- allow-list ------------------------------------------------------ */
 
 static bool
-net_contains(const struct config_network *n, int family,
-	     const unsigned char addr[16])
-{
-	unsigned char a[16], b[16];
-	unsigned max = family == AF_INET ? 32 : 128;
-	unsigned bits = n->prefix > max ? max : n->prefix;
-
-	if (n->family != family)
-		return false;
-	memcpy(a, addr, 16);
-	memcpy(b, n->addr, 16);
-	if (family == AF_INET) {
-		memset(a + 4, 0, 12);
-		memset(b + 4, 0, 12);
-	}
-	mask_bits(a, bits);
-	mask_bits(b, bits);
-	return memcmp(a, b, 16) == 0;
-}
-
-static bool
-in_list(const struct config_network *v, size_t n, int family,
-	const unsigned char a[16])
-{
-	for (size_t i = 0; i < n; i++)
-		if (net_contains(&v[i], family, a))
-			return true;
-	return false;
-}
-
-static bool
 allowed(const struct lockout *lo, int family, const unsigned char a[16])
 {
-	return in_list(lo->cfg.allow, lo->cfg.n_allow, family, a);
+	return lockout_in_list(lo->cfg.allow, lo->cfg.n_allow, family, a);
 }
 
 bool
@@ -447,6 +387,8 @@ threshold_of(const struct lockout *lo, enum lockout_kind kind)
 		return lo->cfg.address_failures;
 	case LOCKOUT_NETWORK:
 		return lo->cfg.network_failures;
+	case LOCKOUT_WIDE:
+		return lo->cfg.wide_failures;
 	}
 	return 0;
 }
@@ -487,7 +429,7 @@ fill_event(const struct lo_entry *e, struct lockout_event *ev)
 /* Lock `e`: lock_time, doubled for each relapse (a new lock less than
    relapse_memory after the last one ended), at most lock_max. */
 static void
-set_lock(const struct lockout *lo, struct lo_entry *e, time_t now,
+set_lock(struct lockout *lo, struct lo_entry *e, time_t now,
 	 struct lockout_event *ev)
 {
 	uint64_t secs = lo->cfg.lock_time;
@@ -506,6 +448,7 @@ set_lock(const struct lockout *lo, struct lo_entry *e, time_t now,
 	e->lock_failures = e->n_fails;
 	/* The failures are spent: after the lock, counting starts over. */
 	e->n_fails = 0;
+	lockout_entry_dirty(lo, e);
 	fill_event(e, ev);
 	if (ev != NULL)
 		ev->seconds = (unsigned)secs;
@@ -539,40 +482,51 @@ add_failure(struct lockout *lo, struct lo_entry *e, unsigned threshold,
 	e->fails[e->n_fails].fp = fp;
 	e->fails[e->n_fails].from = from;
 	e->n_fails++;
+	lockout_entry_dirty(lo, e);
 	if (e->n_fails < threshold)
 		return 0;
 	set_lock(lo, e, now, ev);
 	return 1;
 }
 
-/* The keys an attempt touches: account, address, network (when given and
-   parseable, and when their threshold is not 0). */
+/* The keys an attempt touches: account, address, network, and for IPv6
+   the wide prefix (when given and parseable, and when their threshold is
+   not 0). `is_known`: the client is in one of the account's known
+   networks, so the account's lock and count do not stop it. */
 struct lo_keys {
-	struct lo_key k[3];
-	enum lockout_kind kind[3];
+	struct lo_key k[LOCKOUT_MAX_EVENTS];
+	enum lockout_kind kind[LOCKOUT_MAX_EVENTS];
 	size_t n;
-	bool is_allowed;
+	bool is_allowed, has_addr, is_known;
+	int family;
+	unsigned char a[16];
 	uint32_t from;
 };
 
 static void
 keys_of(const struct lockout *lo, const char *addr, const char *account,
-	struct lo_keys *ks)
+	time_t now, struct lo_keys *ks)
 {
-	unsigned char a[16];
+	unsigned char *a = ks->a;
 	int family;
 	bool has_addr = lockout_parse_addr(addr, &family, a) == 0;
+	int last = has_addr && family == AF_INET6 ? LOCKOUT_WIDE
+						  : LOCKOUT_NETWORK;
 
 	ks->n = 0;
 	ks->from = 0;
+	ks->family = family;
+	ks->has_addr = has_addr;
 	ks->is_allowed = has_addr && allowed(lo, family, a);
+	ks->is_known = has_addr && account != NULL &&
+		       lockout_known_has(lo->known, account, family, a, now);
 	if (account != NULL && lo->cfg.account_failures > 0) {
 		key_account(&ks->k[ks->n], account);
 		ks->kind[ks->n++] = LOCKOUT_ACCOUNT;
 	}
 	if (!has_addr)
 		return;
-	for (int kind = LOCKOUT_ADDRESS; kind <= LOCKOUT_NETWORK; kind++) {
+	for (int kind = LOCKOUT_ADDRESS; kind <= last; kind++) {
 		struct lo_key k;
 
 		key_addr(&k, (enum lockout_kind)kind, family, a);
@@ -592,14 +546,17 @@ lockout_auth_check(const struct lockout *lo, const char *addr,
 	struct lo_keys ks;
 	struct lo_entry *e;
 
-	keys_of(lo, addr, account, &ks);
+	keys_of(lo, addr, account, now, &ks);
 	if (ks.is_allowed)
 		return LOCKOUT_OK;
-	for (size_t i = 0; i < ks.n; i++)
+	for (size_t i = 0; i < ks.n; i++) {
+		if (ks.is_known && ks.kind[i] == LOCKOUT_ACCOUNT)
+			continue; /* the owner's own network */
 		if ((e = find(lo, &ks.k[i])) != NULL && is_locked(e, now)) {
 			fill_event(e, ev_r);
 			return LOCKOUT_LOCKED;
 		}
+	}
 	return LOCKOUT_OK;
 }
 
@@ -613,11 +570,12 @@ lockout_auth_begin(struct lockout *lo, const char *addr, const char *account,
 	/* Locks first, then failures plus attempts in flight. */
 	if (lockout_auth_check(lo, addr, account, now, ev_r) != LOCKOUT_OK)
 		return LOCKOUT_LOCKED;
-	keys_of(lo, addr, account, &ks);
+	keys_of(lo, addr, account, now, &ks);
 	if (ks.is_allowed)
 		return LOCKOUT_OK;
 	for (size_t i = 0; i < ks.n; i++) {
-		if ((e = find(lo, &ks.k[i])) == NULL)
+		if ((ks.is_known && ks.kind[i] == LOCKOUT_ACCOUNT) ||
+		    (e = find(lo, &ks.k[i])) == NULL)
 			continue;
 		prune(lo, e, now);
 		if (e->n_fails + e->inflight >= threshold_of(lo, ks.kind[i])) {
@@ -626,7 +584,7 @@ lockout_auth_begin(struct lockout *lo, const char *addr, const char *account,
 		}
 	}
 	for (size_t i = 0; i < ks.n; i++)
-		if ((e = find_or_add(lo, &ks.k[i], now)) != NULL)
+		if ((e = lockout_entry_get(lo, &ks.k[i], now)) != NULL)
 			e->inflight++;
 	return LOCKOUT_OK;
 }
@@ -634,10 +592,10 @@ lockout_auth_begin(struct lockout *lo, const char *addr, const char *account,
 /* End an attempt on every key; returns the entries through `es`. */
 static void
 end_attempt(struct lockout *lo, const struct lo_keys *ks, bool create,
-	    time_t now, struct lo_entry *es[3])
+	    time_t now, struct lo_entry *es[LOCKOUT_MAX_EVENTS])
 {
 	for (size_t i = 0; i < ks->n; i++) {
-		struct lo_entry *e = create ? find_or_add(lo, &ks->k[i], now)
+		struct lo_entry *e = create ? lockout_entry_get(lo, &ks->k[i], now)
 					    : find(lo, &ks->k[i]);
 
 		if (e != NULL && e->inflight > 0)
@@ -654,6 +612,7 @@ fingerprint(const struct lockout *lo, const char *account, const char *pass,
 	crypto_generichash_state st;
 	unsigned char out[crypto_generichash_BYTES_MIN];
 	struct lo_key k;
+	uint32_t fp;
 
 	key_account(&k, account != NULL ? account : "");
 	crypto_generichash_init(&st, lo->secret, LOCKOUT_SECRET_LEN,
@@ -663,21 +622,22 @@ fingerprint(const struct lockout *lo, const char *account, const char *pass,
 	crypto_generichash_update(&st, (const unsigned char *)pass, pass_len);
 	crypto_generichash_final(&st, out, sizeof(out));
 	sodium_memzero(&st, sizeof(st));
-	return (uint32_t)out[0] << 24 | (uint32_t)out[1] << 16 |
-	       (uint32_t)out[2] << 8 | out[3];
+	fp = (uint32_t)out[0] << 24 | (uint32_t)out[1] << 16 |
+	     (uint32_t)out[2] << 8 | out[3];
+	return fp != 0 ? fp : 1; /* 0: a failure restored from the store */
 }
 
 size_t
 lockout_auth_failure(struct lockout *lo, const char *addr, const char *account,
 		     const char *pass, size_t pass_len, time_t now,
-		     struct lockout_event ev_r[3])
+		     struct lockout_event ev_r[LOCKOUT_MAX_EVENTS])
 {
-	struct lo_entry *es[3];
+	struct lo_entry *es[LOCKOUT_MAX_EVENTS];
 	struct lo_keys ks;
 	uint32_t fp;
 	size_t n = 0;
 
-	keys_of(lo, addr, account, &ks);
+	keys_of(lo, addr, account, now, &ks);
 	if (ks.is_allowed)
 		return 0;
 	fp = fingerprint(lo, account, pass, pass_len);
@@ -690,16 +650,21 @@ lockout_auth_failure(struct lockout *lo, const char *addr, const char *account,
 	return n;
 }
 
-void
+unsigned
 lockout_auth_success(struct lockout *lo, const char *addr, const char *account,
 		     time_t now)
 {
-	struct lo_entry *es[3];
+	struct lo_entry *es[LOCKOUT_MAX_EVENTS];
 	struct lo_keys ks;
+	unsigned alarm = 0;
 
-	keys_of(lo, addr, account, &ks);
+	keys_of(lo, addr, account, now, &ks);
+	if (ks.has_addr && account != NULL)
+		alarm = lockout_known_success(lo->known, account, ks.family,
+					      ks.a, now,
+					      lo->cfg.login_networks);
 	if (ks.is_allowed)
-		return;
+		return alarm;
 	end_attempt(lo, &ks, false, now, es);
 	/* Forgive the account the failures that came from this client
 	   (its owner's typos); the address keeps its own count, or an
@@ -713,18 +678,31 @@ lockout_auth_success(struct lockout *lo, const char *addr, const char *account,
 		for (unsigned j = 0; j < e->n_fails; j++)
 			if (e->fails[j].from != ks.from)
 				e->fails[o++] = e->fails[j];
+		if (o != e->n_fails)
+			lockout_entry_dirty(lo, e);
 		e->n_fails = o;
 	}
+	return alarm;
+}
+
+bool
+lockout_is_known(const struct lockout *lo, const char *addr,
+		 const char *account, time_t now)
+{
+	struct lo_keys ks;
+
+	keys_of(lo, addr, account, now, &ks);
+	return ks.is_known;
 }
 
 void
 lockout_auth_abort(struct lockout *lo, const char *addr, const char *account,
 		   time_t now)
 {
-	struct lo_entry *es[3];
+	struct lo_entry *es[LOCKOUT_MAX_EVENTS];
 	struct lo_keys ks;
 
-	keys_of(lo, addr, account, &ks);
+	keys_of(lo, addr, account, now, &ks);
 	if (!ks.is_allowed)
 		end_attempt(lo, &ks, false, now, es);
 }
@@ -756,10 +734,10 @@ lockout_conn_open(struct lockout *lo, const char *addr, time_t now,
 	}
 	/* conn-limit-exempt: past the lock checks, never counted. */
 	if ((lo->cfg.conn_limit == 0 && lo->cfg.conn_rate == 0) ||
-	    in_list(lo->cfg.exempt, lo->cfg.n_exempt, family, a))
+	    lockout_in_list(lo->cfg.exempt, lo->cfg.n_exempt, family, a))
 		return LOCKOUT_OK;
 	if (e == NULL) {
-		if ((e = find_or_add(lo, &k, now)) == NULL)
+		if ((e = lockout_entry_get(lo, &k, now)) == NULL)
 			return LOCKOUT_OK; /* out of memory: fail open */
 		e->tokens = full;
 		e->token_time = now;
@@ -827,8 +805,9 @@ lockout_expire(struct lockout *lo, time_t now)
 	for (; e != NULL; e = next) {
 		next = e->newer;
 		if (entry_idle(lo, e, now))
-			remove_entry(lo, e);
+			remove_entry(lo, e, false);
 	}
+	lockout_known_expire(lo->known, now);
 }
 
 size_t
@@ -859,6 +838,7 @@ reset_key(struct lockout *lo, const struct lo_key *k)
 	e->locked_until = 0;
 	e->level = 0;
 	e->n_fails = 0;
+	lockout_entry_dirty(lo, e);
 	return 1;
 }
 
@@ -881,15 +861,19 @@ unlock_parse(const char *key, int *family, unsigned char a[16],
 	if (lockout_parse_addr(text, family, a) < 0)
 		return -1;
 	*kinds_r = 1u << LOCKOUT_ADDRESS | 1u << LOCKOUT_NETWORK;
+	if (*family == AF_INET6)
+		*kinds_r |= 1u << LOCKOUT_WIDE;
 	if (slash == NULL)
 		return 0;
 	p = strtoul(slash + 1, &end, 10);
 	if (slash[1] < '0' || slash[1] > '9' || *end != '\0')
 		*kinds_r = 0;
-	else if (p == prefix_of(*family, LOCKOUT_ADDRESS))
+	else if (p == lockout_prefix_of(*family, LOCKOUT_ADDRESS))
 		*kinds_r = 1u << LOCKOUT_ADDRESS;
-	else if (p == prefix_of(*family, LOCKOUT_NETWORK))
+	else if (p == lockout_prefix_of(*family, LOCKOUT_NETWORK))
 		*kinds_r = 1u << LOCKOUT_NETWORK;
+	else if (*family == AF_INET6 && p == 32)
+		*kinds_r = 1u << LOCKOUT_WIDE;
 	else
 		*kinds_r = 0;
 	return 0;
@@ -906,7 +890,7 @@ lockout_unlock(struct lockout *lo, const char *key, time_t now)
 
 	(void)now;
 	if (unlock_parse(key, &family, a, &kinds) == 0) {
-		for (int kind = LOCKOUT_ADDRESS; kind <= LOCKOUT_NETWORK;
+		for (int kind = LOCKOUT_ADDRESS; kind <= LOCKOUT_WIDE;
 		     kind++) {
 			if ((kinds & 1u << kind) == 0)
 				continue;

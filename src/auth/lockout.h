@@ -4,9 +4,11 @@
  * monotonic clock). The guard owns one instance; docs/lockout.md has the
  * rules.
  *
- * Keys: an account (lower-cased), a client address (IPv4 /32, IPv6 /64)
- * and its network (IPv4 /24, IPv6 /48). An IPv4-mapped IPv6 address counts
- * as IPv4. Keys are hashed with a secret SipHash key (THREATS Q-05: no
+ * Keys: an account (lower-cased), a client address (IPv4 /32, IPv6 /64),
+ * its network (IPv4 /24, IPv6 /48) and, for IPv6, its wide prefix (/32).
+ * An IPv4-mapped IPv6 address counts as IPv4. An account lock spares the
+ * networks (IPv4 /24, IPv6 /64) its owner logged in from successfully in
+ * the last LOCKOUT_KNOWN_TTL. Keys are hashed with a secret SipHash key (THREATS Q-05: no
  * attacker-chosen collisions), and the table is bounded.
  */
 #ifndef POSTERN_LOCKOUT_H
@@ -26,12 +28,20 @@
 #define LOCKOUT_RELAPSE_MEMORY 86400 /* a lock within a day doubles */
 #define LOCKOUT_MAX_KEYS 100000
 #define LOCKOUT_NET_FACTOR 3 /* /24 and /48 threshold: 3x the address */
+#define LOCKOUT_WIDE_FACTOR 10 /* IPv6 /32 threshold: 10x the address */
+#define LOCKOUT_KNOWN_TTL (30 * 86400) /* a known network is spared */
+#define LOCKOUT_KNOWN_NETS 16	       /* per account, oldest dropped */
+#define LOCKOUT_RECENT_NETS 64	       /* per account, in the last hour */
+#define LOCKOUT_ALARM_WINDOW 3600
 
 enum lockout_kind {
 	LOCKOUT_ACCOUNT = 0,
 	LOCKOUT_ADDRESS, /* IPv4 /32, IPv6 /64 */
 	LOCKOUT_NETWORK, /* IPv4 /24, IPv6 /48 */
+	LOCKOUT_WIDE,	 /* IPv6 /32 only: AUTH only, never at connect */
 };
+#define LOCKOUT_N_KINDS 4
+#define LOCKOUT_MAX_EVENTS LOCKOUT_N_KINDS
 
 enum lockout_verdict {
 	LOCKOUT_OK = 0,
@@ -44,6 +54,9 @@ struct lockout_config {
 	unsigned account_failures; /* failures in window, then locked; 0 off */
 	unsigned address_failures; /* per /32 or /64; 0 off */
 	unsigned network_failures; /* per /24 or /48; 0 off */
+	unsigned wide_failures;	   /* per IPv6 /32; 0 off */
+	unsigned login_networks;   /* alarm past this many /24, /48 an hour;
+				      0 off */
 	unsigned window;	   /* seconds */
 	unsigned lock_time;	   /* first lock, seconds */
 	unsigned lock_max;	   /* longest lock, seconds */
@@ -103,17 +116,20 @@ enum lockout_verdict lockout_auth_check(const struct lockout *lo,
 /*
  * The password was wrong (or the user unknown). Counts one failure per
  * key, unless the same (account, password) already failed for that key in
- * the window. Fills ev_r[0..2] with the locks this failure set and returns
+ * the window. Fills ev_r[0..3] with the locks this failure set and returns
  * their number.
  */
 size_t lockout_auth_failure(struct lockout *lo, const char *addr,
 			    const char *account, const char *pass,
 			    size_t pass_len, time_t now,
-			    struct lockout_event ev_r[3]);
+			    struct lockout_event ev_r[LOCKOUT_MAX_EVENTS]);
 /* The password was right: forget the account's failures from this client
-   address (not the address's own failures). */
-void lockout_auth_success(struct lockout *lo, const char *addr,
-			  const char *account, time_t now);
+   address (not the address's own failures), and remember its network as
+   one the owner uses. Returns 0, or, when this login makes the account's
+   distinct networks (/24, /48) of the last hour more than login_networks
+   for the first time in an hour, their number (raise the alarm). */
+unsigned lockout_auth_success(struct lockout *lo, const char *addr,
+			      const char *account, time_t now);
 /* No verdict (internal error): only end the attempt. */
 void lockout_auth_abort(struct lockout *lo, const char *addr,
 			const char *account, time_t now);
@@ -141,6 +157,32 @@ size_t lockout_list(const struct lockout *lo, time_t now, lockout_list_cb *cb,
  * 0 when none was known.
  */
 size_t lockout_unlock(struct lockout *lo, const char *key, time_t now);
+
+/*
+ * Persistence (docs/guard-state.md). Records are the lockout's own: a
+ * version octet, then fixed fields, times in wall-clock seconds (`now` is
+ * the caller's clock, `wall_now` the same instant in time(NULL) seconds).
+ * Export hands every key changed since the last export to `cb`, with
+ * rec == NULL for a key to delete; import takes one record back, -1 when
+ * it is not valid (then nothing changes). Failures imported have no
+ * password fingerprint: a repeat of a password tried before a restart
+ * counts again.
+ */
+enum lockout_table { LOCKOUT_TABLE_KEYS = 0, LOCKOUT_TABLE_KNOWN };
+typedef int lockout_export_cb(enum lockout_table table, const void *key,
+			      size_t klen, const void *rec, size_t rlen,
+			      void *arg);
+size_t lockout_export(struct lockout *lo, time_t now, time_t wall_now,
+		      lockout_export_cb *cb, void *arg);
+int lockout_import(struct lockout *lo, enum lockout_table table,
+		   const void *key, size_t klen, const void *rec, size_t rlen,
+		   time_t now, time_t wall_now);
+/* Mark every key for the next export (after a failed write). */
+void lockout_mark_all(struct lockout *lo);
+
+/* Is `addr`'s /24 or /64 a known network of `account` now? */
+bool lockout_is_known(const struct lockout *lo, const char *addr,
+		      const char *account, time_t now);
 
 /* Parse a client address: 0 with family and 16 octets (IPv4 in the first
    4), -1 when it is not an address. IPv4-mapped IPv6 becomes IPv4. */

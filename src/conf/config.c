@@ -378,6 +378,7 @@ config_finish(struct config_parser *p, const char *name)
 	config_absolute(p, &cfg->maildir, true);
 	config_absolute(p, &cfg->users_file, false);
 	config_absolute(p, &cfg->control_socket, false);
+	config_absolute(p, &cfg->guard_state, false);
 	for (size_t i = 0; i < cfg->n_certs; i++) {
 		config_absolute(p, &cfg->certs[i].cert, false);
 		config_absolute(p, &cfg->certs[i].key, false);
@@ -491,6 +492,7 @@ config_free(struct config **cfgp)
 	free(cfg->conn_limit_exempt);
 	free(cfg->users_file);
 	free(cfg->control_socket);
+	free(cfg->guard_state);
 	free(cfg->file);
 	free(cfg->hostname);
 	free(cfg->maildir);

@@ -149,6 +149,8 @@ struct config {
 	unsigned auth_failure_window;	/* seconds */
 	unsigned auth_lock_time;	/* first lock, seconds; doubles */
 	unsigned auth_lock_max;		/* longest lock, seconds */
+	unsigned login_networks_hour;	/* alarm past this many; 0: none */
+	char *guard_state;		/* the guard's state directory */
 	struct config_network *auth_allow; /* never locked out */
 	size_t n_auth_allow;
 	unsigned auth_cache_ttl;	/* seconds; 0: no cache */
@@ -178,6 +180,7 @@ struct config {
 	enum relay_tls relay_tls;
 	char *outbound_tls_ca;		     /* NULL: the system's CAs */
 	bool outbound_delivery;		     /* no: keep remote mail queued */
+	bool mta_sts;			     /* MTA-STS (RFC 8461) */
 	struct config_tls_policy *tls_policies;
 	size_t n_tls_policies;
 };
@@ -224,6 +227,8 @@ void config_write_reference(FILE *out);
 const char *config_role_name(enum listen_role role);
 
 /* The tls-policy of `domain` (lower case): TLS_POLICY_MAY when none. */
+/* Is there a tls-policy line for `domain`? */
+bool config_has_tls_policy(const struct config *cfg, const char *domain);
 enum tls_policy config_find_tls_policy(const struct config *cfg,
 				       const char *domain);
 

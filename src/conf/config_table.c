@@ -131,6 +131,15 @@ const struct config_directive config_directives[] = {
      .field = FIELD(control_socket),
      .def = "var/run/postern.sock",
      .doc = "Unix socket of `postern locks` and `postern unlock`"},
+    {.name = "guard-state",
+     .args = "DIR",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_string,
+     .field = FIELD(guard_state),
+     .def = "var/guard",
+     .doc = "the guard's state (locks, failures, known networks; "
+	    "docs/guard-state.md), owned by the guard's account, mode 0700"},
     {.name = "user",
      .args = "NAME",
      .min_args = 1,
@@ -250,6 +259,10 @@ const struct config_directive config_directives[] = {
 	    1, 86400, "first lock; doubles on each relapse"),
     ROW_NUM("auth-lock-max", "DURATION", auth_lock_max, UNIT_DURATION, "1h", 1,
 	    7 * 86400, "longest lock; at least auth-lock-time"),
+    ROW_NUM("login-networks-hour", "N", login_networks_hour, UNIT_COUNT, "5",
+	    0, 63,
+	    "alarm when one account logs in from more networks (IPv4 /24, "
+	    "IPv6 /48) in an hour (0: never)"),
     {.name = "auth-allow",
      .args = "NETWORK...",
      .min_args = 1,
@@ -352,9 +365,14 @@ const struct config_directive config_directives[] = {
      .max_args = 1,
      .parse = config_parse_path,
      .field = FIELD(outbound_tls_ca),
-     .doc = "CA certificates (PEM) that verify the relay-host's and "
-	    "tls-policy verify hosts' certificates, relative to this "
-	    "file's directory (none: the system's)"},
+     .doc = "CA certificates (PEM) that verify the relay-host's, "
+	    "tls-policy verify hosts', MTA-STS hosts' and MTA-STS policy "
+	    "servers' certificates, relative to this file's directory "
+	    "(none: the system's)"},
+    ROW_BOOL("mta-sts", mta_sts, "yes",
+	     "MTA-STS (RFC 8461): fetch and apply the policies of recipient "
+	     "domains (over HTTPS, verified with outbound-tls-ca or the "
+	     "system's CAs)"),
     {.name = "tls-policy",
      .args = "DOMAIN POLICY",
      .min_args = 2,

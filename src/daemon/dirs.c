@@ -232,6 +232,50 @@ dirs_maildir_root(const char *tmpl, const struct dirs_owner *ow)
 	return 0;
 }
 
+/* The guard's state (docs/guard-state.md): the guard's own account's,
+   mode 0700 (gstore.c refuses anything else). */
+static int
+dirs_guard_state(const struct config *cfg)
+{
+	const char *name = cfg->guard_user != NULL ? cfg->guard_user : cfg->user;
+	struct dirs_owner ow = {.is_set = false};
+	char at[DIRS_PATH_MAX], why[256];
+	struct passwd *pw;
+	struct stat st;
+	int fd;
+
+	if (cfg->guard_state == NULL)
+		return 0;
+	if (name != NULL && geteuid() == 0) {
+		if ((pw = getpwnam(name)) == NULL) {
+			log_error("-", "user name=%s error=\"no such user\"",
+				  name);
+			return -1;
+		}
+		ow = (struct dirs_owner){true, pw->pw_uid, pw->pw_gid, name};
+	}
+	if ((fd = dirs_walk(cfg->guard_state, &ow, at, sizeof(at))) < 0) {
+		dirs_log("guard-state", at, dirs_why(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 ||
+	    st.st_uid != (ow.is_set ? ow.uid : geteuid())) {
+		snprintf(why, sizeof(why),
+			 "not the guard account's: chown it, or remove it "
+			 "and postern makes it");
+		dirs_log("guard-state", cfg->guard_state, why);
+		close(fd);
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0 && fchmod(fd, 0700) < 0) {
+		dirs_log("guard-state", cfg->guard_state, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 int
 dirs_prepare(const struct config *cfg)
 {
@@ -252,6 +296,8 @@ dirs_prepare(const struct config *cfg)
 	if (dirs_spool(cfg->spool, &ow) < 0)
 		return -1;
 	if (dirs_maildir_root(cfg->maildir, &ow) < 0)
+		return -1;
+	if (dirs_guard_state(cfg) < 0)
 		return -1;
 	for (size_t i = 0; i < cfg->n_mailboxes; i++) {
 		if (config_maildir_path(cfg, &cfg->mailboxes[i], dir,

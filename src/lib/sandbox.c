@@ -110,10 +110,12 @@ static const char *const sandbox_worker_calls[] = {
     NULL};
 
 /* The guard: its hashing threads (clone with CLONE_THREAD only, below),
-   control clients (the socket was bound before the drop). */
+   control clients (the socket was bound before the drop), and getcwd:
+   a reload (SIGHUP) reads the configuration again, which makes relative
+   paths absolute (the default guard-state is one). */
 static const char *const sandbox_guard_calls[] = {
     "accept", "accept4", "sched_yield", "prctl", "eventfd2", "pipe2",
-    NULL};
+    "getcwd", NULL};
 
 /* The queue process: its control socket's clients, the journal, the
    quarantine and the Maildir notices (rename, mkdir), DNS over UDP

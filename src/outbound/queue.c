@@ -26,6 +26,7 @@
 
 #include "lib/log.h"
 #include "outbound/queue_int.h"
+#include "outbound/mtasts_fetch.h"
 #include "outbound/route.h"
 
 void
@@ -587,6 +588,27 @@ queue_relay_password(struct queue *q)
 	explicit_bzero(buf, sizeof(buf));
 }
 
+/* MTA-STS (RFC 8461): its policy cache is <spool>/queue/mta-sts/. */
+static void
+queue_mtasts(struct queue *q)
+{
+	int fd;
+
+	if (!q->cfg->mta_sts)
+		return;
+	if (mkdirat(q->qfd, "mta-sts", 0700) < 0 && errno != EEXIST)
+		log_error("-", "mta-sts dir=queue/mta-sts error=\"%s\"",
+			  strerror(errno));
+	fd = openat(q->qfd, "mta-sts",
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || mtasts_new(q->base, q->dns, q->relay_tls, fd,
+				 MTASTS_PORT, &q->sts) < 0) {
+		log_error("-", "mta-sts error=\"cannot start: MTA-STS is off\"");
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
 static int
 queue_open(struct queue *q)
 {
@@ -626,6 +648,7 @@ queue_open(struct queue *q)
 		return -1;
 	}
 	queue_relay_password(q);
+	queue_mtasts(q);
 	return 0;
 }
 
@@ -669,6 +692,7 @@ queue_close(struct queue *q)
 		free(d->domain);
 		free(d);
 	}
+	mtasts_free(&q->sts);
 	dns_free(&q->dns);
 	dstate_close(&q->ds);
 	{

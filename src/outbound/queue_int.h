@@ -18,6 +18,7 @@
 #include "outbound/client.h"
 #include "outbound/dns.h"
 #include "outbound/dstate.h"
+#include "outbound/mtasts.h"
 #include "outbound/qenv.h"
 
 #define QUEUE_HASH 32768	 /* buckets of the id table */
@@ -100,6 +101,7 @@ struct queue {
 	int qfd;		/* <spool>/queue */
 	int wake_fd;
 	struct dns *dns;
+	struct mtasts *sts;	/* MTA-STS lookups; NULL: mta-sts no */
 	struct dstate *ds;
 	SSL_CTX *tls;		/* opportunistic, unverified */
 	SSL_CTX *relay_tls;	/* the relay host: verified */
@@ -151,6 +153,26 @@ void queue_ctl_close(struct queue *q);
 int qsess_start(struct queue *q, struct qdest *d, struct qjob *job);
 void qsess_stop_all(struct queue *q); /* stopping: QUIT when idle */
 void qsess_free_all(struct queue *q);
+
+/* queue_sts.c: MTA-STS (RFC 8461) for one session. */
+struct mtasts_wait;
+struct mtasts_result;
+struct qsts {
+	struct mtasts_wait *wait;     /* the lookup under way */
+	struct mtasts_policy *policy; /* enforce or testing; NULL: none */
+	char id[MTASTS_ID_MAX + 1];
+};
+/* Does a session to `domain` (by `cr`, NULL: its MX) ask for a policy? */
+bool qsts_wanted(const struct queue *q, const struct config_route *cr,
+		 const char *domain);
+/* The lookup's answer (the wait is over). */
+void qsts_set(struct qsts *t, const struct mtasts_result *r);
+void qsts_clear(struct qsts *t); /* cancels, frees */
+bool qsts_is(const struct qsts *t, enum mtasts_mode mode);
+bool qsts_host_ok(const struct qsts *t, const char *domain, const char *host,
+		  const char *log_id, char *text, size_t size);
+void qsts_tls_note(const struct qsts *t, const char *log_id,
+		   const char *relay, SSL *ssl);
 
 /* queue_result.c: what became of recipient `i` of `m`. `relay` is
    "host[addr]:port" or NULL; `started` when the attempt began. */

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "outbound/mtasts_fetch.h"
 
 #define QSESS_CHUNK (64 * 1024)
 #define QSESS_OUT_HIGH (256 * 1024) /* content queued before we wait */
@@ -58,6 +59,8 @@ struct qsess {
 	bool dane;
 	size_t n_tlsa;
 	struct dns_tlsa tlsa[DNS_TLSA_MAX];
+	struct qsts sts;	/* MTA-STS (RFC 8461) of the destination */
+	bool tls_noted;	/* this connection's TLS, or its lack, noted */
 	struct dns_host cur_host; /* the server being tried */
 	struct dns_addr cur_addr;
 	struct bufferevent *bev;
@@ -79,6 +82,27 @@ static void qsess_act(struct qsess *s);
 static void qsess_next_server(struct qsess *s);
 static void qsess_tlsa_cb(void *arg, const struct dns_tlsa_answer *a);
 static void qsess_no_dane(struct qsess *s, const char *why);
+static bool qsess_sts_skip(struct qsess *s);
+
+/* MTA-STS in enforce mode, and no DANE for this server (RFC 8461 2:
+   DANE, where present, wins). */
+static bool
+qsess_sts_enforce(const struct qsess *s)
+{
+	return qsts_is(&s->sts, MTASTS_MODE_ENFORCE) && !s->dane;
+}
+
+static bool
+qsess_sts_testing(const struct qsess *s)
+{
+	return qsts_is(&s->sts, MTASTS_MODE_TESTING) && !s->dane;
+}
+
+static const char *
+qsess_id(const struct qsess *s)
+{
+	return s->job != NULL ? s->job->msg->env.id : "-";
+}
 
 /* --- ending ---------------------------------------------------------- */
 
@@ -170,6 +194,7 @@ qsess_end(struct qsess *s)
 
 	qsess_drop_conn(s);
 	dns_cancel(&s->dns);
+	qsts_clear(&s->sts);
 	if (dead)
 		s->d->window = 1; /* no server took anything: throttle */
 	qsess_fail_job(s, s->job);
@@ -204,6 +229,16 @@ qsess_route_failed(struct qsess *s, const struct dns_route *rt)
 	qsess_end(s);
 }
 
+/* The destination's MTA-STS policy is known: servers are tried. */
+static void
+qsess_sts_cb(void *arg, const struct mtasts_result *r)
+{
+	struct qsess *s = arg;
+
+	qsts_set(&s->sts, r);
+	qsess_next_server(s);
+}
+
 static void
 qsess_route_cb(void *arg, const struct dns_route *rt)
 {
@@ -215,6 +250,11 @@ qsess_route_cb(void *arg, const struct dns_route *rt)
 		return;
 	}
 	s->route = *rt;
+	if (qsts_wanted(s->q, s->cr, s->d->domain)) { /* RFC 8461 */
+		mtasts_lookup(s->q->sts, s->d->domain, qsess_sts_cb, s,
+			      &s->sts.wait);
+		return;
+	}
 	qsess_next_server(s);
 }
 
@@ -274,7 +314,7 @@ qsess_new_client(struct qsess *s)
 			    s->q->relay_pass != NULL ? s->q->relay_pass : "";
 		}
 	} else if (s->dane || s->policy == TLS_POLICY_ENCRYPT ||
-		   s->policy == TLS_POLICY_VERIFY) {
+		   s->policy == TLS_POLICY_VERIFY || qsess_sts_enforce(s)) {
 		s->params.tls = CLIENT_TLS_REQUIRE; /* RFC 7672 2.2 */
 	} else if (s->policy == TLS_POLICY_NONE || s->plain_now) {
 		s->params.tls = CLIENT_TLS_NONE;
@@ -318,8 +358,10 @@ static SSL *
 qsess_ssl_new(struct qsess *s)
 {
 	bool verify = s->is_relay || (s->policy == TLS_POLICY_VERIFY &&
-				      !s->dane);
-	SSL *ssl = SSL_new(verify ? s->q->relay_tls : s->q->tls);
+				      !s->dane) || qsess_sts_enforce(s);
+	/* MTA-STS testing: checked as for enforce, but only logged. */
+	bool check = qsess_sts_testing(s);
+	SSL *ssl = SSL_new(verify || check ? s->q->relay_tls : s->q->tls);
 	unsigned char bin[16];
 	bool is_ip = inet_pton(AF_INET, s->host_name, bin) == 1 ||
 		     inet_pton(AF_INET6, s->host_name, bin) == 1;
@@ -328,7 +370,9 @@ qsess_ssl_new(struct qsess *s)
 		return NULL;
 	if (!is_ip)
 		SSL_set_tlsext_host_name(ssl, s->host_name);
-	if (verify &&
+	if (check)
+		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+	if ((verify || check) &&
 	    (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
 						   s->host_name)
 		   : SSL_set1_host(ssl, s->host_name)) != 1) {
@@ -406,6 +450,7 @@ qsess_connect(struct qsess *s, const struct dns_host *h,
 		len = sizeof(*in6);
 	}
 	inet_ntop(a->family, a->addr, text, sizeof(text));
+	s->tls_noted = false;
 	snprintf(s->host_name, sizeof(s->host_name), "%s", h->name);
 	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%u", h->name, text,
 		 s->port);
@@ -482,6 +527,8 @@ qsess_next_server(struct qsess *s)
 				 "DNSSEC-secure");
 		return;
 	}
+	if (qsess_sts_skip(s))
+		return;
 	if (qsess_connect(s, &s->cur_host, &s->cur_addr) < 0)
 		qsess_end(s);
 }
@@ -532,8 +579,26 @@ qsess_tlsa_cb(void *arg, const struct dns_tlsa_answer *a)
 		qsess_no_dane(s, "it has no usable secure TLSA record");
 		return;
 	}
+	if (qsess_sts_skip(s))
+		return;
 	if (qsess_connect(s, &s->cur_host, &s->cur_addr) < 0)
 		qsess_end(s);
+}
+
+/* MTA-STS: an MX host that the policy does not list is skipped. */
+static bool
+qsess_sts_skip(struct qsess *s)
+{
+	char text[CLIENT_TEXT_MAX];
+
+	if (s->dane || qsts_host_ok(&s->sts, s->d->domain, s->cur_host.name,
+				    qsess_id(s), text, sizeof(text)))
+		return false;
+	snprintf(s->relay, sizeof(s->relay), "%s[-]:%u", s->cur_host.name,
+		 s->port);
+	qsess_set_last(s, CLIENT_TEMP, "4.7.5", text, false, NULL);
+	qsess_next_server(s);
+	return true;
 }
 
 /* Are there servers left to try after this one? */
@@ -686,7 +751,8 @@ qsess_closed(struct qsess *s)
 					    : NULL);
 		/* Postfix's `may`: a failed handshake, once in plain text. */
 		if (e->stage == CLIENT_STAGE_TLS && !s->is_relay &&
-		    !s->dane && s->policy == TLS_POLICY_MAY && !s->plain_now)
+		    !s->dane && s->policy == TLS_POLICY_MAY && !s->plain_now &&
+		    !qsess_sts_enforce(s))
 			s->plain_next = true; /* only for `may` */
 		log_info(s->job != NULL ? s->job->msg->env.id : "-",
 			 "session relay=%s error=\"%s\"", s->relay, e->text);
@@ -721,6 +787,11 @@ qsess_act(struct qsess *s)
 				return;
 			break;
 		case CLIENT_EV_READY:
+			if (!s->tls_noted && !s->dane) {
+				s->tls_noted = true; /* (noted once) */
+				qsts_tls_note(&s->sts, qsess_id(s), s->relay,
+					      NULL);
+			}
 			if (s->job == NULL && !s->stopping)
 				s->job = queue_take_job(s->d);
 			if (s->job == NULL || s->move_on || s->stopping)
@@ -794,6 +865,8 @@ qsess_verified(const struct qsess *s, SSL *ssl)
 					  NULL) >= 0 && usage == 2
 			   ? "dane-ta"
 			   : "dane-ee";
+	if (qsess_sts_enforce(s))
+		return "mta-sts";
 	return s->is_relay || s->policy == TLS_POLICY_VERIFY ? "ca" : "no";
 }
 
@@ -812,6 +885,10 @@ qsess_event_cb(struct bufferevent *bev, short what, void *arg)
 				 "tls relay=%s tls=%s cipher=%s verified=%s",
 				 s->relay, SSL_get_version(ssl),
 				 SSL_get_cipher_name(ssl), qsess_verified(s, ssl));
+			s->tls_noted = true;
+			if (!s->dane)
+				qsts_tls_note(&s->sts, qsess_id(s), s->relay,
+					      ssl);
 			client_tls_done(s->c, true, NULL);
 		} else {
 			qsess_new_client(s);
@@ -913,6 +990,7 @@ qsess_free_all(struct queue *q)
 		q->sessions_list = s->next;
 		qsess_drop_conn(s);
 		dns_cancel(&s->dns);
+		qsts_clear(&s->sts);
 		free(s->job); /* its recipients were not tried: next start */
 		free(s);
 	}

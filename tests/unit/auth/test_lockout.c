@@ -63,9 +63,9 @@ new_lockout(void)
 /* One whole failed attempt; returns the number of locks it set. */
 static size_t
 fail_once(struct lockout *lo, const char *addr, const char *account,
-	  const char *pass, time_t now, struct lockout_event ev[3])
+	  const char *pass, time_t now, struct lockout_event ev[LOCKOUT_MAX_EVENTS])
 {
-	struct lockout_event tmp[3];
+	struct lockout_event tmp[LOCKOUT_MAX_EVENTS];
 
 	if (ev == NULL)
 		ev = tmp;
@@ -98,7 +98,7 @@ static void
 test_account_threshold(void **state)
 {
 	struct lockout *lo = new_lockout();
-	struct lockout_event ev[3];
+	struct lockout_event ev[LOCKOUT_MAX_EVENTS];
 	char addr[32], pass[32];
 
 	(void)state;
@@ -134,7 +134,7 @@ static void
 test_address_threshold(void **state)
 {
 	struct lockout *lo = new_lockout();
-	struct lockout_event ev[3];
+	struct lockout_event ev[LOCKOUT_MAX_EVENTS];
 	char account[32];
 
 	(void)state;
@@ -178,7 +178,7 @@ test_network_aggregation(void **state)
 	(void)state;
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		struct lockout *lo = new_lockout();
-		struct lockout_event ev[3];
+		struct lockout_event ev[LOCKOUT_MAX_EVENTS];
 		size_t locks = 0;
 		int n = 0;
 
@@ -261,7 +261,7 @@ test_window_slides(void **state)
 static struct lockout_event
 lock_account(struct lockout *lo, const char *account, time_t now, int round)
 {
-	struct lockout_event ev[3];
+	struct lockout_event ev[LOCKOUT_MAX_EVENTS];
 	char pass[32], addr[32];
 	size_t n = 0;
 
@@ -400,8 +400,10 @@ test_success(void **state)
 	succeed(lo, "192.0.2.1", "dave@x", T0 + 1);
 	assert_int_equal(
 	    fail_once(lo, "192.0.2.1", "dave@x", "z", T0 + 2, NULL), 1);
-	assert_int_equal(probe(lo, "192.0.2.1", "dave@x", T0 + 2),
+	/* Locked, except from 192.0.2.0/24, where dave logged in. */
+	assert_int_equal(probe(lo, "198.18.0.1", "dave@x", T0 + 2),
 			 LOCKOUT_LOCKED);
+	assert_int_equal(probe(lo, "192.0.2.1", "dave@x", T0 + 2), LOCKOUT_OK);
 	lockout_free(&lo);
 }
 
