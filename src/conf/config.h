@@ -147,7 +147,7 @@ struct config {
 	char *users_file;
 	bool from_header_check; /* From: must be the user's address */
 	enum mx_local_senders mx_local_senders;
-	bool sandbox;		/* seccomp + Landlock in workers and guard */
+	bool sandbox;		/* seccomp + Landlock: workers, guard, queue */
 
 	/* The guard: lockout after failed logins, per-address limits. */
 	unsigned auth_account_failures; /* in the window, then locked */

@@ -246,8 +246,9 @@ const struct config_directive config_directives[] = {
      .doc = "a sender in our domains on mx without AUTH: refuse (550 5.7.1) "
 	    "or accept"},
     ROW_BOOL("sandbox", sandbox, "yes",
-	     "seccomp filter and Landlock rules in the workers and the "
-	     "guard (docs/security.md); no only for debugging"),
+	     "seccomp filter and Landlock rules in the workers, the guard "
+	     "and the queue process (docs/security.md); no only for "
+	     "debugging"),
     ROW_NUM("auth-account-failures", "N", auth_account_failures, UNIT_COUNT,
 	    "5", 1, 1000,
 	    "failed logins to one account in the window before it is locked"),

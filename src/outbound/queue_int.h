@@ -21,7 +21,8 @@
 #include "outbound/mtasts.h"
 #include "outbound/qenv.h"
 
-#define QUEUE_HASH 4096		 /* buckets of the id table */
+#define QUEUE_HASH 32768	 /* buckets of the id table */
+#define QUEUE_STR_HASH 1024	 /* buckets of the shared strings */
 #define QUEUE_SCAN_SECS 60	 /* the directory is scanned again */
 #define QUEUE_CONNECT_SECS 30	 /* to connect to one address */
 #define QUEUE_SERVERS_MAX 10	 /* addresses tried per session */
@@ -39,16 +40,19 @@ enum qrcpt_state {
 	QR_BOUNCED,	/* final */
 };
 
+/* domain, last_text and last_relay are shared strings (queue_str_get):
+   100,000 recipients deferred for one dead destination hold one copy of
+   its domain, reply and relay, not 100,000. */
 struct qrcpt {
 	const char *addr;   /* in the envelope */
-	char *domain;	    /* lower case */
+	const char *domain; /* lower case; shared */
 	enum qrcpt_state state;
 	unsigned attempts;  /* failed attempts so far */
 	time_t last_attempt;
 	time_t next_try;
 	char last_dsn[16];  /* of the last deferral */
-	char *last_text;
-	char *last_relay;
+	const char *last_text;	/* shared, or NULL */
+	const char *last_relay; /* shared, or NULL */
 };
 
 struct qmsg {
@@ -66,12 +70,21 @@ struct qmsg {
 	struct qmsg *next, *prev; /* all messages */
 };
 
-/* Recipients of one message for one destination: one transaction. */
+/* Recipients of one message for one destination: one transaction, of
+   at most CLIENT_RCPT_MAX; allocated for the `cap` it will hold (one
+   recipient: 40 octets, not 424). */
 struct qjob {
 	struct qmsg *msg;
-	size_t idx[CLIENT_RCPT_MAX];
-	size_t n;
 	struct qjob *next;
+	size_t n, cap;
+	size_t idx[];
+};
+
+/* A string many recipients share (domain, reply, relay), counted. */
+struct qstr {
+	struct qstr *next;
+	size_t refs;
+	char s[];
 };
 
 struct qdest {
@@ -94,6 +107,7 @@ struct queue {
 	SSL_CTX *relay_tls;	/* the relay host: verified */
 	char *relay_pass;	/* relay-auth's password */
 	struct qmsg *hash[QUEUE_HASH];
+	struct qstr *strs[QUEUE_STR_HASH];
 	struct qmsg *msgs;
 	size_t n_msgs;
 	struct qdest *dests;
@@ -116,6 +130,11 @@ void queue_insert(struct queue *q, struct qmsg *m);
 void queue_msg_free(struct qmsg *m);
 void queue_sync_soon(struct queue *q);
 struct qjob *queue_take_job(struct qdest *d);
+struct qjob *queue_job_new(struct qmsg *m, size_t cap); /* NULL: no memory */
+/* The shared copy of `s` (NULL for NULL, or out of memory), and its
+   release. */
+const char *queue_str_get(struct queue *q, const char *s);
+void queue_str_put(struct queue *q, const char *s);
 void queue_msg_check_done(struct qmsg *m);
 void queue_schedule(struct qmsg *m);
 int queue_msg_8bit(struct qmsg *m);
@@ -123,6 +142,9 @@ void queue_session_ended(struct queue *q, struct qsess *s);
 
 /* queue.c */
 void queue_kick(struct queue *q);
+
+/* queue_sandbox.c: confine the process (docs/security.md); 0 or -1. */
+int queue_sandbox(struct queue *q);
 
 /* queue_ctl.c */
 int queue_ctl_open(struct queue *q);

@@ -49,6 +49,7 @@ struct qsess {
 	bool plain_next;	/* TLS failed here: once more in plain text */
 	bool plain_now;
 	bool any_tx;		/* a transaction delivered something */
+	bool any_begun;		/* a transaction began on some server */
 	bool move_on;		/* recipients kept for the next server */
 	bool handshaking;
 	bool stopping;
@@ -145,18 +146,61 @@ qsess_fail_job(struct qsess *s, struct qjob *job)
 	free(job);
 }
 
+/* Does another session of our destination have a server that took a
+   transaction? */
+static bool
+qsess_dest_alive(const struct qsess *s)
+{
+	for (const struct qsess *o = s->q->sessions_list; o != NULL;
+	     o = o->next)
+		if (o != s && o->d == s->d && o->any_begun)
+			return true;
+	return false;
+}
+
+/* No server of the destination could be reached (every address refused,
+   timed out or failed before a transaction), and no other session of it
+   reaches one: every job waiting for it is deferred now with the same
+   reason, as Postfix's qmgr does with a dead destination, instead of
+   being tried one session after another (100,000 messages for a dead
+   host would otherwise be 100,000 connections, or 100,000 timeouts in
+   a row, docs/performance.md). Never a bounce for another's failure:
+   only the lifetime can turn the deferral into one. */
+static void
+qsess_defer_dest(struct qsess *s)
+{
+	struct qjob *j;
+	size_t n = 0;
+
+	if (s->stopping || s->d->head == NULL || qsess_dest_alive(s))
+		return;
+	s->last.status = CLIENT_TEMP;
+	if (s->last.dsn != NULL && s->last.dsn[0] == '5')
+		s->last_dsn[0] = '4';
+	while ((j = queue_take_job(s->d)) != NULL) {
+		n += j->n;
+		qsess_fail_job(s, j);
+	}
+	log_notice("-", "destination unreachable relay=%s recipients=%zu "
+			"deferred",
+		   s->last_relay[0] != '\0' ? s->last_relay : "none", n);
+}
+
 static void
 qsess_end(struct qsess *s)
 {
 	struct queue *q = s->q;
+	bool dead = s->job != NULL && !s->any_tx && s->tried > 0;
 
 	qsess_drop_conn(s);
 	dns_cancel(&s->dns);
 	qsts_clear(&s->sts);
-	if (s->job != NULL && !s->any_tx && s->tried > 0)
+	if (dead)
 		s->d->window = 1; /* no server took anything: throttle */
 	qsess_fail_job(s, s->job);
 	s->job = NULL;
+	if (dead && !s->any_begun)
+		qsess_defer_dest(s);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -607,6 +651,7 @@ qsess_begin_tx(struct qsess *s)
 	s->tx.rcpts = s->rcpts;
 	s->tx.n_rcpts = j->n;
 	s->started = time(NULL);
+	s->any_begun = true;
 	if (client_tx_begin(s->c, &s->tx) < 0)
 		abort(); /* READY was checked: a broken invariant */
 }
@@ -666,10 +711,9 @@ qsess_tx_done(struct qsess *s)
 		const struct client_result *r = client_rcpt_result(s->c, k);
 
 		if (r->status == CLIENT_TEMP && qsess_servers_left(s)) {
-			if (keep == NULL && (keep = calloc(1, sizeof(*keep))) ==
-						NULL)
+			if (keep == NULL &&
+			    (keep = queue_job_new(j->msg, j->n)) == NULL)
 				abort();
-			keep->msg = j->msg;
 			keep->idx[keep->n++] = j->idx[k];
 			qsess_set_last(s, r->status, r->dsn, r->text,
 				       r->is_remote,
