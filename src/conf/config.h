@@ -22,6 +22,12 @@ enum listen_role {
 };
 
 /* An unauthenticated mx client giving a sender in one of our domains. */
+enum burst_action {
+	BURST_ACTION_HOLD = 0, /* accept and hold until released */
+	BURST_ACTION_REFUSE,   /* 451 4.7.1 until released */
+	BURST_ACTION_LOG,      /* only the log line and the notice */
+};
+
 enum mx_local_senders {
 	MX_LOCAL_SENDERS_REFUSE = 0, /* 550 5.7.1 (our users submit) */
 	MX_LOCAL_SENDERS_ACCEPT,     /* sites forwarding back to themselves */
@@ -141,7 +147,7 @@ struct config {
 	char *users_file;
 	bool from_header_check; /* From: must be the user's address */
 	enum mx_local_senders mx_local_senders;
-	bool sandbox;		/* seccomp + Landlock in workers and guard */
+	bool sandbox;		/* seccomp + Landlock: workers, guard, queue */
 
 	/* The guard: lockout after failed logins, per-address limits. */
 	unsigned auth_account_failures; /* in the window, then locked */
@@ -164,6 +170,14 @@ struct config {
 	char *control_socket;		/* for postern locks / unlock */
 	struct config_listener metrics_listen; /* addr_len 0: no endpoint */
 
+	/* Send limits and the volume alarm (docs/sendlimit.md). */
+	unsigned send_limit_hour;	/* recipients; 0: none */
+	unsigned send_limit_day;
+	unsigned new_recipients_day;
+	unsigned burst_floor;
+	unsigned burst_factor;
+	enum burst_action burst_action;
+
 	/* Outbound delivery: the queue process (docs/outbound.md). */
 	char **dns_resolvers;	  /* "ADDR" or "ADDR@PORT"; none: resolv.conf */
 	size_t n_dns_resolvers;
@@ -181,6 +195,7 @@ struct config {
 	enum relay_tls relay_tls;
 	char *outbound_tls_ca;		     /* NULL: the system's CAs */
 	bool outbound_delivery;		     /* no: keep remote mail queued */
+	bool mta_sts;			     /* MTA-STS (RFC 8461) */
 	struct config_tls_policy *tls_policies;
 	size_t n_tls_policies;
 };
@@ -227,6 +242,8 @@ void config_write_reference(FILE *out);
 const char *config_role_name(enum listen_role role);
 
 /* The tls-policy of `domain` (lower case): TLS_POLICY_MAY when none. */
+/* Is there a tls-policy line for `domain`? */
+bool config_has_tls_policy(const struct config *cfg, const char *domain);
 enum tls_policy config_find_tls_policy(const struct config *cfg,
 				       const char *domain);
 

@@ -260,6 +260,15 @@ config_parse_tls_policy(struct config_parser *p,
 	    p->line};
 }
 
+bool
+config_has_tls_policy(const struct config *cfg, const char *domain)
+{
+	for (size_t i = 0; i < cfg->n_tls_policies; i++)
+		if (strcasecmp(cfg->tls_policies[i].domain, domain) == 0)
+			return true;
+	return false;
+}
+
 enum tls_policy
 config_find_tls_policy(const struct config *cfg, const char *domain)
 {

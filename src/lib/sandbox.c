@@ -1,6 +1,7 @@
 /*
- * sandbox.c - no_new_privs, Landlock and seccomp for the workers and the
- * guard. See sandbox.h and docs/security.md ("Sandboxes").
+ * sandbox.c - no_new_privs, Landlock and seccomp for the workers, the
+ * guard and the queue process. See sandbox.h and docs/security.md
+ * ("Sandboxes").
  *
  * Landlock goes through its system calls (glibc has no wrappers); the
  * rule set handles every access right the running kernel knows (its ABI
@@ -24,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -45,6 +47,8 @@
 #define LL_FS_TRUNCATE (1ULL << 14) /* ABI 3 */
 #define LL_FS_IOCTL_DEV (1ULL << 15) /* ABI 5 */
 #define LL_NET_TCP 3ULL		    /* ABI 4: bind and connect TCP */
+#define LL_NET_CONNECT_TCP 2ULL	    /* ABI 4: connect only */
+#define LL_RULE_NET_PORT 2	    /* ABI 4: struct sandbox_ll_port */
 #define LL_SCOPE_ALL 3ULL	    /* ABI 6: abstract Unix sockets, signals */
 #define LL_RW                                                                  \
 	(LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |        \
@@ -66,10 +70,23 @@ struct sandbox_ll_path {
 	int32_t parent_fd;
 } __attribute__((packed));
 
-/* One directory a process keeps, and what it may do beneath it. */
+struct sandbox_ll_port {
+	uint64_t allowed_access;
+	uint64_t port;
+} __attribute__((packed));
+
+/* One directory (or file) a process keeps, and what it may do beneath
+   it; an optional one that does not exist is skipped. */
 struct sandbox_dir {
 	char path[4096];
 	uint64_t access;
+	bool optional;
+};
+
+/* TCP ports a process may connect to (none: no TCP at all). */
+struct sandbox_net {
+	const unsigned *ports;
+	size_t n;
 };
 
 /* A system call allowed without condition. */
@@ -93,10 +110,20 @@ static const char *const sandbox_worker_calls[] = {
     NULL};
 
 /* The guard: its hashing threads (clone with CLONE_THREAD only, below),
-   control clients (the socket was bound before the drop). */
+   control clients (the socket was bound before the drop), and getcwd:
+   a reload (SIGHUP) reads the configuration again, which makes relative
+   paths absolute (the default guard-state is one). */
 static const char *const sandbox_guard_calls[] = {
     "accept", "accept4", "sched_yield", "prctl", "eventfd2", "pipe2",
-    NULL};
+    "getcwd", NULL};
+
+/* The queue process: its control socket's clients, the journal, the
+   quarantine and the Maildir notices (rename, mkdir), DNS over UDP
+   (bind: libunbound's random source ports). */
+static const char *const sandbox_queue_calls[] = {
+    "accept", "accept4", "rename", "renameat", "renameat2", "mkdir",
+    "mkdirat", "ftruncate", "bind", "fchmod", "pipe2", "eventfd2",
+    "sched_yield", "uname", NULL};
 
 /* What ASan and UBSan use in a report (docs/security.md): release
    builds do not have this list. */
@@ -152,20 +179,33 @@ sandbox_maildir_root(const char *tmpl, char *out, size_t size)
 		snprintf(out, size, "/");
 }
 
-/* Grant `access` beneath one directory (masked to what the ABI knows). */
+/* Rights that apply to a file (a rule on a file may hold no other). */
+#define LL_FILE_RIGHTS                                                         \
+	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |          \
+	 LANDLOCK_ACCESS_FS_READ_FILE | LL_FS_TRUNCATE | LL_FS_IOCTL_DEV)
+
+/* Grant `access` beneath one directory, or on one file (masked to what
+   the ABI knows). */
 static int
 sandbox_ll_add(int ruleset, const struct sandbox_dir *d, uint64_t handled)
 {
 	struct sandbox_ll_path pb;
 	int fd = open(d->path, O_PATH | O_CLOEXEC);
+	struct stat st;
 	int rc;
 
-	if (fd < 0) {
+	if (fd < 0 && d->optional && errno == ENOENT)
+		return 0;
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		log_error("-", "sandbox error=\"landlock: cannot open %s: %s\"",
 			  d->path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
 	pb.allowed_access = d->access & handled;
+	if (!S_ISDIR(st.st_mode))
+		pb.allowed_access &= LL_FILE_RIGHTS;
 	pb.parent_fd = fd;
 	rc = (int)syscall(__NR_landlock_add_rule, ruleset,
 			  LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
@@ -176,10 +216,29 @@ sandbox_ll_add(int ruleset, const struct sandbox_dir *d, uint64_t handled)
 	return rc < 0 ? -1 : 0;
 }
 
-/* The rule set: only `dirs` remain reachable, no TCP bind or connect
-   (ABI 4), no signal or abstract socket out of the domain (ABI 6). */
+/* TCP connect to each port of `net` (ABI 4). */
 static int
-sandbox_landlock(const char *who, const struct sandbox_dir *dirs, size_t n)
+sandbox_ll_ports(int ruleset, const struct sandbox_net *net)
+{
+	for (size_t i = 0; net != NULL && i < net->n; i++) {
+		struct sandbox_ll_port pa = {LL_NET_CONNECT_TCP, net->ports[i]};
+
+		if (syscall(__NR_landlock_add_rule, ruleset, LL_RULE_NET_PORT,
+			    &pa, 0) < 0) {
+			log_error("-", "sandbox error=\"landlock port %u: %s\"",
+				  net->ports[i], strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The rule set: only `dirs` remain reachable, no TCP bind, no TCP
+   connect but to the ports of `net` (ABI 4), no signal or abstract
+   socket out of the domain (ABI 6). */
+static int
+sandbox_landlock(const char *who, const struct sandbox_dir *dirs, size_t n,
+		 const struct sandbox_net *net)
 {
 	struct sandbox_ll_attr attr = {0};
 	int abi = sandbox_landlock_abi(), ruleset, rc = 0;
@@ -208,6 +267,8 @@ sandbox_landlock(const char *who, const struct sandbox_dir *dirs, size_t n)
 	}
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = sandbox_ll_add(ruleset, &dirs[i], attr.fs);
+	if (rc == 0 && abi >= 4)
+		rc = sandbox_ll_ports(ruleset, net);
 	if (rc == 0 && syscall(__NR_landlock_restrict_self, ruleset, 0) < 0) {
 		log_error("-", "sandbox error=\"landlock: %s\"", strerror(errno));
 		rc = -1;
@@ -232,11 +293,22 @@ sandbox_allow(scmp_filter_ctx ctx, const char *const *names)
 	return 0;
 }
 
-/* Calls allowed with some arguments only. */
+/* Calls allowed with some arguments only; `kind`: 'w'orker, 'g'uard or
+   'q'ueue. */
 static int
-sandbox_allow_args(scmp_filter_ctx ctx, bool guard)
+sandbox_allow_args(scmp_filter_ctx ctx, char kind)
 {
 	int rc = 0;
+	bool guard = kind == 'g';
+
+	if (kind == 'q') {
+		/* SMTP and DNS: Internet sockets (Landlock picks the TCP
+		   ports); no other family but syslog's below. */
+		rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
+				       1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
+		rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket),
+				       1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+	}
 
 	/* abort() signals itself; nothing else may be signalled. */
 	rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
@@ -279,7 +351,7 @@ sandbox_default_action(void)
 }
 
 static int
-sandbox_seccomp(const char *who, const char *const *extra, bool guard)
+sandbox_seccomp(const char *who, const char *const *extra, char kind)
 {
 	scmp_filter_ctx ctx = seccomp_init(sandbox_default_action());
 	int rc = -1;
@@ -291,7 +363,7 @@ sandbox_seccomp(const char *who, const char *const *extra, bool guard)
 	/* All threads (the guard's pool), and no_new_privs is ours. */
 	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) < 0 ||
 	    sandbox_allow(ctx, sandbox_common) < 0 ||
-	    sandbox_allow(ctx, extra) < 0 || sandbox_allow_args(ctx, guard) < 0)
+	    sandbox_allow(ctx, extra) < 0 || sandbox_allow_args(ctx, kind) < 0)
 		goto out;
 #ifdef POSTERN_SANITIZE
 	if (sandbox_allow(ctx, sandbox_sanitizer_calls) < 0)
@@ -314,7 +386,8 @@ out:
    own calls). */
 static int
 sandbox_apply(const char *who, const struct sandbox_dir *dirs, size_t n,
-	      const char *const *calls, bool guard)
+	      const struct sandbox_net *net, const char *const *calls,
+	      char kind)
 {
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		log_error("-", "sandbox error=\"no_new_privs: %s\"",
@@ -330,9 +403,9 @@ sandbox_apply(const char *who, const struct sandbox_dir *dirs, size_t n,
 					 buf, sizeof(buf));
 	}
 #endif
-	if (sandbox_landlock(who, dirs, n) < 0)
+	if (sandbox_landlock(who, dirs, n, net) < 0)
 		return -1;
-	return sandbox_seccomp(who, calls, guard);
+	return sandbox_seccomp(who, calls, kind);
 }
 
 /* In sanitizer builds the runtime reads /proc/self/maps for a report. */
@@ -365,7 +438,8 @@ sandbox_worker(bool on, const char *spool, const char *maildir)
 	sandbox_maildir_root(maildir, dirs[1].path, sizeof(dirs[1].path));
 	dirs[1].access = LL_RW;
 	n = sandbox_add_proc(dirs, n);
-	return sandbox_apply("worker", dirs, n, sandbox_worker_calls, false);
+	return sandbox_apply("worker", dirs, n, NULL, sandbox_worker_calls,
+			     'w');
 }
 
 int
@@ -394,7 +468,46 @@ sandbox_guard(bool on, const char *users_file, const char *cfg_path,
 		dirs[n++].access = LL_SOCKDIR;
 	}
 	n = sandbox_add_proc(dirs, n);
-	return sandbox_apply("guard", dirs, n, sandbox_guard_calls, true);
+	return sandbox_apply("guard", dirs, n, NULL, sandbox_guard_calls, 'g');
+}
+
+int
+sandbox_queue(bool on, const struct sandbox_queue_rules *rules)
+{
+	static struct sandbox_dir dirs[SANDBOX_QUEUE_RW + SANDBOX_QUEUE_READ +
+				       2];
+	struct sandbox_net net = {rules->ports, rules->n_ports};
+	size_t n = 0;
+
+	if (!on) {
+		log_warning("-", "sandbox off process=queue");
+		return 0;
+	}
+	for (size_t i = 0; i < SANDBOX_QUEUE_RW; i++) {
+		if (rules->rw[i] == NULL)
+			continue;
+		snprintf(dirs[n].path, sizeof(dirs[n].path), "%s",
+			 rules->rw[i]);
+		dirs[n].optional = false;
+		dirs[n++].access = LL_RW;
+	}
+	if (rules->maildir != NULL) {
+		sandbox_maildir_root(rules->maildir, dirs[n].path,
+				     sizeof(dirs[n].path));
+		dirs[n].optional = false;
+		dirs[n++].access = LL_RW;
+	}
+	for (size_t i = 0; i < SANDBOX_QUEUE_READ; i++) {
+		if (rules->read[i] == NULL)
+			continue;
+		snprintf(dirs[n].path, sizeof(dirs[n].path), "%s",
+			 rules->read[i]);
+		dirs[n].optional = true;
+		dirs[n++].access = LL_READ;
+	}
+	n = sandbox_add_proc(dirs, n);
+	return sandbox_apply("queue", dirs, n, &net, sandbox_queue_calls,
+			     'q');
 }
 
 int

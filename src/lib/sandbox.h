@@ -8,6 +8,7 @@
 #define POSTERN_LIB_SANDBOX_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /*
  * A worker, after its listeners, spool area and guard socket are set up
@@ -26,6 +27,30 @@ int sandbox_worker(bool on, const char *spool, const char *maildir);
  */
 int sandbox_guard(bool on, const char *users_file, const char *cfg_path,
 		  const char *control_socket);
+
+/* What the queue process keeps (src/outbound/queue_sandbox.c fills it
+   from the configuration). */
+#define SANDBOX_QUEUE_RW 3
+#define SANDBOX_QUEUE_READ 12
+#define SANDBOX_QUEUE_PORTS 48
+struct sandbox_queue_rules {
+	const char *rw[SANDBOX_QUEUE_RW];     /* directories: read, write */
+	const char *maildir;		      /* template: its root, too */
+	const char *read[SANDBOX_QUEUE_READ]; /* files or directories it
+						 reads; a missing one is
+						 skipped */
+	unsigned ports[SANDBOX_QUEUE_PORTS];  /* TCP ports it may connect to */
+	size_t n_ports;
+};
+
+/*
+ * The queue process, after it has loaded the queue, bound its control
+ * socket and made its DNS and TLS contexts: read/write beneath `rw`,
+ * read `read`, TCP connect to `ports` only (Landlock ABI 4+) and no TCP
+ * bind; seccomp: sockets of AF_INET and AF_INET6 (SMTP, DNS), no
+ * process, no exec. Nothing done when `sandbox no`. 0, or -1 (logged).
+ */
+int sandbox_queue(bool on, const struct sandbox_queue_rules *rules);
 
 /* How the kernel answered for Landlock: its ABI version, or 0 (none). */
 /* The metrics endpoint: no file, the socket calls of a worker. */

@@ -43,6 +43,8 @@ struct dns_req {
 	struct dns *dns;
 	dns_tlsa_cb *tlsa_cb;	/* a TLSA lookup, not a route */
 	struct dns_tlsa_answer *tlsa;
+	dns_txt_cb *txt_cb;	/* a TXT lookup */
+	struct dns_txt_answer *txt;
 	struct dns_req *next, **pprev;
 	dns_route_cb *cb;
 	void *arg;
@@ -141,6 +143,7 @@ dns_req_free(struct dns_req *r)
 			ub_cancel(r->dns->ub, r->q[i].async_id);
 	dns_req_unlink(r);
 	free(r->tlsa);
+	free(r->txt);
 	free(r);
 }
 
@@ -400,6 +403,36 @@ dns_tlsa_answer(struct dns_req *r, int rcode, const uint8_t *pkt, int len,
 	free(r);
 }
 
+/* A TXT answer: final, whatever it says. */
+static void
+dns_txt_answer(struct dns_req *r, int rcode, const uint8_t *pkt, int len,
+	       int sec, const char *why_bogus)
+{
+	struct dns_txt_answer *a = r->txt;
+
+	if (sec == 1) {
+		a->status = DNS_TEMP;
+		dns_textf(a->text, sizeof(a->text), "TXT of %s is bogus: %s",
+			  r->domain, why_bogus != NULL ? why_bogus : "?");
+	} else if (rcode == 0 && pkt != NULL && len > 0) {
+		rcode = dns_wire_rcode(pkt, (size_t)len);
+		if (rcode == 0 && dns_wire_txt(pkt, (size_t)len, a->recs,
+					       DNS_TXT_RECS, &a->n) < 0)
+			rcode = DNS_RCODE_SERVFAIL;
+	}
+	if (sec != 1 && rcode != 0 && rcode != DNS_RCODE_NXDOMAIN) {
+		a->status = DNS_TEMP;
+		dns_textf(a->text, sizeof(a->text), "TXT lookup of %s failed: "
+			  "rcode %d", r->domain, rcode);
+	}
+	if (a->status != DNS_OK)
+		a->n = 0;
+	dns_req_unlink(r);
+	r->txt_cb(r->arg, a);
+	free(a);
+	free(r);
+}
+
 static void
 dns_answer(void *data, int rcode, void *packet, int len, int sec,
 	   char *why_bogus, int ratelimited)
@@ -409,6 +442,10 @@ dns_answer(void *data, int rcode, void *packet, int len, int sec,
 	const uint8_t *pkt = packet;
 
 	q->in_flight = false;
+	if (r->txt_cb != NULL) {
+		dns_txt_answer(r, rcode, packet, len, sec, why_bogus);
+		return;
+	}
 	if (r->tlsa_cb != NULL) {
 		dns_tlsa_answer(r, rcode, packet, len, sec, why_bogus);
 		return;
@@ -494,6 +531,41 @@ dns_tlsa(struct dns *d, const char *host, unsigned port, dns_tlsa_cb *cb,
 		/* (the callback was not called) */
 		r->q[0].in_flight = false;
 		dns_tlsa_answer(r, DNS_RCODE_SERVFAIL, NULL, 0, 0, NULL);
+	}
+	return 0;
+}
+
+int
+dns_txt(struct dns *d, const char *name, dns_txt_cb *cb, void *arg,
+	struct dns_req **req_r)
+{
+	struct dns_req *r;
+	size_t n = strlen(name);
+
+	*req_r = NULL;
+	if (n == 0 || n > DNS_NAME_MAX)
+		return -1;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL || (r->txt = calloc(1, sizeof(*r->txt))) == NULL) {
+		free(r);
+		return -1;
+	}
+	r->dns = d;
+	r->txt_cb = cb;
+	r->arg = arg;
+	memcpy(r->domain, name, n + 1);
+	r->next = d->reqs;
+	if (d->reqs != NULL)
+		d->reqs->pprev = &r->next;
+	d->reqs = r;
+	r->pprev = &d->reqs;
+	*req_r = r;
+	r->q[0].req = r;
+	r->q[0].in_flight = true;
+	if (ub_resolve_event(d->ub, name, DNS_TYPE_TXT, DNS_CLASS_IN,
+			     &r->q[0], dns_answer, &r->q[0].async_id) != 0) {
+		r->q[0].in_flight = false;
+		dns_txt_answer(r, DNS_RCODE_SERVFAIL, NULL, 0, 0, NULL);
 	}
 	return 0;
 }

@@ -105,4 +105,20 @@ typedef void dns_tlsa_cb(void *arg, const struct dns_tlsa_answer *a);
 int dns_tlsa(struct dns *dns, const char *host, unsigned port,
 	     dns_tlsa_cb *cb, void *arg, struct dns_req **req_r);
 
+/* TXT records of a name (MTA-STS, RFC 8461 3.1). */
+#define DNS_TXT_RECS 8
+struct dns_txt_answer {
+	enum dns_status status; /* DNS_OK (records or none), DNS_TEMP */
+	char text[300];		/* on failure */
+	size_t n;
+	struct dns_txt recs[DNS_TXT_RECS];
+};
+typedef void dns_txt_cb(void *arg, const struct dns_txt_answer *a);
+
+/* Look up `name` TXT: a bogus answer or a failure is DNS_TEMP; no
+   records (NXDOMAIN or NODATA) is DNS_OK with n = 0. Same rules as
+   dns_route() for *req_r and the callback. */
+int dns_txt(struct dns *dns, const char *name, dns_txt_cb *cb, void *arg,
+	    struct dns_req **req_r);
+
 #endif

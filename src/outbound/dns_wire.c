@@ -283,3 +283,54 @@ dns_wire_tlsa(const uint8_t *pkt, size_t len, struct dns_tlsa *t, size_t max,
 	*n_r = c.n;
 	return 0;
 }
+
+struct dns_txt_ctx {
+	struct dns_txt *t;
+	size_t max, n;
+};
+
+/* RFC 1035 3.3.14: one or more <character-string>s (a length octet, then
+   that many octets), joined. */
+static int
+dns_txt_rr(const uint8_t *pkt, size_t len, const struct dns_rr *rr,
+	   void *ctx)
+{
+	struct dns_txt_ctx *c = ctx;
+	struct dns_txt *t;
+	size_t off = rr->rdata, end = rr->rdata + rr->rdlen;
+
+	(void)len;
+	if (rr->type != DNS_TYPE_TXT || rr->class != DNS_CLASS_IN)
+		return 0;
+	if (c->n >= c->max)
+		return 0;
+	t = &c->t[c->n];
+	t->len = 0;
+	t->truncated = false;
+	while (off < end) {
+		size_t l = pkt[off++], k;
+
+		if (off + l > end)
+			return -1;
+		k = l <= DNS_TXT_MAX - t->len ? l : DNS_TXT_MAX - t->len;
+		memcpy(t->data + t->len, pkt + off, k);
+		t->len += k;
+		t->truncated |= k < l;
+		off += l;
+	}
+	c->n++;
+	return 0;
+}
+
+int
+dns_wire_txt(const uint8_t *pkt, size_t len, struct dns_txt *t, size_t max,
+	     size_t *n_r)
+{
+	struct dns_txt_ctx c = {t, max, 0};
+
+	*n_r = 0;
+	if (dns_walk(pkt, len, dns_txt_rr, &c) < 0)
+		return -1;
+	*n_r = c.n;
+	return 0;
+}

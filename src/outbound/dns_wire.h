@@ -19,6 +19,7 @@
 
 #define DNS_TYPE_A 1
 #define DNS_TYPE_CNAME 5
+#define DNS_TYPE_TXT 16
 #define DNS_TYPE_MX 15
 #define DNS_TYPE_AAAA 28
 #define DNS_TYPE_TLSA 52
@@ -66,6 +67,20 @@ struct dns_tlsa {
    DNS_TLSA_DATA_MAX octets are skipped (not counted). */
 int dns_wire_tlsa(const uint8_t *pkt, size_t len, struct dns_tlsa *t,
 		  size_t max, size_t *n_r);
+
+/* A TXT record (RFC 1035 3.3.14): its character-strings joined, as RFC
+   8461 3.1 reads them; longer records are kept cut, marked `truncated`. */
+#define DNS_TXT_MAX 512
+struct dns_txt {
+	size_t len;
+	bool truncated;
+	char data[DNS_TXT_MAX];
+};
+
+/* The TXT records in the answer section (at most `max`, the rest
+   dropped). */
+int dns_wire_txt(const uint8_t *pkt, size_t len, struct dns_txt *t,
+		 size_t max, size_t *n_r);
 
 /* The header's RCODE, or -1 when the packet is shorter than a header. */
 int dns_wire_rcode(const uint8_t *pkt, size_t len);

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DSTATE_FILE_MAX (256u << 20) /* a journal we are willing to read */
+#define DSTATE_BLOCK (1u << 20) /* read and written a block at a time */
 
 static const char *const dstate_kinds[DSTATE_KIND_COUNT] = {
     [DSTATE_SENT] = "sent",
@@ -415,63 +415,105 @@ dstate_set_aside(int queue_fd, const char **error_r)
 	return -1;
 }
 
-/* The whole journal in memory (at most DSTATE_FILE_MAX octets). */
-static char *
-dstate_read_all(int fd, size_t *len_r, const char **error_r)
-{
-	struct stat st;
-	char *buf;
-	size_t got = 0;
+/* Where a streaming scan is (dstate_scan_fd). */
+struct dstate_scan {
+	void (*cb)(void *ctx, const struct dstate_rec *r);
+	void *ctx;
+	struct dstate_rec rec;
+	unsigned skipped;
+	uint64_t good;	/* end of the last intact record */
+	bool magic_ok;
+	bool in_junk;	/* inside a line longer than a block */
+};
 
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > DSTATE_FILE_MAX) {
-		*error_r = "journal too large or unreadable";
-		return NULL;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		*error_r = "out of memory";
-		return NULL;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got,
-				  (off_t)got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	*len_r = got;
-	return buf;
-}
-
-/* Each intact record after the magic line; returns the end of the last
-   intact one. */
+/* The complete lines of buf[0, have), which starts at file offset pos;
+   returns how much was used (the rest is an unfinished line). */
 static size_t
-dstate_scan(const char *buf, size_t len,
-	    void (*cb)(void *ctx, const struct dstate_rec *r), void *ctx,
-	    unsigned *skipped_r)
+dstate_scan_lines(struct dstate_scan *sc, const char *buf, size_t have,
+		  uint64_t pos)
 {
-	size_t off = sizeof(DSTATE_MAGIC), good = off;
-	struct dstate_rec *r = malloc(sizeof(*r));
+	size_t off = 0;
 
-	if (r == NULL)
-		return good;
-	while (off < len) {
-		const char *nl = memchr(buf + off, '\n', len - off);
-		size_t end = nl != NULL ? (size_t)(nl - buf) : len;
+	if (!sc->magic_ok) {
+		if (have < sizeof(DSTATE_MAGIC))
+			return 0;
+		if (memcmp(buf, DSTATE_MAGIC "\n", sizeof(DSTATE_MAGIC)) != 0)
+			return 0;
+		sc->magic_ok = true;
+		off = sizeof(DSTATE_MAGIC);
+		sc->good = off;
+	}
+	while (off < have) {
+		const char *nl = memchr(buf + off, '\n', have - off);
+		size_t end;
 
-		if (nl != NULL && dstate_parse(buf + off, end - off, r) == 0) {
-			cb(ctx, r);
-			good = end + 1;
+		if (nl == NULL)
+			break;
+		end = (size_t)(nl - buf);
+		if (sc->in_junk)
+			sc->in_junk = false; /* counted when it began */
+		else if (dstate_parse(buf + off, end - off, &sc->rec) == 0) {
+			sc->cb(sc->ctx, &sc->rec);
+			sc->good = pos + end + 1;
 		} else {
-			(*skipped_r)++;
+			sc->skipped++;
 		}
 		off = end + 1;
 	}
-	free(r);
-	return good;
+	return off;
+}
+
+/* Each intact record of the journal, read DSTATE_BLOCK octets at a time:
+   the memory needed does not grow with the journal (100,000 deferrals
+   are about 15 MiB of it). 0, or -1 with *error_r. */
+static int
+dstate_scan_fd(int fd, struct dstate_scan *sc, const char **error_r)
+{
+	char *buf = malloc(DSTATE_BLOCK);
+	size_t have = 0;
+	uint64_t pos = 0; /* file offset of buf[0] */
+	int rc = -1;
+
+	if (buf == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = pread(fd, buf + have, DSTATE_BLOCK - have,
+				  (off_t)(pos + have));
+		size_t used;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*error_r = strerror(errno);
+			break;
+		}
+		have += (size_t)n;
+		used = dstate_scan_lines(sc, buf, have, pos);
+		if (!sc->magic_ok && (n == 0 || have >= sizeof(DSTATE_MAGIC))) {
+			*error_r = "not a postern-queue-state 1 journal";
+			break;
+		}
+		if (n == 0) {
+			if (used < have && !sc->in_junk)
+				sc->skipped++; /* a torn last line */
+			rc = 0;
+			break;
+		}
+		if (used == 0 && have == DSTATE_BLOCK) {
+			/* no LF in a whole block: junk up to the next one */
+			if (!sc->in_junk)
+				sc->skipped++;
+			sc->in_junk = true;
+			used = have;
+		}
+		memmove(buf, buf + used, have - used);
+		pos += used;
+		have -= used;
+	}
+	free(buf);
+	return rc;
 }
 
 int
@@ -479,27 +521,30 @@ dstate_load(struct dstate *ds,
 	    void (*cb)(void *ctx, const struct dstate_rec *r), void *ctx,
 	    unsigned *skipped_r, const char **error_r)
 {
-	size_t len, good;
-	char *buf = dstate_read_all(ds->fd, &len, error_r);
+	struct dstate_scan *sc = calloc(1, sizeof(*sc));
+	struct stat st;
+	int rc;
 
 	*skipped_r = 0;
-	if (buf == NULL)
-		return -1;
-	if (len < sizeof(DSTATE_MAGIC) ||
-	    memcmp(buf, DSTATE_MAGIC "\n", sizeof(DSTATE_MAGIC)) != 0) {
-		free(buf);
-		*error_r = "not a postern-queue-state 1 journal";
+	if (sc == NULL) {
+		*error_r = "out of memory";
 		return -1;
 	}
-	good = dstate_scan(buf, len, cb, ctx, skipped_r);
-	free(buf);
+	sc->cb = cb;
+	sc->ctx = ctx;
+	rc = dstate_scan_fd(ds->fd, sc, error_r);
+	*skipped_r = sc->skipped;
 	/* A torn or damaged tail: cut it, so that appends stay intact. */
-	if (good < len && dstate_fs.ftruncate(ds->fd, (off_t)good) < 0) {
+	if (rc == 0 && fstat(ds->fd, &st) == 0 &&
+	    (uint64_t)st.st_size > sc->good &&
+	    dstate_fs.ftruncate(ds->fd, (off_t)sc->good) < 0) {
 		*error_r = strerror(errno);
-		return -1;
+		rc = -1;
 	}
-	ds->size = good;
-	return 0;
+	if (rc == 0)
+		ds->size = sc->good;
+	free(sc);
+	return rc;
 }
 
 int
@@ -524,6 +569,14 @@ dstate_add(struct dstate *ds, const struct dstate_rec *r)
 	}
 	memcpy(ds->pend + ds->pend_len, line, (size_t)n);
 	ds->pend_len += (size_t)n;
+	/* A large batch (100,000 deferrals in one turn) is made durable a
+	   block at a time rather than held in memory; a failure keeps the
+	   records pending, and the caller's dstate_sync() reports it. */
+	if (ds->pend_len >= DSTATE_BLOCK && ds->fd >= 0) {
+		const char *ignored;
+
+		(void)dstate_sync(ds, &ignored);
+	}
 	return 0;
 }
 
@@ -564,31 +617,61 @@ struct dstate_keep {
 	bool failed;
 };
 
+/* A kept record goes to state.new, written out a block at a time. */
 static void
 dstate_keep_rec(void *ctx, const struct dstate_rec *r)
 {
 	struct dstate_keep *k = ctx;
+	struct dstate *nw = k->to;
 
-	if (k->keep(k->ctx, r) && dstate_add(k->to, r) < 0)
+	if (k->failed || !k->keep(k->ctx, r))
+		return;
+	if (dstate_add(nw, r) < 0) {
 		k->failed = true;
+		return;
+	}
+	if (nw->pend_len >= DSTATE_BLOCK) {
+		if (dstate_write_all(nw->fd, nw->pend, nw->pend_len) < 0)
+			k->failed = true;
+		nw->size += nw->pend_len;
+		nw->pend_len = 0;
+	}
 }
 
-/* Write state.new: the magic and the kept records, fsync'd. */
+/* state.new: the magic, the kept records (streamed), fsync'd. */
 static int
-dstate_write_new(struct dstate *ds, struct dstate *nw, const char **error_r)
+dstate_write_new(struct dstate *ds, struct dstate *nw,
+		 bool (*keep)(void *ctx, const struct dstate_rec *r),
+		 void *ctx, const char **error_r)
 {
+	struct dstate_keep k = {keep, ctx, nw, false};
+	struct dstate_scan *sc = calloc(1, sizeof(*sc));
+	int rc = -1;
+
 	nw->fd = dstate_open_file(ds->dir_fd, DSTATE_FILE ".new", O_TRUNC);
-	if (nw->fd < 0 ||
+	if (sc == NULL || nw->fd < 0 ||
 	    dstate_write_all(nw->fd, DSTATE_MAGIC "\n", sizeof(DSTATE_MAGIC)) <
-		0 ||
-	    dstate_write_all(nw->fd, nw->pend, nw->pend_len) < 0 ||
-	    dstate_fs.fsync(nw->fd) < 0) {
-		*error_r = strerror(errno);
+		0) {
+		*error_r = sc == NULL ? "out of memory" : strerror(errno);
+		free(sc);
 		return -1;
 	}
-	nw->size = sizeof(DSTATE_MAGIC) + nw->pend_len;
+	nw->size = sizeof(DSTATE_MAGIC);
+	sc->cb = dstate_keep_rec;
+	sc->ctx = &k;
+	if (dstate_scan_fd(ds->fd, sc, error_r) == 0) {
+		if (k.failed)
+			*error_r = "cannot write the compacted journal";
+		else if (dstate_write_all(nw->fd, nw->pend, nw->pend_len) < 0 ||
+			 dstate_fs.fsync(nw->fd) < 0)
+			*error_r = strerror(errno);
+		else
+			rc = 0;
+	}
+	nw->size += nw->pend_len;
 	nw->pend_len = 0;
-	return 0;
+	free(sc);
+	return rc;
 }
 
 int
@@ -597,25 +680,13 @@ dstate_compact(struct dstate *ds,
 	       const char **error_r)
 {
 	struct dstate nw = {.dir_fd = ds->dir_fd, .fd = -1};
-	struct dstate_keep k = {keep, ctx, &nw, false};
-	unsigned skipped = 0;
-	size_t len;
-	char *buf;
 
 	if (dstate_sync(ds, error_r) < 0)
 		return -1;
-	buf = dstate_read_all(ds->fd, &len, error_r);
-	if (buf == NULL)
-		return -1;
-	dstate_scan(buf, len, dstate_keep_rec, &k, &skipped);
-	free(buf);
-	if (k.failed)
-		*error_r = "out of memory";
-	if (k.failed || dstate_write_new(ds, &nw, error_r) < 0 ||
-	    dstate_fs.renameat(ds->dir_fd, DSTATE_FILE ".new", ds->dir_fd,
-			       DSTATE_FILE) < 0) {
-		if (!k.failed && nw.fd >= 0)
-			*error_r = strerror(errno);
+	if (dstate_write_new(ds, &nw, keep, ctx, error_r) < 0 ||
+	    (dstate_fs.renameat(ds->dir_fd, DSTATE_FILE ".new", ds->dir_fd,
+				DSTATE_FILE) < 0 &&
+	     (*error_r = strerror(errno)) != NULL)) {
 		if (nw.fd >= 0)
 			close(nw.fd);
 		unlinkat(ds->dir_fd, DSTATE_FILE ".new", 0);

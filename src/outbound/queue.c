@@ -26,6 +26,7 @@
 
 #include "lib/log.h"
 #include "outbound/queue_int.h"
+#include "outbound/mtasts_fetch.h"
 #include "outbound/route.h"
 
 void
@@ -102,17 +103,20 @@ queue_read_env(struct queue *q, const char *id, size_t *len_r)
 	return buf;
 }
 
-/* The recipient's domain, lower case: after the last '@'. */
-static char *
-queue_domain(const char *addr)
+/* The recipient's domain, lower case: after the last '@'; shared. */
+static const char *
+queue_domain(struct queue *q, const char *addr)
 {
 	const char *at = strrchr(addr, '@');
 	char *d = strdup(at != NULL ? at + 1 : "");
+	const char *shared;
 
 	for (char *p = d; p != NULL && *p != '\0'; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p + 32);
-	return d;
+	shared = queue_str_get(q, d);
+	free(d);
+	return shared;
 }
 
 static int
@@ -156,12 +160,15 @@ queue_load(struct queue *q, const char *id)
 	free(buf);
 	m->q = q;
 	m->eight_bit = -1;
+	/* Held by the send-burst alarm (docs/sendlimit.md) until a
+	   `released` record in the journal says otherwise. */
+	m->held = m->env.hold;
 	m->n_rcpts = m->env.n_remote;
 	m->rcpts = calloc(m->n_rcpts, sizeof(*m->rcpts));
 	m->retry_ev = evtimer_new(q->base, queue_retry_cb, m);
 	for (size_t i = 0; m->rcpts != NULL && i < m->n_rcpts; i++) {
 		m->rcpts[i].addr = m->env.remote[i];
-		m->rcpts[i].domain = queue_domain(m->env.remote[i]);
+		m->rcpts[i].domain = queue_domain(q, m->env.remote[i]);
 	}
 	queue_insert(q, m);
 	return m;
@@ -243,10 +250,11 @@ queue_apply(void *ctx, const struct dstate_rec *rec)
 	r->last_attempt = (time_t)rec->time;
 	r->next_try = r->last_attempt + qres_backoff(q->cfg, r->attempts);
 	snprintf(r->last_dsn, sizeof(r->last_dsn), "%s", rec->dsn);
-	free(r->last_text);
-	r->last_text = strdup(rec->text);
-	free(r->last_relay);
-	r->last_relay = rec->relay[0] != '\0' ? strdup(rec->relay) : NULL;
+	queue_str_put(q, r->last_text);
+	r->last_text = queue_str_get(q, rec->text);
+	queue_str_put(q, r->last_relay);
+	r->last_relay = queue_str_get(q, rec->relay[0] != '\0' ? rec->relay
+							      : NULL);
 }
 
 static bool
@@ -313,9 +321,31 @@ queue_dest(struct queue *q, const char *domain)
 	return d;
 }
 
-/* Recipient `i` joins a job of its destination. */
+/* Is recipient `k` of `m` due now? */
+static bool
+queue_due(const struct qmsg *m, size_t k, time_t now)
+{
+	return m->rcpts[k].state == QR_WAITING && m->rcpts[k].next_try <= now;
+}
+
+/* Recipients from `i` on that join a job of i's destination now: the
+   size of the job to make (at most CLIENT_RCPT_MAX). Domains are shared
+   strings: one pointer per recipient to compare. */
+static size_t
+queue_job_size(const struct qmsg *m, size_t i, time_t now)
+{
+	size_t n = 0;
+
+	for (size_t k = i; k < m->n_rcpts && n < CLIENT_RCPT_MAX; k++)
+		if (m->rcpts[k].domain == m->rcpts[i].domain &&
+		    queue_due(m, k, now))
+			n++;
+	return n;
+}
+
+/* Recipient `i` (due at `now`) joins a job of its destination. */
 static void
-queue_ready(struct queue *q, struct qmsg *m, size_t i)
+queue_ready(struct queue *q, struct qmsg *m, size_t i, time_t now)
 {
 	struct qdest *d = queue_dest(q, m->rcpts[i].domain);
 	struct qjob *j;
@@ -323,11 +353,10 @@ queue_ready(struct queue *q, struct qmsg *m, size_t i)
 	if (d == NULL)
 		return; /* out of memory: the timer tries again */
 	j = d->tail;
-	if (j == NULL || j->msg != m || j->n == CLIENT_RCPT_MAX) {
-		j = calloc(1, sizeof(*j));
+	if (j == NULL || j->msg != m || j->n == j->cap) {
+		j = queue_job_new(m, queue_job_size(m, i, now));
 		if (j == NULL)
 			return;
-		j->msg = m;
 		if (d->tail != NULL)
 			d->tail->next = j;
 		else
@@ -347,9 +376,8 @@ queue_retry_cb(evutil_socket_t fd, short what, void *arg)
 	if (m->held)
 		return;
 	for (size_t i = 0; i < m->n_rcpts; i++)
-		if (m->rcpts[i].state == QR_WAITING &&
-		    m->rcpts[i].next_try <= now)
-			queue_ready(m->q, m, i);
+		if (queue_due(m, i, now))
+			queue_ready(m->q, m, i, now);
 	queue_schedule(m);
 	queue_kick(m->q);
 }
@@ -563,6 +591,27 @@ queue_relay_password(struct queue *q)
 	explicit_bzero(buf, sizeof(buf));
 }
 
+/* MTA-STS (RFC 8461): its policy cache is <spool>/queue/mta-sts/. */
+static void
+queue_mtasts(struct queue *q)
+{
+	int fd;
+
+	if (!q->cfg->mta_sts)
+		return;
+	if (mkdirat(q->qfd, "mta-sts", 0700) < 0 && errno != EEXIST)
+		log_error("-", "mta-sts dir=queue/mta-sts error=\"%s\"",
+			  strerror(errno));
+	fd = openat(q->qfd, "mta-sts",
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || mtasts_new(q->base, q->dns, q->relay_tls, fd,
+				 MTASTS_PORT, &q->sts) < 0) {
+		log_error("-", "mta-sts error=\"cannot start: MTA-STS is off\"");
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
 static int
 queue_open(struct queue *q)
 {
@@ -602,6 +651,7 @@ queue_open(struct queue *q)
 		return -1;
 	}
 	queue_relay_password(q);
+	queue_mtasts(q);
 	return 0;
 }
 
@@ -654,6 +704,7 @@ queue_close(struct queue *q)
 		free(d->domain);
 		free(d);
 	}
+	mtasts_free(&q->sts);
 	dns_free(&q->dns);
 	dstate_close(&q->ds);
 	{
@@ -692,6 +743,10 @@ queue_main(const struct config *cfg, int wake_fd)
 		_exit(2);
 	}
 	queue_events(&q);
+	if (queue_sandbox(&q) < 0) {
+		queue_close(&q);
+		_exit(2); /* never deliver unconfined */
+	}
 	log_info("-", "queue started");
 	event_base_dispatch(q.base);
 	queue_close(&q);

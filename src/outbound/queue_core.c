@@ -8,6 +8,7 @@
 #include "outbound/queue_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,6 +29,18 @@ queue_hash(const char *id)
 	for (; *id != '\0'; id++)
 		h = h * 33 + (unsigned char)*id;
 	return h % QUEUE_HASH;
+}
+
+/* Messages held now (`postern queue hold`, the send-burst hold of
+   docs/sendlimit.md), for the metrics. */
+size_t
+queue_held_count(const struct queue *q)
+{
+	size_t n = 0;
+
+	for (const struct qmsg *m = q->msgs; m != NULL; m = m->next)
+		n += m->held && !m->is_removed;
+	return n;
 }
 
 struct qmsg *
@@ -73,9 +86,9 @@ queue_msg_free(struct qmsg *m)
 		m->next->prev = m->prev;
 	q->n_msgs--;
 	for (size_t i = 0; i < m->n_rcpts; i++) {
-		free(m->rcpts[i].domain);
-		free(m->rcpts[i].last_text);
-		free(m->rcpts[i].last_relay);
+		queue_str_put(q, m->rcpts[i].domain);
+		queue_str_put(q, m->rcpts[i].last_text);
+		queue_str_put(q, m->rcpts[i].last_relay);
 	}
 	if (m->retry_ev != NULL)
 		event_free(m->retry_ev);
@@ -136,6 +149,76 @@ queue_schedule(struct qmsg *m)
 	if (next > now)
 		tv.tv_sec = next - now;
 	evtimer_add(m->retry_ev, &tv);
+}
+
+struct qjob *
+queue_job_new(struct qmsg *m, size_t cap)
+{
+	struct qjob *j;
+
+	if (cap == 0 || cap > CLIENT_RCPT_MAX)
+		cap = CLIENT_RCPT_MAX;
+	j = calloc(1, sizeof(*j) + cap * sizeof(j->idx[0]));
+	if (j == NULL)
+		return NULL;
+	j->msg = m;
+	j->cap = cap;
+	return j;
+}
+
+/* --- shared strings -------------------------------------------------- */
+
+static struct qstr **
+queue_str_slot(struct queue *q, const char *s)
+{
+	unsigned h = 5381;
+
+	for (const char *p = s; *p != '\0'; p++)
+		h = h * 33 + (unsigned char)*p;
+	return &q->strs[h % QUEUE_STR_HASH];
+}
+
+const char *
+queue_str_get(struct queue *q, const char *s)
+{
+	struct qstr **slot, *e;
+	size_t len;
+
+	if (s == NULL)
+		return NULL;
+	slot = queue_str_slot(q, s);
+	for (e = *slot; e != NULL; e = e->next)
+		if (strcmp(e->s, s) == 0) {
+			e->refs++;
+			return e->s;
+		}
+	len = strlen(s);
+	if ((e = malloc(sizeof(*e) + len + 1)) == NULL)
+		return NULL;
+	memcpy(e->s, s, len + 1);
+	e->refs = 1;
+	e->next = *slot;
+	*slot = e;
+	return e->s;
+}
+
+void
+queue_str_put(struct queue *q, const char *s)
+{
+	struct qstr **pp, *e;
+
+	if (s == NULL)
+		return;
+	e = (struct qstr *)(void *)((char *)(uintptr_t)s -
+				    offsetof(struct qstr, s));
+	if (--e->refs > 0)
+		return;
+	for (pp = queue_str_slot(q, s); *pp != NULL; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	free(e);
 }
 
 struct qjob *

@@ -18,9 +18,11 @@
 #include "outbound/client.h"
 #include "outbound/dns.h"
 #include "outbound/dstate.h"
+#include "outbound/mtasts.h"
 #include "outbound/qenv.h"
 
-#define QUEUE_HASH 4096		 /* buckets of the id table */
+#define QUEUE_HASH 32768	 /* buckets of the id table */
+#define QUEUE_STR_HASH 1024	 /* buckets of the shared strings */
 #define QUEUE_SCAN_SECS 60	 /* the directory is scanned again */
 #define QUEUE_CONNECT_SECS 30	 /* to connect to one address */
 #define QUEUE_SERVERS_MAX 10	 /* addresses tried per session */
@@ -38,16 +40,19 @@ enum qrcpt_state {
 	QR_BOUNCED,	/* final */
 };
 
+/* domain, last_text and last_relay are shared strings (queue_str_get):
+   100,000 recipients deferred for one dead destination hold one copy of
+   its domain, reply and relay, not 100,000. */
 struct qrcpt {
 	const char *addr;   /* in the envelope */
-	char *domain;	    /* lower case */
+	const char *domain; /* lower case; shared */
 	enum qrcpt_state state;
 	unsigned attempts;  /* failed attempts so far */
 	time_t last_attempt;
 	time_t next_try;
 	char last_dsn[16];  /* of the last deferral */
-	char *last_text;
-	char *last_relay;
+	const char *last_text;	/* shared, or NULL */
+	const char *last_relay; /* shared, or NULL */
 };
 
 struct qmsg {
@@ -65,12 +70,21 @@ struct qmsg {
 	struct qmsg *next, *prev; /* all messages */
 };
 
-/* Recipients of one message for one destination: one transaction. */
+/* Recipients of one message for one destination: one transaction, of
+   at most CLIENT_RCPT_MAX; allocated for the `cap` it will hold (one
+   recipient: 40 octets, not 424). */
 struct qjob {
 	struct qmsg *msg;
-	size_t idx[CLIENT_RCPT_MAX];
-	size_t n;
 	struct qjob *next;
+	size_t n, cap;
+	size_t idx[];
+};
+
+/* A string many recipients share (domain, reply, relay), counted. */
+struct qstr {
+	struct qstr *next;
+	size_t refs;
+	char s[];
 };
 
 struct qdest {
@@ -87,11 +101,13 @@ struct queue {
 	int qfd;		/* <spool>/queue */
 	int wake_fd;
 	struct dns *dns;
+	struct mtasts *sts;	/* MTA-STS lookups; NULL: mta-sts no */
 	struct dstate *ds;
 	SSL_CTX *tls;		/* opportunistic, unverified */
 	SSL_CTX *relay_tls;	/* the relay host: verified */
 	char *relay_pass;	/* relay-auth's password */
 	struct qmsg *hash[QUEUE_HASH];
+	struct qstr *strs[QUEUE_STR_HASH];
 	struct qmsg *msgs;
 	size_t n_msgs;
 	struct qdest *dests;
@@ -110,10 +126,16 @@ struct queue {
 
 /* queue_core.c (calls no other file of the queue process) */
 struct qmsg *queue_find(struct queue *q, const char *id);
+size_t queue_held_count(const struct queue *q);
 void queue_insert(struct queue *q, struct qmsg *m);
 void queue_msg_free(struct qmsg *m);
 void queue_sync_soon(struct queue *q);
 struct qjob *queue_take_job(struct qdest *d);
+struct qjob *queue_job_new(struct qmsg *m, size_t cap); /* NULL: no memory */
+/* The shared copy of `s` (NULL for NULL, or out of memory), and its
+   release. */
+const char *queue_str_get(struct queue *q, const char *s);
+void queue_str_put(struct queue *q, const char *s);
 void queue_msg_check_done(struct qmsg *m);
 void queue_schedule(struct qmsg *m);
 int queue_msg_8bit(struct qmsg *m);
@@ -124,6 +146,9 @@ void queue_gauges(const struct queue *q);
 /* queue.c */
 void queue_kick(struct queue *q);
 
+/* queue_sandbox.c: confine the process (docs/security.md); 0 or -1. */
+int queue_sandbox(struct queue *q);
+
 /* queue_ctl.c */
 int queue_ctl_open(struct queue *q);
 void queue_ctl_close(struct queue *q);
@@ -132,6 +157,26 @@ void queue_ctl_close(struct queue *q);
 int qsess_start(struct queue *q, struct qdest *d, struct qjob *job);
 void qsess_stop_all(struct queue *q); /* stopping: QUIT when idle */
 void qsess_free_all(struct queue *q);
+
+/* queue_sts.c: MTA-STS (RFC 8461) for one session. */
+struct mtasts_wait;
+struct mtasts_result;
+struct qsts {
+	struct mtasts_wait *wait;     /* the lookup under way */
+	struct mtasts_policy *policy; /* enforce or testing; NULL: none */
+	char id[MTASTS_ID_MAX + 1];
+};
+/* Does a session to `domain` (by `cr`, NULL: its MX) ask for a policy? */
+bool qsts_wanted(const struct queue *q, const struct config_route *cr,
+		 const char *domain);
+/* The lookup's answer (the wait is over). */
+void qsts_set(struct qsts *t, const struct mtasts_result *r);
+void qsts_clear(struct qsts *t); /* cancels, frees */
+bool qsts_is(const struct qsts *t, enum mtasts_mode mode);
+bool qsts_host_ok(const struct qsts *t, const char *domain, const char *host,
+		  const char *log_id, char *text, size_t size);
+void qsts_tls_note(const struct qsts *t, const char *log_id,
+		   const char *relay, SSL *ssl);
 
 /* queue_result.c: what became of recipient `i` of `m`. `relay` is
    "host[addr]:port" or NULL; `started` when the attempt began. */

@@ -334,10 +334,10 @@ qres_defer(struct queue *q, struct qmsg *m, size_t i,
 	r->attempts++;
 	r->last_attempt = now;
 	snprintf(r->last_dsn, sizeof(r->last_dsn), "%s", o->dsn);
-	free(r->last_text);
-	r->last_text = strdup(o->text);
-	free(r->last_relay);
-	r->last_relay = o->relay != NULL ? strdup(o->relay) : NULL;
+	queue_str_put(q, r->last_text);
+	r->last_text = queue_str_get(q, o->text);
+	queue_str_put(q, r->last_relay);
+	r->last_relay = queue_str_get(q, o->relay);
 	if (now - (time_t)m->env.time >= (time_t)q->cfg->queue_lifetime)
 		return false; /* expired: the caller bounces it */
 	r->state = QR_WAITING;

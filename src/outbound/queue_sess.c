@@ -30,6 +30,7 @@
 
 #include "lib/log.h"
 #include "metrics/metrics.h"
+#include "outbound/mtasts_fetch.h"
 
 #define QSESS_CHUNK (64 * 1024)
 #define QSESS_OUT_HIGH (256 * 1024) /* content queued before we wait */
@@ -49,6 +50,7 @@ struct qsess {
 	bool plain_next;	/* TLS failed here: once more in plain text */
 	bool plain_now;
 	bool any_tx;		/* a transaction delivered something */
+	bool any_begun;		/* a transaction began on some server */
 	bool move_on;		/* recipients kept for the next server */
 	bool handshaking;
 	bool stopping;
@@ -58,6 +60,8 @@ struct qsess {
 	bool dane;
 	size_t n_tlsa;
 	struct dns_tlsa tlsa[DNS_TLSA_MAX];
+	struct qsts sts;	/* MTA-STS (RFC 8461) of the destination */
+	bool tls_noted;	/* this connection's TLS, or its lack, noted */
 	struct dns_host cur_host; /* the server being tried */
 	struct dns_addr cur_addr;
 	struct bufferevent *bev;
@@ -79,6 +83,27 @@ static void qsess_act(struct qsess *s);
 static void qsess_next_server(struct qsess *s);
 static void qsess_tlsa_cb(void *arg, const struct dns_tlsa_answer *a);
 static void qsess_no_dane(struct qsess *s, const char *why);
+static bool qsess_sts_skip(struct qsess *s);
+
+/* MTA-STS in enforce mode, and no DANE for this server (RFC 8461 2:
+   DANE, where present, wins). */
+static bool
+qsess_sts_enforce(const struct qsess *s)
+{
+	return qsts_is(&s->sts, MTASTS_MODE_ENFORCE) && !s->dane;
+}
+
+static bool
+qsess_sts_testing(const struct qsess *s)
+{
+	return qsts_is(&s->sts, MTASTS_MODE_TESTING) && !s->dane;
+}
+
+static const char *
+qsess_id(const struct qsess *s)
+{
+	return s->job != NULL ? s->job->msg->env.id : "-";
+}
 
 /* --- ending ---------------------------------------------------------- */
 
@@ -122,17 +147,61 @@ qsess_fail_job(struct qsess *s, struct qjob *job)
 	free(job);
 }
 
+/* Does another session of our destination have a server that took a
+   transaction? */
+static bool
+qsess_dest_alive(const struct qsess *s)
+{
+	for (const struct qsess *o = s->q->sessions_list; o != NULL;
+	     o = o->next)
+		if (o != s && o->d == s->d && o->any_begun)
+			return true;
+	return false;
+}
+
+/* No server of the destination could be reached (every address refused,
+   timed out or failed before a transaction), and no other session of it
+   reaches one: every job waiting for it is deferred now with the same
+   reason, as Postfix's qmgr does with a dead destination, instead of
+   being tried one session after another (100,000 messages for a dead
+   host would otherwise be 100,000 connections, or 100,000 timeouts in
+   a row, docs/performance.md). Never a bounce for another's failure:
+   only the lifetime can turn the deferral into one. */
+static void
+qsess_defer_dest(struct qsess *s)
+{
+	struct qjob *j;
+	size_t n = 0;
+
+	if (s->stopping || s->d->head == NULL || qsess_dest_alive(s))
+		return;
+	s->last.status = CLIENT_TEMP;
+	if (s->last.dsn != NULL && s->last.dsn[0] == '5')
+		s->last_dsn[0] = '4';
+	while ((j = queue_take_job(s->d)) != NULL) {
+		n += j->n;
+		qsess_fail_job(s, j);
+	}
+	log_notice("-", "destination unreachable relay=%s recipients=%zu "
+			"deferred",
+		   s->last_relay[0] != '\0' ? s->last_relay : "none", n);
+}
+
 static void
 qsess_end(struct qsess *s)
 {
 	struct queue *q = s->q;
+	bool dead = s->job != NULL && !s->any_tx && s->tried > 0;
 
 	qsess_drop_conn(s);
 	dns_cancel(&s->dns);
-	if (s->job != NULL && !s->any_tx && s->tried > 0)
+	qsts_clear(&s->sts);
+	if (dead)
 		s->d->window = 1; /* no server took anything: throttle */
 	qsess_fail_job(s, s->job);
 	s->job = NULL;
+	if (dead && !s->any_begun)
+		qsess_defer_dest(s);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -161,6 +230,16 @@ qsess_route_failed(struct qsess *s, const struct dns_route *rt)
 	qsess_end(s);
 }
 
+/* The destination's MTA-STS policy is known: servers are tried. */
+static void
+qsess_sts_cb(void *arg, const struct mtasts_result *r)
+{
+	struct qsess *s = arg;
+
+	qsts_set(&s->sts, r);
+	qsess_next_server(s);
+}
+
 static void
 qsess_route_cb(void *arg, const struct dns_route *rt)
 {
@@ -172,6 +251,11 @@ qsess_route_cb(void *arg, const struct dns_route *rt)
 		return;
 	}
 	s->route = *rt;
+	if (qsts_wanted(s->q, s->cr, s->d->domain)) { /* RFC 8461 */
+		mtasts_lookup(s->q->sts, s->d->domain, qsess_sts_cb, s,
+			      &s->sts.wait);
+		return;
+	}
 	qsess_next_server(s);
 }
 
@@ -231,7 +315,7 @@ qsess_new_client(struct qsess *s)
 			    s->q->relay_pass != NULL ? s->q->relay_pass : "";
 		}
 	} else if (s->dane || s->policy == TLS_POLICY_ENCRYPT ||
-		   s->policy == TLS_POLICY_VERIFY) {
+		   s->policy == TLS_POLICY_VERIFY || qsess_sts_enforce(s)) {
 		s->params.tls = CLIENT_TLS_REQUIRE; /* RFC 7672 2.2 */
 	} else if (s->policy == TLS_POLICY_NONE || s->plain_now) {
 		s->params.tls = CLIENT_TLS_NONE;
@@ -275,8 +359,10 @@ static SSL *
 qsess_ssl_new(struct qsess *s)
 {
 	bool verify = s->is_relay || (s->policy == TLS_POLICY_VERIFY &&
-				      !s->dane);
-	SSL *ssl = SSL_new(verify ? s->q->relay_tls : s->q->tls);
+				      !s->dane) || qsess_sts_enforce(s);
+	/* MTA-STS testing: checked as for enforce, but only logged. */
+	bool check = qsess_sts_testing(s);
+	SSL *ssl = SSL_new(verify || check ? s->q->relay_tls : s->q->tls);
 	unsigned char bin[16];
 	bool is_ip = inet_pton(AF_INET, s->host_name, bin) == 1 ||
 		     inet_pton(AF_INET6, s->host_name, bin) == 1;
@@ -285,7 +371,9 @@ qsess_ssl_new(struct qsess *s)
 		return NULL;
 	if (!is_ip)
 		SSL_set_tlsext_host_name(ssl, s->host_name);
-	if (verify &&
+	if (check)
+		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+	if ((verify || check) &&
 	    (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
 						   s->host_name)
 		   : SSL_set1_host(ssl, s->host_name)) != 1) {
@@ -363,6 +451,7 @@ qsess_connect(struct qsess *s, const struct dns_host *h,
 		len = sizeof(*in6);
 	}
 	inet_ntop(a->family, a->addr, text, sizeof(text));
+	s->tls_noted = false;
 	snprintf(s->host_name, sizeof(s->host_name), "%s", h->name);
 	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%u", h->name, text,
 		 s->port);
@@ -439,6 +528,8 @@ qsess_next_server(struct qsess *s)
 				 "DNSSEC-secure");
 		return;
 	}
+	if (qsess_sts_skip(s))
+		return;
 	if (qsess_connect(s, &s->cur_host, &s->cur_addr) < 0)
 		qsess_end(s);
 }
@@ -489,8 +580,26 @@ qsess_tlsa_cb(void *arg, const struct dns_tlsa_answer *a)
 		qsess_no_dane(s, "it has no usable secure TLSA record");
 		return;
 	}
+	if (qsess_sts_skip(s))
+		return;
 	if (qsess_connect(s, &s->cur_host, &s->cur_addr) < 0)
 		qsess_end(s);
+}
+
+/* MTA-STS: an MX host that the policy does not list is skipped. */
+static bool
+qsess_sts_skip(struct qsess *s)
+{
+	char text[CLIENT_TEXT_MAX];
+
+	if (s->dane || qsts_host_ok(&s->sts, s->d->domain, s->cur_host.name,
+				    qsess_id(s), text, sizeof(text)))
+		return false;
+	snprintf(s->relay, sizeof(s->relay), "%s[-]:%u", s->cur_host.name,
+		 s->port);
+	qsess_set_last(s, CLIENT_TEMP, "4.7.5", text, false, NULL);
+	qsess_next_server(s);
+	return true;
 }
 
 /* Are there servers left to try after this one? */
@@ -543,6 +652,7 @@ qsess_begin_tx(struct qsess *s)
 	s->tx.rcpts = s->rcpts;
 	s->tx.n_rcpts = j->n;
 	s->started = time(NULL);
+	s->any_begun = true;
 	if (client_tx_begin(s->c, &s->tx) < 0)
 		abort(); /* READY was checked: a broken invariant */
 }
@@ -602,10 +712,9 @@ qsess_tx_done(struct qsess *s)
 		const struct client_result *r = client_rcpt_result(s->c, k);
 
 		if (r->status == CLIENT_TEMP && qsess_servers_left(s)) {
-			if (keep == NULL && (keep = calloc(1, sizeof(*keep))) ==
-						NULL)
+			if (keep == NULL &&
+			    (keep = queue_job_new(j->msg, j->n)) == NULL)
 				abort();
-			keep->msg = j->msg;
 			keep->idx[keep->n++] = j->idx[k];
 			qsess_set_last(s, r->status, r->dsn, r->text,
 				       r->is_remote,
@@ -643,7 +752,8 @@ qsess_closed(struct qsess *s)
 					    : NULL);
 		/* Postfix's `may`: a failed handshake, once in plain text. */
 		if (e->stage == CLIENT_STAGE_TLS && !s->is_relay &&
-		    !s->dane && s->policy == TLS_POLICY_MAY && !s->plain_now)
+		    !s->dane && s->policy == TLS_POLICY_MAY && !s->plain_now &&
+		    !qsess_sts_enforce(s))
 			s->plain_next = true; /* only for `may` */
 		log_info(s->job != NULL ? s->job->msg->env.id : "-",
 			 "session relay=%s error=\"%s\"", s->relay, e->text);
@@ -678,6 +788,11 @@ qsess_act(struct qsess *s)
 				return;
 			break;
 		case CLIENT_EV_READY:
+			if (!s->tls_noted && !s->dane) {
+				s->tls_noted = true; /* (noted once) */
+				qsts_tls_note(&s->sts, qsess_id(s), s->relay,
+					      NULL);
+			}
 			if (s->job == NULL && !s->stopping)
 				s->job = queue_take_job(s->d);
 			if (s->job == NULL || s->move_on || s->stopping)
@@ -751,6 +866,8 @@ qsess_verified(const struct qsess *s, SSL *ssl)
 					  NULL) >= 0 && usage == 2
 			   ? "dane-ta"
 			   : "dane-ee";
+	if (qsess_sts_enforce(s))
+		return "mta-sts";
 	return s->is_relay || s->policy == TLS_POLICY_VERIFY ? "ca" : "no";
 }
 
@@ -769,6 +886,10 @@ qsess_event_cb(struct bufferevent *bev, short what, void *arg)
 				 "tls relay=%s tls=%s cipher=%s verified=%s",
 				 s->relay, SSL_get_version(ssl),
 				 SSL_get_cipher_name(ssl), qsess_verified(s, ssl));
+			s->tls_noted = true;
+			if (!s->dane)
+				qsts_tls_note(&s->sts, qsess_id(s), s->relay,
+					      ssl);
 			client_tls_done(s->c, true, NULL);
 		} else {
 			qsess_new_client(s);
@@ -871,6 +992,7 @@ qsess_free_all(struct queue *q)
 		q->sessions_list = s->next;
 		qsess_drop_conn(s);
 		dns_cancel(&s->dns);
+		qsts_clear(&s->sts);
 		free(s->job); /* its recipients were not tried: next start */
 		free(s);
 	}

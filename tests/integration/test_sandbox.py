@@ -140,7 +140,7 @@ def test_compromised_worker(sandbox_server):
     # every worker and the guard: seccomp filter mode, no_new_privs,
     # the account's uids, no capability
     # (the workers are those that ran the attempts; the outbound queue
-    # process is not sandboxed yet)
+    # process has its own test: test_sandbox_queue.py)
     for pid in pids + [guard]:
         check_sandboxed(pid, nobody.pw_uid)
     assert "sandbox landlock=none" not in srv.log()
@@ -186,7 +186,9 @@ def test_release_build_has_no_hook():
     it (the release build, build/postern, when present) holds none of its
     strings; this build (build-test) holds them."""
     with open(postern_bin(), "rb") as f:
-        assert b"test-attack" in f.read()
+        data = f.read()
+        assert b"test-attack" in data
+        assert b"POSTERN_TEST_QUEUE_ATTACK" in data  # the queue's hook
     release = os.path.join(os.path.dirname(os.path.dirname(postern_bin())),
                            "build", "postern")
     if os.access(release, os.X_OK):
@@ -194,3 +196,4 @@ def test_release_build_has_no_hook():
             data = f.read()
         assert b"test-attack" not in data
         assert b"POSTERN_TEST_ATTACK" not in data
+        assert b"POSTERN_TEST_QUEUE_ATTACK" not in data

@@ -3,7 +3,8 @@
  * (src/outbound/dns_wire.c) and the MX choice (src/outbound/mx.c): what a
  * hostile or broken resolver path could hand us.
  *
- * Input: a DNS message. Oracles, besides the sanitizers:
+ * Input: a DNS message (also read for TLSA and TXT records). Oracles,
+ * besides the sanitizers:
  *  - every name read is at most 255 octets of [a-z0-9_-.], no empty
  *    label, lower case;
  *  - mx_select returns at most MX_HOSTS_MAX distinct hosts, ordered by
@@ -93,6 +94,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (dns_wire_tlsa(data, size, t, 4, &n) == 0)
 			for (size_t i = 0; i < n && i < 4; i++)
 				CHECK(t[i].len <= DNS_TLSA_DATA_MAX);
+	}
+	{
+		static struct dns_txt x[4];
+
+		if (dns_wire_txt(data, size, x, 4, &n) == 0) {
+			CHECK(n <= 4);
+			for (size_t i = 0; i < n; i++)
+				CHECK(x[i].len <= DNS_TXT_MAX &&
+				      (x[i].len == DNS_TXT_MAX ||
+				       !x[i].truncated));
+		}
 	}
 	for (size_t off = 0; off < size && off < 512; off++) {
 		size_t n1, n2;

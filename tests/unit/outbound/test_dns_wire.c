@@ -330,6 +330,67 @@ test_tlsa(void **state)
 	assert_int_equal(dns_wire_tlsa(p.b, p.n, t, 2, &n), -1);
 }
 
+/* A TXT record's header, for RDATA of `rdlen` octets. */
+static void
+txt_rr(struct pkt *p, unsigned rdlen)
+{
+	put16(p, 0xc00c);
+	put16(p, DNS_TYPE_TXT);
+	put16(p, DNS_CLASS_IN);
+	put16(p, 0);
+	put16(p, 300);
+	put16(p, rdlen);
+}
+
+static void
+test_txt(void **state)
+{
+	static struct dns_txt t[3];
+	uint8_t big[255];
+	struct pkt p;
+	size_t n;
+
+	memset(big, 'x', sizeof(big));
+	header(&p, 0, 1, 3);
+	put_name(&p, "_mta-sts.example.net");
+	put16(&p, DNS_TYPE_TXT);
+	put16(&p, DNS_CLASS_IN);
+	/* two character-strings, joined (RFC 8461 3.1) */
+	txt_rr(&p, 1 + 8 + 1 + 5);
+	put(&p, "\10v=STSv1;", 9);
+	put(&p, "\5id=42", 6);
+	/* three strings of 255: over DNS_TXT_MAX, kept cut */
+	txt_rr(&p, 3 * 256);
+	for (int i = 0; i < 3; i++) {
+		put(&p, "\377", 1);
+		put(&p, big, sizeof(big));
+	}
+	/* an empty one (a single empty string) */
+	txt_rr(&p, 1);
+	put(&p, "\0", 1);
+	assert_int_equal(dns_wire_txt(p.b, p.n, t, 3, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(t[0].len, 13);
+	assert_memory_equal(t[0].data, "v=STSv1;id=42", 13);
+	assert_false(t[0].truncated);
+	assert_int_equal(t[1].len, DNS_TXT_MAX);
+	assert_true(t[1].truncated);
+	assert_int_equal(t[2].len, 0);
+	/* at most `max` */
+	assert_int_equal(dns_wire_txt(p.b, p.n, t, 1, &n), 0);
+	assert_int_equal(n, 1);
+	/* a string longer than its record: malformed */
+	header(&p, 0, 0, 1);
+	put_name(&p, "x");
+	put16(&p, DNS_TYPE_TXT);
+	put16(&p, DNS_CLASS_IN);
+	put16(&p, 0);
+	put16(&p, 300);
+	put16(&p, 3);
+	put(&p, "\5abc", 4);
+	assert_int_equal(dns_wire_txt(p.b, p.n, t, 3, &n), -1);
+}
+
 /* --- mx_select ------------------------------------------------------- */
 
 static uint32_t seq[64];
@@ -440,6 +501,7 @@ main(void)
 		cmocka_unit_test(test_bad_names),
 		cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_tlsa),
+		cmocka_unit_test(test_txt),
 		cmocka_unit_test(test_select_order_and_limit),
 		cmocka_unit_test(test_select_random_among_equals),
 		cmocka_unit_test(test_select_null_and_loop),
