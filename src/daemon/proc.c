@@ -4,6 +4,7 @@
  */
 #include "daemon/proc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -86,4 +87,23 @@ proc_exit_text(int status, char *buf, size_t size)
 	else
 		snprintf(buf, size, "signal=%d%s", WTERMSIG(status), core);
 	return buf;
+}
+
+int
+proc_addr_text(const struct sockaddr *sa, char *buf, size_t size)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)sa;
+
+		inet_ntop(AF_INET, &sin->sin_addr, buf, (socklen_t)size);
+		return ntohs(sin->sin_port);
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, buf, (socklen_t)size);
+		return ntohs(sin6->sin6_port);
+	}
+	snprintf(buf, size, "unknown");
+	return 0;
 }

@@ -25,4 +25,9 @@ int proc_drop_privileges(const char *user);
    "signal=NAME" (" core=yes" when it dumped core). Returns buf. */
 const char *proc_exit_text(int status, char *buf, size_t size);
 
+struct sockaddr;
+/* A client's address as text in `buf` ("unknown" for another family);
+   returns its port. */
+int proc_addr_text(const struct sockaddr *sa, char *buf, size_t size);
+
 #endif

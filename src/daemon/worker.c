@@ -859,25 +859,6 @@ struct worker_lev_arg {
 };
 
 static void
-conn_set_addr(struct conn *c, const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)sa;
-
-		inet_ntop(AF_INET, &sin->sin_addr, c->addr, sizeof(c->addr));
-		c->port = ntohs(sin->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const void *)sa;
-
-		inet_ntop(AF_INET6, &sin6->sin6_addr, c->addr,
-			  sizeof(c->addr));
-		c->port = ntohs(sin6->sin6_port);
-	} else {
-		snprintf(c->addr, sizeof(c->addr), "unknown");
-	}
-}
-
-static void
 worker_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	      struct sockaddr *sa, int salen, void *arg)
 {
@@ -897,7 +878,7 @@ worker_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	c->role = a->l->conf.role;
 	snprintf(c->id, sizeof(c->id), "%05lx%06lx",
 		 (unsigned long)getpid() & 0xfffff, w->next_id++ & 0xffffff);
-	conn_set_addr(c, sa);
+	c->port = proc_addr_text(sa, c->addr, sizeof(c->addr));
 	(void)salen;
 	/* max-sessions is server-wide: count first, then check. */
 	if (w->stopping || atomic_fetch_add(&w->env->shared->total, 1) >=

@@ -522,5 +522,6 @@ sandbox_metrics(bool on)
 	}
 	/* No file at all: the mapping is open already. */
 	n = sandbox_add_proc(dirs, 0);
-	return sandbox_apply("metrics", dirs, n, sandbox_worker_calls, false);
+	return sandbox_apply("metrics", dirs, n, NULL, sandbox_worker_calls,
+			     'w');
 }
