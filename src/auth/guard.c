@@ -628,6 +628,16 @@ peer_handle(struct guard_peer *p, const struct guard_msg *m)
 		if (peer_open_del(p, m->addr))
 			lockout_conn_close(G.lo, m->addr, guard_now());
 		return true;
+	case GUARD_MSG_SEND_REQ: {
+		static struct guard_msg r;
+
+		guard_send_request(m, &r);
+		peer_send(p, &r);
+		return true;
+	}
+	case GUARD_MSG_SEND_UNDO:
+		guard_send_undo(m);
+		return true;
 	default:
 		return false;
 	}
@@ -734,6 +744,7 @@ load_users(void)
 
 	if (G.cfg->users_file == NULL) {
 		users_free(&G.users);
+		guard_send_set_users(NULL);
 		return true;
 	}
 	err = open_memstream(&text, &size);
@@ -750,6 +761,7 @@ load_users(void)
 	free(text);
 	users_free(&G.users);
 	G.users = u;
+	guard_send_set_users(u);
 	log_info(SID, "users-loaded count=%zu", users_count(u));
 	if (users_count(u) == 0)
 		log_warning(SID, "users-none reason=\"the users file has no "
@@ -764,6 +776,7 @@ apply_config(void)
 
 	lockout_config_from(&lc, G.cfg);
 	lockout_set_config(G.lo, &lc);
+	guard_send_set_config(G.cfg);
 }
 
 static void
@@ -944,6 +957,8 @@ guard_main(const struct config *cfg, const char *cfg_path, int master_fd,
 	if (G.lo == NULL || G.cache == NULL)
 		guard_die("out of memory");
 	(void)guard_state_start(G.base, G.cfg, G.lo); /* logs a failure */
+	if (guard_send_init(G.cfg, guard_state_store()) < 0)
+		guard_die("out of memory");
 	if (!load_users())
 		log_error(SID, "users-none reason=\"AUTH answers 454 4.7.0 "
 			       "until a good users file is loaded\"");

@@ -39,6 +39,18 @@ enum guard_conn_result {
 	GUARD_CONN_TOO_FAST, /* over conn-rate-per-address: 421 4.7.0 */
 };
 
+/* A recipient of an authenticated account (docs/sendlimit.md); the order
+   of enum sendlimit_result, then TEMPFAIL. */
+enum guard_send_result {
+	GUARD_SEND_OK = 0,	  /* 250 */
+	GUARD_SEND_HOLD,	  /* 250; the message is held in the queue */
+	GUARD_SEND_OVER_HOUR,	  /* 451 4.7.1 send-limit-hour */
+	GUARD_SEND_OVER_DAY,	  /* 451 4.7.1 send-limit-day */
+	GUARD_SEND_OVER_NEW,	  /* 451 4.7.1 new-recipients-day */
+	GUARD_SEND_ALARMED,	  /* 451 4.7.1 burst-action refuse */
+	GUARD_SEND_TEMPFAIL,	  /* 451 4.3.0: guard unavailable */
+};
+
 /* --- the guard process ----------------------------------------------- */
 
 /*
@@ -100,6 +112,27 @@ uint32_t guard_client_conn_open(struct guard_client *gc,
 void guard_client_conn_close(struct guard_client *gc,
 			     const char *client_addr);
 
+struct guard_send_reply {
+	enum guard_send_result result;
+	bool alarm_raised;	/* this recipient raised the send-burst alarm */
+	uint32_t count;		/* the account's sliding hour */
+	uint32_t baseline;	/* its baseline, hundredths an hour */
+};
+
+typedef void guard_send_cb(const struct guard_send_reply *reply, void *arg);
+
+/*
+ * May the authenticated `account` send to one more recipient `rcpt`? The
+ * guard counts it when the answer is OK or HOLD. Same rules as AUTH: the
+ * callback runs later, exactly once unless cancelled; TEMPFAIL when the
+ * guard is unreachable or a field cannot be sent. Returns an id (never 0).
+ */
+uint32_t guard_client_send(struct guard_client *gc, const char *account,
+			   const char *rcpt, guard_send_cb *cb, void *arg);
+/* `n` recipients counted for `account` were not sent (no reply). */
+void guard_client_send_undo(struct guard_client *gc, const char *account,
+			    uint32_t n);
+
 /* Give the client a new socket to a (restarted) guard; 0 or -1. */
 int guard_client_set_fd(struct guard_client *gc, int fd);
 bool guard_client_is_connected(const struct guard_client *gc);
@@ -117,8 +150,9 @@ bool guard_client_is_user(const struct guard_client *gc,
 
 /* --- the control socket (postern locks / unlock) --------------------- */
 
-/* Connect to the control socket, send `command` ("LOCKS" or
-   "UNLOCK <address|account>"), copy the answer to `out`. Returns the exit
+/* Connect to the control socket, send `command` ("LOCKS",
+   "UNLOCK <address|account>", "LIMITS <account>", "RELEASE <account>",
+   "TOP", "ALARMS"), copy the answer to `out`. Returns the exit
    status for the CLI (0 ok, 1 error). */
 int guard_control(const char *socket_path, const char *command, FILE *out);
 

@@ -2,9 +2,9 @@
  * guard_client.c - the worker's side of the guard (guard.h): requests by
  * id over a bufferevent, callbacks exactly once, the pushed user list.
  *
- * When the connection to the guard breaks, every pending AUTH is answered
- * TEMPFAIL and every pending CONN_OPEN OK (the connection limits fail
- * open, the credentials fail closed), and so is every later request until
+ * When the connection to the guard breaks, every pending AUTH and SEND is
+ * answered TEMPFAIL and every pending CONN_OPEN OK (the connection limits
+ * fail open, the credentials and the send limits fail closed), and so is every later request until
  * guard_client_set_fd() gives a new socket. Callbacks never run inside
  * the call that made the request: failures go through a deferred event.
  */
@@ -32,10 +32,12 @@ struct gc_req {
 	struct gc_req *fail_next; /* on the failed list */
 	uint32_t id;
 	bool is_auth;
+	bool is_send;	   /* a SEND_REQ (is_auth false) */
 	bool is_failed;	   /* waiting for the deferred event */
 	bool is_cancelled; /* failed, then cancelled: just free it */
 	guard_auth_cb *auth_cb;
 	guard_conn_cb *conn_cb;
+	guard_send_cb *send_cb;
 	void *arg;
 };
 
@@ -180,6 +182,15 @@ run_auth_cb(struct guard_client *gc, struct gc_req *r,
 }
 
 static void
+run_send_cb(struct guard_client *gc, struct gc_req *r,
+	    const struct guard_send_reply *reply)
+{
+	gc->in_callback++;
+	r->send_cb(reply, r->arg);
+	gc->in_callback--;
+}
+
+static void
 run_conn_cb(struct guard_client *gc, struct gc_req *r,
 	    enum guard_conn_result result)
 {
@@ -194,6 +205,8 @@ deferred_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct guard_client *gc = arg;
 	struct guard_auth_reply tempfail = {GUARD_AUTH_TEMPFAIL, "", NULL, 0};
+	struct guard_send_reply send_tempfail = {GUARD_SEND_TEMPFAIL, false, 0,
+						 0};
 
 	(void)fd;
 	(void)what;
@@ -207,6 +220,8 @@ deferred_cb(evutil_socket_t fd, short what, void *arg)
 			req_take(gc, r->id);
 			if (r->is_auth)
 				run_auth_cb(gc, r, &tempfail);
+			else if (r->is_send)
+				run_send_cb(gc, r, &send_tempfail);
 			else
 				run_conn_cb(gc, r, GUARD_CONN_OK);
 		}
@@ -356,6 +371,48 @@ guard_client_conn_open(struct guard_client *gc, const char *client_addr,
 	return r->id;
 }
 
+uint32_t
+guard_client_send(struct guard_client *gc, const char *account,
+		  const char *rcpt, guard_send_cb *cb, void *arg)
+{
+	struct gc_req *r = req_new(gc, false, arg);
+	struct guard_msg *m = &gc->enc;
+
+	if (r == NULL)
+		return 0;
+	r->is_send = true;
+	r->send_cb = cb;
+	if (gc->bev == NULL || account[0] == '\0' ||
+	    !guard_proto_text_ok(account, strlen(account), GUARD_USER_MAX) ||
+	    !guard_proto_text_ok(rcpt, strlen(rcpt), GUARD_USER_MAX)) {
+		req_fail(gc, r);
+		return r->id;
+	}
+	memset(m, 0, offsetof(struct guard_msg, arena));
+	m->type = GUARD_MSG_SEND_REQ;
+	m->id = r->id;
+	m->user = account;
+	m->rcpt = rcpt;
+	gc_send(gc, m);
+	return r->id;
+}
+
+void
+guard_client_send_undo(struct guard_client *gc, const char *account,
+		       uint32_t n)
+{
+	struct guard_msg *m = &gc->enc;
+
+	if (gc->bev == NULL || n == 0 || account[0] == '\0' ||
+	    !guard_proto_text_ok(account, strlen(account), GUARD_USER_MAX))
+		return;
+	memset(m, 0, offsetof(struct guard_msg, arena));
+	m->type = GUARD_MSG_SEND_UNDO;
+	m->user = account;
+	m->count = n;
+	gc_send(gc, m);
+}
+
 void
 guard_client_conn_close(struct guard_client *gc, const char *client_addr)
 {
@@ -410,12 +467,29 @@ gc_handle(struct guard_client *gc, const struct guard_msg *m)
 		free(r);
 		return 0;
 	}
+	case GUARD_MSG_SEND_RES: {
+		struct guard_send_reply reply = {
+		    (enum guard_send_result)m->result, m->alarm != 0, m->count,
+		    m->baseline};
+
+		if (m->result > GUARD_SEND_TEMPFAIL)
+			return -1;
+		if ((r = req_take(gc, m->id)) == NULL)
+			return 0; /* cancelled */
+		if (!r->is_send) {
+			free(r);
+			return -1;
+		}
+		run_send_cb(gc, r, &reply);
+		free(r);
+		return 0;
+	}
 	case GUARD_MSG_CONN_RES:
 		if (m->result > GUARD_CONN_TOO_FAST)
 			return -1;
 		if ((r = req_take(gc, m->id)) == NULL)
 			return 0;
-		if (r->is_auth) {
+		if (r->is_auth || r->is_send) {
 			free(r);
 			return -1;
 		}

@@ -1,9 +1,22 @@
 /*
  * guard_control.c - the guard's control socket (docs/lockout.md,
  * docs/security.md): a Unix socket, mode 0660 with group admin-group (or
- * 0600), in a directory only root writes; one text command a connection
- * ("LOCKS" or "UNLOCK key"), one answer whose first line starts "OK " or
- * "ERR ". Only root and members of admin-group are answered, checked
+ * 0600), in a directory only root writes; one text command a connection,
+ * one answer whose first line starts "OK " or "ERR ":
+ *
+ *   LOCKS             the locks: kind key until=... failures=N
+ *   UNLOCK key        lift the locks and failures of an address or account
+ *   LIMITS account    its send counts and limits, baseline, alarm
+ *                     (`postern user limits`; guard_send.c)
+ *   RELEASE account   clear its send-burst alarm (`postern queue release
+ *                     --account` sends it before releasing held mail)
+ *   TOP               the top senders of the sliding hour, at most 10, most
+ *                     first: lines "account count_hour baseline alarmed"
+ *                     (baseline in recipients an hour, "1.25"; alarmed 0|1)
+ *   ALARMS            alarms in effect or raised in the last 24 h, oldest
+ *                     first: lines "unix_time kind account detail" (detail
+ *                     one word: count=N,baseline=X,action=A,in-effect=yes|no)
+ * Only root and members of admin-group are answered, checked
  * with SO_PEERCRED and SO_PEERGROUPS (the credentials the kernel took at
  * connect: no race with the peer's pid). And guard_control(), the client
  * of `postern locks` and `postern unlock`.
@@ -105,7 +118,11 @@ guard_control_command(const char *line, struct evbuffer *out)
 				    n, n == 1 ? "y" : "ies");
 		return;
 	}
-	evbuffer_add_printf(out, "ERR unknown command (LOCKS, UNLOCK key)\n");
+	if (guard_send_control(line, out))
+		return;
+	evbuffer_add_printf(out, "ERR unknown command (LOCKS, UNLOCK key, "
+				 "LIMITS account, RELEASE account, TOP, "
+				 "ALARMS)\n");
 }
 
 static void

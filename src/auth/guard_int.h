@@ -67,4 +67,19 @@ void guard_control_open(struct event_base *base, struct lockout *lo,
 			int fd);
 void guard_control_unlink(void);
 
+/* guard_send.c: send limits and the volume alarm (docs/sendlimit.md). */
+struct evbuffer;
+struct gstore;
+struct users;
+/* Loads the counts from `st` (NULL: none; nothing is kept across a
+   restart) and writes every change into it. */
+int guard_send_init(const struct config *cfg, struct gstore *st);
+void guard_send_set_config(const struct config *cfg);
+void guard_send_set_users(const struct users *users);
+/* A SEND_REQ: the SEND_RES into *r; a SEND_UNDO. */
+void guard_send_request(const struct guard_msg *m, struct guard_msg *r);
+void guard_send_undo(const struct guard_msg *m);
+/* LIMITS, RELEASE, TOP, ALARMS; false: not one of them. */
+bool guard_send_control(const char *line, struct evbuffer *out);
+
 #endif

@@ -14,6 +14,9 @@ enum proto_layout {
 	LAYOUT_ADDR,	 /* addr */
 	LAYOUT_RESULT,	 /* result */
 	LAYOUT_LIST,	 /* count, list */
+	LAYOUT_SEND_REQ,  /* user, rcpt */
+	LAYOUT_SEND_RES,  /* result, alarm, count, baseline */
+	LAYOUT_SEND_UNDO, /* user, count */
 };
 
 static enum proto_layout
@@ -35,6 +38,12 @@ proto_layout_of(unsigned type, bool *ok_r)
 	case GUARD_MSG_USERS_BEGIN:
 	case GUARD_MSG_USERS_END:
 		return LAYOUT_NONE;
+	case GUARD_MSG_SEND_REQ:
+		return LAYOUT_SEND_REQ;
+	case GUARD_MSG_SEND_RES:
+		return LAYOUT_SEND_RES;
+	case GUARD_MSG_SEND_UNDO:
+		return LAYOUT_SEND_UNDO;
 	}
 	*ok_r = false;
 	return LAYOUT_NONE;
@@ -45,7 +54,8 @@ static bool
 proto_has_id(unsigned type)
 {
 	return type == GUARD_MSG_AUTH_REQ || type == GUARD_MSG_AUTH_RES ||
-	       type == GUARD_MSG_CONN_OPEN || type == GUARD_MSG_CONN_RES;
+	       type == GUARD_MSG_CONN_OPEN || type == GUARD_MSG_CONN_RES ||
+	       type == GUARD_MSG_SEND_REQ || type == GUARD_MSG_SEND_RES;
 }
 
 static uint32_t
@@ -153,12 +163,13 @@ rd_text(struct proto_reader *r, size_t max, bool is_pass, const char **s_r,
 	return 0;
 }
 
-/* A field of exactly `width` octets (1 or 2), big-endian. */
+/* A field of exactly `width` octets (1, 2 or 4), big-endian. */
 static int
 rd_uint(struct proto_reader *r, size_t width, unsigned *v_r)
 {
 	const unsigned char *f;
 	size_t n;
+	uint32_t v = 0;
 
 	if (rd_field(r, &f, &n) < 0)
 		return -1;
@@ -166,7 +177,49 @@ rd_uint(struct proto_reader *r, size_t width, unsigned *v_r)
 		r->error = "bad integer field";
 		return -1;
 	}
-	*v_r = width == 1 ? f[0] : (unsigned)f[0] << 8 | f[1];
+	for (size_t i = 0; i < n; i++)
+		v = v << 8 | f[i];
+	*v_r = v;
+	return 0;
+}
+
+/* SEND_REQ, SEND_RES, SEND_UNDO (docs/sendlimit.md). */
+static int
+rd_send(struct proto_reader *r, enum proto_layout layout,
+	struct guard_msg *m)
+{
+	unsigned v;
+
+	if (layout == LAYOUT_SEND_RES) {
+		if (rd_uint(r, 1, &v) < 0)
+			return -1;
+		m->result = (uint8_t)v;
+		if (rd_uint(r, 1, &v) < 0)
+			return -1;
+		if (v > 1) {
+			r->error = "bad alarm flag";
+			return -1;
+		}
+		m->alarm = (uint8_t)v;
+		if (rd_uint(r, 4, &v) < 0)
+			return -1;
+		m->count = v;
+		if (rd_uint(r, 4, &v) < 0)
+			return -1;
+		m->baseline = v;
+		return 0;
+	}
+	if (rd_text(r, GUARD_USER_MAX, false, &m->user, NULL) < 0)
+		return -1;
+	if (m->user[0] == '\0') {
+		r->error = "empty account";
+		return -1;
+	}
+	if (layout == LAYOUT_SEND_REQ)
+		return rd_text(r, GUARD_USER_MAX, false, &m->rcpt, NULL);
+	if (rd_uint(r, 4, &v) < 0)
+		return -1;
+	m->count = v;
 	return 0;
 }
 
@@ -226,6 +279,10 @@ rd_layout(struct proto_reader *r, enum proto_layout layout, struct guard_msg *m)
 		return 0;
 	case LAYOUT_LIST:
 		return rd_list(r, m);
+	case LAYOUT_SEND_REQ:
+	case LAYOUT_SEND_RES:
+	case LAYOUT_SEND_UNDO:
+		return rd_send(r, layout, m);
 	}
 	return -1;
 }
@@ -247,8 +304,10 @@ guard_proto_decode(const unsigned char *buf, size_t len, struct guard_msg *m,
 	m->id = 0;
 	m->result = 0;
 	m->role = 0;
-	m->user = m->pass = m->addr = NULL;
+	m->user = m->pass = m->addr = m->rcpt = NULL;
 	m->pass_len = 0;
+	m->alarm = 0;
+	m->count = m->baseline = 0;
 	m->n_list = 0;
 	*error_r = NULL;
 	if (len < GUARD_HEADER_LEN || guard_proto_frame_len(buf) != len) {
@@ -319,6 +378,37 @@ wr_text(struct proto_writer *w, const char *s, size_t max)
 }
 
 static void
+wr_u32(struct proto_writer *w, uint32_t v)
+{
+	unsigned char b[4];
+
+	put32(b, v);
+	wr_field(w, b, 4);
+}
+
+static void
+wr_send(struct proto_writer *w, enum proto_layout layout,
+	const struct guard_msg *m)
+{
+	if (layout == LAYOUT_SEND_RES) {
+		wr_field(w, &m->result, 1);
+		if (m->alarm > 1)
+			w->bad = true;
+		wr_field(w, &m->alarm, 1);
+		wr_u32(w, m->count);
+		wr_u32(w, m->baseline);
+		return;
+	}
+	if (m->user == NULL || m->user[0] == '\0')
+		w->bad = true;
+	wr_text(w, m->user, GUARD_USER_MAX);
+	if (layout == LAYOUT_SEND_REQ)
+		wr_text(w, m->rcpt, GUARD_USER_MAX);
+	else
+		wr_u32(w, m->count);
+}
+
+static void
 wr_list(struct proto_writer *w, const struct guard_msg *m)
 {
 	unsigned char c[2];
@@ -368,6 +458,11 @@ wr_layout(struct proto_writer *w, enum proto_layout layout,
 		break;
 	case LAYOUT_LIST:
 		wr_list(w, m);
+		break;
+	case LAYOUT_SEND_REQ:
+	case LAYOUT_SEND_RES:
+	case LAYOUT_SEND_UNDO:
+		wr_send(w, layout, m);
 		break;
 	}
 }

@@ -24,6 +24,14 @@
  *   USERS_BEGIN g->w (no field): a new list of user names follows
  *   USERS_CHUNK g->w count, then `count` names
  *   USERS_END   g->w (no field): the list is complete; replace the old one
+ *   SEND_REQ   w->g  account, recipient: may the authenticated account
+ *                    send to one more recipient? (docs/sendlimit.md)
+ *   SEND_RES   g->w  result (1 octet, guard_send_result), alarm (1 octet:
+ *                    1 when this recipient raised the send-burst alarm),
+ *                    count (4 octets: the account's sliding hour),
+ *                    baseline (4 octets: its baseline, in hundredths)
+ *   SEND_UNDO  w->g  account, count (4 octets): that many recipients
+ *                    counted were not sent after all (no reply; id 0)
  *
  * Text fields hold no NUL, CR or LF; the password holds no NUL (RFC 4616
  * section 2) but may hold any other octet.
@@ -61,7 +69,11 @@ enum guard_msg_type {
 	GUARD_MSG_USERS_BEGIN,
 	GUARD_MSG_USERS_CHUNK,
 	GUARD_MSG_USERS_END,
+	GUARD_MSG_SEND_REQ = 9,
+	GUARD_MSG_SEND_RES = 10,
+	GUARD_MSG_SEND_UNDO = 11,
 };
+#define GUARD_MSG_LAST GUARD_MSG_SEND_UNDO
 
 /*
  * One decoded (or to-be-encoded) frame. After guard_proto_decode() every
@@ -78,6 +90,10 @@ struct guard_msg {
 	const char *pass;
 	size_t pass_len;
 	const char *addr;
+	const char *rcpt;  /* SEND_REQ: a recipient (at most GUARD_USER_MAX) */
+	uint8_t alarm;	   /* SEND_RES: 0 or 1 */
+	uint32_t count;	   /* SEND_RES, SEND_UNDO */
+	uint32_t baseline; /* SEND_RES: hundredths of a recipient an hour */
 	const char *list[GUARD_LIST_MAX]; /* AUTH_RES addresses, USERS names */
 	size_t n_list;
 	char arena[GUARD_FRAME_MAX];

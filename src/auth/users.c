@@ -314,7 +314,54 @@ users_parse_aliases(struct users_parse *p, unsigned line, struct user *u,
 	return true;
 }
 
-/* Find userdb_postern_aliases among the space-separated extra fields. */
+static const char *const users_send_limit_keys[USERS_SEND_LIMITS] = {
+    "userdb_postern_send_limit_hour=", "userdb_postern_send_limit_day=",
+    "userdb_postern_new_recipients_day="};
+
+/*
+ * One of the send-limit fields at extra[0 .. len) ("key=value"), if it is
+ * one: 1 (parsed), 0 (another field), -1 (reported: a bad value, or given
+ * twice). The value is decimal, 0 .. USERS_SEND_LIMIT_MAX, no sign, no
+ * leading zero.
+ */
+static int
+users_parse_send_limit(struct users_parse *p, unsigned line, struct user *u,
+		       const char *f, size_t len)
+{
+	for (int k = 0; k < USERS_SEND_LIMITS; k++) {
+		const char *key = users_send_limit_keys[k];
+		size_t klen = strlen(key), vlen = len - klen;
+		long long v = 0;
+
+		if (len < klen || memcmp(f, key, klen) != 0)
+			continue;
+		if (u->send_limit[k] >= 0) {
+			users_error(p, line, "%.*s given twice",
+				    (int)klen - 1, key);
+			return -1;
+		}
+		for (size_t i = 0; i < vlen && vlen <= 8 && v >= 0; i++)
+			v = f[klen + i] >= '0' && f[klen + i] <= '9'
+				? v * 10 + (f[klen + i] - '0')
+				: -1;
+		if (vlen == 0 || vlen > 8 || v < 0 ||
+		    v > USERS_SEND_LIMIT_MAX || (f[klen] == '0' && vlen > 1)) {
+			users_error(p, line,
+				    "invalid %.*s value '%.*s' (expected a "
+				    "number 0..%lld, 0: no limit)",
+				    (int)klen - 1, key,
+				    (int)(vlen > 40 ? 40 : vlen), f + klen,
+				    USERS_SEND_LIMIT_MAX);
+			return -1;
+		}
+		u->send_limit[k] = v;
+		return 1;
+	}
+	return 0;
+}
+
+/* Find userdb_postern_aliases and the send limits among the
+   space-separated extra fields. */
 static bool
 users_parse_extra(struct users_parse *p, unsigned line, struct user *u,
 		  const char *extra, size_t len)
@@ -325,10 +372,14 @@ users_parse_extra(struct users_parse *p, unsigned line, struct user *u,
 
 	while (i < len) {
 		size_t j = i;
+		int r;
 
 		while (j < len && extra[j] != ' ')
 			j++;
-		if (j - i >= klen &&
+		if ((r = users_parse_send_limit(p, line, u, extra + i, j - i)) <
+		    0)
+			return false;
+		if (r == 0 && j - i >= klen &&
 		    memcmp(extra + i, USERS_ALIASES_KEY, klen) == 0) {
 			if (seen) {
 				users_error(p, line, "%.*s given twice",
@@ -387,6 +438,8 @@ users_parse_line(struct users_parse *p, const char *line, size_t len,
 			    "missing password (expected user:{SCHEME}hash)");
 		return;
 	}
+	for (int k = 0; k < USERS_SEND_LIMITS; k++)
+		u.send_limit[k] = -1;
 	u.name = users_strndup_lower(fl.f[0], fl.len[0]);
 	u.hash = strndup(fl.f[1], fl.len[1]);
 	u.line = lineno;

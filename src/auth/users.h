@@ -29,12 +29,20 @@
 
 struct users;
 
+/* The per-user send limits, in the order of users_send_limit_keys. */
+enum { USERS_SEND_HOUR, USERS_SEND_DAY, USERS_SEND_NEW_DAY, USERS_SEND_LIMITS };
+#define USERS_SEND_LIMIT_MAX 10000000LL
+
 struct user {
 	char *name;	/* canonical address, lower-case: user@domain */
 	char *hash;	/* "{SCHEME}..." as in the file */
 	char **aliases; /* lower-case addresses; may be empty */
 	size_t n_aliases;
 	unsigned line;
+	/* userdb_postern_send_limit_hour, _send_limit_day and
+	   _new_recipients_day (docs/sendlimit.md); -1: the configuration's
+	   value; 0: no limit. */
+	long long send_limit[USERS_SEND_LIMITS];
 };
 
 /*

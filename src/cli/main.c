@@ -28,11 +28,13 @@ main_usage(FILE *out)
 		"usage: postern serve [-c FILE] [-f]\n"
 		"       postern check -c FILE\n"
 		"       postern user [-c FILE] add|passwd|del|alias|list ...\n"
+		"       postern user [-c FILE] limits ADDRESS\n"
 		"       postern locks [-c FILE]\n"
 		"       postern unlock [-c FILE] ADDRESS|ACCOUNT\n"
 		"       postern route [-c FILE] DOMAIN\n"
 		"       postern queue [-c FILE] [list|show ID|flush [ID|DOMAIN]|"
-		"hold ID|release ID|delete ID]\n"
+		"hold ID|release ID|\n"
+		"                     release --account ADDRESS|delete ID]\n"
 		"       postern probe HOST|--self [options] (postern probe "
 		"--help)\n"
 		"       postern version\n");
@@ -255,7 +257,16 @@ main_admin(const char *cmd, int argc, char **argv)
 		return 1;
 	argc -= optind;
 	argv += optind;
-	if (strcmp(cmd, "user") == 0) {
+	if (strcmp(cmd, "user") == 0 && argc == 2 &&
+	    strcmp(argv[0], "limits") == 0) {
+		/* The counts live in the guard (docs/sendlimit.md). */
+		char line[600];
+
+		snprintf(line, sizeof(line), "LIMITS %s", argv[1]);
+		rc = strpbrk(argv[1], " \r\n") != NULL || argv[1][0] == '\0'
+			 ? 2
+			 : guard_control(cfg->control_socket, line, stdout);
+	} else if (strcmp(cmd, "user") == 0) {
 		if (cfg->users_file == NULL) {
 			fprintf(stderr, "postern user: no `users` file in "
 					"the configuration\n");

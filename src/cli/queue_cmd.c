@@ -4,6 +4,11 @@
  * src/outbound/queue_ctl.c for the commands), and prints the answer.
  * Exit status: 0 when the answer ends in "ok", 1 otherwise, 2 for usage
  * or when the queue process cannot be reached.
+ *
+ * `release --account ADDRESS` (docs/sendlimit.md) first clears the
+ * account's send-burst alarm in the guard (its control socket: RELEASE),
+ * so that its new mail is no longer held, then releases every held
+ * message of the account in the queue ("release-account ADDRESS").
  */
 #include "cli/queue_cmd.h"
 
@@ -14,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "auth/guard.h"
 #include "conf/config.h"
 
 static int
@@ -64,7 +70,7 @@ queue_cmd_answer(int fd)
 int
 queue_cmd_main(int argc, char **argv)
 {
-	const char *file = NULL;
+	const char *file = NULL, *account = NULL;
 	struct config *cfg = NULL;
 	char line[400];
 	int opt, fd, rc, n;
@@ -75,18 +81,36 @@ queue_cmd_main(int argc, char **argv)
 			goto usage;
 		file = optarg;
 	}
-	if (argc - optind > 2)
+	if (argc - optind == 3 && strcmp(argv[optind], "release") == 0 &&
+	    strcmp(argv[optind + 1], "--account") == 0) {
+		account = argv[optind + 2];
+		if (account[0] == '\0' || strpbrk(account, " \r\n") != NULL)
+			goto usage;
+		n = snprintf(line, sizeof(line), "release-account %s\n",
+			     account);
+	} else if (argc - optind > 2) {
 		goto usage;
-	n = snprintf(line, sizeof(line), "%s%s%s\n",
-		     optind < argc ? argv[optind] : "summary",
-		     optind + 1 < argc ? " " : "",
-		     optind + 1 < argc ? argv[optind + 1] : "");
+	} else {
+		n = snprintf(line, sizeof(line), "%s%s%s\n",
+			     optind < argc ? argv[optind] : "summary",
+			     optind + 1 < argc ? " " : "",
+			     optind + 1 < argc ? argv[optind + 1] : "");
+	}
 	if (n < 0 || (size_t)n >= sizeof(line) ||
 	    strpbrk(line, "\r") != NULL || strchr(line, '\n') != line + n - 1)
 		goto usage;
 	if ((file != NULL ? config_load(file, &cfg, stderr)
 			  : config_load_builtin(&cfg, stderr)) < 0)
 		return 2;
+	if (account != NULL) {
+		char cmd[400];
+
+		/* The guard first: from now on the account's mail flows. An
+		   account without an alarm (already released, or `log`) is
+		   not an error: its held mail is still released. */
+		snprintf(cmd, sizeof(cmd), "RELEASE %s", account);
+		guard_control(cfg->control_socket, cmd, stdout);
+	}
 	fd = queue_cmd_connect(cfg);
 	config_free(&cfg);
 	if (fd < 0)
@@ -101,6 +125,6 @@ queue_cmd_main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: postern queue [-c FILE] [summary | list | "
 			"show ID | flush [ID|DOMAIN] | hold ID | release ID | "
-			"delete ID]\n");
+			"release --account ADDRESS | delete ID]\n");
 	return 2;
 }

@@ -22,6 +22,12 @@ enum listen_role {
 };
 
 /* An unauthenticated mx client giving a sender in one of our domains. */
+enum burst_action {
+	BURST_ACTION_HOLD = 0, /* accept and hold until released */
+	BURST_ACTION_REFUSE,   /* 451 4.7.1 until released */
+	BURST_ACTION_LOG,      /* only the log line and the notice */
+};
+
 enum mx_local_senders {
 	MX_LOCAL_SENDERS_REFUSE = 0, /* 550 5.7.1 (our users submit) */
 	MX_LOCAL_SENDERS_ACCEPT,     /* sites forwarding back to themselves */
@@ -162,6 +168,14 @@ struct config {
 	struct config_network *conn_limit_exempt; /* the two limits above */
 	size_t n_conn_limit_exempt;		  /* never apply to these */
 	char *control_socket;		/* for postern locks / unlock */
+
+	/* Send limits and the volume alarm (docs/sendlimit.md). */
+	unsigned send_limit_hour;	/* recipients; 0: none */
+	unsigned send_limit_day;
+	unsigned new_recipients_day;
+	unsigned burst_floor;
+	unsigned burst_factor;
+	enum burst_action burst_action;
 
 	/* Outbound delivery: the queue process (docs/outbound.md). */
 	char **dns_resolvers;	  /* "ADDR" or "ADDR@PORT"; none: resolv.conf */

@@ -39,11 +39,14 @@ static const char *const config_relay_tls_words[] = {"starttls", "implicit",
 						     NULL};
 static const char *const config_local_sender_words[] = {"refuse", "accept",
 							NULL};
+static const char *const config_burst_action_words[] = {"hold", "refuse", "log",
+							NULL};
 
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum sync_method) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum relay_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum mx_local_senders) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum burst_action) == sizeof(int), "enum size");
 
 #define FIELD(f) offsetof(struct config, f)
 #define ROW_NUM(n, a, f, u, d, lo, hi, doc_)                                   \
@@ -295,6 +298,33 @@ const struct config_directive config_directives[] = {
      .flags = DIR_REPEAT,
      .doc = "client networks the two limits above never refuse (the "
 	    "lockout still applies)"},
+    /* Send limits and the volume alarm (docs/sendlimit.md). */
+    ROW_NUM("send-limit-hour", "N", send_limit_hour, UNIT_COUNT, "200", 0,
+	    1000000,
+	    "recipients an authenticated account may send to in a sliding "
+	    "hour (0: no limit)"),
+    ROW_NUM("send-limit-day", "N", send_limit_day, UNIT_COUNT, "1000", 0,
+	    10000000,
+	    "recipients an authenticated account may send to in a sliding "
+	    "day (0: no limit)"),
+    ROW_NUM("new-recipients-day", "N", new_recipients_day, UNIT_COUNT, "200",
+	    0, 1000000,
+	    "first-time recipients an account may send to in a UTC day (0: "
+	    "no limit)"),
+    ROW_NUM("burst-floor", "N", burst_floor, UNIT_COUNT, "50", 1, 1000000,
+	    "an account's hour must exceed this many recipients to alarm"),
+    ROW_NUM("burst-factor", "N", burst_factor, UNIT_COUNT, "10", 1, 100000,
+	    "... and this many times the account's baseline"),
+    {.name = "burst-action",
+     .args = "WORD",
+     .min_args = 1,
+     .max_args = 1,
+     .parse = config_parse_keyword,
+     .field = FIELD(burst_action),
+     .def = "hold",
+     .words = config_burst_action_words,
+     .doc = "on a send-burst alarm: hold the account's mail in the queue, "
+	    "refuse it (451 4.7.1), or only log"},
     /* Outbound delivery (docs/outbound.md). */
     {.name = "dns-resolver",
      .args = "ADDR[:PORT]...",

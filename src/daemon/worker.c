@@ -33,6 +33,7 @@
 #include "lib/log.h"
 #include "outbound/queue.h"
 #include "smtp/reply.h"
+#include "daemon/notice.h"
 #include "daemon/proc.h"
 #include "daemon/sandbox_test.h"
 #include "lib/sandbox.h"
@@ -60,6 +61,7 @@ struct conn {
 	const struct worker_listener *l;
 	enum listen_role role;
 	uint32_t guard_req;	/* a pending guard request, or 0 */
+	const char *account;	/* of the pending send check */
 	bool in_list;		/* linked in w->conns and counted */
 	bool guard_counted;	/* the guard counts this session */
 	bool commit_pending;
@@ -609,6 +611,7 @@ conn_msg_commit(void *ctx, const struct session_envelope *env)
 	snprintf(c->qid, sizeof(c->qid), "%s", spool_msg_id(msg));
 	if (env->auth_user != NULL)
 		spool_msg_set_auth(msg, env->auth_user);
+	spool_msg_set_hold(msg, env->hold);
 	spool_msg_commit(msg, env->sender, env->rcpts, env->n_rcpts,
 			 conn_commit_cb, c);
 }
@@ -616,25 +619,17 @@ conn_msg_commit(void *ctx, const struct session_envelope *env)
 static void
 conn_auth_cb(const struct guard_auth_reply *r, void *arg)
 {
+	static const enum session_auth_result res[] = { /* guard.h order */
+	    SESSION_AUTH_OK, SESSION_AUTH_FAIL, SESSION_AUTH_LOCKED,
+	    SESSION_AUTH_TEMPFAIL};
 	struct conn *c = arg;
-	enum session_auth_result res;
 
 	c->guard_req = 0;
-	switch (r->result) {
-	case GUARD_AUTH_OK:
-		res = SESSION_AUTH_OK;
-		break;
-	case GUARD_AUTH_FAIL:
-		res = SESSION_AUTH_FAIL;
-		break;
-	case GUARD_AUTH_LOCKED:
-		res = SESSION_AUTH_LOCKED;
-		break;
-	default:
-		res = SESSION_AUTH_TEMPFAIL;
-		break;
-	}
-	session_auth_done(c->s, res, r->user, r->addresses, r->n_addresses);
+	session_auth_done(c->s,
+			  r->result <= GUARD_AUTH_TEMPFAIL
+			      ? res[r->result]
+			      : SESSION_AUTH_TEMPFAIL,
+			  r->user, r->addresses, r->n_addresses);
 	conn_flush(c);
 }
 
@@ -647,6 +642,37 @@ conn_auth(void *ctx, const char *user, size_t user_len, const char *pass,
 	c->guard_req = guard_client_auth(c->w->guard, user, user_len, pass,
 					 pass_len, c->addr, c->role,
 					 conn_auth_cb, c);
+}
+
+/* The guard's send-limit verdict; an alarm it raised gets its notice. */
+static void
+conn_send_cb(const struct guard_send_reply *r, void *arg)
+{
+	struct conn *c = arg;
+
+	c->guard_req = 0;
+	if (r->alarm_raised)
+		notice_send_burst(c->w->spool, c->w->cfg, c->account, r->count,
+				  r->baseline);
+	/* The two enums share their order (guard.h, session.h). */
+	session_send_done(c->s, (enum session_send_result)r->result);
+	conn_flush(c);
+}
+
+static void
+conn_send_check(void *ctx, const char *account, const char *rcpt)
+{
+	struct conn *c = ctx;
+
+	c->account = account; /* the session's: outlives the request */
+	c->guard_req = guard_client_send(c->w->guard, account, rcpt,
+					 conn_send_cb, c);
+}
+
+static void
+conn_send_undo(void *ctx, const char *account, unsigned n)
+{
+	guard_client_send_undo(((struct conn *)ctx)->w->guard, account, n);
 }
 
 static bool
@@ -697,6 +723,8 @@ static const struct session_ops conn_ops = {
 	.msg_commit = conn_msg_commit,
 	.auth = conn_auth,
 	.is_user = conn_is_user,
+	.send_check = conn_send_check,
+	.send_undo = conn_send_undo,
 };
 
 /* --- accepting --------------------------------------------------------- */

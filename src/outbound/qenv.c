@@ -72,7 +72,7 @@ qenv_number(const char *s, size_t len, uint64_t max, uint64_t *v_r)
 }
 
 struct qenv_seen {
-	unsigned id, time, size, sender, auth;
+	unsigned id, time, size, sender, auth, hold;
 	int version;
 };
 
@@ -114,6 +114,11 @@ qenv_line(struct qenv *env, struct qenv_seen *seen, const char *l,
 		if (seen->version < 2 || seen->auth++ || vlen == 0 ||
 		    qenv_unesc(v, vlen, o, &env->auth) < 0)
 			return -1;
+	} else if (KEY("hold")) {
+		if (seen->version < 3 || seen->hold++ || vlen != 10 ||
+		    memcmp(v, "send-burst", 10) != 0)
+			return -1;
+		env->hold = true;
 	} else if (KEY("remote")) {
 		if (seen->version < 2 || vlen == 0 ||
 		    qenv_unesc(v, vlen, o, &val) < 0)
@@ -138,6 +143,8 @@ qenv_magic(const char *l, size_t len)
 		return 1;
 	if (len == 18 && memcmp(l, "postern-envelope 2", 18) == 0)
 		return 2;
+	if (len == 18 && memcmp(l, "postern-envelope 3", 18) == 0)
+		return 3;
 	return -1;
 }
 

@@ -1,6 +1,6 @@
 /*
  * qenv.h - reading a queue envelope, <spool>/queue/<id>.env (format in
- * docs/queue-format.md: `postern-envelope 1` or `2`), no I/O.
+ * docs/queue-format.md: `postern-envelope 1`, `2` or `3`), no I/O.
  *
  * XXX: a second reader of the format written by store/spool_env.c, kept
  * to the documented rules; use the store's own parser once store/
@@ -9,6 +9,7 @@
 #ifndef POSTERN_QENV_H
 #define POSTERN_QENV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,7 @@ struct qenv {
 	uint64_t size;
 	char *sender; /* "" for the null sender */
 	char *auth;   /* NULL: none */
+	bool hold;    /* version 3 `hold send-burst`: held at arrival */
 	char **remote; /* remote recipients, in RCPT order */
 	size_t n_remote;
 	char *store;   /* one allocation behind the strings */

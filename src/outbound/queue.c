@@ -160,6 +160,9 @@ queue_load(struct queue *q, const char *id)
 	free(buf);
 	m->q = q;
 	m->eight_bit = -1;
+	/* Held by the send-burst alarm (docs/sendlimit.md) until a
+	   `released` record in the journal says otherwise. */
+	m->held = m->env.hold;
 	m->n_rcpts = m->env.n_remote;
 	m->rcpts = calloc(m->n_rcpts, sizeof(*m->rcpts));
 	m->retry_ev = evtimer_new(q->base, queue_retry_cb, m);

@@ -30,6 +30,18 @@ queue_hash(const char *id)
 	return h % QUEUE_HASH;
 }
 
+/* Messages held now (`postern queue hold`, the send-burst hold of
+   docs/sendlimit.md), for the metrics. */
+size_t
+queue_held_count(const struct queue *q)
+{
+	size_t n = 0;
+
+	for (const struct qmsg *m = q->msgs; m != NULL; m = m->next)
+		n += m->held && !m->is_removed;
+	return n;
+}
+
 struct qmsg *
 queue_find(struct queue *q, const char *id)
 {

@@ -11,6 +11,9 @@
  *   flush [ID|DOMAIN]  try the waiting recipients now
  *   hold ID            no more attempts until release (journal `held`)
  *   release ID         attempts again, now (journal `released`)
+ *   release-account ADDRESS  release every held message whose `auth` is
+ *                      ADDRESS (any case): the send-burst hold,
+ *                      docs/sendlimit.md
  *   delete ID          remove the entry, no notice (not while in flight)
  */
 #include "outbound/queue_int.h"
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -222,6 +226,25 @@ qctl_delete(struct queue *q, struct qmsg *m)
 	return NULL;
 }
 
+/* release-account: every held message of one authenticated account. */
+static void
+qctl_release_account(struct queue *q, const char *account,
+		     struct evbuffer *out)
+{
+	size_t n = 0;
+
+	for (struct qmsg *m = q->msgs; m != NULL; m = m->next) {
+		if (!m->held || m->is_removed || m->env.auth == NULL ||
+		    strcasecmp(m->env.auth, account) != 0)
+			continue;
+		m->held = false;
+		qctl_record(q, m, DSTATE_RELEASED);
+		qctl_flush_msg(m, NULL);
+		n++;
+	}
+	evbuffer_add_printf(out, "released messages=%zu\n", n);
+}
+
 /* One command; returns NULL (ok) or why not. */
 static const char *
 qctl_run(struct queue *q, char *line, struct evbuffer *out)
@@ -231,6 +254,10 @@ qctl_run(struct queue *q, char *line, struct evbuffer *out)
 
 	if (arg != NULL)
 		*arg++ = '\0';
+	if (arg != NULL && strcmp(line, "release-account") == 0) {
+		qctl_release_account(q, arg, out);
+		return NULL;
+	}
 	if (arg != NULL && strcmp(line, "flush") != 0 &&
 	    (m = queue_find(q, arg)) == NULL)
 		return "no such message";

@@ -125,6 +125,7 @@ struct queue {
 
 /* queue_core.c (calls no other file of the queue process) */
 struct qmsg *queue_find(struct queue *q, const char *id);
+size_t queue_held_count(const struct queue *q);
 void queue_insert(struct queue *q, struct qmsg *m);
 void queue_msg_free(struct qmsg *m);
 void queue_sync_soon(struct queue *q);

@@ -128,6 +128,20 @@ static const struct reply reply_table[REPLY_COUNT] = {
 	      "Too many connections from your address, slow down", 1),
 	REPLY(R_CONN_TOO_MANY, 421, "4.7.0",
 	      "Too many connections from your address", 1),
+	/* docs/sendlimit.md: RFC 3463 3.8, X.7.1 "delivery not authorized",
+	   temporary: the limit frees itself (or an admin releases). */
+	REPLY(R_SEND_LIMIT_HOUR, 451, "4.7.1",
+	      "Hourly recipient limit of this account reached, try later", 0),
+	REPLY(R_SEND_LIMIT_DAY, 451, "4.7.1",
+	      "Daily recipient limit of this account reached, try later", 0),
+	REPLY(R_SEND_LIMIT_NEW, 451, "4.7.1",
+	      "Daily limit of new recipients of this account reached, try "
+	      "later",
+	      0),
+	REPLY(R_SEND_HELD, 451, "4.7.1",
+	      "Unusual sending volume: this account is suspended until the "
+	      "postmaster releases it",
+	      0),
 };
 
 const struct reply *

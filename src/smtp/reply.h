@@ -85,6 +85,10 @@ enum reply_id {
 	R_CONN_LOCKED,		/* 421 4.7.0 access refused */
 	R_CONN_TOO_FAST,	/* 421 4.7.0 too many connections a minute */
 	R_CONN_TOO_MANY,	/* 421 4.7.0 too many connections from you */
+	R_SEND_LIMIT_HOUR,	/* 451 4.7.1 send-limit-hour reached */
+	R_SEND_LIMIT_DAY,	/* 451 4.7.1 send-limit-day reached */
+	R_SEND_LIMIT_NEW,	/* 451 4.7.1 new-recipients-day reached */
+	R_SEND_HELD,		/* 451 4.7.1 send-burst alarm, refuse */
 	REPLY_COUNT
 };
 

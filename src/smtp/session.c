@@ -66,6 +66,13 @@ session_auth_done(struct session *s, enum session_auth_result result,
 }
 
 void
+session_send_done(struct session *s, enum session_send_result result)
+{
+	if (session_rcpt_verdict(s, result) && !session_overflowed(s))
+		session_process(s);
+}
+
+void
 session_tls_started(struct session *s, const char *version,
 		    const char *cipher)
 {
@@ -367,6 +374,7 @@ session_process(struct session *s)
 		case SESSION_CLOSED:
 		case SESSION_COMMIT:
 		case SESSION_AUTH_WAIT:
+		case SESSION_RCPT_WAIT:
 		case SESSION_TLS_WAIT:
 			return;
 		case SESSION_DATA:
@@ -545,7 +553,7 @@ bool
 session_is_parked(const struct session *s)
 {
 	return s->state == SESSION_COMMIT || s->state == SESSION_AUTH_WAIT ||
-	       s->state == SESSION_TLS_WAIT;
+	       s->state == SESSION_RCPT_WAIT || s->state == SESSION_TLS_WAIT;
 }
 
 size_t

@@ -36,6 +36,7 @@ struct session_envelope {
 	size_t n_rcpts;
 	unsigned long long size; /* octets written, Received header included */
 	const char *auth_user;	 /* the login, or NULL */
+	bool hold;		 /* the send-burst alarm holds it (queue) */
 };
 
 /*
@@ -63,6 +64,24 @@ struct session_ops {
 	/* Is there room in the spool for a message of `size` octets (0:
 	   undeclared)? Asked at MAIL; NULL means always. */
 	bool (*has_space)(void *ctx, unsigned long long size);
+	/* An authenticated session's recipient (docs/sendlimit.md): may the
+	   account send to it? Answer later with session_send_done(); the
+	   session is parked until then. NULL: no send limits. */
+	void (*send_check)(void *ctx, const char *account, const char *rcpt);
+	/* `n` recipients the guard counted were not sent after all (RSET, a
+	   refused or failed message, the end of the session). */
+	void (*send_undo)(void *ctx, const char *account, unsigned n);
+};
+
+/* The send-limit verdict (see guard.h guard_send_result): */
+enum session_send_result {
+	SESSION_SEND_OK = 0,	/* 250 */
+	SESSION_SEND_HOLD,	/* 250; the message will be held */
+	SESSION_SEND_OVER_HOUR, /* 451 4.7.1 */
+	SESSION_SEND_OVER_DAY,	/* 451 4.7.1 */
+	SESSION_SEND_OVER_NEW,	/* 451 4.7.1 */
+	SESSION_SEND_HELD,	/* 451 4.7.1 (burst-action refuse) */
+	SESSION_SEND_TEMPFAIL,	/* 451 4.3.0 */
 };
 
 /* The AUTH verdict (see guard.h): */
@@ -93,6 +112,9 @@ void session_commit_done(struct session *s, int result);
 void session_auth_done(struct session *s, enum session_auth_result result,
 		       const char *user, const char *const *addresses,
 		       size_t n_addresses);
+
+/* The verdict asked for by ops->send_check. */
+void session_send_done(struct session *s, enum session_send_result result);
 
 /* After STARTTLS was answered (220) and the output flushed, the driver
    starts the TLS handshake. The session is parked until then. */

@@ -365,6 +365,8 @@ session_data_end(struct session *s)
 	env.n_rcpts = tx->n_rcpts;
 	env.size = tx->written;
 	env.auth_user = s->has_auth ? s->auth_user : NULL;
+	env.hold = tx->is_held;
+	tx->committing = true;
 	session_set_state(s, SESSION_COMMIT);
 	s->ops->msg_commit(s->ctx, &env);
 }
@@ -388,6 +390,7 @@ session_data_committed(struct session *s, int result)
 	} else {
 		log_warning(s->p.id, "rejected id=%s reason=commit-failed",
 			    tx->queue_id);
+		tx->committing = false; /* not sent: give the count back */
 		session_set_state(s, SESSION_READY);
 		session_tx_reset(s);
 		session_reply(s, R_TEMP_FAIL);

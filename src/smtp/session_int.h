@@ -43,6 +43,7 @@ enum session_state {
 	SESSION_COMMIT,	      /* parked until session_commit_done() */
 	SESSION_AUTH,	      /* SASL exchange: lines are responses */
 	SESSION_AUTH_WAIT,    /* parked until session_auth_done() */
+	SESSION_RCPT_WAIT,    /* parked until session_send_done() */
 	SESSION_TLS_WAIT,     /* parked until session_tls_started() */
 	SESSION_CLOSED,	      /* closing once the output is flushed */
 	SESSION_STATE_COUNT
@@ -73,6 +74,13 @@ struct session_tx {
 	size_t n_rcpts;
 	unsigned rcpt_count; /* accepted RCPT commands, duplicates too */
 	unsigned nonrole_rcpts; /* accepted, not postmaster or abuse */
+	unsigned counted; /* recipients the guard counted (send limits) */
+	bool committing;  /* handed to msg_commit: no undo unless it fails */
+	bool is_held;	  /* a send verdict said HOLD */
+	/* The recipient waiting for the guard's verdict (RCPT_WAIT). */
+	char pend_addr[SMTP_PATH_MAX + 1];
+	char *pend_dir; /* its Maildir; NULL: remote */
+	bool pend_nonrole;
 	bool local_sender;   /* mx, no AUTH, sender in our domains */
 	bool smtputf8;
 	bool is_bdat;	  /* BDAT seen: DATA no longer allowed */
@@ -223,6 +231,7 @@ void session_cmd_non_smtp(struct session *s, const struct smtp_command *cmd);
 
 /* session_rcpt.c: RCPT, the recipient decision */
 void session_rcpt_cmd(struct session *s, const struct smtp_command *cmd);
+bool session_rcpt_verdict(struct session *s, enum session_send_result r);
 
 /* session_data.c: DATA, BDAT and the content path */
 void session_data_cmd(struct session *s, const struct smtp_command *cmd);

@@ -4,6 +4,7 @@
  * abuse (RFC 2142) always. Called from the verb table in session.c; calls
  * only the shared helpers of session_state.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,10 +12,20 @@
 #include "lib/log.h"
 #include "smtp/session_int.h"
 
+/* Does this session ask the guard about each recipient (send limits,
+   docs/sendlimit.md)? Only an authenticated one: mail arriving on mx
+   never pays the round trip. */
+static bool
+session_rcpt_limited(const struct session *s)
+{
+	return s->has_auth && s->auth_user != NULL &&
+	       s->ops->send_check != NULL;
+}
+
 /* Add a recipient, local (its Maildir) or remote (dir NULL); a mailbox or
    remote address named twice is kept once. */
 static void
-session_rcpt_add(struct session *s, const char *addr, const char *dir)
+session_rcpt_add_now(struct session *s, const char *addr, const char *dir)
 {
 	struct session_tx *tx = &s->tx;
 	size_t n = tx->n_rcpts;
@@ -44,6 +55,24 @@ session_rcpt_add(struct session *s, const char *addr, const char *dir)
 		tx->rcpts[i].address = tx->rcpt_addrs[i];
 		tx->rcpts[i].maildir = tx->rcpt_dirs[i];
 	}
+}
+
+/* The recipient is ours to accept: add it now, or keep it until the
+   guard's verdict when the session is limited. */
+static void
+session_rcpt_add(struct session *s, const char *addr, const char *dir)
+{
+	struct session_tx *tx = &s->tx;
+
+	if (!session_rcpt_limited(s)) {
+		session_rcpt_add_now(s, addr, dir);
+		return;
+	}
+	snprintf(tx->pend_addr, sizeof(tx->pend_addr), "%s", addr);
+	free(tx->pend_dir);
+	tx->pend_dir = NULL;
+	if (dir != NULL && (tx->pend_dir = strdup(dir)) == NULL)
+		abort();
 }
 
 /*
@@ -194,8 +223,56 @@ session_rcpt_decide(struct session *s, struct smtp_path *path,
 	}
 	id = session_rcpt_route(s, path, addr);
 	if (id == R_RCPT_OK)
-		s->tx.nonrole_rcpts++;
+		s->tx.pend_nonrole = true;
 	return id;
+}
+
+/* The recipient is accepted (or refused): the log line and the reply. */
+static void
+session_rcpt_reply(struct session *s, const char *addr, size_t len,
+		   enum reply_id id)
+{
+	session_log_addr(s, "rcpt", "to", addr, len, id);
+	if (id == R_RCPT_OK) {
+		if (s->tx.pend_nonrole)
+			s->tx.nonrole_rcpts++;
+		session_set_state(s, SESSION_RCPT);
+	}
+	s->tx.pend_nonrole = false;
+	session_reply(s, id);
+}
+
+/*
+ * The guard's verdict on the waiting recipient: accepted (and counted),
+ * or 451 4.7.1 naming the limit (docs/sendlimit.md). Returns true when
+ * the session should go on with the input it holds.
+ */
+bool
+session_rcpt_verdict(struct session *s, enum session_send_result r)
+{
+	static const enum reply_id ids[] = {
+	    R_RCPT_OK,	       R_RCPT_OK,	 R_SEND_LIMIT_HOUR,
+	    R_SEND_LIMIT_DAY, R_SEND_LIMIT_NEW, R_SEND_HELD,
+	    R_TEMP_FAIL};
+	struct session_tx *tx = &s->tx;
+	enum reply_id id;
+
+	if (s->state != SESSION_RCPT_WAIT)
+		return false;
+	id = (unsigned)r < sizeof(ids) / sizeof(ids[0]) ? ids[r] : R_TEMP_FAIL;
+	session_set_state(s, tx->n_rcpts > 0 ? SESSION_RCPT : SESSION_MAIL);
+	if (id == R_RCPT_OK) {
+		session_rcpt_add_now(s, tx->pend_addr, tx->pend_dir);
+		tx->counted++;
+		if (r == SESSION_SEND_HOLD && !tx->is_held) {
+			tx->is_held = true;
+			log_notice(s->p.id, "hold reason=send-burst");
+		}
+	}
+	free(tx->pend_dir);
+	tx->pend_dir = NULL;
+	session_rcpt_reply(s, tx->pend_addr, strlen(tx->pend_addr), id);
+	return s->state != SESSION_CLOSED;
 }
 
 void
@@ -224,9 +301,13 @@ session_rcpt_cmd(struct session *s, const struct smtp_command *cmd)
 	}
 	err = smtp_parse_rcpt(cmd->args, cmd->args_len, s->tx.smtputf8, &path);
 	id = session_rcpt_decide(s, &path, err, addr, sizeof(addr));
-	session_log_addr(s, "rcpt", "to", addr[0] ? addr : cmd->args,
-			 addr[0] ? strlen(addr) : cmd->args_len, id);
-	if (id == R_RCPT_OK)
-		session_set_state(s, SESSION_RCPT);
-	session_reply(s, id);
+	if (id == R_RCPT_OK && session_rcpt_limited(s)) {
+		/* Parked until the guard counted it: a pipelined group
+		   waits here, so no client gets past a limit. */
+		session_set_state(s, SESSION_RCPT_WAIT);
+		s->ops->send_check(s->ctx, s->auth_user, s->tx.pend_addr);
+		return;
+	}
+	session_rcpt_reply(s, addr[0] ? addr : cmd->args,
+			   addr[0] ? strlen(addr) : cmd->args_len, id);
 }

@@ -15,7 +15,7 @@
 
 static const char *const session_state_names[SESSION_STATE_COUNT] = {
 	"pregreet", "greeted", "ready", "mail",	  "rcpt",
-	"data",	    "bdat",    "commit", "auth",  "auth-wait",
+	"data",	    "bdat",    "commit", "auth",  "auth-wait", "rcpt-wait",
 	"tls-wait", "closed",
 };
 
@@ -238,6 +238,12 @@ session_tx_reset(struct session *s)
 
 	if (tx->has_msg && s->ops->msg_abort != NULL)
 		s->ops->msg_abort(s->ctx);
+	/* Recipients counted for a message that was not sent are given
+	   back (docs/sendlimit.md "When a recipient counts"). */
+	if (tx->counted > 0 && !tx->committing && s->auth_user != NULL &&
+	    s->ops->send_undo != NULL)
+		s->ops->send_undo(s->ctx, s->auth_user, tx->counted);
+	free(tx->pend_dir);
 	for (size_t i = 0; i < tx->n_rcpts; i++) {
 		free(tx->rcpt_addrs[i]);
 		free(tx->rcpt_dirs[i]);
@@ -251,7 +257,8 @@ session_tx_reset(struct session *s)
 	s->bdat_left = 0;
 	s->bdat_last = false;
 	if (s->state == SESSION_MAIL || s->state == SESSION_RCPT ||
-	    s->state == SESSION_DATA || s->state == SESSION_BDAT)
+	    s->state == SESSION_RCPT_WAIT || s->state == SESSION_DATA ||
+	    s->state == SESSION_BDAT)
 		session_set_state(s, SESSION_READY);
 }
 

@@ -321,6 +321,12 @@ spool_msg_size(const struct spool_msg *msg)
 
 /* Keep a copy of the login for the envelope; a bad one fails the commit. */
 void
+spool_msg_set_hold(struct spool_msg *msg, bool hold)
+{
+	msg->hold = hold;
+}
+
+void
 spool_msg_set_auth(struct spool_msg *msg, const char *user)
 {
 	free(msg->auth);
@@ -390,6 +396,7 @@ spool_msg_copy_env(struct spool_msg *m, const char *sender,
 	}
 	m->env.n_rcpts = n_rcpts;
 	m->env.auth = m->auth;
+	m->env.hold = m->hold;
 	memcpy(m->env.id, m->id, sizeof(m->id));
 	m->env.time = m->time;
 	m->env.size = m->size;

@@ -80,6 +80,13 @@ uint64_t spool_msg_size(const struct spool_msg *msg);
  * the commit fail (451), like a write error. Call before the commit.
  */
 void spool_msg_set_auth(struct spool_msg *msg, const char *user);
+/*
+ * The send-burst alarm holds the message (docs/sendlimit.md): its queue
+ * envelope says `hold send-burst` (version 3), and the queue keeps it
+ * until `postern queue release`. Local recipients get it at once all the
+ * same. Call before the commit.
+ */
+void spool_msg_set_hold(struct spool_msg *msg, bool hold);
 /* Give up on a message: the file is removed, nothing is delivered. */
 void spool_msg_abort(struct spool_msg **msg);
 

@@ -107,7 +107,7 @@ int
 spool_env_format(const struct spool_env *env, char **buf_r, size_t *len_r)
 {
 	char num[64], *buf, *o;
-	unsigned version = env->auth != NULL ? 2 : 1;
+	unsigned version = env->hold ? 3 : env->auth != NULL ? 2 : 1;
 	size_t total;
 	int n;
 
@@ -124,6 +124,8 @@ spool_env_format(const struct spool_env *env, char **buf_r, size_t *len_r)
 		spool_env_esc_len(env->sender) + sizeof("end\n");
 	if (env->auth != NULL)
 		total += sizeof("auth \n") + spool_env_esc_len(env->auth);
+	if (env->hold)
+		total += sizeof("hold send-burst\n");
 	for (size_t i = 0; i < env->n_rcpts; i++) {
 		const struct spool_rcpt *r = &env->rcpts[i];
 
@@ -132,7 +134,7 @@ spool_env_format(const struct spool_env *env, char **buf_r, size_t *len_r)
 		total += sizeof("remote  \n") + spool_env_esc_len(r->address);
 		if (r->maildir != NULL)
 			total += spool_env_esc_len(r->maildir);
-		else
+		else if (version < 2)
 			version = 2;
 	}
 	buf = malloc(total);
@@ -152,6 +154,8 @@ spool_env_format(const struct spool_env *env, char **buf_r, size_t *len_r)
 		o = spool_env_esc(o, env->auth);
 		*o++ = '\n';
 	}
+	if (env->hold)
+		o = spool_env_put(o, "hold send-burst\n");
 	for (size_t i = 0; i < env->n_rcpts; i++) {
 		const struct spool_rcpt *r = &env->rcpts[i];
 
@@ -251,6 +255,7 @@ enum {
 	SPOOL_K_SIZE = 4,
 	SPOOL_K_SENDER = 8,
 	SPOOL_K_AUTH = 16, /* version 2, optional */
+	SPOOL_K_HOLD = 32, /* version 3, optional */
 };
 
 /* "remote <address>" (version 2): one non-empty value. */
@@ -312,6 +317,7 @@ spool_env_line(struct spool_env *env, const char *line, size_t len,
 	      : KEY("size")			 ? SPOOL_K_SIZE
 	      : KEY("sender")			 ? SPOOL_K_SENDER
 	      : env->version >= 2 && KEY("auth") ? SPOOL_K_AUTH
+	      : env->version >= 3 && KEY("hold") ? SPOOL_K_HOLD
 						 : 0;
 #undef KEY
 	if (bit == 0) {
@@ -344,6 +350,12 @@ spool_env_line(struct spool_env *env, const char *line, size_t len,
 		    !spool_auth_ok(env->auth))
 			break;
 		return 0;
+	case SPOOL_K_HOLD:
+		/* The only reason so far; another is a new version. */
+		if (vlen != 10 || memcmp(val, "send-burst", 10) != 0)
+			break;
+		env->hold = true;
+		return 0;
 	default:
 		if (spool_env_unesc(val, vlen, store, &env->sender) < 0)
 			break;
@@ -354,9 +366,9 @@ spool_env_line(struct spool_env *env, const char *line, size_t len,
 }
 
 /*
- * Parse an envelope file, version 1 or 2. Everything must be right: the
+ * Parse an envelope file, version 1, 2 or 3. Everything must be right: the
  * magic first line, each single key exactly once (auth at most once, and
- * only in version 2), at least one rcpt or remote (remote only in version
+ * only from version 2; hold at most once, only in version 3), at least one rcpt or remote (remote only in version
  * 2), "end" as the last line and nothing after it. A file cut anywhere is
  * refused, never partially used (THREATS Q-01, Q-02). On success env owns its
  * strings.
@@ -404,7 +416,7 @@ spool_env_parse(const char *buf, size_t len, struct spool_env *env,
 			/* "postern-envelope 1" or "... 2" */
 			if (llen != sizeof(SPOOL_ENV_MAGIC) ||
 			    memcmp(p, SPOOL_ENV_MAGIC, llen - 1) != 0 ||
-			    (p[llen - 1] != '1' && p[llen - 1] != '2')) {
+			    p[llen - 1] < '1' || p[llen - 1] > '3') {
 				*error_r = "bad magic";
 				goto fail;
 			}
@@ -421,7 +433,7 @@ spool_env_parse(const char *buf, size_t len, struct spool_env *env,
 		*error_r = "no end";
 		goto fail;
 	}
-	if ((seen & ~(unsigned)SPOOL_K_AUTH) !=
+	if ((seen & ~(unsigned)(SPOOL_K_AUTH | SPOOL_K_HOLD)) !=
 		(SPOOL_K_ID | SPOOL_K_TIME | SPOOL_K_SIZE | SPOOL_K_SENDER) ||
 	    env->n_rcpts == 0) {
 		*error_r = "missing key";

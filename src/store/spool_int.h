@@ -54,6 +54,7 @@ struct spool_env {
 	uint64_t size;	/* octets of the data file */
 	const char *sender;
 	const char *auth;	  /* authenticated user, or NULL (version 2) */
+	bool hold;		  /* `hold send-burst` (version 3) */
 	struct spool_rcpt *rcpts; /* maildir NULL: remote (version 2) */
 	size_t n_rcpts;
 	unsigned version; /* parsed; the writer picks the lowest that fits */
@@ -84,6 +85,7 @@ struct spool_msg {
 	uint64_t size;
 	int error;  /* first errno of a write, or of the envelope copy */
 	char *auth; /* spool_msg_set_auth() */
+	bool hold;  /* spool_msg_set_hold() */
 
 	/* Set by spool_msg_commit(), then owned by the committer. */
 	struct spool_env env;

@@ -637,7 +637,8 @@ def parse_envelope(path):
     data = read_file(path)
     assert data.endswith(b"\n") and b"\r" not in data and b"\0" not in data
     lines = data.decode("ascii").split("\n")[:-1]
-    assert lines[0] in ("postern-envelope 1", "postern-envelope 2"), lines
+    assert lines[0] in ("postern-envelope 1", "postern-envelope 2",
+                        "postern-envelope 3"), lines
     assert lines[-1] == "end", lines
     env = {"version": int(lines[0].split()[1]), "rcpt": [], "remote": []}
     for line in lines[1:-1]:

@@ -8,8 +8,9 @@
  *    rule of guard_proto.h, and encode(decode(x)) == x, byte for byte
  *    (the encoding is canonical), so decode(encode(decode(x))) agrees.
  *  - odd: the rest builds a message (byte 1: type, byte 2: result/role,
- *    then NUL-separated strings for user, password, address and the
- *    list). If encode() accepts it, decode() must give it back exactly.
+ *    alarm flag and the count and baseline numbers, then NUL-separated
+ *    strings for user, password, address, recipient and the list). If
+ *    encode() accepts it, decode() must give it back exactly.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -56,6 +57,9 @@ check_same(const struct guard_msg *a, const struct guard_msg *b)
 	CHECK(a->result == b->result && a->role == b->role);
 	check_str_eq(a->user, b->user);
 	check_str_eq(a->addr, b->addr);
+	check_str_eq(a->rcpt, b->rcpt);
+	CHECK(a->alarm == b->alarm && a->count == b->count &&
+	      a->baseline == b->baseline);
 	CHECK((a->pass == NULL) == (b->pass == NULL));
 	CHECK(a->pass_len == b->pass_len);
 	if (a->pass != NULL)
@@ -82,7 +86,13 @@ fuzz_decode(const uint8_t *data, size_t size)
 		return;
 	}
 	CHECK(error == NULL);
-	CHECK(m1.type >= GUARD_MSG_AUTH_REQ && m1.type <= GUARD_MSG_USERS_END);
+	CHECK(m1.type >= GUARD_MSG_AUTH_REQ && m1.type <= GUARD_MSG_LAST);
+	CHECK(m1.alarm <= 1);
+	check_text(m1.rcpt, GUARD_USER_MAX);
+	if (m1.type == GUARD_MSG_SEND_REQ || m1.type == GUARD_MSG_SEND_UNDO)
+		CHECK(m1.user != NULL && m1.user[0] != '\0');
+	if (m1.type == GUARD_MSG_SEND_REQ)
+		CHECK(m1.rcpt != NULL);
 	CHECK(m1.n_list <= GUARD_LIST_MAX);
 	check_text(m1.user, GUARD_USER_MAX);
 	check_text(m1.addr, GUARD_ADDR_MAX);
@@ -121,7 +131,7 @@ piece(const char **p, const char *end, char *buf, size_t size, size_t *len)
 	return buf;
 }
 
-static char pieces[3 + GUARD_LIST_MAX][GUARD_PASS_MAX + 2];
+static char pieces[4 + GUARD_LIST_MAX][GUARD_PASS_MAX + 2];
 
 static void
 fuzz_encode(const uint8_t *data, size_t size)
@@ -134,17 +144,21 @@ fuzz_encode(const uint8_t *data, size_t size)
 	if (size < 2)
 		return;
 	memset(&built, 0, offsetof(struct guard_msg, arena));
-	built.type = (enum guard_msg_type)(data[0] % 9);
+	built.type = (enum guard_msg_type)(data[0] % (GUARD_MSG_LAST + 1));
 	built.id = data[0] & 0x80 ? 0 : 0x01020304;
 	built.result = data[1];
 	built.role = data[1];
+	built.alarm = data[1] >> 6;
+	built.count = (uint32_t)data[1] * 0x01000193u;
+	built.baseline = (uint32_t)data[1] * 0x00010003u;
 	built.user = piece(&p, end, pieces[0], sizeof(pieces[0]), &len);
 	built.pass = piece(&p, end, pieces[1], sizeof(pieces[1]), &len);
 	built.pass_len = built.pass != NULL ? len : 0;
 	built.addr = piece(&p, end, pieces[2], sizeof(pieces[2]), &len);
+	built.rcpt = piece(&p, end, pieces[3], sizeof(pieces[3]), &len);
 	while (
 	    built.n_list < GUARD_LIST_MAX &&
-	    (built.list[built.n_list] = piece(&p, end, pieces[3 + built.n_list],
+	    (built.list[built.n_list] = piece(&p, end, pieces[4 + built.n_list],
 					      sizeof(pieces[0]), &len)) != NULL)
 		built.n_list++;
 	n = guard_proto_encode(&built, out, sizeof(out));
@@ -153,7 +167,32 @@ fuzz_encode(const uint8_t *data, size_t size)
 	CHECK(n <= sizeof(out));
 	CHECK(guard_proto_decode(out, n, &m1, &error) == 0);
 	/* Only the fields the type carries survive. */
+	if (built.type < GUARD_MSG_SEND_REQ) {
+		built.rcpt = NULL;
+		built.alarm = 0;
+		built.count = built.baseline = 0;
+	}
 	switch (built.type) {
+	case GUARD_MSG_SEND_REQ:
+		built.result = built.role = built.alarm = 0;
+		built.count = built.baseline = 0;
+		built.pass = built.addr = NULL;
+		built.pass_len = 0;
+		built.n_list = 0;
+		break;
+	case GUARD_MSG_SEND_RES:
+		built.role = 0;
+		built.user = built.pass = built.addr = built.rcpt = NULL;
+		built.pass_len = 0;
+		built.n_list = 0;
+		break;
+	case GUARD_MSG_SEND_UNDO:
+		built.result = built.role = built.alarm = 0;
+		built.baseline = 0;
+		built.pass = built.addr = built.rcpt = NULL;
+		built.pass_len = 0;
+		built.n_list = 0;
+		break;
 	case GUARD_MSG_AUTH_REQ:
 		built.result = 0;
 		built.n_list = 0;

@@ -39,6 +39,9 @@ struct fz {
 	int commits;
 	int queued;
 	bool auth_pending, auth_ok, has_auth;
+	bool send_pending; /* a send-limit check waits (docs/sendlimit.md) */
+	enum session_send_result send_r;
+	unsigned long counted, undone; /* recipients the fake guard counted */
 	bool role_mx;
 	unsigned char last2[2];
 };
@@ -101,6 +104,31 @@ fz_auth(void *ctx, const char *user, size_t ulen, const char *pass,
 	f->auth_ok = plen == 4 && memcmp(pass, "pass", 4) == 0;
 }
 
+/* The fake guard's send-limit verdict, from the recipient's octets. */
+static void
+fz_send_check(void *ctx, const char *account, const char *rcpt)
+{
+	struct fz *f = ctx;
+	unsigned h = 0;
+
+	if (f->send_pending || account == NULL || account[0] == '\0')
+		abort();
+	for (const char *c = rcpt; *c != '\0'; c++)
+		h = h * 31 + (unsigned char)*c;
+	f->send_pending = true;
+	f->send_r = (enum session_send_result)(h % 7);
+}
+
+static void
+fz_send_undo(void *ctx, const char *account, unsigned n)
+{
+	struct fz *f = ctx;
+
+	f->undone += n;
+	if (f->undone > f->counted)
+		abort(); /* gave back more than was counted */
+}
+
 static bool
 fz_is_user(void *ctx, const char *address)
 {
@@ -114,6 +142,8 @@ static const struct session_ops fz_ops = {
 	.msg_commit = fz_commit,
 	.auth = fz_auth,
 	.is_user = fz_is_user,
+	.send_check = fz_send_check,
+	.send_undo = fz_send_undo,
 };
 
 static void
@@ -169,6 +199,12 @@ fz_settle(struct fz *f, bool *closed)
 					  f->auth_ok ? SESSION_AUTH_OK
 						     : SESSION_AUTH_FAIL,
 					  "alice@local.test", a, 1);
+		} else if (f->send_pending) {
+			f->send_pending = false;
+			if (f->send_r == SESSION_SEND_OK ||
+			    f->send_r == SESSION_SEND_HOLD)
+				f->counted++;
+			session_send_done(f->s, f->send_r);
 		} else if (session_wants_tls(f->s)) {
 			if (session_pending_input(f->s) > 0)
 				abort(); /* CVE-2011-0411 */

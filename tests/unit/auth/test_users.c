@@ -303,6 +303,56 @@ test_load_good(void **state)
 	free(text);
 }
 
+/* The send limits of docs/sendlimit.md as extra fields: parsed, and a
+   bad or repeated one is an error naming the line. */
+static void
+test_send_limit_fields(void **state)
+{
+	char *text = expand(
+	    "a@example.test:%A::::::userdb_postern_send_limit_day=5000 "
+	    "userdb_postern_aliases=x@example.test "
+	    "userdb_postern_send_limit_hour=0 "
+	    "userdb_postern_new_recipients_day=10000000\n"
+	    "b@example.test:%A\n");
+	static const char *const bad[] = {
+	    "userdb_postern_send_limit_day=",
+	    "userdb_postern_send_limit_day=-1",
+	    "userdb_postern_send_limit_day=10000001",
+	    "userdb_postern_send_limit_day=012",
+	    "userdb_postern_send_limit_hour=1x",
+	    "userdb_postern_new_recipients_day=999999999999",
+	    "userdb_postern_send_limit_hour=5 userdb_postern_send_limit_hour=6",
+	};
+	struct users *us = NULL;
+	const struct user *u;
+	char *errs, line[300];
+
+	(void)state;
+	assert_int_equal(load_text("lim", text, strlen(text), &us, &errs), 0);
+	u = users_find(us, "a@example.test");
+	assert_int_equal(u->send_limit[USERS_SEND_DAY], 5000);
+	assert_int_equal(u->send_limit[USERS_SEND_HOUR], 0);
+	assert_int_equal(u->send_limit[USERS_SEND_NEW_DAY], 10000000);
+	assert_int_equal(u->n_aliases, 1);
+	u = users_find(us, "b@example.test");
+	for (int k = 0; k < USERS_SEND_LIMITS; k++)
+		assert_int_equal(u->send_limit[k], -1);
+	users_free(&us);
+	free(errs);
+	free(text);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(line, sizeof(line), "ok@example.test:%%A\n"
+			 "c@example.test:%%A::::::%s\n", bad[i]);
+		text = expand(line);
+		assert_int_equal(
+		    load_text("lim", text, strlen(text), &us, &errs), -1);
+		assert_non_null(strstr(errs, "lim:2: "));
+		assert_non_null(strstr(errs, "userdb_postern_"));
+		free(errs);
+		free(text);
+	}
+}
+
 static void
 test_find_and_send_as(void **state)
 {
@@ -836,6 +886,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test(test_verify_bad_hashes),
 	    cmocka_unit_test(test_hash),
 	    cmocka_unit_test(test_load_good),
+	    cmocka_unit_test(test_send_limit_fields),
 	    cmocka_unit_test(test_find_and_send_as),
 	    cmocka_unit_test(test_load_errors),
 	    cmocka_unit_test(test_load_missing),

@@ -65,8 +65,15 @@ static void
 test_rules(void **state)
 {
 	static const char *const bad[] = {
-	    "postern-envelope 3\nid a\ntime 1\nsize 1\nsender \nremote b@c\n"
+	    "postern-envelope 4\nid a\ntime 1\nsize 1\nsender \nremote b@c\n"
 	    "end\n",
+	    /* hold: version 3 only, one word, once */
+	    "postern-envelope 2\nid a\ntime 1\nsize 1\nsender \n"
+	    "hold send-burst\nremote b@c\nend\n",
+	    "postern-envelope 3\nid a\ntime 1\nsize 1\nsender \n"
+	    "hold other\nremote b@c\nend\n",
+	    "postern-envelope 3\nid a\ntime 1\nsize 1\nsender \n"
+	    "hold send-burst\nhold send-burst\nremote b@c\nend\n",
 	    "postern-envelope 1\nid a\ntime 1\nsize 1\nsender \nremote b@c\n"
 	    "end\n", /* remote needs version 2 */
 	    "postern-envelope 2\nid a\ntime 01\nsize 1\nsender \nremote b@c\n"
@@ -104,6 +111,29 @@ test_rules(void **state)
 	assert_string_equal(env.sender, "");
 	assert_null(env.auth);
 	assert_int_equal(env.n_remote, 1);
+	assert_false(env.hold);
+	qenv_free(&env);
+}
+
+/* Version 3 (docs/sendlimit.md): a message held by the send-burst alarm. */
+static void
+test_hold(void **state)
+{
+	static const char held[] = "postern-envelope 3\nid a\ntime 0\n"
+				   "size 0\nsender \nauth u@x\n"
+				   "hold send-burst\nremote b@c\nend\n";
+	static const char v3[] = "postern-envelope 3\nid a\ntime 0\nsize 0\n"
+				 "sender \nremote b@c\nend\n";
+	struct qenv env;
+	const char *err = NULL;
+
+	(void)state;
+	assert_int_equal(qenv_parse(held, sizeof(held) - 1, &env, &err), 0);
+	assert_true(env.hold);
+	assert_string_equal(env.auth, "u@x");
+	qenv_free(&env);
+	assert_int_equal(qenv_parse(v3, sizeof(v3) - 1, &env, &err), 0);
+	assert_false(env.hold);
 	qenv_free(&env);
 }
 
@@ -114,6 +144,7 @@ main(void)
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_every_cut),
 		cmocka_unit_test(test_rules),
+		cmocka_unit_test(test_hold),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -72,6 +72,7 @@ h_commit(void *ctx, const struct session_envelope *env)
 	snprintf(h->sender, sizeof(h->sender), "%s", env->sender);
 	snprintf(h->env_auth, sizeof(h->env_auth), "%s",
 		 env->auth_user ? env->auth_user : "-");
+	h->env_hold = env->hold;
 	h->rcpts[0] = '\0';
 	for (size_t i = 0; i < env->n_rcpts; i++)
 		o += (size_t)snprintf(h->rcpts + o, sizeof(h->rcpts) - o,
@@ -123,6 +124,39 @@ const struct session_ops h_ops = {
 	.is_user = h_is_user,
 };
 
+static void
+h_send_check(void *ctx, const char *account, const char *rcpt)
+{
+	struct harness *h = ctx;
+
+	assert_false(h->send_pending);
+	h->send_pending = true;
+	h->send_asked++;
+	snprintf(h->send_account, sizeof(h->send_account), "%s", account);
+	snprintf(h->send_rcpt, sizeof(h->send_rcpt), "%s", rcpt);
+}
+
+static void
+h_send_undo(void *ctx, const char *account, unsigned n)
+{
+	struct harness *h = ctx;
+
+	assert_string_equal(account, "alice@local.test");
+	h->undone += n;
+}
+
+static const struct session_ops h_ops_limited = {
+	.has_space = h_has_space,
+	.msg_begin = h_begin,
+	.msg_write = h_write,
+	.msg_abort = h_abort,
+	.msg_commit = h_commit,
+	.auth = h_auth,
+	.is_user = h_is_user,
+	.send_check = h_send_check,
+	.send_undo = h_send_undo,
+};
+
 void
 h_drain(struct harness *h)
 {
@@ -148,8 +182,9 @@ h_settle(struct harness *h)
 	}
 }
 
-void
-h_start_cfg(struct harness *h, enum listen_role role, const char *config_text)
+static void
+h_start_ops(struct harness *h, enum listen_role role, const char *config_text,
+	    const struct session_ops *ops)
 {
 	struct session_params p = {0};
 	FILE *err = fopen("/dev/null", "w");
@@ -163,11 +198,33 @@ h_start_cfg(struct harness *h, enum listen_role role, const char *config_text)
 	p.id = "test";
 	p.client_addr = "192.0.2.1";
 	p.tls_available = true;
-	h->s = session_new(&p, &h_ops, h);
+	h->s = session_new(&p, ops, h);
 	if (role == ROLE_SUBMISSIONS)
 		session_tls_started(h->s, "TLSv1.3", "TLS_AES_128_GCM_SHA256");
 	session_greet(h->s);
 	h_drain(h);
+}
+
+void
+h_start_cfg(struct harness *h, enum listen_role role, const char *config_text)
+{
+	h_start_ops(h, role, config_text, &h_ops);
+}
+
+void
+h_start_limited(struct harness *h, enum listen_role role,
+		const char *config_text)
+{
+	h_start_ops(h, role, config_text, &h_ops_limited);
+}
+
+void
+h_send_done(struct harness *h, enum session_send_result r)
+{
+	assert_true(h->send_pending);
+	h->send_pending = false;
+	session_send_done(h->s, r);
+	h_settle(h);
 }
 
 void

@@ -35,6 +35,13 @@ struct harness {
 	char env_auth[300];
 	bool no_space;
 	unsigned long long space_asked;
+	/* send limits (h_start_limited): what ops->send_check got */
+	bool send_pending;
+	unsigned send_asked;
+	char send_account[300];
+	char send_rcpt[300];
+	unsigned undone; /* recipients given back by ops->send_undo */
+	bool env_hold;	 /* the last envelope's hold */
 };
 
 /* Start a session on the test configuration (or `config_text`). */
@@ -42,6 +49,11 @@ void h_start(struct harness *h, enum listen_role role);
 void h_start_cfg(struct harness *h, enum listen_role role,
 		 const char *config_text);
 void h_stop(struct harness *h);
+/* The same with the send-limit hooks of ops (docs/sendlimit.md). */
+void h_start_limited(struct harness *h, enum listen_role role,
+		     const char *config_text);
+/* Answer the pending send check. */
+void h_send_done(struct harness *h, enum session_send_result r);
 /* Take the replies waiting; then complete commits as they come. */
 void h_drain(struct harness *h);
 void h_settle(struct harness *h);

@@ -214,7 +214,7 @@ test_env_parse_table(void **state)
 	    {"id abc\ntime 5\nsize 7\nsender \npostern-envelope 1\n"
 	     "rcpt x /m\nend\n",
 	     false},
-	    {"postern-envelope 3\nid abc\ntime 5\nsize 7\nsender \n"
+	    {"postern-envelope 4\nid abc\ntime 5\nsize 7\nsender \n"
 	     "rcpt x /m\nend\n",
 	     false},
 	    {ENV_HEAD "sender \nrcpt x /m\nend\nend\n", false},
@@ -419,6 +419,67 @@ test_env_v2_format(void **state)
 }
 
 #define ENV2_HEAD "postern-envelope 2\nid abc\ntime 5\nsize 7\nsender \n"
+#define ENV3_HEAD "postern-envelope 3\nid abc\ntime 5\nsize 7\nsender \n"
+
+/* Version 3: a held message (docs/sendlimit.md) says `hold send-burst`;
+   written only when held, read back; the queue envelope keeps it. */
+static void
+test_env_v3_hold(void **state)
+{
+	struct spool_rcpt r[2] = {{"a@b", "/m"}, {"c@e", NULL}};
+	struct spool_env e = {.id = "abc", .time = 5, .size = 7,
+			      .sender = "s@x", .auth = "alice@x", .hold = true,
+			      .rcpts = r, .n_rcpts = 2};
+	static const char want[] = "postern-envelope 3\nid abc\ntime 5\n"
+				   "size 7\nsender s@x\nauth alice@x\n"
+				   "hold send-burst\nrcpt a@b /m\n"
+				   "remote c@e\nend\n";
+	static const struct {
+		const char *text;
+		bool ok;
+	} cases[] = {
+	    {ENV3_HEAD "hold send-burst\nremote x@y\nend\n", true},
+	    {ENV3_HEAD "remote x@y\nend\n", true},
+	    {ENV3_HEAD "hold send-burst\nhold send-burst\nremote x@y\nend\n",
+	     false},
+	    {ENV3_HEAD "hold other\nremote x@y\nend\n", false},
+	    {ENV3_HEAD "hold \nremote x@y\nend\n", false},
+	    {ENV2_HEAD "hold send-burst\nremote x@y\nend\n", false},
+	    {"postern-envelope 4\nid abc\ntime 5\nsize 7\nsender \n"
+	     "remote x@y\nend\n",
+	     false},
+	};
+	struct spool_env env;
+	const char *error;
+	char *buf;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(spool_env_format(&e, &buf, &len), 0);
+	assert_int_equal(len, sizeof(want) - 1);
+	assert_memory_equal(buf, want, len);
+	assert_int_equal(spool_env_parse(buf, len, &env, &error), 0);
+	assert_true(env.hold);
+	assert_int_equal(env.version, 3);
+	spool_env_free(&env);
+	free(buf);
+	assert_int_equal(spool_queue_env(&e, &buf, &len), 0);
+	assert_non_null(memmem(buf, len, "\nhold send-burst\n", 17));
+	free(buf);
+	e.hold = false; /* not held: version 2 as before */
+	assert_int_equal(spool_env_format(&e, &buf, &len), 0);
+	assert_memory_equal(buf, "postern-envelope 2\n", 19);
+	free(buf);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = spool_env_parse(cases[i].text, strlen(cases[i].text),
+					 &env, &error);
+
+		if ((rc == 0) != cases[i].ok)
+			fail_msg("case %zu: rc=%d", i, rc);
+		if (rc == 0)
+			spool_env_free(&env);
+	}
+}
 
 static void
 test_env_v2_parse_table(void **state)
@@ -3028,6 +3089,7 @@ main(void)
 	    cmocka_unit_test(test_env_parse_table),
 	    cmocka_unit_test(test_env_v2_round_trip),
 	    cmocka_unit_test(test_env_v2_format),
+	    cmocka_unit_test(test_env_v3_hold),
 	    cmocka_unit_test(test_env_v2_parse_table),
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	    T(test_round_trip_syncfs),
