@@ -9,7 +9,19 @@ and log; `postern user limits`, TOP and ALARMS on the control socket.
 
 Remote mail goes to Postfix's smtp-sink through a `transport` on
 127.0.0.1 (a free port), no DNS. Every wait is bounded; nothing is timed.
+The shared fixture turns limits and alarm off (conftest.py): each test
+here sets the values it needs, the defaults where it relies on them.
 """
+
+DEFAULTS = {"send_limit_hour": "200", "send_limit_day": "1000",
+            "new_recipients_day": "200", "burst_floor": "50"}
+
+
+def limits(**kw):
+    """The default limits (docs/sendlimit.md), with `kw` over them."""
+    out = dict(DEFAULTS)
+    out.update(kw)
+    return out
 
 import os
 import re
@@ -73,8 +85,8 @@ def control(srv, command):
 
 
 def test_hour_limit_then_other_account(make_server):
-    srv = make_server(submission=True, send_limit_hour="3",
-                      burst_floor="1000")
+    srv = make_server(submission=True,
+                      **limits(send_limit_hour="3", burst_floor="1000"))
     got = rcpts_codes(srv, (ALICE, ALICE_PW),
                       ["bob@local.test"] + remote(3))
     assert [c for c, _ in got] == [250, 250, 250, 451], got
@@ -91,8 +103,9 @@ def test_hour_limit_then_other_account(make_server):
 
 
 def test_day_limit(make_server):
-    srv = make_server(submission=True, send_limit_hour="0",
-                      send_limit_day="4", burst_floor="1000")
+    srv = make_server(submission=True,
+                      **limits(send_limit_hour="0", send_limit_day="4",
+                               burst_floor="1000"))
     assert send(srv, (ALICE, ALICE_PW), remote(2)) == {}
     assert send(srv, (ALICE, ALICE_PW), ["bob@local.test", "r9@x.test"]) \
         == {}
@@ -102,8 +115,8 @@ def test_day_limit(make_server):
 
 
 def test_new_recipients_limit(make_server):
-    srv = make_server(submission=True, new_recipients_day="2",
-                      burst_floor="1000")
+    srv = make_server(submission=True,
+                      **limits(new_recipients_day="2", burst_floor="1000"))
     assert send(srv, (ALICE, ALICE_PW), ["A@remote.test", "b@remote.test"]) \
         == {}
     # A third new one is refused; known ones (any case) still go.
@@ -117,8 +130,8 @@ def test_new_recipients_limit(make_server):
 def test_sessions_without_auth_pay_nothing(make_server):
     """mx mail is never counted: an account's own address receives more
     than its limit."""
-    srv = make_server(submission=True, send_limit_hour="1",
-                      burst_floor="1000")
+    srv = make_server(submission=True,
+                      **limits(send_limit_hour="1", burst_floor="1000"))
     for _ in range(3):
         srv.send(["alice@local.test", "bob@local.test"], b"Subject: x\r\n"
                  b"\r\nhi\r\n")
@@ -129,8 +142,8 @@ def test_sessions_without_auth_pay_nothing(make_server):
 
 def test_pipelined_rcpts_cannot_pass_the_limit(make_server):
     """All RCPTs in one write: each waits for the guard in turn."""
-    srv = make_server(submission=True, send_limit_hour="2",
-                      burst_floor="1000")
+    srv = make_server(submission=True,
+                      **limits(send_limit_hour="2", burst_floor="1000"))
     c = srv.sub(auth=(ALICE, ALICE_PW))
     c.send(b"MAIL FROM:<alice@local.test>\r\n" +
            b"".join(b"RCPT TO:<%s>\r\n" % r.encode() for r in remote(4)))
@@ -143,7 +156,8 @@ def test_pipelined_rcpts_cannot_pass_the_limit(make_server):
 
 
 def test_per_user_limit_and_check(make_server):
-    srv = make_server(submission=True, start=False, burst_floor="1000")
+    srv = make_server(submission=True, start=False,
+                      **limits(burst_floor="1000"))
     text = read_file(srv.users_path).decode()
     lines = []
     for line in text.splitlines():
@@ -198,8 +212,7 @@ def sink():
 
 def burst_server(make_server, sink, action=None):
     sk = sink()
-    opts = {"outbound_delivery": "yes", "retry_min": "1s",
-            "retry_max": "2s"}
+    opts = limits(outbound_delivery="yes", retry_min="1s", retry_max="2s")
     if action:
         opts["burst_action"] = action
     srv = make_server(submission=True, start=False, **opts)
@@ -315,8 +328,8 @@ def test_burst_log_only(make_server, sink):
 
 
 def test_restart_keeps_counts_and_alarm(make_server):
-    srv = make_server(submission=True, send_limit_hour="60",
-                      burst_action="refuse")
+    srv = make_server(submission=True,
+                      **limits(send_limit_hour="60", burst_action="refuse"))
     assert send(srv, (ALICE, ALICE_PW), remote(2)) == {}
     got = rcpts_codes(srv, (BOB, BOB_PW), remote(51))
     assert [c for c, _ in got] == [250] * 50 + [451], got  # alarm
