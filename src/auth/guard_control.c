@@ -15,7 +15,8 @@
  *                     (baseline in recipients an hour, "1.25"; alarmed 0|1)
  *   ALARMS            alarms in effect or raised in the last 24 h, oldest
  *                     first: lines "unix_time kind account detail" (detail
- *                     one word: count=N,baseline=X,action=A,in-effect=yes|no)
+ *                     one word: send-burst count=N,baseline=X,action=A,
+ *                     in-effect=yes|no; login-networks count=N,in-effect=no)
  * Only root and members of admin-group are answered, checked
  * with SO_PEERCRED and SO_PEERGROUPS (the credentials the kernel took at
  * connect: no race with the peer's pid). And guard_control(), the client

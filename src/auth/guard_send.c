@@ -417,29 +417,52 @@ gs_top_cmd(struct evbuffer *out)
 }
 
 static void
+gs_burst_line(struct evbuffer *out, const struct sendlimit_alarm *al)
+{
+	char base[32];
+
+	sendlimit_baseline_text(base, sizeof(base), al->baseline_micro);
+	evbuffer_add_printf(out,
+			    "%lld send-burst %s count=%u,baseline=%s,action=%s,"
+			    "in-effect=%s\n",
+			    (long long)al->since, al->account, al->count, base,
+			    gs_action_names[S.action],
+			    al->in_effect ? "yes" : "no");
+}
+
+/* Both kinds, oldest first: the send-burst alarms from sendlimit.c, the
+   login-networks ones (never in effect: they hold nothing) from alarm.c. */
+static void
 gs_alarms_cmd(struct evbuffer *out)
 {
 	struct sendlimit_alarm *al = calloc(GS_ALARMS_MAX, sizeof(*al));
-	size_t n;
-	char base[32];
+	struct alarm_recent *ln = calloc(ALARM_RECENT_MAX, sizeof(*ln));
+	time_t now = time(NULL);
+	size_t n, m, i = 0, j = 0;
 
-	if (al == NULL) {
+	if (al == NULL || ln == NULL) {
 		evbuffer_add_printf(out, "ERR out of memory\n");
-		return;
+		goto out;
 	}
-	n = sendlimit_alarms(S.sl, time(NULL), al, GS_ALARMS_MAX);
-	evbuffer_add_printf(out, "OK %zu alarm%s\n", n, n == 1 ? "" : "s");
-	for (size_t i = 0; i < n; i++) {
-		sendlimit_baseline_text(base, sizeof(base),
-					al[i].baseline_micro);
-		evbuffer_add_printf(
-		    out,
-		    "%lld send-burst %s count=%u,baseline=%s,action=%s,"
-		    "in-effect=%s\n",
-		    (long long)al[i].since, al[i].account, al[i].count, base,
-		    gs_action_names[S.action], al[i].in_effect ? "yes" : "no");
+	n = sendlimit_alarms(S.sl, now, al, GS_ALARMS_MAX);
+	m = alarm_login_recent(now, ln, ALARM_RECENT_MAX);
+	evbuffer_add_printf(out, "OK %zu alarm%s\n", n + m,
+			    n + m == 1 ? "" : "s");
+	while (i < n || j < m) {
+		if (j == m || (i < n && al[i].since <= ln[j].when)) {
+			gs_burst_line(out, &al[i++]);
+			continue;
+		}
+		evbuffer_add_printf(out,
+				    "%lld login-networks %s count=%u,"
+				    "in-effect=no\n",
+				    (long long)ln[j].when, ln[j].account,
+				    ln[j].count);
+		j++;
 	}
+out:
 	free(al);
+	free(ln);
 }
 
 bool

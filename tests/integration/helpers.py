@@ -688,3 +688,19 @@ def make_self_signed(cert, key, cn, days=2):
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         timeout=30)
     return pem_to_der(cert)
+
+
+def guard_control(srv, command):
+    """One command on the guard's control socket; the whole answer."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(srv.options["control-socket"])
+    s.sendall(command.encode() + b"\n")
+    data = b""
+    for _ in range(10000):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data.decode()

@@ -22,7 +22,7 @@ import signal
 import time
 
 from conftest import ALICE, ALICE_PW, BOB, BOB_PW
-from helpers import plain_b64, wait_for
+from helpers import guard_control, plain_b64, wait_for
 
 AUTH_OK = b"235 2.7.0 Authentication successful\r\n"
 AUTH_FAILED = b"535 5.7.8 Authentication credentials invalid\r\n"
@@ -232,6 +232,10 @@ def test_login_networks_alarm(make_server):
     assert len(lines) == 1, lines
     assert re.search(r'guard alarm kind=login-networks '
                      r'account="alice@local\.test" count=6$', lines[0]), lines
+    # the status screen's list has it (ALARMS on the control socket)
+    out = guard_control(srv, "ALARMS")
+    assert re.search(r"^OK 1 alarm\n\d+ login-networks alice@local\.test "
+                     r"count=6,in-effect=no\n$", out), out
     # no hold: alice still sends
     s = srv.smtp_sub("587", source="127.0.11.1", login=(ALICE, ALICE_PW))
     s.sendmail(ALICE, [BOB], b"From: " + ALICE.encode() +

@@ -30,7 +30,7 @@ import socket
 import pytest
 
 from conftest import ALICE, ALICE_PW, BOB, BOB_PW
-from helpers import free_port, list_dir, read_file, wait_for
+from helpers import free_port, guard_control, list_dir, read_file, wait_for
 from outbound_fixtures import Sink
 
 WAIT = 30.0
@@ -63,22 +63,6 @@ def send(srv, login, rcpts, body=BODY):
 
 def remote(n, first=0, domain="remote.test"):
     return ["r%d@%s" % (i, domain) for i in range(first, first + n)]
-
-
-def control(srv, command):
-    """One command on the guard's control socket; the whole answer."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(srv.options["control-socket"])
-    s.sendall(command.encode() + b"\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return data.decode()
 
 
 # --- the three limits --------------------------------------------------
@@ -272,11 +256,11 @@ def test_burst_holds_notifies_and_release_delivers(make_server, sink):
     assert re.search(r"alarm +send-burst since \S+ count=51 baseline=0\.00 "
                      r"action=hold", p.stdout), p.stdout
     # ALARMS and TOP for the status screen.
-    out = control(srv, "ALARMS")
+    out = guard_control(srv, "ALARMS")
     assert re.search(r"^OK 1 alarm\n\d+ send-burst alice@local\.test "
                      r"count=51,baseline=0\.00,action=hold,in-effect=yes\n$",
                      out), out
-    out = control(srv, "TOP")
+    out = guard_control(srv, "TOP")
     assert re.search(r"^OK 2 senders\nalice@local\.test 64 0\.00 1\n"
                      r"bob@local\.test 1 0\.00 0\n$", out), out
     # Release: the alarm clears, both held messages leave.
@@ -290,7 +274,7 @@ def test_burst_holds_notifies_and_release_delivers(make_server, sink):
     assert send(srv, (ALICE, ALICE_PW), remote(1, 700)) == {}
     assert wait_for(lambda: "r700@remote.test" in sent_to(srv), WAIT)
     assert " held" not in srv.cli("queue", "list").stdout
-    assert "in-effect=no" in control(srv, "ALARMS")
+    assert "in-effect=no" in guard_control(srv, "ALARMS")
 
 
 def test_burst_refuse(make_server, sink):
