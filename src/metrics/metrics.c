@@ -57,22 +57,26 @@ metrics_map_fd(struct metrics_map *m, int fd, int prot, const char **error_r)
 	return 0;
 }
 
-/* Open `path` for the master: a file of another size (another version's
-   layout, or not ours) is emptied first. */
+/* Make `path` for the master, always a new file: the directory may belong
+   to the guard's account (accounts.c), so root never opens what is there
+   (a hard link to another file, or a file whose owner keeps a descriptor
+   to truncate it under our mapping: SIGBUS). The counters start at zero
+   each run anyway. */
 static int
 metrics_create_fd(const char *path, long gid, const char **error_r)
 {
-	struct stat st;
-	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+	int fd;
 
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (st.st_size != (off_t)sizeof(struct metrics_file) &&
-	     (ftruncate(fd, 0) < 0 ||
-	      ftruncate(fd, (off_t)sizeof(struct metrics_file)) < 0)) ||
+	if (unlink(path) < 0 && errno != ENOENT) {
+		*error_r = strerror(errno);
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0640);
+	if (fd < 0 || ftruncate(fd, (off_t)sizeof(struct metrics_file)) < 0 ||
 	    fchmod(fd, 0640) < 0 ||
 	    (gid >= 0 && geteuid() == 0 && fchown(fd, 0, (gid_t)gid) < 0)) {
-		*error_r = fd >= 0 && errno == 0 ? "not a regular file"
-						 : strerror(errno);
+		*error_r = strerror(errno);
 		if (fd >= 0)
 			close(fd);
 		return -1;

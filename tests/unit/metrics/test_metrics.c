@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,6 +80,41 @@ test_slots_are_summed(void **state)
 	metrics_close(&ro);
 	metrics_close(&map);
 	unlink(tmp_path());
+}
+
+/* What is at the path already is never opened: a hard link there to
+   another file (the directory may be the guard account's) leaves that
+   file as it was, and the mapping is a new file. */
+static void
+test_create_never_opens_what_is_there(void **state)
+{
+	static const char victim_text[] = "not the metrics\n";
+	char victim[80], buf[64];
+	struct metrics_map *map = NULL;
+	const char *err = NULL;
+	struct stat st;
+	FILE *f;
+
+	(void)state;
+	snprintf(victim, sizeof(victim), "%s-victim", tmp_path());
+	f = fopen(victim, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(victim_text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	unlink(tmp_path());
+	assert_int_equal(link(victim, tmp_path()), 0);
+	assert_int_equal(metrics_create(tmp_path(), -1, &map, &err), 0);
+	assert_int_equal(stat(victim, &st), 0);
+	assert_int_equal(st.st_size, sizeof(victim_text) - 1);
+	assert_int_equal(st.st_nlink, 1);
+	f = fopen(victim, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	assert_string_equal(buf, victim_text);
+	fclose(f);
+	metrics_close(&map);
+	unlink(tmp_path());
+	unlink(victim);
 }
 
 static void
@@ -255,6 +291,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_slots_are_summed),
+	    cmocka_unit_test(test_create_never_opens_what_is_there),
 	    cmocka_unit_test(test_rings_and_histograms),
 	    cmocka_unit_test(test_text),
 	    cmocka_unit_test(test_request),
