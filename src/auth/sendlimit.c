@@ -149,7 +149,19 @@ sl_advance(struct sendlimit *sl, struct sl_acct *a, int64_t now)
 	int64_t m = now / 300, lm = a->last / 300;
 	int64_t h = now / 3600, lh = a->last / 3600;
 
-	if (now <= a->last && a->last != 0)
+	if (a->last != 0 && now < a->last) {
+		/* The wall clock went back, or a stored record is from the
+		   future (guard-state.md): go on from now, so that the
+		   buckets turn again instead of filling until the clock
+		   catches up. */
+		a->last = now;
+		if (a->hour_no > h)
+			a->hour_no = h;
+		if (a->quiet_until > now + SENDLIMIT_RELEASE_QUIET)
+			a->quiet_until = now + SENDLIMIT_RELEASE_QUIET;
+		return;
+	}
+	if (now == a->last && a->last != 0)
 		return;
 	if (a->last == 0)
 		lm = m - SL_MIN5, lh = h - SL_HOURS;

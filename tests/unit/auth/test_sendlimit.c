@@ -78,6 +78,36 @@ test_hour_limit(void **state)
 	assert_null(sl);
 }
 
+/* The wall clock goes back ten days (or a stored record is from the
+   future): the hour still slides from the new now, the limit does not
+   stick until the clock catches up. */
+static void
+test_clock_back(void **state)
+{
+	struct sendlimit_config c = cfg_of(5, 0, 0, 1000, 10, SENDLIMIT_HOLD);
+	struct sendlimit *sl = sendlimit_new(&c, key), *sl2;
+	struct sendlimit_verdict v;
+	unsigned char rec[SENDLIMIT_REC_LEN];
+
+	(void)state;
+	assert_int_equal(send_n(sl, "a@x", NULL, 0, 5, T0 + 10 * DAY, &v),
+			 SENDLIMIT_OK);
+	assert_int_equal(sendlimit_export(sl, "a@x", rec), 0);
+	/* In the same process, and after a restart from the record. */
+	assert_int_equal(send_n(sl, "a@x", NULL, 0, 1, T0, &v),
+			 SENDLIMIT_OVER_HOUR);
+	assert_int_equal(send_n(sl, "a@x", NULL, 0, 1, T0 + HOUR + 1, &v),
+			 SENDLIMIT_OK);
+	sl2 = sendlimit_new(&c, key);
+	assert_int_equal(sendlimit_import(sl2, "a@x", rec, sizeof(rec)), 0);
+	assert_int_equal(send_n(sl2, "a@x", NULL, 0, 1, T0, &v),
+			 SENDLIMIT_OVER_HOUR);
+	assert_int_equal(send_n(sl2, "a@x", NULL, 0, 1, T0 + HOUR + 1, &v),
+			 SENDLIMIT_OK);
+	sendlimit_free(&sl);
+	sendlimit_free(&sl2);
+}
+
 static void
 test_day_limit(void **state)
 {
@@ -411,6 +441,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_hour_limit),
+	    cmocka_unit_test(test_clock_back),
 	    cmocka_unit_test(test_day_limit),
 	    cmocka_unit_test(test_new_recipients),
 	    cmocka_unit_test(test_per_user_limits),
