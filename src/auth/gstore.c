@@ -406,8 +406,43 @@ gstore_check_table(MDB_txn *txn, const char *name)
 	return rc == MDB_NOTFOUND ? GSTORE_GOOD : GSTORE_BAD_READ;
 }
 
+/* Walk LMDB's free-page list (database 0, as `mdb_stat -f` reads it):
+   every write transaction reads it, so a damaged one would crash the
+   guard at its first flush. Each record is a count, then that many page
+   numbers, all below the last page in use. */
 static int
-gstore_check_txn(MDB_txn *txn)
+gstore_check_free(MDB_txn *txn, size_t last_pgno)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (mdb_cursor_open(txn, 0, &cur) != 0)
+		return GSTORE_BAD_READ;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		size_t n, id, have = v.mv_size / sizeof(size_t);
+
+		if (have == 0 || v.mv_size % sizeof(size_t) != 0)
+			break;
+		memcpy(&n, v.mv_data, sizeof(n)); /* may be unaligned */
+		if (n >= have)
+			break;
+		for (size_t i = 1; i <= n; i++) {
+			memcpy(&id, (const char *)v.mv_data + i * sizeof(id),
+			       sizeof(id));
+			if (id < 2 || id > last_pgno) /* 0, 1: the meta pages */
+				goto bad;
+		}
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+bad:
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? GSTORE_GOOD : GSTORE_BAD_READ;
+}
+
+static int
+gstore_check_txn(MDB_txn *txn, size_t last_pgno)
 {
 	unsigned char want[32];
 	size_t wn = gstore_version_record(want);
@@ -423,7 +458,7 @@ gstore_check_txn(MDB_txn *txn)
 	for (size_t i = 0; i < GSTORE_N_TABLES; i++)
 		if ((bad = gstore_check_table(txn, gstore_names[i])) != 0)
 			return bad;
-	return GSTORE_GOOD;
+	return gstore_check_free(txn, last_pgno);
 }
 
 /* In the child: open read-only without the lock file, compare the size
@@ -452,7 +487,7 @@ gstore_check_file(const char *path, off_t size, size_t map_size)
 		return GSTORE_BAD_SHORT;
 	if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
 		return GSTORE_BAD_OPEN;
-	bad = gstore_check_txn(txn);
+	bad = gstore_check_txn(txn, info.me_last_pgno);
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
 	return bad;

@@ -8,6 +8,7 @@
  */
 #include "auth/guard_state.h"
 
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -23,6 +24,7 @@ static struct {
 	struct lockout *lo;
 	struct event *timer;
 	size_t bad;
+	bool put_failed; /* a write was refused: the batch may be lost */
 } GS;
 
 static const enum gstore_table gs_tables[] = {GSTORE_LOCKOUT,
@@ -32,10 +34,15 @@ static int
 gs_put(enum lockout_table table, const void *key, size_t klen,
        const void *rec, size_t rlen, void *arg)
 {
+	int rc;
+
 	(void)arg;
 	if (rec == NULL)
-		return gstore_del(GS.st, gs_tables[table], key, klen);
-	return gstore_put(GS.st, gs_tables[table], key, klen, rec, rlen);
+		rc = gstore_del(GS.st, gs_tables[table], key, klen);
+	else
+		rc = gstore_put(GS.st, gs_tables[table], key, klen, rec, rlen);
+	GS.put_failed |= rc < 0;
+	return rc;
 }
 
 void
@@ -45,9 +52,13 @@ guard_state_flush(void)
 
 	if (GS.st == NULL)
 		return;
+	GS.put_failed = false;
 	lockout_export(GS.lo, guard_now(), time(NULL), gs_put, NULL);
-	if (gstore_flush(GS.st, &error) < 0)
-		lockout_mark_all(GS.lo); /* logged; written again next time */
+	/* A refused write (a full batch that failed to commit drops what it
+	   held, records already marked clean among them) or a failed
+	   commit: everything is written again next time. */
+	if (gstore_flush(GS.st, &error) < 0 || GS.put_failed)
+		lockout_mark_all(GS.lo); /* logged */
 }
 
 static void

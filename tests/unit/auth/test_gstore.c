@@ -241,6 +241,39 @@ test_reopen_keeps_data(void **state)
 	gstore_close(&st);
 }
 
+/* A store whose free-page list has records (many deletes, several
+   commits) passes the check of that list at open: not moved aside. */
+static void
+test_free_list_passes(void **state)
+{
+	struct fixture *f = *state;
+	struct gstore *st = open_ok(f);
+	const char *error;
+	char key[16], buf[64];
+
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 2000; i++) {
+			snprintf(key, sizeof(key), "key%d", i);
+			put_text(st, GSTORE_LOCKOUT, key, "some value here");
+		}
+		assert_int_equal(gstore_flush(st, &error), 0);
+		for (int i = 0; i < 2000; i += 2) {
+			snprintf(key, sizeof(key), "key%d", i);
+			assert_int_equal(gstore_del(st, GSTORE_LOCKOUT, key,
+						    strlen(key)),
+					 0);
+		}
+		assert_int_equal(gstore_flush(st, &error), 0);
+	}
+	gstore_close(&st);
+	st = open_ok(f);
+	assert_int_equal(count_aside(f), 0);
+	assert_int_equal(get_text(st, GSTORE_LOCKOUT, "key1", buf, sizeof(buf)),
+			 1);
+	assert_int_equal(gstore_count(st, GSTORE_LOCKOUT), 1000);
+	gstore_close(&st);
+}
+
 /* --- damaged files ---------------------------------------------------------- */
 
 static void
@@ -467,6 +500,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_put_get_del_flush, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_each, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_free_list_passes, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_garbage_file, setup,
