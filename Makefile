@@ -6,7 +6,7 @@ PKGS := gcc meson ninja-build pkg-config libevent-dev libssl-dev \
 	python3-pytest-timeout swaks libnet-ssleay-perl nmap \
 	clang libclang-rt-14-dev postfix openssl fail2ban libsasl2-modules \
 	libunbound-dev dns-root-data nsd ldnsutils libseccomp-dev \
-	liblmdb-dev prometheus python3-prometheus-client python3-yaml
+	liblmdb-dev prometheus python3-prometheus-client python3-yaml curl
 BENCH_PKGS := dovecot-core
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTHON := /usr/bin/python3
