@@ -18,17 +18,9 @@
 #include <string.h>
 
 #include "auth/guard_proto.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-	do {                                                                   \
-		if (!(x)) {                                                    \
-			fprintf(stderr, "%s:%d: oracle failed: %s\n",          \
-				__FILE__, __LINE__, #x);                       \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 static struct guard_msg m1, m2, built;
 static unsigned char out[GUARD_HEADER_LEN + GUARD_FRAME_MAX];

@@ -15,17 +15,9 @@
 #include <string.h>
 
 #include "auth/lockout.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-	do {                                                                   \
-		if (!(x)) {                                                    \
-			fprintf(stderr, "%s:%d: oracle failed: %s\n",          \
-				__FILE__, __LINE__, #x);                       \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 #define NOW 1000000
 #define WALL 1800000000

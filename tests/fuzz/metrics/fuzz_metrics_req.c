@@ -19,17 +19,9 @@
 #include <string.h>
 
 #include "metrics/metrics_req.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-	do {                                                                   \
-		if (!(x)) {                                                    \
-			fprintf(stderr, "%s:%d: oracle failed: %s\n",          \
-				__FILE__, __LINE__, #x);                       \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 static const char *const methods[] = {"GET", "HEAD", "POST", "OTHER"};
 

@@ -19,17 +19,9 @@
 
 #include "outbound/dns_wire.h"
 #include "outbound/mx.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-	do {                                                                   \
-		if (!(x)) {                                                    \
-			fprintf(stderr, "%s:%d: oracle failed: %s\n",          \
-				__FILE__, __LINE__, #x);                       \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 static uint32_t
 rnd(void *ctx)

@@ -27,17 +27,9 @@
 #include <string.h>
 
 #include "smtp/sasl.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                               \
-	do {                                                                   \
-		if (!(x)) {                                                    \
-			fprintf(stderr, "%s:%d: oracle failed: %s\n",          \
-				__FILE__, __LINE__, #x);                       \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 static void *
 xmalloc(size_t n)
