@@ -99,6 +99,11 @@ def test_compromised_queue(queue_server):
     srv.signal(signal.SIGHUP)  # a new queue process runs the attempts
     assert srv.wait_log(lambda t: "test-attack done process=queue" in t,
                         60, start), srv.log()[start:][-4000:]
+    # "done" comes before the process sandboxes itself; "queue started"
+    # after it, and only then is its own status checked below.
+    assert srv.wait_log(lambda t: re.search(
+        r"test-attack done process=queue.*queue started", t, re.S),
+        60, start), srv.log()[start:][-4000:]
     os.unlink(srv.attack)
     log = srv.log()[start:]
     net = landlock_abi() >= 4
