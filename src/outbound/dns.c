@@ -41,9 +41,10 @@ struct dns_hostq {
 
 struct dns_req {
 	struct dns *dns;
-	dns_tlsa_cb *tlsa_cb;	/* a TLSA lookup, not a route */
+	/* A one-question lookup (not a route): TLSA or TXT. */
+	dns_tlsa_cb *tlsa_cb;
 	struct dns_tlsa_answer *tlsa;
-	dns_txt_cb *txt_cb;	/* a TXT lookup */
+	dns_txt_cb *txt_cb;
 	struct dns_txt_answer *txt;
 	struct dns_req *next, **pprev;
 	dns_route_cb *cb;
@@ -374,63 +375,55 @@ dns_query_failed(struct dns_req *r, const struct dns_query *q, int rcode,
 	}
 }
 
-/* A TLSA answer: final, whatever it says. */
+/* A one-question lookup's answer (TLSA, TXT): final, whatever it says.
+   A bogus answer or a failure is DNS_TEMP; NXDOMAIN or NODATA is DNS_OK
+   with no records. */
 static void
-dns_tlsa_answer(struct dns_req *r, int rcode, const uint8_t *pkt, int len,
-		int sec, const char *why_bogus)
-{
-	struct dns_tlsa_answer *a = r->tlsa;
-
-	a->sec = sec == 2 ? DNS_SECURE : DNS_INSECURE;
-	if (sec == 1) {
-		a->status = DNS_TEMP;
-		dns_textf(a->text, sizeof(a->text), "TLSA of %s is bogus: %s",
-			  r->domain, why_bogus != NULL ? why_bogus : "?");
-	} else if (rcode == 0 && pkt != NULL && len > 0) {
-		rcode = dns_wire_rcode(pkt, (size_t)len);
-		if (rcode == 0 && dns_wire_tlsa(pkt, (size_t)len, a->recs,
-						DNS_TLSA_MAX, &a->n) < 0)
-			rcode = DNS_RCODE_SERVFAIL;
-	}
-	if (sec != 1 && rcode != 0 && rcode != DNS_RCODE_NXDOMAIN) {
-		a->status = DNS_TEMP;
-		dns_textf(a->text, sizeof(a->text), "TLSA lookup of %s failed: "
-			  "rcode %d", r->domain, rcode);
-	}
-	dns_req_unlink(r);
-	r->tlsa_cb(r->arg, a);
-	free(a);
-	free(r);
-}
-
-/* A TXT answer: final, whatever it says. */
-static void
-dns_txt_answer(struct dns_req *r, int rcode, const uint8_t *pkt, int len,
+dns_one_answer(struct dns_req *r, int rcode, const uint8_t *pkt, int len,
 	       int sec, const char *why_bogus)
 {
-	struct dns_txt_answer *a = r->txt;
+	const char *what = r->tlsa != NULL ? "TLSA" : "TXT";
+	enum dns_status status = DNS_OK;
+	char text[300] = "";
+	size_t n = 0;
+	int rc = 0;
 
 	if (sec == 1) {
-		a->status = DNS_TEMP;
-		dns_textf(a->text, sizeof(a->text), "TXT of %s is bogus: %s",
+		status = DNS_TEMP;
+		dns_textf(text, sizeof(text), "%s of %s is bogus: %s", what,
 			  r->domain, why_bogus != NULL ? why_bogus : "?");
 	} else if (rcode == 0 && pkt != NULL && len > 0) {
 		rcode = dns_wire_rcode(pkt, (size_t)len);
-		if (rcode == 0 && dns_wire_txt(pkt, (size_t)len, a->recs,
-					       DNS_TXT_RECS, &a->n) < 0)
+		if (rcode == 0)
+			rc = r->tlsa != NULL
+				 ? dns_wire_tlsa(pkt, (size_t)len, r->tlsa->recs,
+						 DNS_TLSA_MAX, &n)
+				 : dns_wire_txt(pkt, (size_t)len, r->txt->recs,
+						DNS_TXT_RECS, &n);
+		if (rc < 0)
 			rcode = DNS_RCODE_SERVFAIL;
 	}
 	if (sec != 1 && rcode != 0 && rcode != DNS_RCODE_NXDOMAIN) {
-		a->status = DNS_TEMP;
-		dns_textf(a->text, sizeof(a->text), "TXT lookup of %s failed: "
-			  "rcode %d", r->domain, rcode);
+		status = DNS_TEMP;
+		dns_textf(text, sizeof(text), "%s lookup of %s failed: rcode %d",
+			  what, r->domain, rcode);
 	}
-	if (a->status != DNS_OK)
-		a->n = 0;
+	if (status != DNS_OK)
+		n = 0;
 	dns_req_unlink(r);
-	r->txt_cb(r->arg, a);
-	free(a);
-	free(r);
+	if (r->tlsa != NULL) {
+		r->tlsa->status = status;
+		r->tlsa->sec = sec == 2 ? DNS_SECURE : DNS_INSECURE;
+		r->tlsa->n = n;
+		memcpy(r->tlsa->text, text, sizeof(text));
+		r->tlsa_cb(r->arg, r->tlsa);
+	} else {
+		r->txt->status = status;
+		r->txt->n = n;
+		memcpy(r->txt->text, text, sizeof(text));
+		r->txt_cb(r->arg, r->txt);
+	}
+	dns_req_free(r);
 }
 
 static void
@@ -442,12 +435,8 @@ dns_answer(void *data, int rcode, void *packet, int len, int sec,
 	const uint8_t *pkt = packet;
 
 	q->in_flight = false;
-	if (r->txt_cb != NULL) {
-		dns_txt_answer(r, rcode, packet, len, sec, why_bogus);
-		return;
-	}
-	if (r->tlsa_cb != NULL) {
-		dns_tlsa_answer(r, rcode, packet, len, sec, why_bogus);
+	if (r->tlsa != NULL || r->txt != NULL) {
+		dns_one_answer(r, rcode, packet, len, sec, why_bogus);
 		return;
 	}
 	if (rcode == 0 && packet != NULL && len > 0 && sec != 1)
@@ -462,33 +451,40 @@ dns_answer(void *data, int rcode, void *packet, int len, int sec,
 	dns_maybe_done(r);
 }
 
-int
-dns_route(struct dns *d, const char *domain, bool no_mx, dns_route_cb *cb,
-	  void *arg, struct dns_req **req_r)
+/* A new lookup of `name` (the name its texts give), in d->reqs. */
+static struct dns_req *
+dns_req_new(struct dns *d, const char *name, void *arg)
 {
+	size_t n = strnlen(name, DNS_NAME_MAX + 1);
 	struct dns_req *r;
-	size_t n = strlen(domain);
 
-	*req_r = NULL;
-	if (n == 0 || n > DNS_NAME_MAX)
-		return -1;
-	r = calloc(1, sizeof(*r));
-	if (r == NULL)
-		return -1;
+	if (n == 0 || n > DNS_NAME_MAX || (r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
 	r->dns = d;
-	r->cb = cb;
 	r->arg = arg;
-	memcpy(r->domain, domain, n + 1);
+	memcpy(r->domain, name, n + 1);
 	r->next = d->reqs;
 	if (d->reqs != NULL)
 		d->reqs->pprev = &r->next;
 	d->reqs = r;
 	r->pprev = &d->reqs;
+	return r;
+}
+
+int
+dns_route(struct dns *d, const char *domain, bool no_mx, dns_route_cb *cb,
+	  void *arg, struct dns_req **req_r)
+{
+	struct dns_req *r = dns_req_new(d, domain, arg);
+
 	*req_r = r;
+	if (r == NULL)
+		return -1;
+	r->cb = cb;
 	r->pending = 1; /* held while starting */
 	if (no_mx) {
 		r->route.is_implicit = true;
-		memcpy(r->hosts[0].name, domain, n + 1);
+		memcpy(r->hosts[0].name, r->domain, sizeof(r->domain));
 		r->n_hosts = 1;
 		dns_start_addrs(r);
 	} else {
@@ -498,74 +494,58 @@ dns_route(struct dns *d, const char *domain, bool no_mx, dns_route_cb *cb,
 	return 0;
 }
 
+/* Start a one-question lookup: `qname` TLSA (answer to tlsa_cb) or TXT
+   (to txt_cb); `label` names it in texts. */
+static int
+dns_one(struct dns *d, const char *qname, const char *label,
+	dns_tlsa_cb *tlsa_cb, dns_txt_cb *txt_cb, void *arg,
+	struct dns_req **req_r)
+{
+	struct dns_req *r = dns_req_new(d, label, arg);
+
+	*req_r = NULL;
+	if (r == NULL)
+		return -1;
+	if (tlsa_cb != NULL)
+		r->tlsa = calloc(1, sizeof(*r->tlsa));
+	else
+		r->txt = calloc(1, sizeof(*r->txt));
+	if (r->tlsa == NULL && r->txt == NULL) {
+		dns_req_free(r);
+		return -1;
+	}
+	r->tlsa_cb = tlsa_cb;
+	r->txt_cb = txt_cb;
+	*req_r = r;
+	r->q[0].req = r;
+	r->q[0].in_flight = true;
+	if (ub_resolve_event(d->ub, qname,
+			     tlsa_cb != NULL ? DNS_TYPE_TLSA : DNS_TYPE_TXT,
+			     DNS_CLASS_IN, &r->q[0], dns_answer,
+			     &r->q[0].async_id) != 0) {
+		/* (the callback was not called) */
+		r->q[0].in_flight = false;
+		dns_one_answer(r, DNS_RCODE_SERVFAIL, NULL, 0, 0, NULL);
+	}
+	return 0;
+}
+
 int
 dns_tlsa(struct dns *d, const char *host, unsigned port, dns_tlsa_cb *cb,
 	 void *arg, struct dns_req **req_r)
 {
-	struct dns_req *r;
 	char name[DNS_NAME_MAX + 20];
 	int n = snprintf(name, sizeof(name), "_%u._tcp.%s", port, host);
 
 	*req_r = NULL;
 	if (n <= 0 || (size_t)n > DNS_NAME_MAX)
 		return -1;
-	r = calloc(1, sizeof(*r));
-	if (r == NULL || (r->tlsa = calloc(1, sizeof(*r->tlsa))) == NULL) {
-		free(r);
-		return -1;
-	}
-	r->dns = d;
-	r->tlsa_cb = cb;
-	r->arg = arg;
-	memcpy(r->domain, host, strnlen(host, DNS_NAME_MAX));
-	r->next = d->reqs;
-	if (d->reqs != NULL)
-		d->reqs->pprev = &r->next;
-	d->reqs = r;
-	r->pprev = &d->reqs;
-	*req_r = r;
-	r->q[0].req = r;
-	r->q[0].in_flight = true;
-	if (ub_resolve_event(d->ub, name, DNS_TYPE_TLSA, DNS_CLASS_IN,
-			     &r->q[0], dns_answer, &r->q[0].async_id) != 0) {
-		/* (the callback was not called) */
-		r->q[0].in_flight = false;
-		dns_tlsa_answer(r, DNS_RCODE_SERVFAIL, NULL, 0, 0, NULL);
-	}
-	return 0;
+	return dns_one(d, name, host, cb, NULL, arg, req_r);
 }
 
 int
 dns_txt(struct dns *d, const char *name, dns_txt_cb *cb, void *arg,
 	struct dns_req **req_r)
 {
-	struct dns_req *r;
-	size_t n = strlen(name);
-
-	*req_r = NULL;
-	if (n == 0 || n > DNS_NAME_MAX)
-		return -1;
-	r = calloc(1, sizeof(*r));
-	if (r == NULL || (r->txt = calloc(1, sizeof(*r->txt))) == NULL) {
-		free(r);
-		return -1;
-	}
-	r->dns = d;
-	r->txt_cb = cb;
-	r->arg = arg;
-	memcpy(r->domain, name, n + 1);
-	r->next = d->reqs;
-	if (d->reqs != NULL)
-		d->reqs->pprev = &r->next;
-	d->reqs = r;
-	r->pprev = &d->reqs;
-	*req_r = r;
-	r->q[0].req = r;
-	r->q[0].in_flight = true;
-	if (ub_resolve_event(d->ub, name, DNS_TYPE_TXT, DNS_CLASS_IN,
-			     &r->q[0], dns_answer, &r->q[0].async_id) != 0) {
-		r->q[0].in_flight = false;
-		dns_txt_answer(r, DNS_RCODE_SERVFAIL, NULL, 0, 0, NULL);
-	}
-	return 0;
+	return dns_one(d, name, name, NULL, cb, arg, req_r);
 }

@@ -119,20 +119,32 @@ struct dns_rr {
 	size_t rdata, rdlen; /* offset and length of the RDATA */
 };
 
+/* Where the records of one kind go: `out` is an array of `max` (of the
+   record's struct), `n` counts what the reader took. */
+struct dns_rrs {
+	void *out;
+	size_t max, n;
+	int family; /* address records: AF_INET or AF_INET6 */
+};
+
+typedef int dns_rr_fn(const uint8_t *pkt, size_t len, const struct dns_rr *rr,
+		      struct dns_rrs *c);
+
 /*
- * Walk the answer section, calling `fn` for each record; the question
- * section is skipped. Returns 0, or -1 at the first malformed record (or
- * when `fn` says so).
+ * Walk the answer section, calling `fn` for each record of class IN and
+ * type `type` (any owner: a CNAME chain's target is answered under its
+ * own name); the question section is skipped. Sets *n_r to what `fn`
+ * counted. Returns 0, or -1 at the first malformed record (or when `fn`
+ * says so).
  */
 static int
-dns_walk(const uint8_t *pkt, size_t len,
-	 int (*fn)(const uint8_t *pkt, size_t len, const struct dns_rr *rr,
-		   void *ctx),
-	 void *ctx)
+dns_walk(const uint8_t *pkt, size_t len, uint16_t type, dns_rr_fn *fn,
+	 struct dns_rrs *c, size_t *n_r)
 {
 	size_t off = DNS_HEADER;
 	unsigned qd, an;
 
+	*n_r = 0;
 	if (len < DNS_HEADER)
 		return -1;
 	qd = dns_u16(pkt + 4);
@@ -153,38 +165,34 @@ dns_walk(const uint8_t *pkt, size_t len,
 		rr.rdata = off + 10;
 		if (rr.rdata + rr.rdlen > len)
 			return -1;
-		if (fn(pkt, len, &rr, ctx) < 0)
+		if (rr.type == type && rr.class == DNS_CLASS_IN &&
+		    fn(pkt, len, &rr, c) < 0)
 			return -1;
 		off = rr.rdata + rr.rdlen;
 	}
+	*n_r = c->n;
 	return 0;
 }
 
-struct dns_mx_ctx {
-	struct dns_mx *mx;
-	size_t max, n;
-};
-
 /* RFC 1035 3.3.9: PREFERENCE, EXCHANGE. */
 static int
-dns_mx_rr(const uint8_t *pkt, size_t len, const struct dns_rr *rr, void *ctx)
+dns_mx_rr(const uint8_t *pkt, size_t len, const struct dns_rr *rr,
+	  struct dns_rrs *c)
 {
-	struct dns_mx_ctx *m = ctx;
+	struct dns_mx *mx = c->out;
 	char host[DNS_NAME_MAX + 1];
 	size_t end;
 
-	if (rr->type != DNS_TYPE_MX || rr->class != DNS_CLASS_IN)
-		return 0;
 	if (rr->rdlen < 3 ||
 	    dns_wire_name(pkt, len, rr->rdata + 2, host, sizeof(host), &end) <
 		0 ||
 	    end != rr->rdata + rr->rdlen)
 		return -1;
-	if (m->n < m->max) {
-		m->mx[m->n].pref = dns_u16(pkt + rr->rdata);
-		memcpy(m->mx[m->n].host, host, strlen(host) + 1);
+	if (c->n < c->max) {
+		mx[c->n].pref = dns_u16(pkt + rr->rdata);
+		memcpy(mx[c->n].host, host, strlen(host) + 1);
 	}
-	m->n++;
+	c->n++;
 	return 0;
 }
 
@@ -192,39 +200,27 @@ int
 dns_wire_mx(const uint8_t *pkt, size_t len, struct dns_mx *mx, size_t max,
 	    size_t *n_r)
 {
-	struct dns_mx_ctx m = {mx, max, 0};
+	struct dns_rrs c = {mx, max, 0, 0};
 
-	*n_r = 0;
-	if (dns_walk(pkt, len, dns_mx_rr, &m) < 0)
-		return -1;
-	*n_r = m.n;
-	return 0;
+	return dns_walk(pkt, len, DNS_TYPE_MX, dns_mx_rr, &c, n_r);
 }
-
-struct dns_addr_ctx {
-	int family;
-	struct dns_addr *addrs;
-	size_t max, n;
-};
 
 static int
 dns_addr_rr(const uint8_t *pkt, size_t len, const struct dns_rr *rr,
-	    void *ctx)
+	    struct dns_rrs *c)
 {
-	struct dns_addr_ctx *a = ctx;
-	uint16_t type = a->family == AF_INET ? DNS_TYPE_A : DNS_TYPE_AAAA;
-	size_t size = a->family == AF_INET ? 4 : 16;
+	struct dns_addr *a = c->out;
+	size_t size = c->family == AF_INET ? 4 : 16;
 
-	if (rr->type != type || rr->class != DNS_CLASS_IN)
-		return 0;
+	(void)len;
 	if (rr->rdlen != size)
 		return -1;
-	if (a->n < a->max) {
-		a->addrs[a->n].family = a->family;
-		memset(a->addrs[a->n].addr, 0, sizeof(a->addrs[a->n].addr));
-		memcpy(a->addrs[a->n].addr, pkt + rr->rdata, size);
+	if (c->n < c->max) {
+		a[c->n].family = c->family;
+		memset(a[c->n].addr, 0, sizeof(a[c->n].addr));
+		memcpy(a[c->n].addr, pkt + rr->rdata, size);
 	}
-	a->n++;
+	c->n++;
 	return 0;
 }
 
@@ -232,37 +228,29 @@ int
 dns_wire_addrs(const uint8_t *pkt, size_t len, int family,
 	       struct dns_addr *addrs, size_t max, size_t *n_r)
 {
-	struct dns_addr_ctx a = {family, addrs, max, 0};
+	struct dns_rrs c = {addrs, max, 0, family};
 
 	*n_r = 0;
 	if (family != AF_INET && family != AF_INET6)
 		return -1;
-	if (dns_walk(pkt, len, dns_addr_rr, &a) < 0)
-		return -1;
-	*n_r = a.n;
-	return 0;
+	return dns_walk(pkt, len,
+			family == AF_INET ? DNS_TYPE_A : DNS_TYPE_AAAA,
+			dns_addr_rr, &c, n_r);
 }
-
-struct dns_tlsa_ctx {
-	struct dns_tlsa *t;
-	size_t max, n;
-};
 
 /* RFC 6698 2.1: usage, selector, matching type, association data. */
 static int
 dns_tlsa_rr(const uint8_t *pkt, size_t len, const struct dns_rr *rr,
-	    void *ctx)
+	    struct dns_rrs *c)
 {
-	struct dns_tlsa_ctx *c = ctx;
 	struct dns_tlsa *t;
 
-	if (rr->type != DNS_TYPE_TLSA || rr->class != DNS_CLASS_IN)
-		return 0;
+	(void)len;
 	if (rr->rdlen < 4)
 		return -1;
 	if (rr->rdlen - 3 > DNS_TLSA_DATA_MAX || c->n >= c->max)
 		return 0;
-	t = &c->t[c->n++];
+	t = (struct dns_tlsa *)c->out + c->n++;
 	t->usage = pkt[rr->rdata];
 	t->selector = pkt[rr->rdata + 1];
 	t->mtype = pkt[rr->rdata + 2];
@@ -275,36 +263,24 @@ int
 dns_wire_tlsa(const uint8_t *pkt, size_t len, struct dns_tlsa *t, size_t max,
 	      size_t *n_r)
 {
-	struct dns_tlsa_ctx c = {t, max, 0};
+	struct dns_rrs c = {t, max, 0, 0};
 
-	*n_r = 0;
-	if (dns_walk(pkt, len, dns_tlsa_rr, &c) < 0)
-		return -1;
-	*n_r = c.n;
-	return 0;
+	return dns_walk(pkt, len, DNS_TYPE_TLSA, dns_tlsa_rr, &c, n_r);
 }
-
-struct dns_txt_ctx {
-	struct dns_txt *t;
-	size_t max, n;
-};
 
 /* RFC 1035 3.3.14: one or more <character-string>s (a length octet, then
    that many octets), joined. */
 static int
 dns_txt_rr(const uint8_t *pkt, size_t len, const struct dns_rr *rr,
-	   void *ctx)
+	   struct dns_rrs *c)
 {
-	struct dns_txt_ctx *c = ctx;
 	struct dns_txt *t;
 	size_t off = rr->rdata, end = rr->rdata + rr->rdlen;
 
 	(void)len;
-	if (rr->type != DNS_TYPE_TXT || rr->class != DNS_CLASS_IN)
-		return 0;
 	if (c->n >= c->max)
 		return 0;
-	t = &c->t[c->n];
+	t = (struct dns_txt *)c->out + c->n;
 	t->len = 0;
 	t->truncated = false;
 	while (off < end) {
@@ -326,11 +302,7 @@ int
 dns_wire_txt(const uint8_t *pkt, size_t len, struct dns_txt *t, size_t max,
 	     size_t *n_r)
 {
-	struct dns_txt_ctx c = {t, max, 0};
+	struct dns_rrs c = {t, max, 0, 0};
 
-	*n_r = 0;
-	if (dns_walk(pkt, len, dns_txt_rr, &c) < 0)
-		return -1;
-	*n_r = c.n;
-	return 0;
+	return dns_walk(pkt, len, DNS_TYPE_TXT, dns_txt_rr, &c, n_r);
 }
