@@ -346,10 +346,12 @@ mtasts_mode_name(enum mtasts_mode mode)
 
 long
 mtasts_cache_format(char *buf, size_t size, const char *id, time_t expires,
-		    const char *body, size_t len)
+		    time_t mailed, const char *body, size_t len)
 {
-	int n = snprintf(buf, size, "postern-mta-sts 1\nid %s\nexpires %lld\n\n",
-			 id, (long long)expires);
+	int n = snprintf(buf, size,
+			 "postern-mta-sts 1\nid %s\nexpires %lld\n"
+			 "mailed %lld\n\n",
+			 id, (long long)expires, (long long)mailed);
 
 	if (n < 0 || (size_t)n >= size || size - (size_t)n < len)
 		return -1;
@@ -375,16 +377,36 @@ mtasts_cache_line(const char *s, const char *end, const char *prefix,
 	return s;
 }
 
+/* A `PREFIX DIGITS` line (1 to 18 digits) at *s; *s moves past it. */
+static int
+mtasts_cache_time(const char **s, const char *end, const char *prefix,
+		  time_t *t_r)
+{
+	size_t n;
+	const char *v = mtasts_cache_line(*s, end, prefix, &n);
+	long long t = 0;
+
+	if (v == NULL || n == 0 || n > 18)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		t = t * 10 + (v[i] - '0');
+	}
+	*t_r = (time_t)t;
+	*s = v + n + 1;
+	return 0;
+}
+
 int
-mtasts_cache_parse(const char *buf, size_t len, char id[MTASTS_ID_MAX + 1],
-		   time_t *expires_r, struct mtasts_policy *p,
+mtasts_cache_parse(const char *buf, size_t len, struct mtasts_cached *c,
 		   const char **error_r)
 {
-	const char *end = buf + len, *v;
+	const char *start = buf, *end = buf + len, *v;
 	size_t n;
-	long long e = 0;
 
 	*error_r = "malformed cache file";
+	c->mailed = 0;
 	if (len > MTASTS_CACHE_MAX ||
 	    mtasts_cache_line(buf, end, "postern-mta-sts 1", &n) == NULL ||
 	    n != 0)
@@ -396,23 +418,34 @@ mtasts_cache_parse(const char *buf, size_t len, char id[MTASTS_ID_MAX + 1],
 	for (size_t i = 0; i < n; i++)
 		if (!mtasts_is_alnum((unsigned char)v[i]))
 			return -1;
-	memcpy(id, v, n);
-	id[n] = '\0';
+	memcpy(c->id, v, n);
+	c->id[n] = '\0';
 	buf = v + n + 1;
-	v = mtasts_cache_line(buf, end, "expires ", &n);
-	if (v == NULL || n == 0 || n > 18)
+	if (mtasts_cache_time(&buf, end, "expires ", &c->expires) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return -1;
-		e = e * 10 + (v[i] - '0');
-	}
-	buf = v + n + 1;
+	if (buf < end && *buf == 'm' &&
+	    mtasts_cache_time(&buf, end, "mailed ", &c->mailed) < 0)
+		return -1;
 	if (buf >= end || *buf != '\n')
 		return -1;
 	buf++;
-	*expires_r = (time_t)e;
-	return mtasts_policy_parse(buf, (size_t)(end - buf), p, error_r);
+	c->body_off = (size_t)(buf - start);
+	return mtasts_policy_parse(buf, (size_t)(end - buf), &c->policy,
+				   error_r);
+}
+
+enum mtasts_refresh
+mtasts_refresh_check(const struct mtasts_cached *c, time_t now)
+{
+	time_t max_age = (time_t)c->policy.max_age;
+	time_t limit = max_age / 2 < MTASTS_REFRESH_AGE ? max_age / 2
+							: MTASTS_REFRESH_AGE;
+
+	if (c->expires <= now || c->mailed <= 0 || now - c->mailed >= max_age)
+		return MTASTS_REFRESH_NO;
+	/* fetched at expires - max_age */
+	return now - (c->expires - max_age) >= limit ? MTASTS_REFRESH_DUE
+						     : MTASTS_REFRESH_LATER;
 }
 
 int

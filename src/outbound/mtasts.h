@@ -66,16 +66,46 @@ const char *mtasts_mode_name(enum mtasts_mode mode);
 
 /*
  * A cached policy: the header (`postern-mta-sts 1`, `id ID`,
- * `expires UNIXTIME`, an empty line) then the policy as fetched.
+ * `expires UNIXTIME`, `mailed UNIXTIME`, an empty line) then the policy
+ * as fetched. `mailed` is when mail last went to the domain with this
+ * policy (0: not known; a file without the line, as written before it
+ * existed, reads so); it decides the proactive refresh below.
  * mtasts_cache_format() writes it into buf (size > len + 128 needed)
  * and returns its length, or -1. mtasts_cache_parse() reads one back
  * (the policy parsed again) and returns 0, or -1 with *error_r.
  */
+struct mtasts_cached {
+	char id[MTASTS_ID_MAX + 1];
+	time_t expires;	  /* fetch time + max_age */
+	time_t mailed;	  /* mail last went to the domain (0: unknown) */
+	size_t body_off;  /* where the policy text starts in the file */
+	struct mtasts_policy policy;
+};
+
 long mtasts_cache_format(char *buf, size_t size, const char *id,
-			 time_t expires, const char *body, size_t len);
-int mtasts_cache_parse(const char *buf, size_t len,
-		       char id[MTASTS_ID_MAX + 1], time_t *expires_r,
-		       struct mtasts_policy *p, const char **error_r);
+			 time_t expires, time_t mailed, const char *body,
+			 size_t len);
+int mtasts_cache_parse(const char *buf, size_t len, struct mtasts_cached *c,
+		       const char **error_r);
+
+/*
+ * RFC 8461 3.3: "MTAs SHOULD proactively refresh cached policies before
+ * they expire; a suggested refresh frequency is once per day." Is the
+ * cached policy `c` to be fetched again at `now`?
+ *  - MTASTS_REFRESH_NO: it has expired, or no mail went to its domain
+ *    within its max_age (a domain no longer mailed is left to expire);
+ *  - MTASTS_REFRESH_DUE: it was fetched a day ago or more, or half its
+ *    max_age ago or more (whichever comes first);
+ *  - MTASTS_REFRESH_LATER: not yet.
+ */
+enum mtasts_refresh {
+	MTASTS_REFRESH_NO = 0,
+	MTASTS_REFRESH_LATER,
+	MTASTS_REFRESH_DUE,
+};
+#define MTASTS_REFRESH_AGE 86400 /* once a day (RFC 8461 3.3) */
+enum mtasts_refresh mtasts_refresh_check(const struct mtasts_cached *c,
+					 time_t now);
 
 /*
  * The file name of `domain`'s cache entry: "p." and the domain, which

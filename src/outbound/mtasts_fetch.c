@@ -5,7 +5,8 @@
  *
  * One `mtasts_entry` per domain being looked up holds its waiters; it
  * lives from the first lookup until the answer (then it is freed: the
- * policy lives in its cache file, read again by the next lookup).
+ * policy lives in its cache file, read again by the next lookup). A
+ * refresh is such an entry that no mail waits for (lookups may join it).
  */
 #include "outbound/mtasts_fetch.h"
 
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "outbound/mtasts_cache.h"
 
 #define MTASTS_PATH "/.well-known/mta-sts.txt" /* RFC 8461 3.3 */
 
@@ -36,6 +38,15 @@ struct mtasts {
 	int dir_fd;
 	unsigned port;
 	struct mtasts_entry *entries;
+	struct event *tick;	    /* the sweep and refresh pass */
+	struct mtasts_sweep sweep;
+	size_t removed, started;    /* by this pass */
+	size_t refreshing;	    /* refresh entries under way */
+	struct {		    /* refreshes begun lately */
+		uint64_t hash;	    /* of the domain */
+		time_t at;
+	} tried[MTASTS_TRIED_MAX];
+	size_t tried_next;
 };
 
 struct mtasts_wait {
@@ -51,13 +62,18 @@ struct mtasts_entry {
 	char domain[DNS_NAME_MAX + 1];
 	char host[DNS_NAME_MAX + 1];	/* mta-sts.DOMAIN */
 	struct mtasts_wait *waiters;
+	bool refresh;			/* a proactive refresh */
+	bool mailed;			/* a lookup for mail came */
 	bool cached;			/* a policy from the cache file */
-	char cached_id[MTASTS_ID_MAX + 1];
-	struct mtasts_policy cache;
+	struct mtasts_cached cache;
 	char new_id[MTASTS_ID_MAX + 1]; /* of the TXT record */
 	struct mtasts_policy fresh;
 	bool has_fresh;			/* fetched and parsed */
 	char error[300];		/* why the fetch failed */
+	struct dns_addr addrs[2 * DNS_ADDRS_MAX]; /* of the policy host */
+	size_t n_addrs, addr;		/* addrs[addr] is being asked */
+	bool next_addr;			/* done_ev: ask the next one */
+	char ip[INET6_ADDRSTRLEN];	/* addrs[addr] */
 	struct dns_req *dns;
 	struct evhttp_connection *evcon;
 	struct event *timer;		/* the whole lookup's time */
@@ -68,72 +84,46 @@ static void mtasts_finish(struct mtasts_entry *e);
 
 /* --- the cache ------------------------------------------------------- */
 
-/* The cached policy of e->domain, if any and not expired. */
+/* The cached policy of e->domain, if any and not expired (an expired
+   file is removed, RFC 8461 5.1). */
 static void
 mtasts_cache_load(struct mtasts_entry *e)
 {
-	char name[DNS_NAME_MAX + 8];
-	char *buf = NULL;
-	struct stat st;
-	ssize_t n = -1;
-	time_t expires = 0;
 	const char *err = "cannot be read";
-	int fd;
 
-	if (mtasts_cache_name(e->domain, false, name, sizeof(name)) < 0)
-		return;
-	fd = openat(e->m->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return; /* (none yet) */
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    st.st_size <= MTASTS_CACHE_MAX &&
-	    (buf = malloc((size_t)st.st_size + 1)) != NULL)
-		n = read(fd, buf, (size_t)st.st_size);
-	close(fd);
-	if (n >= 0 && n == st.st_size &&
-	    mtasts_cache_parse(buf, (size_t)n, e->cached_id, &expires,
-			       &e->cache, &err) == 0) {
-		e->cached = expires > time(NULL); /* RFC 8461 5.1 */
-	} else {
-		log_warning("-", "mta-sts domain=%s cache=%s error=\"%s\"",
-			    e->domain, name, err);
+	switch (mtasts_cache_read(e->m->dir_fd, e->domain, time(NULL),
+				  &e->cache, &err)) {
+	case MTASTS_CACHE_OK:
+		e->cached = true;
+		break;
+	case MTASTS_CACHE_EXPIRED:
+		log_info("-", "mta-sts domain=%s cache=p.%s removed "
+			      "reason=expired",
+			 e->domain, e->domain);
+		break;
+	case MTASTS_CACHE_BAD:
+		log_warning("-", "mta-sts domain=%s cache=p.%s error=\"%s\"",
+			    e->domain, e->domain, err);
+		break;
+	case MTASTS_CACHE_NONE:
+		break;
 	}
-	free(buf);
 }
 
-/* Write the new policy: temporary file, fsync, rename, fsync of the
-   directory; a reader sees the old file or the new one. */
+/* The new policy on disk. `mailed`: now when mail waits for it, else
+   (a refresh) the cached policy's. */
 static void
 mtasts_cache_store(struct mtasts_entry *e, const char *body, size_t len)
 {
-	char name[DNS_NAME_MAX + 8], tmp[DNS_NAME_MAX + 8];
-	char *buf = malloc(MTASTS_CACHE_MAX);
-	long n = -1;
-	int fd = -1, rc = -1;
+	time_t now = time(NULL);
+	time_t mailed = e->mailed ? now : e->cached ? e->cache.mailed : 0;
+	const char *err = NULL;
 
-	if (buf != NULL &&
-	    mtasts_cache_name(e->domain, false, name, sizeof(name)) == 0 &&
-	    mtasts_cache_name(e->domain, true, tmp, sizeof(tmp)) == 0)
-		n = mtasts_cache_format(buf, MTASTS_CACHE_MAX, e->new_id,
-					time(NULL) + (time_t)e->fresh.max_age,
-					body, len);
-	if (n >= 0)
-		fd = openat(e->m->dir_fd, tmp,
-			    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-				O_CLOEXEC,
-			    0600);
-	if (fd >= 0 && write(fd, buf, (size_t)n) == n && fsync(fd) == 0)
-		rc = 0;
-	if (fd >= 0 && close(fd) < 0)
-		rc = -1;
-	if (rc == 0 && renameat(e->m->dir_fd, tmp, e->m->dir_fd, name) == 0)
-		fsync(e->m->dir_fd);
-	else if (n >= 0)
+	if (mtasts_cache_write(e->m->dir_fd, e->domain, e->new_id,
+			       now + (time_t)e->fresh.max_age, mailed, body,
+			       len, &err) < 0)
 		log_error("-", "mta-sts domain=%s cache error=\"%s\"",
-			  e->domain, strerror(errno));
-	if (rc < 0 && fd >= 0)
-		unlinkat(e->m->dir_fd, tmp, 0);
-	free(buf);
+			  e->domain, err);
 }
 
 /* --- the fetch (RFC 8461 3.3) ---------------------------------------- */
@@ -148,6 +138,16 @@ mtasts_fail(struct mtasts_entry *e, const char *why)
 		e->error[n] = '\0';
 	}
 	event_active(e->done_ev, EV_TIMEOUT, 0);
+}
+
+/* No HTTP answer from this address (refused, unreachable, timeout, TLS
+   handshake, closed): the next address is asked, while there is one and
+   the lookup's time lasts (its timer ends it). */
+static void
+mtasts_addr_fail(struct mtasts_entry *e, const char *why)
+{
+	e->next_addr = e->addr + 1 < e->n_addrs;
+	mtasts_fail(e, why);
 }
 
 /* Content-Type: text/plain, with or without parameters. */
@@ -170,7 +170,9 @@ mtasts_conn_error(struct mtasts_entry *e, const char *fallback, char *buf,
 	unsigned long err = bev != NULL ? bufferevent_get_openssl_error(bev) : 0;
 	int n;
 
-	if (err == 0)
+	/* (library 0: libevent's own code, SSL_ERROR_SYSCALL for a refused
+	   or reset connection; the fallback says it better) */
+	if (err == 0 || ERR_GET_LIB(err) == 0)
 		return fallback;
 	n = snprintf(buf, size, "TLS: ");
 	ERR_error_string_n(err, buf + n, size - (size_t)n);
@@ -190,8 +192,8 @@ mtasts_http_cb(struct evhttp_request *req, void *arg)
 
 	code = req != NULL ? evhttp_request_get_response_code(req) : 0;
 	if (code == 0) { /* no response: the error callback said why */
-		mtasts_fail(e, mtasts_conn_error(e, "connection failed", why,
-						 sizeof(why)));
+		mtasts_addr_fail(e, mtasts_conn_error(e, "connection failed",
+						      why, sizeof(why)));
 		return;
 	}
 	if (code != HTTP_OK) { /* RFC 8461 3.3: no redirects either */
@@ -242,18 +244,18 @@ mtasts_http_error_cb(enum evhttp_request_error error, void *arg)
 					   why, sizeof(why)));
 }
 
-/* Connect to `addr` and ask for the policy. */
+/* Connect to e->addrs[e->addr] and ask for the policy. */
 static int
-mtasts_http_start(struct mtasts_entry *e, const struct dns_addr *addr)
+mtasts_http_start(struct mtasts_entry *e)
 {
-	char ip[INET6_ADDRSTRLEN];
+	const struct dns_addr *addr = &e->addrs[e->addr];
 	struct evhttp_request *req;
 	struct evkeyvalq *h;
 	struct bufferevent *bev;
 	SSL *ssl = SSL_new(e->m->verify);
 
-	if (ssl == NULL || inet_ntop(addr->family, addr->addr, ip,
-				     sizeof(ip)) == NULL ||
+	if (ssl == NULL || inet_ntop(addr->family, addr->addr, e->ip,
+				     sizeof(e->ip)) == NULL ||
 	    SSL_set_tlsext_host_name(ssl, e->host) != 1 ||
 	    SSL_set1_host(ssl, e->host) != 1) { /* RFC 8461 3.3, RFC 6125 */
 		SSL_free(ssl);
@@ -268,13 +270,17 @@ mtasts_http_start(struct mtasts_entry *e, const struct dns_addr *addr)
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	/* An address, not a name: evhttp does no lookup of its own. */
-	e->evcon = evhttp_connection_base_bufferevent_new(e->m->base, NULL, bev,
-							  ip, (uint16_t)e->m->port);
+	e->evcon = evhttp_connection_base_bufferevent_new(
+	    e->m->base, NULL, bev, e->ip, (uint16_t)e->m->port);
 	if (e->evcon == NULL) {
 		bufferevent_free(bev);
 		return -1;
 	}
-	evhttp_connection_set_timeout(e->evcon, MTASTS_FETCH_SECS);
+	/* (an address that does not answer leaves time for the next; the
+	   lookup's own timer bounds the whole) */
+	evhttp_connection_set_timeout(e->evcon, e->addr + 1 < e->n_addrs
+						    ? MTASTS_ADDR_SECS
+						    : MTASTS_FETCH_SECS);
 	evhttp_connection_set_max_body_size(e->evcon, MTASTS_BODY_MAX);
 	evhttp_connection_set_max_headers_size(e->evcon, 16 * 1024);
 	req = evhttp_request_new(mtasts_http_cb, e);
@@ -289,20 +295,49 @@ mtasts_http_start(struct mtasts_entry *e, const struct dns_addr *addr)
 	return evhttp_make_request(e->evcon, req, EVHTTP_REQ_GET, MTASTS_PATH);
 }
 
-/* The policy host's addresses: the first one is asked. */
+/* Ask e->addrs[e->addr], or, when the request cannot even start, go on
+   to the next address (through done_ev). */
+static void
+mtasts_addr_ask(struct mtasts_entry *e)
+{
+	if (mtasts_http_start(e) < 0)
+		mtasts_addr_fail(e, "cannot start the HTTPS request");
+}
+
+/* The policy host's addresses (IPv6 first, then IPv4, as dns_route gives
+   them): each is asked in turn until one answers. */
 static void
 mtasts_addr_cb(void *arg, const struct dns_route *rt)
 {
 	struct mtasts_entry *e = arg;
+	const struct dns_host *h = &rt->hosts[0];
 
 	e->dns = NULL;
-	if (rt->status != DNS_OK || rt->n_hosts == 0 ||
-	    rt->hosts[0].n_addrs == 0) {
+	if (rt->status != DNS_OK || rt->n_hosts == 0 || h->n_addrs == 0) {
 		mtasts_fail(e, rt->text[0] != '\0' ? rt->text : "no address");
 		return;
 	}
-	if (mtasts_http_start(e, &rt->hosts[0].addrs[0]) < 0)
-		mtasts_fail(e, "cannot start the HTTPS request");
+	e->n_addrs = h->n_addrs < sizeof(e->addrs) / sizeof(e->addrs[0])
+			 ? h->n_addrs
+			 : sizeof(e->addrs) / sizeof(e->addrs[0]);
+	memcpy(e->addrs, h->addrs, e->n_addrs * sizeof(e->addrs[0]));
+	e->addr = 0;
+	mtasts_addr_ask(e);
+}
+
+/* The address asked gave no answer: logged, and the next one asked. */
+static void
+mtasts_addr_next(struct mtasts_entry *e)
+{
+	log_info("-", "mta-sts domain=%s fetch=%s addr=%s error=\"%s\" "
+		      "next=yes",
+		 e->domain, e->host, e->ip, e->error);
+	if (e->evcon != NULL)
+		evhttp_connection_free(e->evcon);
+	e->evcon = NULL;
+	e->error[0] = '\0';
+	e->addr++;
+	mtasts_addr_ask(e);
 }
 
 /* The TXT record: same id as the cache's, nothing to fetch. */
@@ -325,13 +360,20 @@ mtasts_txt_cb(void *arg, const struct dns_txt_answer *a)
 	if (a->status != DNS_OK ||
 	    mtasts_txt_parse(recs, lens, a->n, e->new_id, &err) < 0) {
 		/* RFC 8461 5.1: a cached policy stays until it expires */
-		if (a->n > 0 && err != NULL)
+		if (a->n > 0 && err != NULL && !e->refresh)
 			log_info("-", "mta-sts domain=%s txt error=\"%s\"",
 				 e->domain, err);
+		if (e->refresh) /* (said by mtasts_finish) */
+			snprintf(e->error, sizeof(e->error), "TXT: %.280s",
+				 a->status != DNS_OK ? a->text
+				 : err != NULL	     ? err
+						     : "none");
 		mtasts_finish(e);
 		return;
 	}
-	if (e->cached && strcmp(e->cached_id, e->new_id) == 0) {
+	/* The same id: the cached policy stands; but a refresh fetches it
+	   anew, as max_age counts from the fetch (RFC 8461 3.2). */
+	if (e->cached && strcmp(e->cache.id, e->new_id) == 0 && !e->refresh) {
 		mtasts_finish(e);
 		return;
 	}
@@ -343,6 +385,17 @@ mtasts_txt_cb(void *arg, const struct dns_txt_answer *a)
 /* --- entries --------------------------------------------------------- */
 
 static void
+mtasts_entry_unlink(struct mtasts_entry *e)
+{
+	if (e->pprev == NULL)
+		return;
+	*e->pprev = e->next;
+	if (e->next != NULL)
+		e->next->pprev = e->pprev;
+	e->pprev = NULL;
+}
+
+static void
 mtasts_entry_free(struct mtasts_entry *e)
 {
 	dns_cancel(&e->dns);
@@ -352,11 +405,9 @@ mtasts_entry_free(struct mtasts_entry *e)
 		event_free(e->timer);
 	if (e->done_ev != NULL)
 		event_free(e->done_ev);
-	if (e->pprev != NULL) {
-		*e->pprev = e->next;
-		if (e->next != NULL)
-			e->next->pprev = e->pprev;
-	}
+	mtasts_entry_unlink(e);
+	if (e->refresh)
+		e->m->refreshing--;
 	while (e->waiters != NULL) {
 		struct mtasts_wait *w = e->waiters;
 
@@ -366,36 +417,53 @@ mtasts_entry_free(struct mtasts_entry *e)
 	free(e);
 }
 
+/* What the lookup found, logged. RFC 8461 3.3: a failed refresh is said
+   as a warning (unless the cached policy's mode is none). */
+static void
+mtasts_log(const struct mtasts_entry *e)
+{
+	if (e->has_fresh)
+		log_info("-", "mta-sts domain=%s id=%s mode=%s max_age=%lu "
+			      "policy=%s",
+			 e->domain, e->new_id, mtasts_mode_name(e->fresh.mode),
+			 e->fresh.max_age, e->refresh ? "refreshed" : "fetched");
+	else if (e->refresh && e->cache.policy.mode != MTASTS_MODE_NONE)
+		log_warning("-", "mta-sts domain=%s refresh=%s error=\"%s\" "
+				 "policy=cached id=%s",
+			    e->domain, e->host, e->error, e->cache.id);
+	else if (e->refresh)
+		log_info("-", "mta-sts domain=%s refresh=%s error=\"%s\" "
+			      "policy=cached id=%s",
+			 e->domain, e->host, e->error, e->cache.id);
+	else if (e->error[0] != '\0')
+		log_info("-", "mta-sts domain=%s fetch=%s error=\"%s\"%s",
+			 e->domain, e->host, e->error,
+			 e->cached ? " policy=cached" : " policy=none");
+}
+
 /* The answer to every waiter: fetched, else cached, else none. */
 static void
 mtasts_finish(struct mtasts_entry *e)
 {
 	struct mtasts_result r = {NULL, NULL};
+	const char *err = NULL;
 
+	mtasts_log(e);
 	if (e->has_fresh) {
-		log_info("-", "mta-sts domain=%s id=%s mode=%s max_age=%lu "
-			      "policy=fetched",
-			 e->domain, e->new_id, mtasts_mode_name(e->fresh.mode),
-			 e->fresh.max_age);
 		r.policy = &e->fresh;
 		r.id = e->new_id;
-	} else {
-		if (e->error[0] != '\0')
-			log_info("-", "mta-sts domain=%s fetch=%s error=\"%s\"%s",
-				 e->domain, e->host, e->error,
-				 e->cached ? " policy=cached" : " policy=none");
-		if (e->cached) {
-			r.policy = &e->cache;
-			r.id = e->cached_id;
-		}
+	} else if (e->cached) {
+		r.policy = &e->cache.policy;
+		r.id = e->cache.id;
+		/* Mail goes with it: that keeps it refreshed (mailed). */
+		if (e->mailed &&
+		    mtasts_cache_mailed(e->m->dir_fd, e->domain, time(NULL),
+					&err) < 0)
+			log_error("-", "mta-sts domain=%s cache error=\"%s\"",
+				  e->domain, err);
 	}
 	/* Out of the domain's list first: a callback may look it up anew. */
-	if (e->pprev != NULL) {
-		*e->pprev = e->next;
-		if (e->next != NULL)
-			e->next->pprev = e->pprev;
-		e->pprev = NULL;
-	}
+	mtasts_entry_unlink(e);
 	while (e->waiters != NULL) {
 		struct mtasts_wait *w = e->waiters;
 
@@ -411,9 +479,16 @@ mtasts_finish(struct mtasts_entry *e)
 static void
 mtasts_done_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct mtasts_entry *e = arg;
+
 	(void)fd;
 	(void)what;
-	mtasts_finish(arg);
+	if (e->next_addr) {
+		e->next_addr = false;
+		mtasts_addr_next(e);
+		return;
+	}
+	mtasts_finish(e);
 }
 
 static void
@@ -424,6 +499,7 @@ mtasts_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	dns_cancel(&e->dns);
+	e->next_addr = false;
 	mtasts_fail(e, "timeout");
 }
 
@@ -455,11 +531,132 @@ mtasts_entry_new(struct mtasts *m, const char *domain)
 	return e;
 }
 
+static struct mtasts_entry *
+mtasts_entry_find(struct mtasts *m, const char *domain)
+{
+	struct mtasts_entry *e;
+
+	for (e = m->entries; e != NULL; e = e->next)
+		if (strcmp(e->domain, domain) == 0)
+			break;
+	return e;
+}
+
+/* Ask for the TXT record, the first step of a lookup or a refresh. */
+static void
+mtasts_entry_start(struct mtasts_entry *e)
+{
+	char txt[DNS_NAME_MAX + 16];
+	int n = snprintf(txt, sizeof(txt), "_mta-sts.%s", e->domain);
+
+	if (n < 0 || (size_t)n > DNS_NAME_MAX ||
+	    dns_txt(e->m->dns, txt, mtasts_txt_cb, e, &e->dns) < 0) {
+		snprintf(e->error, sizeof(e->error), "cannot look up %s", txt);
+		mtasts_finish(e);
+	}
+}
+
+/* --- the sweep and the refresh (RFC 8461 3.3, 5.1) -------------------- */
+
+static uint64_t
+mtasts_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* Was a refresh of `domain` begun less than MTASTS_REFRESH_RETRY ago?
+   (Else it is noted as begun now.) A failing policy host is asked once
+   in that time, not at every pass. */
+static bool
+mtasts_tried(struct mtasts *m, const char *domain, time_t now)
+{
+	uint64_t h = mtasts_hash(domain);
+
+	for (size_t i = 0; i < MTASTS_TRIED_MAX; i++)
+		if (m->tried[i].hash == h &&
+		    now - m->tried[i].at < MTASTS_REFRESH_RETRY)
+			return true;
+	m->tried[m->tried_next].hash = h;
+	m->tried[m->tried_next].at = now;
+	m->tried_next = (m->tried_next + 1) % MTASTS_TRIED_MAX;
+	return false;
+}
+
+/* The sweep's news: a removed file, or a live policy, refreshed when it
+   is due and nothing else looks it up now. */
+static void
+mtasts_swept(void *arg, const char *name, const struct mtasts_cached *c)
+{
+	struct mtasts *m = arg;
+	const char *domain = name + 2;
+	struct mtasts_entry *e;
+	time_t now = time(NULL);
+
+	if (c == NULL) {
+		log_info("-", "mta-sts cache=%s removed reason=%s", name,
+			 name[0] == 't' ? "unfinished" : "expired");
+		m->removed++;
+		return;
+	}
+	if (mtasts_refresh_check(c, now) != MTASTS_REFRESH_DUE ||
+	    m->refreshing >= MTASTS_REFRESH_MAX ||
+	    mtasts_entry_find(m, domain) != NULL ||
+	    mtasts_tried(m, domain, now) ||
+	    (e = mtasts_entry_new(m, domain)) == NULL)
+		return;
+	e->refresh = true;
+	m->refreshing++;
+	m->started++;
+	e->cached = true;
+	e->cache = *c;
+	mtasts_entry_start(e);
+}
+
+static void
+mtasts_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mtasts *m = arg;
+
+	(void)fd;
+	(void)what;
+	m->removed = m->started = 0;
+	(void)mtasts_cache_sweep(m->dir_fd, &m->sweep, time(NULL),
+				 MTASTS_SWEEP_FILES, mtasts_swept, m);
+	if (m->removed > 0 || m->started > 0)
+		log_info("-", "mta-sts cache pass removed=%zu refreshing=%zu",
+			 m->removed, m->started);
+}
+
+/* The pass's period: MTASTS_TICK_SECS; test builds only may set it
+   (seconds, 0: no pass) with $POSTERN_TEST_MTASTS_TICK. */
+static long
+mtasts_tick_secs(void)
+{
+#ifdef POSTERN_TEST_HOOKS
+	const char *v = getenv("POSTERN_TEST_MTASTS_TICK");
+
+	if (v != NULL && *v >= '0' && *v <= '9') {
+		long secs = strtol(v, NULL, 10);
+
+		log_notice("-", "mta-sts test-hook tick=%ld", secs);
+		return secs;
+	}
+#endif
+	return MTASTS_TICK_SECS;
+}
+
+/* --- the interface ---------------------------------------------------- */
+
 int
 mtasts_new(struct event_base *base, struct dns *dns, SSL_CTX *verify,
 	   int dir_fd, unsigned port, struct mtasts **m_r)
 {
 	struct mtasts *m = calloc(1, sizeof(*m));
+	struct timeval tv = {mtasts_tick_secs(), 0};
 
 	if (m == NULL)
 		return -1;
@@ -468,6 +665,14 @@ mtasts_new(struct event_base *base, struct dns *dns, SSL_CTX *verify,
 	m->verify = verify;
 	m->dir_fd = dir_fd;
 	m->port = port;
+	if (tv.tv_sec > 0) {
+		m->tick = event_new(base, -1, EV_PERSIST, mtasts_tick_cb, m);
+		if (m->tick == NULL) {
+			free(m);
+			return -1;
+		}
+		event_add(m->tick, &tv);
+	}
 	*m_r = m;
 	return 0;
 }
@@ -481,6 +686,9 @@ mtasts_free(struct mtasts **mp)
 		return;
 	while (m->entries != NULL)
 		mtasts_entry_free(m->entries);
+	if (m->tick != NULL)
+		event_free(m->tick);
+	mtasts_sweep_end(&m->sweep);
 	if (m->dir_fd >= 0)
 		close(m->dir_fd);
 	free(m);
@@ -496,6 +704,7 @@ mtasts_wait_link(struct mtasts_entry *e, struct mtasts_wait *w)
 		e->waiters->pprev = &w->next;
 	e->waiters = w;
 	w->pprev = &e->waiters;
+	e->mailed = true;
 }
 
 void
@@ -504,25 +713,21 @@ mtasts_lookup(struct mtasts *m, const char *domain, mtasts_cb *cb, void *arg,
 {
 	struct mtasts_entry *e;
 	struct mtasts_wait *w = calloc(1, sizeof(*w));
-	char name[DNS_NAME_MAX + 8], txt[DNS_NAME_MAX + 16];
-	int n;
+	char name[DNS_NAME_MAX + 8];
 
 	*w_r = w;
 	if (w == NULL)
 		abort(); /* out of memory */
 	w->cb = cb;
 	w->arg = arg;
-	for (e = m->entries; e != NULL; e = e->next)
-		if (strcmp(e->domain, domain) == 0)
-			break;
-	if (e != NULL) { /* under way: one TXT query, one fetch */
+	if ((e = mtasts_entry_find(m, domain)) != NULL) {
+		/* under way: one TXT query, one fetch */
 		mtasts_wait_link(e, w);
 		log_info("-", "mta-sts domain=%s lookup=shared", domain);
 		return;
 	}
-	n = snprintf(txt, sizeof(txt), "_mta-sts.%s", domain);
 	if (mtasts_cache_name(domain, false, name, sizeof(name)) < 0 ||
-	    n < 0 || (size_t)n > DNS_NAME_MAX ||
+	    strlen(domain) + 9 > DNS_NAME_MAX ||
 	    (e = mtasts_entry_new(m, domain)) == NULL) {
 		struct mtasts_result none = {NULL, NULL};
 
@@ -533,8 +738,7 @@ mtasts_lookup(struct mtasts *m, const char *domain, mtasts_cb *cb, void *arg,
 	}
 	mtasts_wait_link(e, w);
 	mtasts_cache_load(e);
-	if (dns_txt(m->dns, txt, mtasts_txt_cb, e, &e->dns) < 0)
-		mtasts_finish(e);
+	mtasts_entry_start(e);
 }
 
 void

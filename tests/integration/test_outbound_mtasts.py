@@ -157,11 +157,14 @@ class PolicyServer:
         self.thread = None
 
 
-def make_policy_cert(root):
+def make_policy_cert(root, domains=None):
+    """A certificate naming mta-sts.D for each of `domains` (by default
+    those of DOMAINS but wrongcert.example)."""
     cert = os.path.join(root, "policy-cert.pem")
     key = os.path.join(root, "policy-key.pem")
-    san = ",".join("DNS:mta-sts." + d for d in DOMAINS
-                   if d != "wrongcert.example")
+    if domains is None:
+        domains = [d for d in DOMAINS if d != "wrongcert.example"]
+    san = ",".join("DNS:mta-sts." + d for d in domains)
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
                     "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                     "-days", "2", "-subj", "/CN=mta-sts.test-ca",

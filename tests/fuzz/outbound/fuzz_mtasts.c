@@ -10,7 +10,8 @@
  *    leading "*.", and mx patterns unless mode is none;
  *  - every pattern matches a host made from it (its "*" a label), and
  *    matching is case-insensitive;
- *  - a policy written as a cache file reads back the same;
+ *  - a policy written as a cache file reads back the same (id, times,
+ *    the policy text where body_off says);
  *  - an accepted TXT id is 1 to 32 letters and digits.
  */
 #include <stdint.h>
@@ -85,23 +86,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *body = (const char *)data;
 	static struct mtasts_policy p, q;
 	static char cache[MTASTS_CACHE_MAX];
-	char id[MTASTS_ID_MAX + 1];
-	time_t exp;
+	struct mtasts_cached c;
 	const char *err = NULL;
 	long n;
 
 	fuzz_txt(body, size);
-	if (mtasts_cache_parse(body, size, id, &exp, &q, &err) == 0)
-		check_policy(&q);
+	if (mtasts_cache_parse(body, size, &c, &err) == 0) {
+		check_policy(&c.policy);
+		CHECK(c.body_off <= size);
+		(void)mtasts_refresh_check(&c, 1800000000);
+	}
 	if (mtasts_policy_parse(body, size, &p, &err) < 0) {
 		CHECK(err != NULL);
 		return 0;
 	}
 	check_policy(&p);
-	n = mtasts_cache_format(cache, sizeof(cache), "abc", 42, body, size);
+	n = mtasts_cache_format(cache, sizeof(cache), "abc", 42, 7, body, size);
 	CHECK(n > 0);
-	CHECK(mtasts_cache_parse(cache, (size_t)n, id, &exp, &q, &err) == 0);
-	CHECK(strcmp(id, "abc") == 0 && exp == 42);
+	CHECK(mtasts_cache_parse(cache, (size_t)n, &c, &err) == 0);
+	CHECK(strcmp(c.id, "abc") == 0 && c.expires == 42 && c.mailed == 7);
+	CHECK((size_t)n - c.body_off == size &&
+	      memcmp(cache + c.body_off, body, size) == 0);
+	q = c.policy;
 	CHECK(memcmp(&p, &q, sizeof(p)) == 0);
 	return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * test_mtasts.c - MTA-STS without I/O (src/outbound/mtasts.c): the TXT
  * record (RFC 8461 3.1), the policy (3.2), MX matching (4.1), the cache
- * file and its name.
+ * file and its name, when a cached policy is refreshed (3.3).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -230,35 +230,100 @@ test_match(void **state)
 static void
 test_cache_round_trip(void **state)
 {
-	char buf[1024], id[MTASTS_ID_MAX + 1];
-	struct mtasts_policy p;
-	time_t exp = 0;
+	char buf[1024];
+	struct mtasts_cached c;
 	const char *err = NULL;
 	long n;
 
 	(void)state;
 	n = mtasts_cache_format(buf, sizeof(buf), "abc123", 1700000000,
-				rfc_example, sizeof(rfc_example) - 1);
+				1690000000, rfc_example,
+				sizeof(rfc_example) - 1);
 	assert_true(n > 0);
-	assert_int_equal(mtasts_cache_parse(buf, (size_t)n, id, &exp, &p, &err),
-			 0);
-	assert_string_equal(id, "abc123");
-	assert_int_equal(exp, 1700000000);
-	assert_int_equal(p.n_mx, 3);
+	assert_int_equal(mtasts_cache_parse(buf, (size_t)n, &c, &err), 0);
+	assert_string_equal(c.id, "abc123");
+	assert_int_equal(c.expires, 1700000000);
+	assert_int_equal(c.mailed, 1690000000);
+	assert_int_equal(c.policy.n_mx, 3);
+	assert_int_equal((size_t)n - c.body_off, sizeof(rfc_example) - 1);
+	assert_memory_equal(buf + c.body_off, rfc_example,
+			    sizeof(rfc_example) - 1);
 	/* every cut is refused or reads a policy (never past the end) */
 	for (long cut = 0; cut < n; cut++) {
 		char *copy = malloc((size_t)cut + 1);
 
 		memcpy(copy, buf, (size_t)cut);
-		(void)mtasts_cache_parse(copy, (size_t)cut, id, &exp, &p, &err);
+		(void)mtasts_cache_parse(copy, (size_t)cut, &c, &err);
 		free(copy);
 	}
 	assert_int_equal(mtasts_cache_parse("postern-mta-sts 2\nid a\nexpires 1\n\n",
-					    34, id, &exp, &p, &err), -1);
+					    34, &c, &err), -1);
 	assert_int_equal(mtasts_cache_parse("postern-mta-sts 1\nid a-b\nexpires 1\n\n",
-					    36, id, &exp, &p, &err), -1);
-	assert_int_equal(mtasts_cache_format(buf, 40, "abc", 1, rfc_example,
+					    36, &c, &err), -1);
+	assert_int_equal(mtasts_cache_parse("postern-mta-sts 1\nid a\nexpires 1\n"
+					    "mailed x\n\n", 43, &c, &err), -1);
+	assert_int_equal(mtasts_cache_format(buf, 40, "abc", 1, 1, rfc_example,
 					     sizeof(rfc_example) - 1), -1);
+}
+
+/* A file written before the `mailed` line existed reads with mailed 0. */
+static void
+test_cache_without_mailed(void **state)
+{
+	static const char f[] = "postern-mta-sts 1\nid a1\nexpires 99\n\n"
+				"version: STSv1\nmode: none\nmax_age: 5\n";
+	struct mtasts_cached c;
+	const char *err = NULL;
+
+	(void)state;
+	c.mailed = 7;
+	assert_int_equal(mtasts_cache_parse(f, sizeof(f) - 1, &c, &err), 0);
+	assert_int_equal(c.mailed, 0);
+	assert_int_equal(c.expires, 99);
+	assert_int_equal(c.policy.max_age, 5);
+}
+
+/* RFC 8461 3.3: refresh a day after the fetch, or at half of max_age
+   when that comes first; never once expired, nor for a domain not
+   mailed within max_age. */
+static void
+test_refresh_check(void **state)
+{
+	struct mtasts_cached c;
+	const time_t now = 1800000000, day = 86400;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.policy.max_age = 7 * day;
+	c.mailed = now - 60;
+	c.expires = now + 7 * day - 60; /* fetched a minute ago */
+	assert_int_equal(mtasts_refresh_check(&c, now), MTASTS_REFRESH_LATER);
+	c.expires = now + 6 * day + 1; /* fetched a day less a second ago */
+	assert_int_equal(mtasts_refresh_check(&c, now), MTASTS_REFRESH_LATER);
+	c.expires = now + 6 * day; /* a day ago */
+	assert_int_equal(mtasts_refresh_check(&c, now), MTASTS_REFRESH_DUE);
+	c.expires = now + 1;
+	assert_int_equal(mtasts_refresh_check(&c, now), MTASTS_REFRESH_DUE);
+	c.expires = now; /* expired */
+	assert_int_equal(mtasts_refresh_check(&c, now), MTASTS_REFRESH_NO);
+	/* not mailed within max_age, or never */
+	c.expires = now + day;
+	c.mailed = now - 7 * day;
+	assert_int_equal(mtasts_refresh_check(&c, now), MTASTS_REFRESH_NO);
+	c.mailed = now - 7 * day + 1;
+	assert_int_equal(mtasts_refresh_check(&c, now), MTASTS_REFRESH_DUE);
+	c.mailed = 0;
+	assert_int_equal(mtasts_refresh_check(&c, now), MTASTS_REFRESH_NO);
+	/* a short max_age: at half of it */
+	c.policy.max_age = 600;
+	c.mailed = now;
+	c.expires = now + 301; /* fetched 299 s ago */
+	assert_int_equal(mtasts_refresh_check(&c, now), MTASTS_REFRESH_LATER);
+	c.expires = now + 300;
+	assert_int_equal(mtasts_refresh_check(&c, now), MTASTS_REFRESH_DUE);
+	/* hostile times: no overflow, no refresh of what cannot be */
+	c.expires = (time_t)999999999999999999LL;
+	assert_int_equal(mtasts_refresh_check(&c, now), MTASTS_REFRESH_LATER);
 }
 
 static void
@@ -300,6 +365,8 @@ main(void)
 	    cmocka_unit_test(test_policy_limits),
 	    cmocka_unit_test(test_match),
 	    cmocka_unit_test(test_cache_round_trip),
+	    cmocka_unit_test(test_cache_without_mailed),
+	    cmocka_unit_test(test_refresh_check),
 	    cmocka_unit_test(test_cache_name),
 	};
 
