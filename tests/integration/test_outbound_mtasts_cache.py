@@ -22,10 +22,10 @@ import time
 
 import pytest
 
-from conftest import ALICE, ALICE_PW
 from helpers import list_dir, wait_for
 from outbound_fixtures import DnsServer
-from test_outbound_mtasts import PolicyServer, make_policy_cert
+from test_outbound_mtasts import (PolicyServer, delivered, lines,
+                                  make_policy_cert, submit)
 
 WAIT = 30.0
 RCV_ADDR = "127.0.0.30"
@@ -106,20 +106,6 @@ def sender(world, make_server, monkeypatch, tick):
     assert wait_for(lambda: "mta-sts test-hook tick=%d" % tick in srv.log(),
                     10), "needs a -Dtest_hooks=true build"
     return srv
-
-
-def submit(srv, rcpt):
-    with srv.smtp_sub(login=(ALICE, ALICE_PW)) as s:
-        s.sendmail(ALICE, [rcpt], b"From: alice@local.test\r\n"
-                   b"Subject: mta-sts test\r\n\r\nhello\r\n")
-
-
-def delivered(world, domain):
-    return list_dir(world["rcv"].new_dir("bob", domain))
-
-
-def lines(srv, word):
-    return [l for l in srv.log().splitlines() if word in l]
 
 
 def cache_dir(srv):
