@@ -233,6 +233,20 @@ master_spawn_guard(struct master *m)
 	return 0;
 }
 
+/* First in a new queue or metrics process: forget the master, close the
+   guard channel, the workers' end of the wake-up pipe and the listeners
+   (each closes what else it must not hold). */
+static void
+master_child_close(struct master *m)
+{
+	master_self = NULL;
+	if (m->guard_fd >= 0)
+		close(m->guard_fd);
+	close(m->wake_wr);
+	for (size_t i = 0; i < m->n_listeners; i++)
+		close(m->listeners[i].fd);
+}
+
 /* Start the queue process (outbound delivery, docs/outbound.md): it
    alone reads and changes <spool>/queue/. */
 static int
@@ -245,12 +259,7 @@ master_spawn_queue(struct master *m)
 		return -1;
 	}
 	if (pid == 0) {
-		master_self = NULL;
-		if (m->guard_fd >= 0)
-			close(m->guard_fd);
-		close(m->wake_wr);
-		for (size_t i = 0; i < m->n_listeners; i++)
-			close(m->listeners[i].fd);
+		master_child_close(m);
 		if (m->metrics_fd >= 0)
 			close(m->metrics_fd);
 		proc_reset_signals();
@@ -277,13 +286,8 @@ master_spawn_metrics(struct master *m)
 		return -1;
 	}
 	if (pid == 0) {
-		master_self = NULL;
-		if (m->guard_fd >= 0)
-			close(m->guard_fd);
-		close(m->wake_wr);
+		master_child_close(m);
 		close(m->wake_rd);
-		for (size_t i = 0; i < m->n_listeners; i++)
-			close(m->listeners[i].fd);
 		proc_reset_signals();
 		if (metrics_reopen_readonly(m->metrics, &err) < 0) {
 			log_error("-", "metrics error=\"%s\"", err);
