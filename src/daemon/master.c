@@ -520,6 +520,53 @@ master_next_wake(const struct master *m, struct timespec *ts)
 	return ts;
 }
 
+/* Send `sig` to every child but the guard, which stops last (the
+   workers may ask it something until they are gone). */
+static void
+master_kill_children(const struct master *m, int sig)
+{
+	for (unsigned i = 0; i < m->n_workers; i++)
+		if (m->workers[i] > 0)
+			kill(m->workers[i], sig);
+	for (unsigned i = 0; i < m->n_retired; i++)
+		kill(m->retired[i], sig);
+	if (m->queue > 0)
+		kill(m->queue, sig);
+	if (m->metrics_pid > 0)
+		kill(m->metrics_pid, sig);
+}
+
+/* While stopping: collect the children that ended, each one's spool area
+   recovered. Returns how many besides the guard are still alive. */
+static unsigned
+master_stop_collect(struct master *m)
+{
+	unsigned alive = 0;
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		char area[32];
+
+		snprintf(area, sizeof(area), "%ld", (long)pid);
+		master_recover(m->cfg, area);
+		for (unsigned i = 0; i < m->n_workers; i++)
+			if (m->workers[i] == pid)
+				m->workers[i] = 0;
+		if (pid == m->guard)
+			m->guard = 0;
+		if (pid == m->queue)
+			m->queue = 0;
+		if (pid == m->metrics_pid)
+			m->metrics_pid = 0;
+		master_forget_retired(m, pid);
+	}
+	for (unsigned i = 0; i < m->n_workers; i++)
+		if (m->workers[i] > 0)
+			alive++;
+	return alive + m->n_retired + (m->queue > 0) + (m->metrics_pid > 0);
+}
+
 void
 master_stop(struct master *m)
 {
@@ -531,40 +578,9 @@ master_stop(struct master *m)
 		close(m->listeners[i].fd);
 		m->listeners[i].fd = -1;
 	}
-	for (unsigned i = 0; i < m->n_workers; i++)
-		if (m->workers[i] > 0)
-			kill(m->workers[i], SIGTERM);
-	for (unsigned i = 0; i < m->n_retired; i++)
-		kill(m->retired[i], SIGTERM);
-	if (m->queue > 0)
-		kill(m->queue, SIGTERM);
-	if (m->metrics_pid > 0)
-		kill(m->metrics_pid, SIGTERM);
+	master_kill_children(m, SIGTERM);
 	do {
-		pid_t pid;
-		int status;
-
-		alive = 0;
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-			char area[32];
-
-			snprintf(area, sizeof(area), "%ld", (long)pid);
-			master_recover(m->cfg, area);
-			for (unsigned i = 0; i < m->n_workers; i++)
-				if (m->workers[i] == pid)
-					m->workers[i] = 0;
-			if (pid == m->guard)
-				m->guard = 0;
-			if (pid == m->queue)
-				m->queue = 0;
-			if (pid == m->metrics_pid)
-				m->metrics_pid = 0;
-			master_forget_retired(m, pid);
-		}
-		for (unsigned i = 0; i < m->n_workers; i++)
-			if (m->workers[i] > 0)
-				alive++;
-		alive += m->n_retired + (m->queue > 0) + (m->metrics_pid > 0);
+		alive = master_stop_collect(m);
 		if (alive > 0) {
 			struct timespec ts = {0, 50 * 1000 * 1000};
 
@@ -572,15 +588,7 @@ master_stop(struct master *m)
 		}
 	} while (alive > 0 && time(NULL) < deadline);
 	if (alive > 0) {
-		for (unsigned i = 0; i < m->n_workers; i++)
-			if (m->workers[i] > 0)
-				kill(m->workers[i], SIGKILL);
-		for (unsigned i = 0; i < m->n_retired; i++)
-			kill(m->retired[i], SIGKILL);
-		if (m->queue > 0)
-			kill(m->queue, SIGKILL);
-		if (m->metrics_pid > 0)
-			kill(m->metrics_pid, SIGKILL);
+		master_kill_children(m, SIGKILL);
 		if (m->guard > 0)
 			kill(m->guard, SIGKILL);
 		while (waitpid(-1, NULL, 0) > 0)
