@@ -1,6 +1,6 @@
 /*
  * proc.h - what every child of the master does first, and how the master
- * tells why a child ended. Used by the master (server.c) and by the
+ * tells why a child ended. Used by the master (master.c) and by the
  * processes it starts (worker.c, the guard, recovery); calls nothing of
  * theirs.
  */

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/fdio.h"
+
 #define DSTATE_BLOCK (1u << 20) /* read and written a block at a time */
 
 static const char *const dstate_kinds[DSTATE_KIND_COUNT] = {
@@ -310,23 +312,11 @@ struct dstate {
 	size_t pend_len, pend_cap;
 };
 
+/* write(2) through the seam until all of `len` is written; 0 or -1. */
 static int
 dstate_write_all(int fd, const char *p, size_t len)
 {
-	while (len > 0) {
-		ssize_t n = dstate_fs.write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return fdio_write_all(dstate_fs.write, fd, p, len);
 }
 
 static int

@@ -4,11 +4,12 @@
  */
 #include "store/storefs.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "lib/fdio.h"
 
 static int
 storefs_sys_openat(int dirfd, const char *path, int flags, int mode)
@@ -65,20 +66,5 @@ struct storefs_ops storefs = {
 int
 storefs_write_all(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = storefs.write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return fdio_write_all(storefs.write, fd, buf, len);
 }

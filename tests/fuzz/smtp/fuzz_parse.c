@@ -1,5 +1,6 @@
 /*
- * fuzz_parse.c - libFuzzer harness for src/smtp/smtp_parse.c (THREATS 12, #3/#4).
+ * fuzz_parse.c - libFuzzer harness for src/smtp/smtp_parse.c and the ESMTP
+ * parameters it reads with smtp_param.c (THREATS 12, #3/#4).
  *
  * Input: byte 0 holds flags (bit 0: SMTPUTF8 is in force for RCPT), the
  * rest is one command line or argument string. libFuzzer hands us an

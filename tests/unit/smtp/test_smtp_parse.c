@@ -1,5 +1,6 @@
 /*
- * test_smtp_parse.c - table-driven tests for src/smtp/smtp_parse.c.
+ * test_smtp_parse.c - table-driven tests for src/smtp/smtp_parse.c and
+ * smtp_param.c (the ESMTP parameters of MAIL and RCPT).
  *
  * Vectors: THREATS.md P-01..P-08, R-01 (all 16 nmap forms), R-04, R-05,
  * plus valid/invalid address lists in the style of Dovecot's
