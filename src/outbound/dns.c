@@ -375,6 +375,27 @@ dns_query_failed(struct dns_req *r, const struct dns_query *q, int rcode,
 	}
 }
 
+/* The answer to the caller; then the request is gone. */
+static void
+dns_one_deliver(struct dns_req *r, enum dns_status status, enum dns_sec sec,
+		size_t n, const char *text)
+{
+	dns_req_unlink(r);
+	if (r->tlsa != NULL) {
+		r->tlsa->status = status;
+		r->tlsa->sec = sec;
+		r->tlsa->n = n;
+		dns_textf(r->tlsa->text, sizeof(r->tlsa->text), "%s", text);
+		r->tlsa_cb(r->arg, r->tlsa);
+	} else {
+		r->txt->status = status;
+		r->txt->n = n;
+		dns_textf(r->txt->text, sizeof(r->txt->text), "%s", text);
+		r->txt_cb(r->arg, r->txt);
+	}
+	dns_req_free(r);
+}
+
 /* A one-question lookup's answer (TLSA, TXT): final, whatever it says.
    A bogus answer or a failure is DNS_TEMP; NXDOMAIN or NODATA is DNS_OK
    with no records. */
@@ -408,22 +429,8 @@ dns_one_answer(struct dns_req *r, int rcode, const uint8_t *pkt, int len,
 		dns_textf(text, sizeof(text), "%s lookup of %s failed: rcode %d",
 			  what, r->domain, rcode);
 	}
-	if (status != DNS_OK)
-		n = 0;
-	dns_req_unlink(r);
-	if (r->tlsa != NULL) {
-		r->tlsa->status = status;
-		r->tlsa->sec = sec == 2 ? DNS_SECURE : DNS_INSECURE;
-		r->tlsa->n = n;
-		memcpy(r->tlsa->text, text, sizeof(text));
-		r->tlsa_cb(r->arg, r->tlsa);
-	} else {
-		r->txt->status = status;
-		r->txt->n = n;
-		memcpy(r->txt->text, text, sizeof(text));
-		r->txt_cb(r->arg, r->txt);
-	}
-	dns_req_free(r);
+	dns_one_deliver(r, status, sec == 2 ? DNS_SECURE : DNS_INSECURE,
+			status == DNS_OK ? n : 0, text);
 }
 
 static void
