@@ -85,8 +85,8 @@ void guard_auth_cache_clear(void);
 void guard_locks_gauge(void);
 
 /*
- * One AUTH request that needs a hash. guard.c fills it and hands it to the
- * pool; a thread sets `verdict`; guard.c answers and frees it.
+ * One AUTH request that needs a hash. guard_auth.c fills it and hands it
+ * to the pool; a thread sets `verdict`; guard_auth.c answers and frees it.
  */
 struct guard_job {
 	struct guard_job *next;
@@ -106,7 +106,7 @@ struct guard_job {
 	struct event *timer;
 };
 
-/* guard.c: seconds of the monotonic clock; a lock's end as UTC text; the
+/* guard_util.c: seconds of the monotonic clock; a lock's end as UTC text; the
    names of enum lockout_kind. */
 time_t guard_now(void);
 void guard_until_text(char *buf, size_t size, time_t until);

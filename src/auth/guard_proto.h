@@ -28,7 +28,8 @@
  *   SEND_REQ   w->g  account, recipient: may the authenticated account
  *                    send to one more recipient? (docs/sendlimit.md)
  *   SEND_RES   g->w  result (1 octet, guard_send_result), alarm (1 octet:
- *                    1 when this recipient raised the send-burst alarm),
+ *                    1 when this recipient raised the send-burst alarm;
+ *                    its notice follows in a NOTICE frame),
  *                    count (4 octets: the account's sliding hour),
  *                    baseline (4 octets: its baseline, in hundredths)
  *   SEND_UNDO  w->g  account, count (4 octets): that many recipients
