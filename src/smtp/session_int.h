@@ -81,6 +81,7 @@ struct session_tx {
 	char pend_addr[SMTP_PATH_MAX + 1];
 	char *pend_dir; /* its Maildir; NULL: remote */
 	bool pend_nonrole;
+	bool pend_known; /* already in the transaction: not counted again */
 	bool local_sender;   /* mx, no AUTH, sender in our domains */
 	bool smtputf8;
 	bool is_bdat;	  /* BDAT seen: DATA no longer allowed */

@@ -22,6 +22,23 @@ session_rcpt_limited(const struct session *s)
 	       s->ops->send_check != NULL;
 }
 
+/* Is this recipient already in the transaction: the same Maildir, or
+   the same remote address in any case? */
+static bool
+session_rcpt_known(const struct session_tx *tx, const char *addr,
+		   const char *dir)
+{
+	for (size_t i = 0; i < tx->n_rcpts; i++) {
+		if (dir != NULL && tx->rcpt_dirs[i] != NULL &&
+		    strcmp(tx->rcpt_dirs[i], dir) == 0)
+			return true;
+		if (dir == NULL && tx->rcpt_dirs[i] == NULL &&
+		    strcasecmp(tx->rcpt_addrs[i], addr) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* Add a recipient, local (its Maildir) or remote (dir NULL); a mailbox or
    remote address named twice is kept once. */
 static void
@@ -31,14 +48,8 @@ session_rcpt_add_now(struct session *s, const char *addr, const char *dir)
 	size_t n = tx->n_rcpts;
 
 	tx->rcpt_count++;
-	for (size_t i = 0; i < n; i++) {
-		if (dir != NULL && tx->rcpt_dirs[i] != NULL &&
-		    strcmp(tx->rcpt_dirs[i], dir) == 0)
-			return;
-		if (dir == NULL && tx->rcpt_dirs[i] == NULL &&
-		    strcasecmp(tx->rcpt_addrs[i], addr) == 0)
-			return;
-	}
+	if (session_rcpt_known(tx, addr, dir))
+		return;
 	tx->rcpts = realloc(tx->rcpts, (n + 1) * sizeof(*tx->rcpts));
 	tx->rcpt_addrs = realloc(tx->rcpt_addrs, (n + 1) * sizeof(char *));
 	tx->rcpt_dirs = realloc(tx->rcpt_dirs, (n + 1) * sizeof(char *));
@@ -58,13 +69,16 @@ session_rcpt_add_now(struct session *s, const char *addr, const char *dir)
 }
 
 /* The recipient is ours to accept: add it now, or keep it until the
-   guard's verdict when the session is limited. */
+   guard's verdict when the session is limited. One already in the
+   transaction is added now: it adds no copy, so it is not counted
+   against the send limits again (docs/sendlimit.md). */
 static void
 session_rcpt_add(struct session *s, const char *addr, const char *dir)
 {
 	struct session_tx *tx = &s->tx;
 
-	if (!session_rcpt_limited(s)) {
+	tx->pend_known = session_rcpt_known(tx, addr, dir);
+	if (!session_rcpt_limited(s) || tx->pend_known) {
 		session_rcpt_add_now(s, addr, dir);
 		return;
 	}
@@ -301,7 +315,7 @@ session_rcpt_cmd(struct session *s, const struct smtp_command *cmd)
 	}
 	err = smtp_parse_rcpt(cmd->args, cmd->args_len, s->tx.smtputf8, &path);
 	id = session_rcpt_decide(s, &path, err, addr, sizeof(addr));
-	if (id == R_RCPT_OK && session_rcpt_limited(s)) {
+	if (id == R_RCPT_OK && session_rcpt_limited(s) && !s->tx.pend_known) {
 		/* Parked until the guard counted it: a pipelined group
 		   waits here, so no client gets past a limit. */
 		session_set_state(s, SESSION_RCPT_WAIT);

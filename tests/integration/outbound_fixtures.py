@@ -193,6 +193,13 @@ DELIVERY_ZONES = {
     "nullmx.example": ["@ IN MX 0 ."],
     "silent.example": ["@ IN MX 10 mx.silent.example.",
                        "mx IN A 127.0.0.13"],
+    # IPv6: an MX with only an AAAA record, and MX hosts with both
+    # families where only one of them answers.
+    "v6.example": ["@ IN MX 10 mx.v6.example.", "mx IN AAAA ::1"],
+    "dual4.example": ["@ IN MX 10 mx.dual4.example.",
+                      "mx IN AAAA ::1", "mx IN A 127.0.0.40"],
+    "dual6.example": ["@ IN MX 10 mx.dual6.example.",
+                      "mx IN AAAA ::1", "mx IN A 127.0.0.41"],
 }
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -223,7 +230,8 @@ class Sink:
         self.proc = subprocess.Popen(
             [SMTP_SINK, "-u", "postfix", "-d", dump + "/%M.",
              "-h", "sink-" + addr] + list(args)
-            + ["%s:%d" % (addr, port), "50"],
+            + [("[%s]:%d" if ":" in addr else "%s:%d") % (addr, port),
+               "50"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:

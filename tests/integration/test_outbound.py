@@ -193,6 +193,37 @@ def test_first_mx_down_second_takes_it(outbound, sinks):
     assert "relay=mxa.backup.example[127.0.0.5]:25" in outbound.log()
 
 
+def test_ipv6_only_mx(outbound, sinks):
+    """An MX host with only an AAAA record: the mail goes over IPv6."""
+    sink = sinks("::1")
+    submit(outbound, ["fay@v6.example"])
+    assert delivered(outbound, sink), outbound.log()[-3000:]
+    sent = log_lines(outbound, "sent", "fay@v6.example")
+    assert sent and "relay=mx.v6.example[::1]:25" in sent[0], sent
+
+
+@pytest.mark.parametrize("domain,live,dead,dead_tried", [
+    ("dual4.example", "127.0.0.40", "[::1]", True),
+    ("dual6.example", "::1", "[127.0.0.41]", False)])
+def test_one_family_down_other_takes_it(outbound, sinks, domain, live,
+                                        dead, dead_tried):
+    """An MX host with an IPv6 and an IPv4 address where only one
+    answers: the mail arrives through the other, in one attempt. IPv6 is
+    tried first (docs/outbound.md), so a dead IPv4 address is never
+    tried when the IPv6 one answers."""
+    sink = sinks(live)
+    submit(outbound, ["gus@" + domain])
+    assert delivered(outbound, sink), outbound.log()[-3000:]
+    sent = log_lines(outbound, "sent", "gus@" + domain)
+    want = "[%s]:25" % live
+    assert sent and ("relay=mx.%s%s" % (domain, want)) in sent[0], sent
+    assert not log_lines(outbound, "deferred", "gus@" + domain), \
+        outbound.log()[-3000:]
+    tried = "relay=mx.%s%s:25" % (domain, dead) in outbound.log()
+    assert tried == dead_tried, outbound.log()[-3000:]
+    assert not bounces(outbound)
+
+
 def test_null_mx_bounces_at_once(outbound):
     submit(outbound, ["erin@nullmx.example"])
     assert wait_for(lambda: bounces(outbound), WAIT), outbound.log()[-3000:]

@@ -168,6 +168,34 @@ test_undo(void **state)
 	assert_int_equal(h.undone, 4);
 }
 
+/* A recipient already in the transaction (the same remote address in
+   any case, the same local mailbox) adds no copy: it is accepted without
+   asking, so it is never counted twice, and RSET gives back only what
+   was counted. */
+static void
+test_repeat_not_counted(void **state)
+{
+	struct harness h;
+
+	(void)state;
+	start(&h, ROLE_SUBMISSIONS);
+	h_sends(&h, MAIL "RCPT TO:<a@r.example>\r\n", false);
+	h_send_done(&h, SESSION_SEND_OK);
+	h_sends(&h, "RCPT TO:<A@R.example>\r\nRCPT TO:<a@r.example>\r\n",
+		false);
+	assert_false(h.send_pending);
+	h_sends(&h, "RCPT TO:<alice@local.test>\r\n", false);
+	assert_true(h.send_pending);
+	h_send_done(&h, SESSION_SEND_OK);
+	h_sends(&h, "RCPT TO:<ALICE@local.test>\r\n", false);
+	assert_false(h.send_pending);
+	expect_codes(&h, "250 250 250 250 250 250");
+	assert_int_equal(h.send_asked, 2);
+	h_sends(&h, "RSET\r\n", false);
+	assert_int_equal(h.undone, 2);
+	h_stop(&h);
+}
+
 /* No AUTH (mx): never asked. */
 static void
 test_mx_never_asks(void **state)
@@ -194,6 +222,7 @@ main(void)
 	    cmocka_unit_test(test_pipelined_in_order),
 	    cmocka_unit_test(test_hold),
 	    cmocka_unit_test(test_undo),
+	    cmocka_unit_test(test_repeat_not_counted),
 	    cmocka_unit_test(test_mx_never_asks),
 	};
 
