@@ -1,11 +1,13 @@
 /*
  * guard_client.c - the worker's side of the guard (guard.h): requests by
- * id over a bufferevent, callbacks exactly once, the pushed user list.
+ * id over a bufferevent, callbacks exactly once, the pushed user list, and
+ * the postmaster notices the guard hands over (to the notice callback,
+ * confirmed with NOTICE_DONE).
  *
  * When the connection to the guard breaks, every pending AUTH and SEND is
  * answered TEMPFAIL and every pending CONN_OPEN OK (the connection limits
- * fail open, the credentials and the send limits fail closed), and so is every later request until
- * guard_client_set_fd() gives a new socket. Callbacks never run inside
+ * fail open, the credentials and the send limits fail closed), and so is
+ * every later request until guard_client_set_fd() gives a new socket. Callbacks never run inside
  * the call that made the request: failures go through a deferred event.
  */
 #include "auth/guard.h"
