@@ -194,7 +194,9 @@ guard_notice_init(struct event_base *base, struct gstore *st)
 		return 0;
 	if (gstore_each(st, GSTORE_NOTICES, gn_load_cb, &l) < 0)
 		log_error(SID, "notice-state-read-failed");
-	log_info(SID, "notice-state-loaded pending=%zu bad=%zu", l.n, l.bad);
+	if (l.n > 0 || l.bad > 0) /* a line only when there were some */
+		log_info(SID, "notice-state-loaded pending=%zu bad=%zu", l.n,
+			 l.bad);
 	return 0;
 }
 
