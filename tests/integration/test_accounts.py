@@ -14,7 +14,6 @@ import pwd
 import re
 import shutil
 import signal
-import smtplib
 import subprocess
 import tempfile
 import time

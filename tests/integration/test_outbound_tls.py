@@ -11,7 +11,7 @@ import os
 import pytest
 
 from conftest import ALICE, ALICE_PW
-from helpers import list_dir, parse_envelope, read_file, wait_for
+from helpers import list_dir, read_file, wait_for
 from outbound_fixtures import BrokenTlsServer, DnsServer
 
 WAIT = 30.0

@@ -10,15 +10,12 @@ JSON report must stay valid and the human one printable.
 """
 
 import json
-import os
 import select
 import socket
 import ssl
 import struct
 import subprocess
 import threading
-
-import pytest
 
 from helpers import free_port
 from test_probe import checks, role, run_json, run_probe

@@ -27,7 +27,6 @@ import re
 import shutil
 import subprocess
 
-import pytest
 
 from conftest import HOSTNAME
 from test_probe import checks, role, run_json

@@ -19,87 +19,36 @@ nmap grades them F, as the probe does.
 """
 
 import os
-import pwd
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
 
 import pytest
 
 from helpers import free_port
+from postfix_instance import PostfixInstance, need_postfix, self_signed
 from test_probe import checks, role, run_json, run_probe
 
-POSTFIX = "/usr/sbin/postfix"
 HOST = "bad.local.test"
-START_TIMEOUT = 30.0
 
 
-def greets(port, timeout=1.0):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout) as s:
-            s.settimeout(timeout)
-            return s.recv(512).startswith(b"220 ")
-    except OSError:
-        return False
-
-
-class BadPostfix:
+class BadPostfix(PostfixInstance):
     """A private, deliberately badly configured Postfix instance."""
 
+    prefix = "postern-probe-pf-"
+
     def __init__(self):
-        self.base = tempfile.mkdtemp(prefix="postern-probe-pf-",
-                                     dir="/var/tmp")
-        os.chmod(self.base, 0o755)
-        self.conf = os.path.join(self.base, "conf")
-        self.queue = os.path.join(self.base, "queue")
-        self.data = os.path.join(self.base, "data")
+        super().__init__("127.0.0.1", free_port())
         self.sasl = os.path.join(self.base, "sasl")
-        self.cert = os.path.join(self.base, "cert.pem")
-        self.key = os.path.join(self.base, "key.pem")
-        self.maillog = os.path.join(self.base, "maillog")
-        self.port = free_port()
         self.tls_port = free_port()
         while self.tls_port == self.port:
             self.tls_port = free_port()
-        self.started = False
-
-    def run(self, *args, check=True):
-        r = subprocess.run([POSTFIX, "-c", self.conf] + list(args),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=60)
-        if check and r.returncode != 0:
-            pytest.fail("postfix %s failed: %s\n%s" % (
-                " ".join(args), r.stdout.decode(errors="replace"),
-                self.log_tail()))
-        return r
-
-    def log_tail(self):
-        try:
-            with open(self.maillog, errors="replace") as f:
-                return f.read()[-3000:]
-        except OSError:
-            return "(no maillog)"
 
     def main_cf(self):
-        return {
-            "compatibility_level": "3.6",
-            "queue_directory": self.queue,
-            "data_directory": self.data,
-            "mail_owner": "postfix",
-            "setgid_group": "postdrop",
+        cf = super().main_cf()
+        cf.update({
             "myhostname": HOST,
             "mydomain": "local.test",
             "mydestination": "$myhostname, localhost",
             "inet_interfaces": "127.0.0.1",
             "inet_protocols": "ipv4",
-            "alias_maps": "",
-            "alias_database": "",
-            "biff": "no",
-            "maillog_file": self.maillog,
-            "maillog_file_prefixes": self.base,
             # nothing leaves: every transport discards
             "local_transport": "discard:probe test",
             "default_transport": "discard:probe test",
@@ -130,100 +79,30 @@ class BadPostfix:
             "tls_export_cipherlist": "ALL:COMPLEMENTOFALL:@SECLEVEL=0",
             # bare newlines end lines (Postfix 3.7's default, spelled out)
             "smtpd_forbid_bare_newline": "no",
-        }
+        })
+        return cf
 
-    def setup(self):
-        for d in (self.conf, self.queue, self.data, self.sasl):
-            os.makedirs(d, exist_ok=True)
-        os.chown(self.data, pwd.getpwnam("postfix").pw_uid, -1)
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-             "-keyout", self.key, "-out", self.cert, "-days", "90",
-             "-subj", "/CN=" + HOST, "-addext", "subjectAltName=DNS:" + HOST],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            timeout=60)
-        with open(os.path.join(self.sasl, "smtpd.conf"), "w") as f:
-            f.write("pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
-                    "mech_list: PLAIN LOGIN\nsasldb_path: %s/sasldb2\n"
-                    % self.base)
-        with open(os.path.join(self.conf, "main.cf"), "w") as f:
-            for k, v in self.main_cf().items():
-                f.write("%s = %s\n" % (k, v))
-        services = [
+    def services(self):
+        return [
             ("127.0.0.1:%d" % self.port, "inet", "n", "-", "n", "-", "-",
              "smtpd"),
             ("127.0.0.1:%d" % self.tls_port, "inet", "n", "-", "n", "-",
              "-", "smtpd -o smtpd_tls_wrappermode=yes"),
-            ("pickup", "unix", "n", "-", "n", "60", "1", "pickup"),
-            ("cleanup", "unix", "n", "-", "n", "-", "0", "cleanup"),
-            ("qmgr", "unix", "n", "-", "n", "300", "1", "qmgr"),
-            ("tlsmgr", "unix", "-", "-", "n", "1000?", "1", "tlsmgr"),
-            ("rewrite", "unix", "-", "-", "n", "-", "-", "trivial-rewrite"),
-            ("bounce", "unix", "-", "-", "n", "-", "0", "bounce"),
-            ("defer", "unix", "-", "-", "n", "-", "0", "bounce"),
-            ("trace", "unix", "-", "-", "n", "-", "0", "bounce"),
-            ("verify", "unix", "-", "-", "n", "-", "1", "verify"),
-            ("flush", "unix", "n", "-", "n", "1000?", "0", "flush"),
-            ("proxymap", "unix", "-", "-", "n", "-", "-", "proxymap"),
-            ("error", "unix", "-", "-", "n", "-", "-", "error"),
-            ("retry", "unix", "-", "-", "n", "-", "-", "error"),
-            ("discard", "unix", "-", "-", "n", "-", "-", "discard"),
-            ("anvil", "unix", "-", "-", "n", "-", "1", "anvil"),
-            ("scache", "unix", "-", "-", "n", "-", "1", "scache"),
-            ("postlog", "unix-dgram", "n", "-", "n", "-", "1", "postlogd"),
         ]
-        with open(os.path.join(self.conf, "master.cf"), "w") as f:
-            for s in services:
-                f.write("%-18s %-10s %-2s %-2s %-2s %-6s %-3s %s\n" % s)
 
-    def start(self):
-        self.run("check", check=False)  # makes the queue directories
-        self.run("start")
-        self.started = True
-        deadline = time.monotonic() + START_TIMEOUT
-        while not greets(self.port):
-            if time.monotonic() > deadline:
-                pytest.fail("Postfix does not answer on %d:\n%s"
-                            % (self.port, self.log_tail()))
-            time.sleep(0.2)
-
-    def master_pid(self):
-        try:
-            with open(os.path.join(self.queue, "pid", "master.pid")) as f:
-                pid = int(f.read().split()[0])
-            os.kill(pid, 0)
-            return pid
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def stop(self):
-        """postfix stop; postfix abort and SIGKILL if that is not
-        enough. Returns True when the master is gone."""
-        if not self.started:
-            return True
-        self.run("stop", check=False)
-        for _ in range(200):
-            if self.master_pid() is None:
-                break
-            time.sleep(0.1)
-        else:
-            self.run("abort", check=False)
-            pid = self.master_pid()
-            if pid is not None:
-                os.kill(pid, signal.SIGKILL)
-            time.sleep(1)
-        return self.master_pid() is None
-
-    def cleanup(self):
-        shutil.rmtree(self.base, ignore_errors=True)
+    def setup(self):
+        os.makedirs(self.sasl, exist_ok=True)
+        self_signed(self.cert, self.key, HOST)
+        with open(os.path.join(self.sasl, "smtpd.conf"), "w") as f:
+            f.write("pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
+                    "mech_list: PLAIN LOGIN\nsasldb_path: %s/sasldb2\n"
+                    % self.base)
+        super().setup()
 
 
 @pytest.fixture(scope="module")
 def bad_postfix():
-    if os.geteuid() != 0:
-        pytest.fail("this test needs root (make test runs as root)")
-    if not os.access(POSTFIX, os.X_OK):
-        pytest.fail("postfix is not installed (make deps)")
+    need_postfix()
     pf = BadPostfix()
     try:
         pf.setup()

@@ -25,7 +25,6 @@ def limits(**kw):
 
 import os
 import re
-import socket
 
 import pytest
 
