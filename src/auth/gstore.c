@@ -43,7 +43,10 @@
 #define GSTORE_CHECK_SECONDS 60 /* reading 256 MiB takes far less */
 
 static const char *const gstore_names[GSTORE_N_TABLES] = {
-    "lockout", "known-nets", "send", "rcpts"};
+    "lockout", "known-nets", "send", "rcpts", "notices"};
+/* Tables the first stores were made with; a later one ("notices") may be
+   missing from an older file: the open creates it, the check allows it. */
+#define GSTORE_TABLES_FIRST 4
 
 /* One write waiting in the batch: key then value in `data`. */
 struct gstore_op {
@@ -455,9 +458,15 @@ gstore_check_txn(MDB_txn *txn, size_t last_pgno)
 		return GSTORE_BAD_NO_VERSION;
 	if (v.mv_size != wn || memcmp(v.mv_data, want, wn) != 0)
 		return GSTORE_BAD_VERSION;
-	for (size_t i = 0; i < GSTORE_N_TABLES; i++)
+	for (size_t i = 0; i < GSTORE_N_TABLES; i++) {
+		MDB_dbi dbi;
+
+		if (i >= GSTORE_TABLES_FIRST &&
+		    mdb_dbi_open(txn, gstore_names[i], 0, &dbi) == MDB_NOTFOUND)
+			continue;
 		if ((bad = gstore_check_table(txn, gstore_names[i])) != 0)
 			return bad;
+	}
 	return gstore_check_free(txn, last_pgno);
 }
 

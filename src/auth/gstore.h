@@ -24,6 +24,7 @@ enum gstore_table {
 	GSTORE_KNOWN_NETS,
 	GSTORE_SEND,
 	GSTORE_RCPTS,
+	GSTORE_NOTICES, /* pending postmaster notices (guard_notice.c) */
 	GSTORE_N_TABLES
 };
 

@@ -133,6 +133,23 @@ uint32_t guard_client_send(struct guard_client *gc, const char *account,
 void guard_client_send_undo(struct guard_client *gc, const char *account,
 			    uint32_t n);
 
+/*
+ * The guard hands a postmaster notice of a send-burst alarm to write
+ * (docs/sendlimit.md): `id` its number, `account` (a users-file address,
+ * at most 320 octets), its sliding hour `count` and `baseline`
+ * (hundredths of a recipient an hour). Whoever commits it confirms with
+ * guard_client_notice_done(); an unconfirmed notice is handed again.
+ */
+typedef void guard_notice_cb(uint32_t id, const char *account,
+			     uint32_t count, uint32_t baseline, void *arg);
+/* Who writes handed notices (NULL: nobody; they are then not confirmed
+   and the guard hands them to another worker later). */
+void guard_client_on_notice(struct guard_client *gc, guard_notice_cb *cb,
+			    void *arg);
+/* Notice `id` of `account` is committed (no reply). */
+void guard_client_notice_done(struct guard_client *gc, uint32_t id,
+			      const char *account);
+
 /* Give the client a new socket to a (restarted) guard; 0 or -1. */
 int guard_client_set_fd(struct guard_client *gc, int fd);
 bool guard_client_is_connected(const struct guard_client *gc);

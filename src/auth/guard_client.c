@@ -1,11 +1,13 @@
 /*
  * guard_client.c - the worker's side of the guard (guard.h): requests by
- * id over a bufferevent, callbacks exactly once, the pushed user list.
+ * id over a bufferevent, callbacks exactly once, the pushed user list, and
+ * the postmaster notices the guard hands over (to the notice callback,
+ * confirmed with NOTICE_DONE).
  *
  * When the connection to the guard breaks, every pending AUTH and SEND is
  * answered TEMPFAIL and every pending CONN_OPEN OK (the connection limits
- * fail open, the credentials and the send limits fail closed), and so is every later request until
- * guard_client_set_fd() gives a new socket. Callbacks never run inside
+ * fail open, the credentials and the send limits fail closed), and so is
+ * every later request until guard_client_set_fd() gives a new socket. Callbacks never run inside
  * the call that made the request: failures go through a deferred event.
  */
 #include "auth/guard.h"
@@ -58,6 +60,8 @@ struct guard_client {
 	struct gc_names users;	 /* sorted */
 	struct gc_names pushing; /* being received */
 	bool is_pushing;
+	guard_notice_cb *notice_cb;
+	void *notice_arg;
 	struct guard_msg msg; /* decoding: replies point into it */
 	struct guard_msg enc; /* encoding (a callback may send) */
 };
@@ -414,6 +418,31 @@ guard_client_send_undo(struct guard_client *gc, const char *account,
 }
 
 void
+guard_client_on_notice(struct guard_client *gc, guard_notice_cb *cb,
+		       void *arg)
+{
+	gc->notice_cb = cb;
+	gc->notice_arg = arg;
+}
+
+void
+guard_client_notice_done(struct guard_client *gc, uint32_t id,
+			 const char *account)
+{
+	struct guard_msg *m;
+
+	if (gc == NULL || gc->bev == NULL || id == 0 || account[0] == '\0' ||
+	    !guard_proto_text_ok(account, strlen(account), GUARD_USER_MAX))
+		return;
+	m = &gc->enc;
+	memset(m, 0, offsetof(struct guard_msg, arena));
+	m->type = GUARD_MSG_NOTICE_DONE;
+	m->id = id;
+	m->user = account;
+	gc_send(gc, m);
+}
+
+void
 guard_client_conn_close(struct guard_client *gc, const char *client_addr)
 {
 	struct guard_msg *m = &gc->enc;
@@ -495,6 +524,16 @@ gc_handle(struct guard_client *gc, const struct guard_msg *m)
 		}
 		run_conn_cb(gc, r, (enum guard_conn_result)m->result);
 		free(r);
+		return 0;
+	case GUARD_MSG_NOTICE:
+		/* Not tied to any request: the guard keeps it until it is
+		   confirmed, whatever became of the session that raised it. */
+		if (gc->notice_cb != NULL) {
+			gc->in_callback++;
+			gc->notice_cb(m->id, m->user, m->count, m->baseline,
+				      gc->notice_arg);
+			gc->in_callback--;
+		}
 		return 0;
 	case GUARD_MSG_USERS_BEGIN:
 		names_free(&gc->pushing);

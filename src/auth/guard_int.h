@@ -1,7 +1,10 @@
 /*
- * guard_int.h - what the parts of the guard process share: guard.c (state,
- * workers, verdicts, reload), guard_pool.c (the hashing threads) and
- * guard_control.c (the control socket of `postern locks` / `unlock`).
+ * guard_int.h - what the parts of the guard process share: guard.c (start,
+ * the master, reload, the dispatch of workers' frames), guard_peer.c (the
+ * workers' connections), guard_auth.c (the AUTH path), guard_pool.c (the
+ * hashing threads), guard_control.c (the control socket of `postern
+ * locks` / `unlock`), guard_send.c (send limits) and guard_notice.c (the
+ * pending postmaster notices).
  * Not for other modules: they use guard.h.
  */
 #ifndef POSTERN_GUARD_INT_H
@@ -19,13 +22,71 @@
 
 #define GUARD_SID "guard" /* the session id of the guard's log lines */
 
+struct bufferevent;
 struct event;
 struct event_base;
-struct guard_peer;
+struct users;
+
+#define GUARD_PEER_BUCKETS 256
+
+/* An address a worker opened a session for (so that a dead worker's
+   sessions can be closed). */
+struct guard_open {
+	struct guard_open *next;
+	unsigned count;
+	char addr[GUARD_ADDR_MAX + 1];
+};
+
+/* A worker's connection (guard_peer.c). */
+struct guard_peer {
+	struct guard_peer *next, *prev;
+	struct bufferevent *bev; /* NULL once gone */
+	unsigned refs; /* jobs pointing here, + 1 while linked */
+	unsigned serial;
+	struct guard_open *open[GUARD_PEER_BUCKETS];
+};
+
+/* What the guard's files share (defined in guard_peer.c; guard.c sets
+   it up at start and on reload). */
+struct guard_shared {
+	struct event_base *base;
+	struct config *cfg;
+	struct users *users;
+	struct lockout *lo;
+	struct guard_peer *peers; /* connected workers, newest first */
+	unsigned next_serial;
+};
+extern struct guard_shared guard_g;
+
+/* guard_peer.c: a client address for the log (bare when it is an IP
+   address, escaped otherwise); the peers. */
+const char *guard_addr_text(char *buf, size_t size, const char *addr);
+void guard_peer_unref(struct guard_peer *p);
+void guard_peer_open_add(struct guard_peer *p, const char *addr);
+/* Forget one session of `addr`; false when the peer had none open. */
+bool guard_peer_open_del(struct guard_peer *p, const char *addr);
+/* Queue a frame to the worker (nothing when it is gone). */
+void guard_peer_send(struct guard_peer *p, const struct guard_msg *m);
+/* Push the list of user names: BEGIN, CHUNKs, END. */
+void guard_peer_push_users(struct guard_peer *p);
+/* The worker's connection is gone: close its sessions, unlink it. */
+void guard_peer_drop(struct guard_peer *p, const char *why);
+/* The connected peer of that serial, or NULL. */
+struct guard_peer *guard_peer_by_serial(unsigned serial);
+
+/* guard_auth.c: the AUTH path. 0, or -1 out of memory. */
+int guard_auth_init(void);
+void guard_auth_request(struct guard_peer *p, const struct guard_msg *m);
+/* The pool's callback for a finished hash (guard_pool_start). */
+void guard_auth_done(struct guard_job *j);
+/* The users changed (reload): forget cached verifications. */
+void guard_auth_cache_clear(void);
+/* The gauge of locks in force by kind (a lock set, every minute). */
+void guard_locks_gauge(void);
 
 /*
- * One AUTH request that needs a hash. guard.c fills it and hands it to the
- * pool; a thread sets `verdict`; guard.c answers and frees it.
+ * One AUTH request that needs a hash. guard_auth.c fills it and hands it
+ * to the pool; a thread sets `verdict`; guard_auth.c answers and frees it.
  */
 struct guard_job {
 	struct guard_job *next;
@@ -45,7 +106,7 @@ struct guard_job {
 	struct event *timer;
 };
 
-/* guard.c: seconds of the monotonic clock; a lock's end as UTC text; the
+/* guard_util.c: seconds of the monotonic clock; a lock's end as UTC text; the
    names of enum lockout_kind. */
 time_t guard_now(void);
 void guard_until_text(char *buf, size_t size, time_t until);
@@ -70,7 +131,6 @@ void guard_control_unlink(void);
 /* guard_send.c: send limits and the volume alarm (docs/sendlimit.md). */
 struct evbuffer;
 struct gstore;
-struct users;
 /* Loads the counts from `st` (NULL: none; nothing is kept across a
    restart) and writes every change into it. */
 int guard_send_init(const struct config *cfg, struct gstore *st);
@@ -81,5 +141,20 @@ void guard_send_request(const struct guard_msg *m, struct guard_msg *r);
 void guard_send_undo(const struct guard_msg *m);
 /* LIMITS, RELEASE, TOP, ALARMS; false: not one of them. */
 bool guard_send_control(const char *line, struct evbuffer *out);
+
+/* guard_notice.c: the postmaster notices of send-burst alarms, pending
+   until a worker confirms their commit (docs/sendlimit.md). */
+/* Load the pending ones from `st` (NULL: none) and start the timer that
+   hands them again. 0, or -1 out of memory. */
+int guard_notice_init(struct event_base *base, struct gstore *st);
+/* The alarm `account` raised (with `count` and `baseline`, hundredths)
+   on a request of worker `p`: keep a notice pending, hand it to `p`. */
+void guard_notice_raise(struct guard_peer *p, const char *account,
+			uint32_t count, uint32_t baseline);
+/* A NOTICE_DONE from `p`; false when the peer must be dropped (it
+   names another account than the notice it holds). */
+bool guard_notice_done(struct guard_peer *p, const struct guard_msg *m);
+/* A worker connected: hand it what waits for one. */
+void guard_notice_peer_added(struct guard_peer *p);
 
 #endif

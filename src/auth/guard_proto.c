@@ -17,6 +17,8 @@ enum proto_layout {
 	LAYOUT_SEND_REQ,  /* user, rcpt */
 	LAYOUT_SEND_RES,  /* result, alarm, count, baseline */
 	LAYOUT_SEND_UNDO, /* user, count */
+	LAYOUT_NOTICE,	  /* user, count, baseline */
+	LAYOUT_USER,	  /* user (NOTICE_DONE) */
 };
 
 static enum proto_layout
@@ -44,6 +46,10 @@ proto_layout_of(unsigned type, bool *ok_r)
 		return LAYOUT_SEND_RES;
 	case GUARD_MSG_SEND_UNDO:
 		return LAYOUT_SEND_UNDO;
+	case GUARD_MSG_NOTICE:
+		return LAYOUT_NOTICE;
+	case GUARD_MSG_NOTICE_DONE:
+		return LAYOUT_USER;
 	}
 	*ok_r = false;
 	return LAYOUT_NONE;
@@ -55,7 +61,8 @@ proto_has_id(unsigned type)
 {
 	return type == GUARD_MSG_AUTH_REQ || type == GUARD_MSG_AUTH_RES ||
 	       type == GUARD_MSG_CONN_OPEN || type == GUARD_MSG_CONN_RES ||
-	       type == GUARD_MSG_SEND_REQ || type == GUARD_MSG_SEND_RES;
+	       type == GUARD_MSG_SEND_REQ || type == GUARD_MSG_SEND_RES ||
+	       type == GUARD_MSG_NOTICE || type == GUARD_MSG_NOTICE_DONE;
 }
 
 static uint32_t
@@ -183,7 +190,8 @@ rd_uint(struct proto_reader *r, size_t width, unsigned *v_r)
 	return 0;
 }
 
-/* SEND_REQ, SEND_RES, SEND_UNDO (docs/sendlimit.md). */
+/* SEND_REQ, SEND_RES, SEND_UNDO, NOTICE, NOTICE_DONE
+   (docs/sendlimit.md). */
 static int
 rd_send(struct proto_reader *r, enum proto_layout layout,
 	struct guard_msg *m)
@@ -217,9 +225,16 @@ rd_send(struct proto_reader *r, enum proto_layout layout,
 	}
 	if (layout == LAYOUT_SEND_REQ)
 		return rd_text(r, GUARD_USER_MAX, false, &m->rcpt, NULL);
+	if (layout == LAYOUT_USER)
+		return 0;
 	if (rd_uint(r, 4, &v) < 0)
 		return -1;
 	m->count = v;
+	if (layout != LAYOUT_NOTICE)
+		return 0;
+	if (rd_uint(r, 4, &v) < 0)
+		return -1;
+	m->baseline = v;
 	return 0;
 }
 
@@ -282,6 +297,8 @@ rd_layout(struct proto_reader *r, enum proto_layout layout, struct guard_msg *m)
 	case LAYOUT_SEND_REQ:
 	case LAYOUT_SEND_RES:
 	case LAYOUT_SEND_UNDO:
+	case LAYOUT_NOTICE:
+	case LAYOUT_USER:
 		return rd_send(r, layout, m);
 	}
 	return -1;
@@ -404,8 +421,10 @@ wr_send(struct proto_writer *w, enum proto_layout layout,
 	wr_text(w, m->user, GUARD_USER_MAX);
 	if (layout == LAYOUT_SEND_REQ)
 		wr_text(w, m->rcpt, GUARD_USER_MAX);
-	else
+	else if (layout != LAYOUT_USER)
 		wr_u32(w, m->count);
+	if (layout == LAYOUT_NOTICE)
+		wr_u32(w, m->baseline);
 }
 
 static void
@@ -462,6 +481,8 @@ wr_layout(struct proto_writer *w, enum proto_layout layout,
 	case LAYOUT_SEND_REQ:
 	case LAYOUT_SEND_RES:
 	case LAYOUT_SEND_UNDO:
+	case LAYOUT_NOTICE:
+	case LAYOUT_USER:
 		wr_send(w, layout, m);
 		break;
 	}

@@ -6,7 +6,8 @@
  *
  *     u32 length (big-endian; octets that follow, 5 .. GUARD_FRAME_MAX)
  *     u8  type
- *     u32 request id (big-endian; 0 only in CONN_CLOSE and USERS_*)
+ *     u32 request id (big-endian; 0 only in CONN_CLOSE, SEND_UNDO and
+ *         USERS_*)
  *     fields, each: u16 length (big-endian) + that many octets
  *
  * Every type has a fixed field layout (below); a frame that does not follow
@@ -27,11 +28,18 @@
  *   SEND_REQ   w->g  account, recipient: may the authenticated account
  *                    send to one more recipient? (docs/sendlimit.md)
  *   SEND_RES   g->w  result (1 octet, guard_send_result), alarm (1 octet:
- *                    1 when this recipient raised the send-burst alarm),
+ *                    1 when this recipient raised the send-burst alarm;
+ *                    its notice follows in a NOTICE frame),
  *                    count (4 octets: the account's sliding hour),
  *                    baseline (4 octets: its baseline, in hundredths)
  *   SEND_UNDO  w->g  account, count (4 octets): that many recipients
  *                    counted were not sent after all (no reply; id 0)
+ *   NOTICE     g->w  account, count (4 octets), baseline (4 octets, in
+ *                    hundredths): write the postmaster's notice of the
+ *                    send-burst alarm the guard keeps pending under the
+ *                    frame's id (the notice's number, never 0)
+ *   NOTICE_DONE w->g account: the notice of that number is committed to
+ *                    the spool (no reply; the id is the notice's number)
  *
  * Text fields hold no NUL, CR or LF; the password holds no NUL (RFC 4616
  * section 2) but may hold any other octet.
@@ -72,8 +80,10 @@ enum guard_msg_type {
 	GUARD_MSG_SEND_REQ = 9,
 	GUARD_MSG_SEND_RES = 10,
 	GUARD_MSG_SEND_UNDO = 11,
+	GUARD_MSG_NOTICE = 12,
+	GUARD_MSG_NOTICE_DONE = 13,
 };
-#define GUARD_MSG_LAST GUARD_MSG_SEND_UNDO
+#define GUARD_MSG_LAST GUARD_MSG_NOTICE_DONE
 
 /*
  * One decoded (or to-be-encoded) frame. After guard_proto_decode() every
@@ -92,8 +102,8 @@ struct guard_msg {
 	const char *addr;
 	const char *rcpt;  /* SEND_REQ: a recipient (at most GUARD_USER_MAX) */
 	uint8_t alarm;	   /* SEND_RES: 0 or 1 */
-	uint32_t count;	   /* SEND_RES, SEND_UNDO */
-	uint32_t baseline; /* SEND_RES: hundredths of a recipient an hour */
+	uint32_t count;	   /* SEND_RES, SEND_UNDO, NOTICE */
+	uint32_t baseline; /* SEND_RES, NOTICE: hundredths an hour */
 	const char *list[GUARD_LIST_MAX]; /* AUTH_RES addresses, USERS names */
 	size_t n_list;
 	char arena[GUARD_FRAME_MAX];

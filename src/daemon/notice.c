@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "lib/log.h"
@@ -24,6 +25,9 @@ static const char *const notice_actions[] = {
     "log: nothing else; its mail flows as before."};
 
 struct notice {
+	const struct notice_writer *w;
+	uint32_t id;		/* the guard's number of the notice */
+	char account[400];	/* as the guard sent it: 320 at most */
 	char rcpt[400];
 	char dir[4096];
 	struct spool_rcpt r;
@@ -34,13 +38,17 @@ notice_done(struct spool_msg *msg, int result, void *arg)
 {
 	struct notice *n = arg;
 
-	if (result == 0)
-		log_notice(spool_msg_id(msg), "notice kind=send-burst to=%s",
-			   n->rcpt);
-	else
+	if (result == 0) {
+		log_notice(spool_msg_id(msg),
+			   "notice kind=send-burst to=%s id=%u", n->rcpt,
+			   n->id);
+		guard_client_notice_done(n->w->guard, n->id, n->account);
+	} else {
 		log_error(spool_msg_id(msg),
-			  "notice kind=send-burst to=%s error=\"commit failed\"",
-			  n->rcpt);
+			  "notice kind=send-burst to=%s id=%u error=\"commit "
+			  "failed\"",
+			  n->rcpt, n->id);
+	}
 	free(n);
 }
 
@@ -92,32 +100,58 @@ notice_text(char *buf, size_t size, const struct config *cfg,
 	return len > 0 && (size_t)len < size ? len : -1;
 }
 
-int
-notice_send_burst(struct spool *sp, const struct config *cfg,
-		  const char *account, uint32_t count, uint32_t baseline)
+#ifdef POSTERN_TEST_HOOKS
+static bool
+notice_test_stall(uint32_t id)
 {
-	struct notice *n = calloc(1, sizeof(*n));
+	const char *path = getenv("POSTERN_TEST_NOTICE_STALL");
+	struct stat st;
+
+	if (path == NULL || stat(path, &st) < 0)
+		return false;
+	log_notice("-", "test-hook notice-stalled id=%u", id);
+	return true;
+}
+#endif
+
+void
+notice_handed(uint32_t id, const char *account, uint32_t count,
+	      uint32_t baseline, void *arg)
+{
+	const struct notice_writer *w = arg;
+	const struct config *cfg = w->cfg;
+	struct notice *n;
 	struct spool_msg *msg = NULL;
 	char acct[400], text[NOTICE_MAX];
 	size_t i = 0;
 	int len;
 
+#ifdef POSTERN_TEST_HOOKS
+	if (notice_test_stall(id))
+		return;
+#endif
 	for (; account[i] != '\0' && i < sizeof(acct) - 1; i++)
 		acct[i] = account[i] > 0x20 && account[i] < 0x7f ? account[i]
 								 : '?';
 	acct[i] = '\0';
+	n = calloc(1, sizeof(*n));
+	if (n != NULL) {
+		n->w = w;
+		n->id = id;
+		snprintf(n->account, sizeof(n->account), "%s", account);
+	}
 	if (n == NULL || notice_rcpt(cfg, n) < 0 ||
-	    spool_msg_begin(sp, &msg) < 0 ||
+	    spool_msg_begin(w->spool, &msg) < 0 ||
 	    (len = notice_text(text, sizeof(text), cfg, acct, n->rcpt,
 			       spool_msg_id(msg), count, baseline)) < 0 ||
 	    spool_msg_write(msg, text, (size_t)len) < 0) {
-		log_error("-", "notice kind=send-burst error=\"cannot write "
-			       "it\"");
+		log_error("-", "notice kind=send-burst id=%u error=\"cannot "
+			       "write it\"",
+			  id);
 		if (msg != NULL)
 			spool_msg_abort(&msg);
 		free(n);
-		return -1;
+		return;
 	}
 	spool_msg_commit(msg, "", &n->r, 1, notice_done, n);
-	return 0;
 }

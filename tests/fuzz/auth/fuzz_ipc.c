@@ -81,8 +81,13 @@ fuzz_decode(const uint8_t *data, size_t size)
 	CHECK(m1.type >= GUARD_MSG_AUTH_REQ && m1.type <= GUARD_MSG_LAST);
 	CHECK(m1.alarm <= 1);
 	check_text(m1.rcpt, GUARD_USER_MAX);
-	if (m1.type == GUARD_MSG_SEND_REQ || m1.type == GUARD_MSG_SEND_UNDO)
+	if (m1.type == GUARD_MSG_SEND_REQ || m1.type == GUARD_MSG_SEND_UNDO ||
+	    m1.type == GUARD_MSG_NOTICE || m1.type == GUARD_MSG_NOTICE_DONE)
 		CHECK(m1.user != NULL && m1.user[0] != '\0');
+	if (m1.type == GUARD_MSG_NOTICE || m1.type == GUARD_MSG_NOTICE_DONE)
+		CHECK(m1.id != 0);
+	if (m1.type == GUARD_MSG_NOTICE_DONE)
+		CHECK(m1.count == 0 && m1.baseline == 0);
 	if (m1.type == GUARD_MSG_SEND_REQ)
 		CHECK(m1.rcpt != NULL);
 	CHECK(m1.n_list <= GUARD_LIST_MAX);
@@ -175,6 +180,15 @@ fuzz_encode(const uint8_t *data, size_t size)
 	case GUARD_MSG_SEND_RES:
 		built.role = 0;
 		built.user = built.pass = built.addr = built.rcpt = NULL;
+		built.pass_len = 0;
+		built.n_list = 0;
+		break;
+	case GUARD_MSG_NOTICE:
+	case GUARD_MSG_NOTICE_DONE:
+		built.result = built.role = built.alarm = 0;
+		if (built.type == GUARD_MSG_NOTICE_DONE)
+			built.count = built.baseline = 0;
+		built.pass = built.addr = built.rcpt = NULL;
 		built.pass_len = 0;
 		built.n_list = 0;
 		break;

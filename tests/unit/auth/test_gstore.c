@@ -241,6 +241,47 @@ test_reopen_keeps_data(void **state)
 	gstore_close(&st);
 }
 
+/* A store made before the "notices" table existed (the four first
+   tables only) is kept at open, not moved aside, and gets the table. */
+static void
+test_store_without_notices_table(void **state)
+{
+	struct fixture *f = *state;
+	struct gstore *st = open_ok(f);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	const char *error;
+	char buf[64];
+
+	put_text(st, GSTORE_KNOWN_NETS, "alice", "198.51.100.0/24");
+	gstore_close(&st);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, f->file, MDB_NOSUBDIR, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "notices", 0, &dbi), 0);
+	assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "notices", 0, &dbi), MDB_NOTFOUND);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	st = open_ok(f);
+	assert_int_equal(count_aside(f), 0);
+	assert_int_equal(
+	    get_text(st, GSTORE_KNOWN_NETS, "alice", buf, sizeof(buf)), 1);
+	put_text(st, GSTORE_NOTICES, "n1", "pending");
+	assert_int_equal(gstore_flush(st, &error), 0);
+	gstore_close(&st);
+	st = open_ok(f);
+	assert_int_equal(count_aside(f), 0);
+	assert_int_equal(get_text(st, GSTORE_NOTICES, "n1", buf, sizeof(buf)),
+			 1);
+	assert_string_equal(buf, "pending");
+	gstore_close(&st);
+}
+
 /* A store whose free-page list has records (many deletes, several
    commits) passes the check of that list at open: not moved aside. */
 static void
@@ -504,6 +545,8 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_store_without_notices_table,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_garbage_file, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_garbage_over_pages, setup,

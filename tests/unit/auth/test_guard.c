@@ -3,7 +3,10 @@
  * a socketpair handed with guard_send_worker_fd: verdicts, lockout with the
  * right password, unlock through the control socket, connection limits,
  * the pushed user list, reload, bad frames (THREATS Q-05 #3), the failure
- * delay, a guard that dies, and the log lines a fail2ban filter reads.
+ * delay, a guard that dies, and the log lines a fail2ban filter reads;
+ * the postmaster notice of a send-burst alarm (NOTICE, NOTICE_DONE):
+ * handed with the verdict, handed again when its worker goes, confirmed
+ * only by its holder for its account.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -748,6 +751,175 @@ test_no_users(void **state)
 	free(a);
 }
 
+/* --- the postmaster's notice (NOTICE, NOTICE_DONE) ------------------- */
+
+struct notice_res {
+	int calls;
+	uint32_t id;
+	char account[GUARD_USER_MAX + 1];
+	uint32_t count;
+	bool done; /* a notice arrived */
+};
+
+static void
+notice_cb(uint32_t id, const char *account, uint32_t count,
+	  uint32_t baseline, void *arg)
+{
+	struct notice_res *r = arg;
+
+	(void)baseline;
+	r->calls++;
+	r->id = id;
+	snprintf(r->account, sizeof(r->account), "%s", account);
+	r->count = count;
+	r->done = true;
+}
+
+struct send_res {
+	bool done;
+	struct guard_send_reply reply;
+};
+
+static void
+send_cb(const struct guard_send_reply *reply, void *arg)
+{
+	struct send_res *r = arg;
+
+	r->done = true;
+	r->reply = *reply;
+}
+
+/* One whole frame from a raw worker socket (blocking, bounded by poll). */
+static void
+raw_frame(int fd, struct guard_msg *m)
+{
+	unsigned char buf[GUARD_HEADER_LEN + GUARD_FRAME_MAX];
+	struct pollfd pfd = {fd, POLLIN, 0};
+	size_t have = 0, want = 4;
+	const char *error;
+
+	while (have < want) {
+		ssize_t n;
+
+		assert_int_equal(poll(&pfd, 1, 10000), 1);
+		n = read(fd, buf + have, want - have);
+		assert_true(n > 0);
+		have += (size_t)n;
+		if (have == 4) {
+			want = guard_proto_frame_len(buf);
+			assert_true(want > 4);
+		}
+	}
+	assert_int_equal(guard_proto_decode(buf, want, m, &error), 0);
+}
+
+static void
+raw_send(int fd, const struct guard_msg *m)
+{
+	unsigned char buf[GUARD_HEADER_LEN + GUARD_FRAME_MAX];
+	size_t n = guard_proto_encode(m, buf, sizeof(buf));
+
+	assert_true(n > 0);
+	assert_int_equal(write(fd, buf, n), (ssize_t)n);
+}
+
+/* Wait (bounded: 10 s, the loop running) for `text` in the guard's log. */
+static bool
+log_has(const char *text)
+{
+	bool found = false;
+
+	for (int i = 0; i < 500 && !found; i++) {
+		char *log = read_log();
+
+		found = strstr(log, text) != NULL;
+		free(log);
+		if (!found)
+			run_for(20);
+	}
+	return found;
+}
+
+static void
+test_notice(void **state)
+{
+	static struct guard_msg m;
+	struct notice_res got = {0};
+	struct send_res res = {0};
+	struct pollfd pfd;
+	uint32_t id;
+	char buf[64];
+	int w[2];
+
+	(void)state;
+	guard_client_on_notice(G.gc, notice_cb, &got);
+	/* burst-floor 0 here: the first recipient raises the alarm; the
+	   notice comes in a frame of its own, with no request behind it. */
+	guard_client_send(G.gc, ALICE, "r1@remote.test", send_cb, &res);
+	assert_true(run_until(&res.done, 10000));
+	assert_true(res.reply.alarm_raised);
+	assert_true(run_until(&got.done, 10000));
+	assert_int_equal(got.calls, 1);
+	assert_string_equal(got.account, ALICE);
+	assert_int_equal(got.count, 1);
+	assert_int_not_equal(got.id, 0);
+	/* Confirmed by its holder: forgotten; confirmed again: ignored, and
+	   the worker stays connected. */
+	guard_client_notice_done(G.gc, got.id, ALICE);
+	assert_true(log_has("notice-confirmed kind=send-burst id="));
+	guard_client_notice_done(G.gc, got.id, ALICE);
+	assert_true(log_has("reason=not-pending"));
+	assert_true(guard_client_is_connected(G.gc));
+
+	/* A raw worker raises bob's alarm and holds his notice. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, w), 0);
+	assert_int_equal(guard_send_worker_fd(G.master_fd, w[1]), 0);
+	close(w[1]);
+	memset(&m, 0, offsetof(struct guard_msg, arena));
+	m.type = GUARD_MSG_SEND_REQ;
+	m.id = 1;
+	m.user = BOB;
+	m.rcpt = "r2@remote.test";
+	raw_send(w[0], &m);
+	do
+		raw_frame(w[0], &m);
+	while (m.type != GUARD_MSG_SEND_RES);
+	assert_int_equal(m.alarm, 1);
+	raw_frame(w[0], &m);
+	assert_int_equal(m.type, GUARD_MSG_NOTICE);
+	assert_string_equal(m.user, BOB);
+	id = m.id;
+	/* Another worker's confirmation changes nothing. */
+	memset(&got, 0, sizeof(got));
+	guard_client_notice_done(G.gc, id, BOB);
+	assert_true(log_has("reason=not-its-holder"));
+	/* The holder names another account: dropped as hostile. */
+	memset(&m, 0, offsetof(struct guard_msg, arena));
+	m.type = GUARD_MSG_NOTICE_DONE;
+	m.id = id;
+	m.user = ALICE;
+	raw_send(w[0], &m);
+	pfd.fd = w[0];
+	pfd.events = POLLIN;
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(read(w[0], buf, sizeof(buf)), 0);
+	close(w[0]);
+	assert_true(log_has("notice-done-refused id="));
+	/* Its holder gone, the notice is handed to the worker still there
+	   (at the guard's next look, within 5 s), its second attempt. */
+	assert_true(run_until(&got.done, 15000));
+	assert_int_equal(got.id, id);
+	assert_string_equal(got.account, BOB);
+	assert_true(log_has("attempt=2 of=5"));
+	guard_client_notice_done(G.gc, id, BOB);
+	snprintf(buf, sizeof(buf), "notice-confirmed kind=send-burst id=%u ",
+		 id);
+	assert_true(log_has(buf));
+	guard_client_on_notice(G.gc, NULL, NULL);
+	assert_int_equal(auth(ALICE, ALICE_PW, "192.0.2.1", NULL),
+			 GUARD_AUTH_OK);
+}
+
 /* The guard dies: pending and later AUTH get TEMPFAIL, CONN_OPEN OK;
    a new socket brings it back. */
 static void
@@ -813,6 +985,7 @@ main(void)
 	    cmocka_unit_test(test_log_lines),
 	    cmocka_unit_test(test_failure_delay),
 	    cmocka_unit_test(test_no_users),
+	    cmocka_unit_test(test_notice),
 	    cmocka_unit_test(test_guard_dies),
 	};
 
