@@ -5,6 +5,11 @@
  * them. The lockout stays pure: it exports and imports records, this file
  * does the store calls and the clocks (the guard's monotonic one inside,
  * wall-clock time in the store).
+ *
+ * Test seam: guard_state_start_size() takes the store's map size (the
+ * guard uses GSTORE_MAP_SIZE through guard_state_start()), so that a
+ * unit test can make a flush fail with "store full" without writing
+ * 256 MiB (tests/unit/auth/test_guard_state.c).
  */
 #include "auth/guard_state.h"
 
@@ -116,6 +121,13 @@ int
 guard_state_start(struct event_base *base, const struct config *cfg,
 		  struct lockout *lo)
 {
+	return guard_state_start_size(base, cfg, lo, GSTORE_MAP_SIZE);
+}
+
+int
+guard_state_start_size(struct event_base *base, const struct config *cfg,
+		       struct lockout *lo, size_t map_size)
+{
 	struct timeval second = {1, 0};
 	const char *error = NULL;
 	char esc[4096 * 4 + 8];
@@ -124,7 +136,8 @@ guard_state_start(struct event_base *base, const struct config *cfg,
 	GS.lo = lo;
 	if (cfg->guard_state == NULL)
 		return -1;
-	if (gstore_open(cfg->guard_state, &GS.st, &error) < 0) {
+	if (gstore_open_size(cfg->guard_state, map_size, &GS.st, &error) <
+	    0) {
 		log_error(SID, "guard-state-unavailable dir=%s error=\"%s\" "
 			       "effect=\"locks and failures are not kept "
 			       "across a restart\"",

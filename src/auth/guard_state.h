@@ -19,6 +19,10 @@ struct event_base;
    logged and the guard runs without persistence: -1. */
 int guard_state_start(struct event_base *base, const struct config *cfg,
 		      struct lockout *lo);
+/* guard_state_start() with another bound on the store (gstore_open_size;
+   tests). */
+int guard_state_start_size(struct event_base *base, const struct config *cfg,
+			   struct lockout *lo, size_t map_size);
 /* Write what changed and commit (the timer; also at shutdown). Every
    writer's batch goes in the same commit. */
 void guard_state_flush(void);
