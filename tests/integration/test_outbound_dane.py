@@ -6,6 +6,9 @@ mismatch or a bogus TLSA answer defers the mail, never plain text.
 The receiver is a second postern whose self-signed certificate names
 mx.dane.example; NSD serves zones signed in the run, with the TLSA record
 made from that certificate's key (3 1 1: DANE-EE, SPKI, SHA-256).
+A secure TLSA RRset with no usable record (PKIX usages, unknown selector
+or matching type) still makes TLS mandatory, unauthenticated (RFC 7672
+2.2): never plain text.
 """
 
 import os
@@ -15,7 +18,7 @@ import pytest
 
 from conftest import ALICE, ALICE_PW
 from helpers import list_dir, read_file, wait_for
-from outbound_fixtures import DnsServer
+from outbound_fixtures import BrokenTlsServer, DnsServer
 
 WAIT = 30.0
 
@@ -38,10 +41,12 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("dane")
     rcv = Server(os.path.join(str(root), "rcv"), submission=True,
                  hostname="mx.dane.example",
-                 domains="dane.example danebad.example danebogus.example",
+                 domains="dane.example danebad.example danebogus.example "
+                         "danepkix.example",
                  mailbox="bob@dane.example bob@danebad.example "
-                         "bob@danebogus.example")
-    rcv.listen = ["127.0.0.9:25 mx", "127.0.0.10:25 mx", "127.0.0.11:25 mx"]
+                         "bob@danebogus.example bob@danepkix.example")
+    rcv.listen = ["127.0.0.9:25 mx", "127.0.0.10:25 mx", "127.0.0.11:25 mx",
+                  "127.0.0.12:25 mx"]
     rcv.write_config()
     rcv.start()
     good = spki_sha256(rcv.cert)
@@ -55,6 +60,18 @@ def world(tmp_path_factory):
         "danebogus.example": ["@ IN MX 10 mx.danebogus.example.",
                               "mx IN A 127.0.0.11",
                               "_25._tcp.mx IN TLSA 3 1 1 " + good],
+        # No usable record: PKIX-EE, an unknown selector, an unknown
+        # matching type (RFC 7672 2.2).
+        "danepkix.example": ["@ IN MX 10 mx.danepkix.example.",
+                             "mx IN A 127.0.0.12",
+                             "_25._tcp.mx IN TLSA 1 1 1 " + "00" * 32,
+                             "_25._tcp.mx IN TLSA 3 7 1 " + "00" * 32,
+                             "_25._tcp.mx IN TLSA 3 1 9 " + "00" * 32],
+        # The same, served by a receiver whose handshake fails.
+        "danepkixbroken.example": ["@ IN MX 10 mx.danepkixbroken.example.",
+                                   "mx IN A 127.0.0.13",
+                                   "_25._tcp.mx IN TLSA 1 1 1 "
+                                   + "00" * 32],
     }
     dns = DnsServer(os.path.join(str(root), "dns"), zones=zones,
                     signed=tuple(zones),
@@ -130,3 +147,48 @@ def test_insecure_zone_stays_opportunistic(world, make_server):
     new = rcv.new_dir("bob", "danebad.example")
     assert wait_for(lambda: list_dir(new), WAIT), srv.log()[-3000:]
     assert wait_for(lambda: "verified=no" in srv.log(), 10)
+
+
+def test_unusable_tlsa_still_encrypts(world, make_server):
+    """RFC 7672 2.2: secure TLSA records, none usable: mandatory TLS,
+    unauthenticated (Postfix's `encrypt`); delivered, logged so."""
+    rcv, dns = world
+    srv = make_server(submission=True, outbound_delivery="yes",
+                      **dns.directives())
+    submit(srv, "bob@danepkix.example")
+    new = rcv.new_dir("bob", "danepkix.example")
+    assert wait_for(lambda: list_dir(new), WAIT), srv.log()[-3000:]
+    msg = read_file(os.path.join(new, list_dir(new)[0]))
+    first = msg[msg.index(b"Received: "):].split(b"\r\nReceived:")[0]
+    assert b"(using TLSv1.3" in first, msg[:600]
+    assert wait_for(lambda: "status=sent" in srv.log(), 10)
+    line = [l for l in srv.log().splitlines()
+            if "tls relay=mx.danepkix.example[127.0.0.12]:25" in l][0]
+    assert "tls=TLSv1.3" in line and "verified=no dane=unusable" in line, \
+        line
+
+
+def test_unusable_tlsa_failed_handshake_defers_never_plain(world,
+                                                           make_server):
+    """The same with a failed handshake: deferred, never a retry in plain
+    text (which `may` would do)."""
+    rcv, dns = world
+    bad = BrokenTlsServer("127.0.0.13")
+    try:
+        srv = make_server(submission=True, outbound_delivery="yes",
+                          **dns.directives())
+        submit(srv, "bob@danepkixbroken.example")
+        done = ("status=deferred", "status=sent", "status=bounced")
+        assert wait_for(lambda: any(d in srv.log() for d in done), WAIT), \
+            srv.log()[-3000:]
+        log = srv.log()
+        line = [l for l in log.splitlines() if any(d in l for d in done)][0]
+        assert "status=deferred" in line and "dsn=4.7.5" in line, line
+        assert "status=sent" not in log
+        sessions = list(bad.sessions)
+    finally:
+        bad.stop()
+    assert sessions and all("STARTTLS" in c for c in sessions), sessions
+    assert not any(x.upper().startswith("MAIL") for c in sessions
+                   for x in c), sessions
+    assert not bad.messages
