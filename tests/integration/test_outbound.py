@@ -152,6 +152,15 @@ def test_permanent_failure_bounces_to_sender(outbound, sinks):
     assert f["Status"].startswith("5.")
     assert f["Remote-MTA"] == "dns; mx.perm.example"
     assert f["Diagnostic-Code"].startswith("smtp; 5")
+    # RFC 3464 2.2.5 and 2.3.7: RFC 5322 dates, arrival <= last attempt
+    # <= now (the first try's 5xx is an attempt too).
+    from email.utils import parsedate_to_datetime
+    import datetime
+    arrival = parsedate_to_datetime(f["Arrival-Date"])
+    last = parsedate_to_datetime(f["Last-Attempt-Date"])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert arrival <= last <= now, (arrival, last, now)
+    assert now - arrival < datetime.timedelta(minutes=10), (arrival, now)
     headers = [p for p in notice.iter_parts()
                if p.get_content_type() == "text/rfc822-headers"][0]
     assert "Subject: outbound test" in headers.get_content()
