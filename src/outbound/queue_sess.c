@@ -800,10 +800,13 @@ qsess_act(struct qsess *s)
 				return;
 			break;
 		case CLIENT_EV_READY:
-			if (!s->tls_noted && !s->dane) {
-				s->tls_noted = true; /* (noted once) */
-				qsts_tls_note(&s->sts, qsess_id(s), s->relay,
-					      NULL);
+			if (!s->tls_noted) { /* in clear: said so, once */
+				s->tls_noted = true;
+				log_info(qsess_id(s), "tls relay=%s tls=none",
+					 s->relay);
+				if (!s->dane)
+					qsts_tls_note(&s->sts, qsess_id(s),
+						      s->relay, NULL);
 			}
 			if (s->job == NULL && !s->stopping)
 				s->job = queue_take_job(s->d);
