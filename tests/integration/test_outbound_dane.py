@@ -13,6 +13,7 @@ or matching type) still makes TLS mandatory, unauthenticated (RFC 7672
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -34,6 +35,120 @@ def spki_sha256(cert):
     return hashlib.sha256(der).hexdigest()
 
 
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
+                   capture_output=True, timeout=60)
+
+
+def make_ca(d, name):
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:P-256", "-nodes", "-keyout", name + ".key",
+            "-out", name + ".pem", "-days", "30", "-subj", "/CN=" + name,
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    der = subprocess.run(["openssl", "x509", "-in", name + ".pem",
+                          "-outform", "DER"], cwd=d, check=True,
+                         capture_output=True, timeout=30).stdout
+    import hashlib
+    return hashlib.sha256(der).hexdigest()
+
+
+def make_leaf(d, name, host, ca):
+    """NAME.key and NAME.chain (the leaf for HOST, then CA's certificate:
+    RFC 7672 3.2.1, the server sends its trust anchor)."""
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+            "-subj", "/CN=" + host, cwd=d)
+    with open(os.path.join(d, name + ".ext"), "w") as f:
+        f.write("subjectAltName=DNS:%s\n" % host)
+    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem",
+            "-CAkey", ca + ".key", "-CAcreateserial", "-days", "30",
+            "-extfile", name + ".ext", "-out", name + ".pem", cwd=d)
+    with open(os.path.join(d, name + ".chain"), "wb") as out:
+        for part in (name + ".pem", ca + ".pem"):
+            with open(os.path.join(d, part), "rb") as f:
+                out.write(f.read())
+    return os.path.join(d, name + ".chain"), os.path.join(d, name + ".key")
+
+
+class ChainTlsServer:
+    """A receiving server on ADDR:25 (a thread) offering STARTTLS with a
+    certificate chain (Python's ssl); records each session's commands
+    (after the handshake too) and each message's data."""
+
+    def __init__(self, addr, chain, key):
+        import socket
+        import ssl
+        import threading
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(chain, key)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, 25))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.sessions, self.messages = [], []
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import socket
+        deadline = time.monotonic() + 120.0
+        while self.running and time.monotonic() < deadline:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            conn.settimeout(10.0)
+            try:
+                self._session(conn)
+            except OSError:  # also ssl.SSLError: a failed handshake
+                pass
+            finally:
+                conn.close()
+
+    def _session(self, conn):
+        cmds, data = [], None
+        self.sessions.append(cmds)
+        conn.sendall(b"220 chain.example ESMTP\r\n")
+        f = conn.makefile("rb")
+        for _ in range(200):
+            line = f.readline()
+            if not line:
+                return
+            if data is not None:
+                if line == b".\r\n":
+                    self.messages.append(b"".join(data))
+                    data = None
+                    conn.sendall(b"250 2.0.0 Ok\r\n")
+                else:
+                    data.append(line)
+                continue
+            cmd = line.rstrip(b"\r\n").decode("ascii", "replace")
+            cmds.append(cmd)
+            verb = cmd.split(" ")[0].upper()
+            if verb == "EHLO":
+                conn.sendall(b"250-chain.example\r\n250 STARTTLS\r\n")
+            elif verb == "STARTTLS":
+                conn.sendall(b"220 2.0.0 go ahead\r\n")
+                conn = self.ctx.wrap_socket(conn, server_side=True)
+                f = conn.makefile("rb")
+            elif verb == "DATA":
+                conn.sendall(b"354 go\r\n")
+                data = []
+            elif verb == "QUIT":
+                conn.sendall(b"221 2.0.0 Bye\r\n")
+                return
+            else:
+                conn.sendall(b"250 2.0.0 Ok\r\n")
+
+    def stop(self):
+        self.running = False
+        self.thread.join(10)
+        self.sock.close()
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The receiver (on 127.0.0.9, .10 and .11, port 25) and the zones."""
@@ -50,6 +165,13 @@ def world(tmp_path_factory):
     rcv.write_config()
     rcv.start()
     good = spki_sha256(rcv.cert)
+    # DANE-TA: leaves signed by a test CA, and one by another CA.
+    pki = os.path.join(str(root), "pki")
+    os.mkdir(pki)
+    ca = make_ca(pki, "ca1")
+    make_ca(pki, "ca2")
+    rcv.ta_good = make_leaf(pki, "good", "mx.daneta.example", "ca1")
+    rcv.ta_bad = make_leaf(pki, "bad", "mx.danetabad.example", "ca2")
     zones = {
         "dane.example": ["@ IN MX 10 mx.dane.example.",
                          "mx IN A 127.0.0.9",
@@ -72,6 +194,13 @@ def world(tmp_path_factory):
                                    "mx IN A 127.0.0.13",
                                    "_25._tcp.mx IN TLSA 1 1 1 "
                                    + "00" * 32],
+        # DANE-TA(2), full certificate (0), SHA-256 (1) of ca1.
+        "daneta.example": ["@ IN MX 10 mx.daneta.example.",
+                           "mx IN A 127.0.0.14",
+                           "_25._tcp.mx IN TLSA 2 0 1 " + ca],
+        "danetabad.example": ["@ IN MX 10 mx.danetabad.example.",
+                              "mx IN A 127.0.0.15",
+                              "_25._tcp.mx IN TLSA 2 0 1 " + ca],
     }
     dns = DnsServer(os.path.join(str(root), "dns"), zones=zones,
                     signed=tuple(zones),
@@ -192,3 +321,49 @@ def test_unusable_tlsa_failed_handshake_defers_never_plain(world,
     assert not any(x.upper().startswith("MAIL") for c in sessions
                    for x in c), sessions
     assert not bad.messages
+
+
+def test_dane_ta_chain_delivers(world, make_server):
+    """DANE-TA(2): the server's chain ends in the CA of the TLSA record,
+    its leaf names the MX host: delivered, logged verified=dane-ta."""
+    rcv, dns = world
+    ta = ChainTlsServer("127.0.0.14", *rcv.ta_good)
+    try:
+        srv = make_server(submission=True, outbound_delivery="yes",
+                          **dns.directives())
+        submit(srv, "bob@daneta.example")
+        assert wait_for(lambda: ta.messages, WAIT), srv.log()[-3000:]
+        assert wait_for(lambda: "status=sent" in srv.log(), 10)
+        sessions = list(ta.sessions)
+    finally:
+        ta.stop()
+    assert b"Subject: dane test\r\n" in ta.messages[0]
+    # MAIL came after the handshake, in the same session.
+    cmds = sessions[0]
+    assert "STARTTLS" in cmds and any(
+        c.upper().startswith("MAIL") for c in
+        cmds[cmds.index("STARTTLS"):]), cmds
+    line = [l for l in srv.log().splitlines()
+            if "tls relay=mx.daneta.example[127.0.0.14]:25" in l][0]
+    assert "verified=dane-ta" in line and "dane=unusable" not in line, line
+
+
+def test_dane_ta_other_ca_defers(world, make_server):
+    """A leaf from a CA that no TLSA record names: deferred, never
+    plain text."""
+    rcv, dns = world
+    bad = ChainTlsServer("127.0.0.15", *rcv.ta_bad)
+    try:
+        srv = make_server(submission=True, outbound_delivery="yes",
+                          **dns.directives())
+        submit(srv, "bob@danetabad.example")
+        assert wait_for(lambda: "status=deferred" in srv.log(), WAIT), \
+            srv.log()[-3000:]
+        sessions = list(bad.sessions)
+    finally:
+        bad.stop()
+    log = srv.log()
+    line = [l for l in log.splitlines() if "status=deferred" in l][0]
+    assert "dsn=4.7.5" in line and "TLS handshake failed" in line, line
+    assert "status=sent" not in log and not bad.messages
+    assert sessions and all(c[-1] == "STARTTLS" for c in sessions), sessions
