@@ -183,12 +183,16 @@ def world(tmp_path_factory):
                               "mx IN A 127.0.0.11",
                               "_25._tcp.mx IN TLSA 3 1 1 " + good],
         # No usable record: PKIX-EE, an unknown selector, an unknown
-        # matching type (RFC 7672 2.2).
+        # matching type, malformed data (RFC 7672 2.2).
         "danepkix.example": ["@ IN MX 10 mx.danepkix.example.",
                              "mx IN A 127.0.0.12",
                              "_25._tcp.mx IN TLSA 1 1 1 " + "00" * 32,
                              "_25._tcp.mx IN TLSA 3 7 1 " + "00" * 32,
-                             "_25._tcp.mx IN TLSA 3 1 9 " + "00" * 32],
+                             "_25._tcp.mx IN TLSA 3 1 9 " + "00" * 32,
+                             # malformed: not a DER certificate, a digest
+                             # of the wrong length
+                             "_25._tcp.mx IN TLSA 2 0 0 0011223344",
+                             "_25._tcp.mx IN TLSA 3 1 1 " + "00" * 20],
         # The same, served by a receiver whose handshake fails.
         "danepkixbroken.example": ["@ IN MX 10 mx.danepkixbroken.example.",
                                    "mx IN A 127.0.0.13",
