@@ -71,10 +71,10 @@
 	X(MC_REFUSED_LOOP, REFUSED, "reason=\"loop\"")                         \
 	X(MC_REFUSED_FROM, REFUSED, "reason=\"from_not_owned\"")               \
 	X(MC_REFUSED_TEMP, REFUSED, "reason=\"tempfail\"")                     \
-	X(MC_RREFUSED_HOUR, RCPTS_REFUSED, "reason=\"send_limit_hour\"")      \
-	X(MC_RREFUSED_DAY, RCPTS_REFUSED, "reason=\"send_limit_day\"")        \
-	X(MC_RREFUSED_NEW, RCPTS_REFUSED, "reason=\"new_recipients_day\"")    \
-	X(MC_RREFUSED_BURST, RCPTS_REFUSED, "reason=\"send_burst\"")          \
+	X(MC_RREFUSED_HOUR, RCPTS_REFUSED, "reason=\"send_limit_hour\"")       \
+	X(MC_RREFUSED_DAY, RCPTS_REFUSED, "reason=\"send_limit_day\"")         \
+	X(MC_RREFUSED_NEW, RCPTS_REFUSED, "reason=\"new_recipients_day\"")     \
+	X(MC_RREFUSED_BURST, RCPTS_REFUSED, "reason=\"send_burst\"")           \
 	X(MC_LOGIN_OK, LOGINS, "result=\"success\"")                           \
 	X(MC_LOGIN_FAIL, LOGINS, "result=\"failure\"")                         \
 	X(MC_LOGIN_LOCKED, LOGINS, "result=\"locked\"")                        \

@@ -58,8 +58,8 @@ enum metrics_type { MT_COUNTER, MT_GAUGE, MT_HISTOGRAM };
 	F(RCPTS, "postern_recipients_accepted", MT_COUNTER,                  \
 	  "Recipients of accepted messages, by listener role.")              \
 	F(RCPTS_REFUSED, "postern_recipients_refused", MT_COUNTER,           \
-	  "Recipients refused at RCPT by a send limit or the volume alarm, "  \
-	  "by reason.")                                                      \
+	  "Recipients refused at RCPT by a send limit or the volume "        \
+	  "alarm, by reason.")                                               \
 	F(BYTES, "postern_received_bytes", MT_COUNTER,                       \
 	  "Octets of accepted messages as stored, by listener role.")        \
 	F(LOGINS, "postern_logins", MT_COUNTER, "AUTH attempts by result.")  \
