@@ -327,6 +327,9 @@ def test_account_release_and_delete_only_the_alarms(make_server, sink):
     p = srv.cli("queue", "delete", "--account", ALICE.upper())
     assert p.returncode == 0, p.stdout + p.stderr
     assert "deleted messages=2\n" in p.stdout, p.stdout
+    assert 'discarded "ALICE@LOCAL.TEST"' in p.stdout, p.stdout
+    assert srv.wait_log(lambda t: "alarm-discarded kind=send-burst "
+                        "account=\"ALICE@LOCAL.TEST\"" in t)
     assert wait_for(lambda: srv.queue_ids() == [admin], WAIT), \
         srv.queue_ids()
     assert srv.wait_log(lambda t: "queue delete-account "
