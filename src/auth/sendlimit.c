@@ -364,6 +364,7 @@ sendlimit_rcpt(struct sendlimit *sl, const char *account,
 		a->alarmed = true;
 		a->since = (int64_t)now;
 		a->alarm_count = v->count + 1;
+		a->alarm_max = a->alarm_count; /* refuse counts no more */
 		a->alarm_base_u = a->base_u;
 		v->alarm_raised = true;
 		sl->raised++;

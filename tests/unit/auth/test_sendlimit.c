@@ -310,6 +310,11 @@ test_daily_batch_learned(void **state)
 			 1);
 	sendlimit_status(sl, "quiet@x", T0 + 150 * DAY, &st);
 	assert_false(st.alarmed);
+	/* Under `refuse` the 51st is refused and raises the alarm; the
+	   release teaches the peak that 51. */
+	c = cfg_of(0, 0, 0, 50, 10, SENDLIMIT_REFUSE);
+	sendlimit_set_config(sl, &c);
+	assert_int_equal(daily_batches(sl, "refuse@x", 60, 120, T0), 1);
 	/* Under `log` the alarm ends by itself and the peak learns too. */
 	c = cfg_of(0, 0, 0, 50, 10, SENDLIMIT_LOG);
 	sendlimit_set_config(sl, &c);
