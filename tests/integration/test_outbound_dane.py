@@ -13,13 +13,12 @@ or matching type) still makes TLS mandatory, unauthenticated (RFC 7672
 
 import os
 import subprocess
-import time
 
 import pytest
 
 from conftest import ALICE, ALICE_PW
 from helpers import list_dir, read_file, wait_for
-from outbound_fixtures import BrokenTlsServer, DnsServer
+from outbound_fixtures import BrokenTlsServer, DnsServer, ScriptedServer
 
 WAIT = 30.0
 
@@ -71,82 +70,21 @@ def make_leaf(d, name, host, ca):
     return os.path.join(d, name + ".chain"), os.path.join(d, name + ".key")
 
 
-class ChainTlsServer:
-    """A receiving server on ADDR:25 (a thread) offering STARTTLS with a
-    certificate chain (Python's ssl); records each session's commands
-    (after the handshake too) and each message's data."""
+class ChainTlsServer(ScriptedServer):
+    """A receiving server on ADDR:25 offering STARTTLS with a certificate
+    chain (Python's ssl)."""
+
+    name = b"chain.example"
 
     def __init__(self, addr, chain, key):
-        import socket
         import ssl
-        import threading
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(chain, key)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((addr, 25))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.sessions, self.messages = [], []
-        self.running = True
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(addr)
 
-    def _run(self):
-        import socket
-        deadline = time.monotonic() + 120.0
-        while self.running and time.monotonic() < deadline:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            conn.settimeout(10.0)
-            try:
-                self._session(conn)
-            except OSError:  # also ssl.SSLError: a failed handshake
-                pass
-            finally:
-                conn.close()
-
-    def _session(self, conn):
-        cmds, data = [], None
-        self.sessions.append(cmds)
-        conn.sendall(b"220 chain.example ESMTP\r\n")
-        f = conn.makefile("rb")
-        for _ in range(200):
-            line = f.readline()
-            if not line:
-                return
-            if data is not None:
-                if line == b".\r\n":
-                    self.messages.append(b"".join(data))
-                    data = None
-                    conn.sendall(b"250 2.0.0 Ok\r\n")
-                else:
-                    data.append(line)
-                continue
-            cmd = line.rstrip(b"\r\n").decode("ascii", "replace")
-            cmds.append(cmd)
-            verb = cmd.split(" ")[0].upper()
-            if verb == "EHLO":
-                conn.sendall(b"250-chain.example\r\n250 STARTTLS\r\n")
-            elif verb == "STARTTLS":
-                conn.sendall(b"220 2.0.0 go ahead\r\n")
-                conn = self.ctx.wrap_socket(conn, server_side=True)
-                f = conn.makefile("rb")
-            elif verb == "DATA":
-                conn.sendall(b"354 go\r\n")
-                data = []
-            elif verb == "QUIT":
-                conn.sendall(b"221 2.0.0 Bye\r\n")
-                return
-            else:
-                conn.sendall(b"250 2.0.0 Ok\r\n")
-
-    def stop(self):
-        self.running = False
-        self.thread.join(10)
-        self.sock.close()
+    def starttls(self, conn):
+        conn.sendall(b"220 2.0.0 go ahead\r\n")
+        return self.ctx.wrap_socket(conn, server_side=True)
 
 
 @pytest.fixture(scope="module")
