@@ -10,6 +10,9 @@
  *                     (`postern user limits`; guard_send.c)
  *   RELEASE account   clear its send-burst alarm (`postern queue release
  *                     --account` sends it before releasing held mail)
+ *   DISCARD account   its alarm's mail was spam: a release teaches the
+ *                     baseline nothing of it (`postern queue delete
+ *                     --account`; guard_send.c)
  *   TOP               the top senders of the sliding hour, at most 10, most
  *                     first: lines "account count_hour baseline alarmed"
  *                     (baseline in recipients an hour, "1.25"; alarmed 0|1)
@@ -122,8 +125,8 @@ guard_control_command(const char *line, struct evbuffer *out)
 	if (guard_send_control(line, out))
 		return;
 	evbuffer_add_printf(out, "ERR unknown command (LOCKS, UNLOCK key, "
-				 "LIMITS account, RELEASE account, TOP, "
-				 "ALARMS)\n");
+				 "LIMITS account, RELEASE account, "
+				 "DISCARD account, TOP, ALARMS)\n");
 }
 
 static void

@@ -2,7 +2,7 @@
  * guard_send.c - the guard's side of send limits and the volume alarm
  * (docs/sendlimit.md): answers SEND_REQ and SEND_UNDO from workers with
  * the pure module sendlimit.c, writes the log lines, and serves the
- * control commands LIMITS, RELEASE, TOP and ALARMS (guard_control.c
+ * control commands LIMITS, RELEASE, DISCARD, TOP and ALARMS (guard_control.c
  * hands them over), and keeps it all in the guard's store (gstore.h):
  * GSTORE_SEND holds each account's record (sendlimit_export) under its
  * lower-cased name, and the recipients' hashing key under a name no
@@ -399,6 +399,25 @@ gs_release_cmd(const char *account, struct evbuffer *out)
 	evbuffer_add_printf(out, "OK released %s\n", esc);
 }
 
+/* DISCARD: the mail under the account's alarm was deleted as spam
+   (`postern queue delete --account`): a later release teaches the
+   baseline nothing of it (docs/sendlimit.md). */
+static void
+gs_discard_cmd(const char *account, struct evbuffer *out)
+{
+	char esc[GUARD_USER_MAX * 4 + 8];
+
+	log_escape(esc, sizeof(esc), account, strlen(account), 128);
+	if (sendlimit_discard(S.sl, account, time(NULL)) < 0) {
+		evbuffer_add_printf(out, "ERR no alarm in effect for %s\n",
+				    esc);
+		return;
+	}
+	gs_store(account);
+	log_notice(SID, "alarm-discarded kind=send-burst account=%s", esc);
+	evbuffer_add_printf(out, "OK discarded %s\n", esc);
+}
+
 static void
 gs_top_cmd(struct evbuffer *out)
 {
@@ -474,6 +493,8 @@ guard_send_control(const char *line, struct evbuffer *out)
 		gs_limits_cmd(line + 7, S.cfg, out);
 	else if (strncmp(line, "RELEASE ", 8) == 0 && line[8] != '\0')
 		gs_release_cmd(line + 8, out);
+	else if (strncmp(line, "DISCARD ", 8) == 0 && line[8] != '\0')
+		gs_discard_cmd(line + 8, out);
 	else if (strcmp(line, "TOP") == 0)
 		gs_top_cmd(out);
 	else if (strcmp(line, "ALARMS") == 0)

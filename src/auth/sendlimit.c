@@ -27,7 +27,11 @@ struct sl_acct {
 	uint32_t new_day_no;
 	int64_t hour_no;	/* the clock hour cur_hour counts */
 	uint32_t cur_hour;
-	uint64_t base_u; /* baseline, recipients an hour x 1e6 */
+	uint64_t base_u; /* baseline, recipients an active hour x 1e6 */
+	uint32_t active; /* active hours folded in, at most EWMA_HOURS */
+	uint64_t peak_u; /* the largest hour, decaying, x 1e6 */
+	uint32_t alarm_max; /* the largest sliding hour under the alarm */
+	bool hour_alarmed;  /* cur_hour counted mail under an alarm */
 	bool alarmed;
 	int64_t since; /* 0: never alarmed */
 	uint32_t alarm_count;
@@ -112,32 +116,66 @@ sl_sum(const uint32_t *v, size_t n)
 	return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
 }
 
+/* The peak decays like an EWMA of weight 1/336 an hour: e^-1 in 14
+   days; after 20 x 14 days it is as good as 0. */
+static void
+sl_decay_peak(struct sl_acct *a, int64_t hours)
+{
+	if (hours > 20 * SENDLIMIT_EWMA_HOURS)
+		a->peak_u = 0;
+	else
+		for (int64_t i = 0; i < hours; i++)
+			a->peak_u -= a->peak_u / SENDLIMIT_EWMA_HOURS;
+}
+
 /*
- * Fold the clock hours that ended before `h` into the baseline: the
- * counted hour with its count, every later one (no mail) with 0.
- * b += (c - b) / 336, in millionths. A gap longer than 20 weights is as
- * good as infinite: the baseline is then 0 (it decays by e^-20).
+ * Fold the clock hour that ended before `h` into the baseline when it was
+ * active (at least one recipient) and ended with no alarm in effect (a
+ * hijacker's hour teaches nothing; a release does, sendlimit_release).
+ * Idle hours leave the average alone, so a regular pattern (a daily
+ * batch, working hours) is learned as it is: b += (c - b) / w, in
+ * millionths, w = the active hours so far up to SENDLIMIT_EWMA_HOURS
+ * (the plain mean of the first ones, then an EWMA). The peak is the
+ * largest such hour, decaying.
  */
 static void
 sl_fold(struct sl_acct *a, int64_t h)
 {
-	int64_t n;
+	uint64_t c;
 
 	if (a->hour_no == 0 || h <= a->hour_no) {
 		if (a->hour_no == 0)
 			a->hour_no = h;
 		return;
 	}
-	n = h - a->hour_no;
-	a->base_u = a->base_u - a->base_u / SENDLIMIT_EWMA_HOURS +
-		    (uint64_t)a->cur_hour * SL_MICRO / SENDLIMIT_EWMA_HOURS;
-	if (n - 1 > 20 * SENDLIMIT_EWMA_HOURS)
-		a->base_u = 0;
-	else
-		for (int64_t i = 1; i < n; i++)
-			a->base_u -= a->base_u / SENDLIMIT_EWMA_HOURS;
+	if (a->cur_hour > 0 && !a->alarmed && !a->hour_alarmed) {
+		if (a->active < SENDLIMIT_EWMA_HOURS)
+			a->active++;
+		c = (uint64_t)a->cur_hour * SL_MICRO;
+		if (c >= a->base_u)
+			a->base_u += (c - a->base_u) / a->active;
+		else
+			a->base_u -= (a->base_u - c) / a->active;
+		if (c > a->peak_u)
+			a->peak_u = c;
+	}
+	sl_decay_peak(a, h - a->hour_no);
 	a->hour_no = h;
 	a->cur_hour = 0;
+	a->hour_alarmed = false;
+}
+
+/* The alarm ends (a release, or `log` calming down): the largest hour
+   under it was legitimate after all, the peak learns it. */
+static void
+sl_alarm_end(struct sl_acct *a)
+{
+	uint64_t m = (uint64_t)a->alarm_max * SL_MICRO;
+
+	if (m > a->peak_u)
+		a->peak_u = m;
+	a->alarmed = false;
+	a->alarm_max = 0;
 }
 
 /* Move the account's windows to `now`: empty the buckets that slid out,
@@ -178,7 +216,7 @@ sl_advance(struct sendlimit *sl, struct sl_acct *a, int64_t now)
 	/* log: the alarm only says so; it ends when the hour calms down. */
 	if (a->alarmed && sl->cfg.action == SENDLIMIT_LOG &&
 	    sl_sum(a->min5, SL_MIN5) <= sl->cfg.burst_floor)
-		a->alarmed = false;
+		sl_alarm_end(a);
 }
 
 /* --- recipients seen -------------------------------------------------- */
@@ -276,15 +314,17 @@ sl_check_limits(const struct sl_acct *a, const struct sendlimit_limits *lim,
 	return SENDLIMIT_OK;
 }
 
-/* Does a sliding hour of `count` exceed both the floor and the factor
-   times the baseline? Both strictly. */
+/* Does a sliding hour of `count` exceed the floor, the factor times the
+   baseline and twice the peak? All strictly. */
 static bool
 sl_is_burst(const struct sendlimit *sl, const struct sl_acct *a,
 	    uint32_t count)
 {
+	uint64_t c = (uint64_t)count * SL_MICRO;
+
 	return count > sl->cfg.burst_floor &&
-	       (uint64_t)count * SL_MICRO >
-		   (uint64_t)sl->cfg.burst_factor * a->base_u;
+	       c > (uint64_t)sl->cfg.burst_factor * a->base_u &&
+	       c > SENDLIMIT_PEAK_FACTOR * a->peak_u;
 }
 
 static void
@@ -324,6 +364,7 @@ sendlimit_rcpt(struct sendlimit *sl, const char *account,
 		a->alarmed = true;
 		a->since = (int64_t)now;
 		a->alarm_count = v->count + 1;
+		a->alarm_max = a->alarm_count; /* refuse counts no more */
 		a->alarm_base_u = a->base_u;
 		v->alarm_raised = true;
 		sl->raised++;
@@ -338,6 +379,9 @@ sendlimit_rcpt(struct sendlimit *sl, const char *account,
 	if (is_new)
 		a->new_day++;
 	v->count++;
+	if (a->alarmed && v->count > a->alarm_max)
+		a->alarm_max = v->count;
+	a->hour_alarmed = a->hour_alarmed || a->alarmed;
 	v->seen_changed = e == NULL || e->day != today;
 	v->seen_day = today;
 	if (a->alarmed && sl->cfg.action == SENDLIMIT_HOLD)
@@ -385,8 +429,20 @@ sendlimit_release(struct sendlimit *sl, const char *account, time_t now)
 	if (a == NULL || !a->alarmed)
 		return -1;
 	sl_advance(sl, a, (int64_t)now);
-	a->alarmed = false;
+	sl_alarm_end(a);
 	a->quiet_until = (int64_t)now + SENDLIMIT_RELEASE_QUIET;
+	return 0;
+}
+
+int
+sendlimit_discard(struct sendlimit *sl, const char *account, time_t now)
+{
+	struct sl_acct *a = sl_find(sl, account, false);
+
+	if (a == NULL || !a->alarmed)
+		return -1;
+	sl_advance(sl, a, (int64_t)now);
+	a->alarm_max = 0;
 	return 0;
 }
 
@@ -537,7 +593,8 @@ sendlimit_export(struct sendlimit *sl, const char *account,
 	if (a == NULL)
 		return -1;
 	*p++ = SENDLIMIT_REC_VERSION;
-	*p++ = a->alarmed ? 1 : 0;
+	*p++ = (unsigned char)((a->alarmed ? 1 : 0) |
+			       (a->hour_alarmed ? 2 : 0));
 	p = put_u(p, (uint64_t)a->last, 8);
 	for (size_t i = 0; i < SL_MIN5; i++)
 		p = put_u(p, a->min5[i], 4);
@@ -552,6 +609,9 @@ sendlimit_export(struct sendlimit *sl, const char *account,
 	p = put_u(p, a->alarm_count, 4);
 	p = put_u(p, a->alarm_base_u, 8);
 	p = put_u(p, (uint64_t)a->quiet_until, 8);
+	p = put_u(p, a->active, 4);
+	p = put_u(p, a->peak_u, 8);
+	p = put_u(p, a->alarm_max, 4);
 	return p - rec == SENDLIMIT_REC_LEN ? 0 : -1;
 }
 
@@ -563,8 +623,12 @@ sendlimit_import(struct sendlimit *sl, const char *account,
 	struct sl_acct tmp = {0}, *a;
 	uint64_t v[13];
 
-	if (len != SENDLIMIT_REC_LEN || rec[0] != SENDLIMIT_REC_VERSION ||
-	    rec[1] > 1 || account[0] == '\0')
+	/* Version 1 (SENDLIMIT_REC_V1_LEN octets) ends before the active-hour
+	   count, the peak and the alarm maximum (0 then). */
+	if (!(len == SENDLIMIT_REC_LEN && rec[0] == SENDLIMIT_REC_VERSION) &&
+	    !(len == SENDLIMIT_REC_V1_LEN && rec[0] == 1))
+		return -1;
+	if (rec[1] > (rec[0] == 1 ? 1 : 3) || account[0] == '\0')
 		return -1;
 	p = get_u(p, &v[0], 8);
 	for (size_t i = 0; i < SL_MIN5; i++) {
@@ -583,16 +647,26 @@ sendlimit_import(struct sendlimit *sl, const char *account,
 	p = get_u(p, &v[7], 8);
 	p = get_u(p, &v[8], 4);
 	p = get_u(p, &v[9], 8);
-	get_u(p, &v[10], 8);
+	p = get_u(p, &v[10], 8);
+	v[11] = v[12] = v[1] = 0;
+	if (len == SENDLIMIT_REC_LEN) {
+		p = get_u(p, &v[11], 4);
+		p = get_u(p, &v[12], 8);
+		get_u(p, &v[1], 4);
+	} else if (v[6] > 0) {
+		v[11] = 1; /* an old average counts as one active hour */
+	}
 	/* Times are unix seconds of this era: refuse what is not. */
 	if (v[0] > INT32_MAX * 4ull || v[4] > INT32_MAX * 4ull / 3600 ||
-	    v[7] > INT32_MAX * 4ull || v[10] > INT32_MAX * 4ull)
+	    v[7] > INT32_MAX * 4ull || v[10] > INT32_MAX * 4ull ||
+	    v[11] > SENDLIMIT_EWMA_HOURS)
 		return -1;
 	if ((a = sl_find(sl, account, true)) == NULL)
 		return -1;
 	memcpy(a->min5, tmp.min5, sizeof(a->min5));
 	memcpy(a->hour, tmp.hour, sizeof(a->hour));
-	a->alarmed = rec[1] == 1;
+	a->alarmed = (rec[1] & 1) != 0;
+	a->hour_alarmed = (rec[1] & 2) != 0;
 	a->last = (int64_t)v[0];
 	a->new_day = (uint32_t)v[2];
 	a->new_day_no = (uint32_t)v[3];
@@ -603,6 +677,9 @@ sendlimit_import(struct sendlimit *sl, const char *account,
 	a->alarm_count = (uint32_t)v[8];
 	a->alarm_base_u = v[9];
 	a->quiet_until = (int64_t)v[10];
+	a->active = (uint32_t)v[11];
+	a->peak_u = v[12];
+	a->alarm_max = (uint32_t)v[1];
 	return 0;
 }
 

@@ -9,11 +9,15 @@
  *     burst check, a sliding day (24 buckets of an hour) for
  *     send-limit-day, the first-time recipients of the UTC day for
  *     new-recipients-day;
- *   - a baseline: an exponentially weighted average of the recipients of
- *     each clock hour, weight 1/336 (14 days of hours), folded in hourly;
- *     a new account starts at 0;
- *   - the alarm: raised when the sliding hour exceeds both burst-floor and
- *     burst-factor times the baseline.
+ *   - a baseline: the average recipients of the account's active clock
+ *     hours (at least one recipient; idle hours do not count), the plain
+ *     mean of the first 336, then an exponentially weighted one with
+ *     weight 1/336; a new account starts at 0;
+ *   - a peak: the largest active hour, decaying by 1/336 an hour; hours
+ *     that end under an alarm teach neither, a release teaches the peak
+ *     the largest sliding hour of the alarm;
+ *   - the alarm: raised when the sliding hour exceeds burst-floor,
+ *     burst-factor times the baseline and twice the peak.
  * Recipients already sent to are remembered as a keyed hash (BLAKE2b, key
  * from the caller) of "account NUL recipient", lower-cased, with the UTC day
  * of the last send; never the address itself.
@@ -29,11 +33,13 @@
 #define SENDLIMIT_KEY_LEN 32	  /* the hashing key */
 #define SENDLIMIT_SEEN_LEN 16	  /* a remembered recipient's hash */
 #define SENDLIMIT_SEEN_DAYS 365	  /* a recipient is "new" again after */
-#define SENDLIMIT_REC_LEN 210	  /* an account's exported record */
-#define SENDLIMIT_REC_VERSION 1	  /* its first octet */
+#define SENDLIMIT_REC_LEN 226	  /* an account's exported record */
+#define SENDLIMIT_REC_VERSION 2	  /* its first octet */
+#define SENDLIMIT_REC_V1_LEN 210  /* version 1, still read */
 #define SENDLIMIT_ALARM_KEEP 86400 /* ALARMS lists a cleared one this long */
 #define SENDLIMIT_RELEASE_QUIET 3600 /* no new alarm after a release */
-#define SENDLIMIT_EWMA_HOURS 336  /* 14 days */
+#define SENDLIMIT_EWMA_HOURS 336  /* active hours in the average */
+#define SENDLIMIT_PEAK_FACTOR 2	  /* an alarm is over twice the peak */
 #define SENDLIMIT_TOP_MAX 10
 
 enum sendlimit_action {
@@ -123,8 +129,15 @@ int sendlimit_rcpt(struct sendlimit *sl, const char *account,
 void sendlimit_undo(struct sendlimit *sl, const char *account, uint32_t n,
 		    time_t now);
 
-/* Clear the account's alarm; 0, or -1 when none was in effect. */
+/* Clear the account's alarm; 0, or -1 when none was in effect. The
+   largest sliding hour under the alarm becomes the peak (it was
+   legitimate), unless discarded since. */
 int sendlimit_release(struct sendlimit *sl, const char *account, time_t now);
+
+/* The mail under the account's alarm was spam (deleted from the queue):
+   a later release teaches the peak nothing of it. 0, or -1 when no
+   alarm is in effect. */
+int sendlimit_discard(struct sendlimit *sl, const char *account, time_t now);
 
 /* 0, or -1 when the account never sent. */
 int sendlimit_status(struct sendlimit *sl, const char *account, time_t now,
@@ -152,8 +165,10 @@ void sendlimit_baseline_text(char *buf, size_t size, uint64_t micro);
    numbers big-endian); -1 when unknown. */
 int sendlimit_export(struct sendlimit *sl, const char *account,
 		     unsigned char rec[SENDLIMIT_REC_LEN]);
-/* Load a record; -1 (ignored by the caller, logged) when its length or
-   version is wrong or a value is out of range. */
+/* Load a record (this version, or version 1 of SENDLIMIT_REC_V1_LEN
+   octets: its baseline then counts as one active hour); -1 (ignored by
+   the caller, logged) when its length or version is wrong or a value is
+   out of range. */
 int sendlimit_import(struct sendlimit *sl, const char *account,
 		     const unsigned char *rec, size_t len);
 /* A remembered recipient, as the verdict gave it. */

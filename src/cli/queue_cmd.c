@@ -8,7 +8,13 @@
  * `release --account ADDRESS` (docs/sendlimit.md) first clears the
  * account's send-burst alarm in the guard (its control socket: RELEASE),
  * so that its new mail is no longer held, then releases every held
- * message of the account in the queue ("release-account ADDRESS").
+ * message the alarm held for the account in the queue ("release-account
+ * ADDRESS"; not those an admin held with `hold ID`).
+ *
+ * `delete --account ADDRESS` first tells the guard the alarm's mail was
+ * spam (DISCARD: a later release does not teach the account's baseline
+ * its volume), then deletes every message the alarm held for the
+ * account ("delete-account ADDRESS"), printing how many.
  */
 #include "cli/queue_cmd.h"
 
@@ -98,13 +104,15 @@ queue_cmd_main(int argc, char **argv)
 			goto usage;
 		file = optarg;
 	}
-	if (argc - optind == 3 && strcmp(argv[optind], "release") == 0 &&
+	if (argc - optind == 3 &&
+	    (strcmp(argv[optind], "release") == 0 ||
+	     strcmp(argv[optind], "delete") == 0) &&
 	    strcmp(argv[optind + 1], "--account") == 0) {
 		account = argv[optind + 2];
 		if (account[0] == '\0' || strpbrk(account, " \r\n") != NULL)
 			goto usage;
-		n = snprintf(line, sizeof(line), "release-account %s\n",
-			     account);
+		n = snprintf(line, sizeof(line), "%s-account %s\n",
+			     argv[optind], account);
 	} else if (argc - optind > 2) {
 		goto usage;
 	} else {
@@ -122,10 +130,12 @@ queue_cmd_main(int argc, char **argv)
 	if (account != NULL) {
 		char cmd[400];
 
-		/* The guard first: from now on the account's mail flows. An
-		   account without an alarm (already released, or `log`) is
-		   not an error: its held mail is still released. */
-		snprintf(cmd, sizeof(cmd), "RELEASE %s", account);
+		/* The guard first: from now on the account's mail flows
+		   (RELEASE), or its alarm's volume teaches nothing
+		   (DISCARD). An account without an alarm (already released,
+		   or `log`) is not an error: the queue still does its part. */
+		snprintf(cmd, sizeof(cmd), "%s %s",
+			 line[0] == 'r' ? "RELEASE" : "DISCARD", account);
 		guard_control(cfg->control_socket, cmd, stdout);
 	}
 	fd = queue_cmd_connect(cfg, stderr);
@@ -142,6 +152,7 @@ queue_cmd_main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: postern queue [-c FILE] [summary | list | "
 			"show ID | flush [ID|DOMAIN] | hold ID | release ID | "
-			"release --account ADDRESS | delete ID]\n");
+			"release --account ADDRESS | delete ID | "
+			"delete --account ADDRESS]\n");
 	return 2;
 }

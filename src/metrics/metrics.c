@@ -288,14 +288,22 @@ metrics_login(int result)
 void
 metrics_refused(void *ctx, const char *reason)
 {
+	/* messages (MC_REFUSED_SIZE on), then recipients (MC_RREFUSED_HOUR
+	   on), in the order of their cells in metrics.h */
 	static const char *const words[] = {"size", "content", "loop",
 					    "from_not_owned"};
+	static const char *const rcpt_words[] = {
+	    "send_limit_hour", "send_limit_day", "new_recipients_day",
+	    "send_burst"};
 	enum metrics_cell id = MC_REFUSED_TEMP;
 
 	(void)ctx;
 	for (size_t i = 0; i < sizeof(words) / sizeof(*words); i++)
 		if (reason != NULL && strcmp(reason, words[i]) == 0)
 			id = (enum metrics_cell)(MC_REFUSED_SIZE + i);
+	for (size_t i = 0; i < sizeof(rcpt_words) / sizeof(*rcpt_words); i++)
+		if (reason != NULL && strcmp(reason, rcpt_words[i]) == 0)
+			id = (enum metrics_cell)(MC_RREFUSED_HOUR + i);
 	metrics_add(id, 1);
 }
 

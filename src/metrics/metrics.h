@@ -71,6 +71,10 @@
 	X(MC_REFUSED_LOOP, REFUSED, "reason=\"loop\"")                         \
 	X(MC_REFUSED_FROM, REFUSED, "reason=\"from_not_owned\"")               \
 	X(MC_REFUSED_TEMP, REFUSED, "reason=\"tempfail\"")                     \
+	X(MC_RREFUSED_HOUR, RCPTS_REFUSED, "reason=\"send_limit_hour\"")       \
+	X(MC_RREFUSED_DAY, RCPTS_REFUSED, "reason=\"send_limit_day\"")         \
+	X(MC_RREFUSED_NEW, RCPTS_REFUSED, "reason=\"new_recipients_day\"")     \
+	X(MC_RREFUSED_BURST, RCPTS_REFUSED, "reason=\"send_burst\"")           \
 	X(MC_LOGIN_OK, LOGINS, "result=\"success\"")                           \
 	X(MC_LOGIN_FAIL, LOGINS, "result=\"failure\"")                         \
 	X(MC_LOGIN_LOCKED, LOGINS, "result=\"locked\"")                        \
@@ -172,8 +176,9 @@ void metrics_role_add(enum metrics_cell mx_id, int role, int64_t n);
 /* An AUTH verdict: 0 success, 1 failure, 2 locked, 3 tempfail (the
    order of guard.h's enum guard_auth_result). */
 void metrics_login(int result);
-/* A message refused at its end, `reason` as session.h's refused hook
-   says it (that hook's signature: `ctx` is not used). */
+/* A message refused at its end, or a recipient refused by a send limit,
+   `reason` as session.h's refused hook says it (that hook's signature:
+   `ctx` is not used). */
 void metrics_refused(void *ctx, const char *reason);
 /* The queue recorded `status` ("sent", "deferred", "bounced") for one
    recipient of a message that arrived `age` seconds ago. */

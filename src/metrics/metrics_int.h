@@ -57,6 +57,9 @@ enum metrics_type { MT_COUNTER, MT_GAUGE, MT_HISTOGRAM };
 	  "Messages refused at the end of their content, by reason.")        \
 	F(RCPTS, "postern_recipients_accepted", MT_COUNTER,                  \
 	  "Recipients of accepted messages, by listener role.")              \
+	F(RCPTS_REFUSED, "postern_recipients_refused", MT_COUNTER,           \
+	  "Recipients refused at RCPT by a send limit or the volume "        \
+	  "alarm, by reason.")                                               \
 	F(BYTES, "postern_received_bytes", MT_COUNTER,                       \
 	  "Octets of accepted messages as stored, by listener role.")        \
 	F(LOGINS, "postern_logins", MT_COUNTER, "AUTH attempts by result.")  \

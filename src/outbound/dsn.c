@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* RFC 5322 2.1.1: lines of text SHOULD stay within 78 octets and MUST
+   within 998 (CRLF not counted). */
+#define DSN_LINE_WANT 78
+#define DSN_LINE_MAX 998
+
 /* A growable buffer; a failed growth sticks (checked once at the end). */
 struct dsn_buf {
 	char *p;
@@ -188,10 +193,41 @@ dsn_headers(struct dsn_buf *b, const struct dsn_report *r, bool delayed)
 	dsn_adds(b, "\r\nThis is a MIME-encapsulated message.\r\n\r\n");
 }
 
-/* One recipient in the human part. */
+/* RFC 5322 2.1.1: text folded at the last space within 78 octets, else
+   at the first space within 998, else cut at 998 octets. */
 static void
-dsn_human_rcpt(struct dsn_buf *b, const struct dsn_rcpt *rc)
+dsn_add_folded(struct dsn_buf *b, const char *s, size_t n)
 {
+	while (n > DSN_LINE_WANT) {
+		size_t cut = 0, skip = 1;
+
+		for (size_t i = DSN_LINE_WANT; cut == 0 && i > 0; i--)
+			if (s[i] == ' ')
+				cut = i;
+		for (size_t i = DSN_LINE_WANT + 1;
+		     cut == 0 && i < n && i <= DSN_LINE_MAX; i++)
+			if (s[i] == ' ')
+				cut = i;
+		if (cut == 0 && n <= DSN_LINE_MAX)
+			break;
+		if (cut == 0) {
+			cut = DSN_LINE_MAX;
+			skip = 0;
+		}
+		dsn_add(b, s, cut);
+		dsn_adds(b, "\r\n");
+		s += cut + skip;
+		n -= cut + skip;
+	}
+	dsn_add(b, s, n);
+}
+
+/* One recipient in the human part: one paragraph, folded. */
+static void
+dsn_human_rcpt(struct dsn_buf *out, const struct dsn_rcpt *rc)
+{
+	struct dsn_buf t = {NULL, 0, 0, false}, *b = &t;
+
 	dsn_adds(b, "<");
 	dsn_add_clean(b, rc->address, 600);
 	dsn_adds(b, ">: ");
@@ -205,7 +241,12 @@ dsn_human_rcpt(struct dsn_buf *b, const struct dsn_rcpt *rc)
 	}
 	if (rc->in_reply_to != NULL && rc->is_remote)
 		dsn_addf(b, " (in reply to %s command)", rc->in_reply_to);
-	dsn_adds(b, "\r\n\r\n");
+	if (t.failed)
+		out->failed = true;
+	else
+		dsn_add_folded(out, t.p, t.len);
+	free(t.p);
+	dsn_adds(out, "\r\n\r\n");
 }
 
 static void

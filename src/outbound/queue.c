@@ -235,6 +235,7 @@ queue_apply(void *ctx, const struct dstate_rec *rec)
 	}
 	if (rec->kind == DSTATE_HELD || rec->kind == DSTATE_RELEASED) {
 		m->held = rec->kind == DSTATE_HELD;
+		m->held_admin = m->held; /* only `hold ID` writes `held` */
 		return;
 	}
 	if ((size_t)rec->rcpt >= m->n_rcpts)

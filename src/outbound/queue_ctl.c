@@ -11,10 +11,18 @@
  *   flush [ID|DOMAIN]  try the waiting recipients now
  *   hold ID            no more attempts until release (journal `held`)
  *   release ID         attempts again, now (journal `released`)
- *   release-account ADDRESS  release every held message whose `auth` is
- *                      ADDRESS (any case): the send-burst hold,
- *                      docs/sendlimit.md
+ *   release-account ADDRESS  release every message held by the
+ *                      send-burst alarm whose `auth` is ADDRESS (any
+ *                      case), docs/sendlimit.md; not those held by
+ *                      `hold ID`
  *   delete ID          remove the entry, no notice (not while in flight)
+ *   delete-account ADDRESS  delete every message held by the send-burst
+ *                      alarm whose `auth` is ADDRESS (the spam of a
+ *                      hijacked account); prints how many
+ *
+ * Why a message is held: the alarm held it at arrival (its envelope's
+ * `hold send-burst`), or an admin held it (a journal `held` record,
+ * written only by `hold ID`); `show` and `list` say which.
  */
 #include "outbound/queue_int.h"
 
@@ -30,6 +38,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -108,6 +117,15 @@ qctl_summary(struct queue *q, struct evbuffer *out)
 	free(d);
 }
 
+/* " held=alarm", " held=admin" or "". */
+static const char *
+qctl_held_mark(const struct qmsg *m)
+{
+	if (!m->held)
+		return "";
+	return m->held_admin ? " held=admin" : " held=alarm";
+}
+
 static void
 qctl_list(struct queue *q, struct evbuffer *out)
 {
@@ -124,7 +142,7 @@ qctl_list(struct queue *q, struct evbuffer *out)
 				    (unsigned long long)m->env.size);
 		qctl_put(out, m->env.sender);
 		evbuffer_add_printf(out, "> recipients=%zu/%zu%s\n", waiting,
-				    m->n_rcpts, m->held ? " held" : "");
+				    m->n_rcpts, qctl_held_mark(m));
 	}
 }
 
@@ -134,11 +152,16 @@ static const char *const qctl_states[] = {"waiting", "ready", "busy",
 static void
 qctl_show(struct queue *q, struct qmsg *m, struct evbuffer *out)
 {
-	time_t now = time(NULL);
+	time_t now = time(NULL), at = (time_t)m->env.time;
+	char when[32];
+	struct tm tm;
 
-	evbuffer_add_printf(out, "id %s\narrival %lld\nsize %llu\nsender <",
-			    m->env.id, (long long)m->env.time,
-			    (unsigned long long)m->env.size);
+	/* ISO 8601, UTC. */
+	if (gmtime_r(&at, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(when, sizeof(when), "%lld", (long long)at);
+	evbuffer_add_printf(out, "id %s\narrival %s\nsize %llu\nsender <",
+			    m->env.id, when, (unsigned long long)m->env.size);
 	qctl_put(out, m->env.sender);
 	evbuffer_add_printf(out, ">\n");
 	if (m->env.auth != NULL) {
@@ -147,7 +170,8 @@ qctl_show(struct queue *q, struct qmsg *m, struct evbuffer *out)
 		evbuffer_add_printf(out, "\n");
 	}
 	evbuffer_add_printf(out, "held %s\nwarned %s\n",
-			    m->held ? "yes" : "no", m->warned ? "yes" : "no");
+			    !m->held ? "no" : m->held_admin ? "admin" : "alarm",
+			    m->warned ? "yes" : "no");
 	for (size_t i = 0; i < m->n_rcpts; i++) {
 		const struct qrcpt *r = &m->rcpts[i];
 
@@ -226,7 +250,15 @@ qctl_delete(struct queue *q, struct qmsg *m)
 	return NULL;
 }
 
-/* release-account: every held message of one authenticated account. */
+/* Held by the send-burst alarm, and of `account` (any case)? */
+static bool
+qctl_alarm_held(const struct qmsg *m, const char *account)
+{
+	return m->held && !m->held_admin && !m->is_removed &&
+	       m->env.auth != NULL && strcasecmp(m->env.auth, account) == 0;
+}
+
+/* release-account: the account's messages held by the alarm. */
 static void
 qctl_release_account(struct queue *q, const char *account,
 		     struct evbuffer *out)
@@ -234,8 +266,7 @@ qctl_release_account(struct queue *q, const char *account,
 	size_t n = 0;
 
 	for (struct qmsg *m = q->msgs; m != NULL; m = m->next) {
-		if (!m->held || m->is_removed || m->env.auth == NULL ||
-		    strcasecmp(m->env.auth, account) != 0)
+		if (!qctl_alarm_held(m, account))
 			continue;
 		m->held = false;
 		qctl_record(q, m, DSTATE_RELEASED);
@@ -243,6 +274,24 @@ qctl_release_account(struct queue *q, const char *account,
 		n++;
 	}
 	evbuffer_add_printf(out, "released messages=%zu\n", n);
+}
+
+/* delete-account: the account's messages held by the alarm, removed
+   (a held message is never in flight; qctl_delete checks anyway). */
+static void
+qctl_delete_account(struct queue *q, const char *account,
+		    struct evbuffer *out)
+{
+	char esc[QCTL_LINE_MAX * 4 + 8];
+	size_t n = 0;
+
+	for (struct qmsg *m = q->msgs; m != NULL; m = m->next)
+		if (qctl_alarm_held(m, account) && qctl_delete(q, m) == NULL)
+			n++;
+	log_escape(esc, sizeof(esc), account, strlen(account), 320);
+	log_notice("-", "queue delete-account account=%s messages=%zu", esc,
+		   n);
+	evbuffer_add_printf(out, "deleted messages=%zu\n", n);
 }
 
 /* One command; returns NULL (ok) or why not. */
@@ -256,6 +305,10 @@ qctl_run(struct queue *q, char *line, struct evbuffer *out)
 		*arg++ = '\0';
 	if (arg != NULL && strcmp(line, "release-account") == 0) {
 		qctl_release_account(q, arg, out);
+		return NULL;
+	}
+	if (arg != NULL && strcmp(line, "delete-account") == 0) {
+		qctl_delete_account(q, arg, out);
 		return NULL;
 	}
 	if (arg != NULL && strcmp(line, "flush") != 0 &&
@@ -278,6 +331,7 @@ qctl_run(struct queue *q, char *line, struct evbuffer *out)
 	} else if ((strcmp(line, "hold") == 0 ||
 		    strcmp(line, "release") == 0) && m != NULL) {
 		m->held = line[0] == 'h';
+		m->held_admin = m->held;
 		qctl_record(q, m, m->held ? DSTATE_HELD : DSTATE_RELEASED);
 		if (m->held)
 			evtimer_del(m->retry_ev);

@@ -63,6 +63,8 @@ struct qmsg {
 	int eight_bit;	    /* -1: not scanned yet */
 	bool warned;	    /* the delay notice went out */
 	bool held;	    /* `postern queue hold`: no attempts */
+	bool held_admin;    /* held by `hold ID` (journal `held`), not by
+			       the send-burst alarm (envelope `hold`) */
 	bool is_removed;    /* every recipient final: entry removed */
 	struct event *retry_ev;
 	struct qmsg *hnext; /* id table */

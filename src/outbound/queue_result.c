@@ -332,7 +332,6 @@ qres_defer(struct queue *q, struct qmsg *m, size_t i,
 	struct qrcpt *r = &m->rcpts[i];
 
 	r->attempts++;
-	r->last_attempt = now;
 	snprintf(r->last_dsn, sizeof(r->last_dsn), "%s", o->dsn);
 	queue_str_put(q, r->last_text);
 	r->last_text = queue_str_get(q, o->text);
@@ -362,6 +361,9 @@ qres_record(struct queue *q, struct qmsg *m, const size_t *idx,
 	for (size_t k = 0; k < n && k < QRES_NOTICE_RCPTS; k++) {
 		struct qrcpt *r = &m->rcpts[idx[k]];
 
+		/* RFC 3464 2.3.7: this attempt's date, whatever its outcome
+		   (a bounce's Last-Attempt-Date). */
+		r->last_attempt = now;
 		if (o[k].status == CLIENT_OK) {
 			r->state = QR_SENT;
 			qres_journal(q, m, DSTATE_SENT, (int)idx[k], o[k].dsn,

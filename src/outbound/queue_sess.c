@@ -58,6 +58,7 @@ struct qsess {
 	enum tls_policy policy; /* tls-policy of the destination */
 	/* DANE (RFC 7672): usable TLSA records of the current server. */
 	bool dane;
+	bool dane_unusable; /* a secure TLSA RRset, no record usable */
 	size_t n_tlsa;
 	struct dns_tlsa tlsa[DNS_TLSA_MAX];
 	struct qsts sts;	/* MTA-STS (RFC 8461) of the destination */
@@ -314,7 +315,8 @@ qsess_new_client(struct qsess *s)
 			s->params.auth_pass =
 			    s->q->relay_pass != NULL ? s->q->relay_pass : "";
 		}
-	} else if (s->dane || s->policy == TLS_POLICY_ENCRYPT ||
+	} else if (s->dane || s->dane_unusable ||
+		   s->policy == TLS_POLICY_ENCRYPT ||
 		   s->policy == TLS_POLICY_VERIFY || qsess_sts_enforce(s)) {
 		s->params.tls = CLIENT_TLS_REQUIRE; /* RFC 7672 2.2 */
 	} else if (s->policy == TLS_POLICY_NONE || s->plain_now) {
@@ -347,8 +349,12 @@ qsess_dane(struct qsess *s, SSL *ssl)
 				      t->data, t->len) > 0)
 			added++;
 	}
-	if (added == 0)
-		return -1;
+	if (added == 0) { /* RFC 7672 2.2: TLS still, unauthenticated */
+		ERR_clear_error();
+		s->dane = false;
+		s->dane_unusable = true;
+		return 0;
+	}
 	SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
 	return 0;
 }
@@ -514,6 +520,7 @@ qsess_next_server(struct qsess *s)
 	s->tried++;
 	s->move_on = false;
 	s->dane = false;
+	s->dane_unusable = false;
 	/* RFC 7672 2.2: DANE only when the MX (or the implicit MX's) and
 	   the host's addresses are DNSSEC-secure. */
 	if (!s->is_relay && !s->is_literal && s->policy != TLS_POLICY_NONE &&
@@ -571,11 +578,15 @@ qsess_tlsa_cb(void *arg, const struct dns_tlsa_answer *a)
 	s->n_tlsa = 0;
 	for (size_t i = 0; a->sec == DNS_SECURE && i < a->n; i++) {
 		/* RFC 7672 3.1: PKIX usages 0 and 1 are not for SMTP. */
-		if (a->recs[i].usage != 2 && a->recs[i].usage != 3)
+		if ((a->recs[i].usage != 2 && a->recs[i].usage != 3) ||
+		    a->recs[i].selector > 1 || a->recs[i].mtype > 2)
 			continue;
 		s->tlsa[s->n_tlsa++] = a->recs[i];
 	}
 	s->dane = s->n_tlsa > 0;
+	/* RFC 7672 2.2: secure records, none usable: TLS is still
+	   mandatory (unauthenticated), never plain text. */
+	s->dane_unusable = !s->dane && a->sec == DNS_SECURE && a->n > 0;
 	if (!s->dane && s->policy == TLS_POLICY_DANE) {
 		qsess_no_dane(s, "it has no usable secure TLSA record");
 		return;
@@ -752,7 +763,8 @@ qsess_closed(struct qsess *s)
 					    : NULL);
 		/* Postfix's `may`: a failed handshake, once in plain text. */
 		if (e->stage == CLIENT_STAGE_TLS && !s->is_relay &&
-		    !s->dane && s->policy == TLS_POLICY_MAY && !s->plain_now &&
+		    !s->dane && !s->dane_unusable &&
+		    s->policy == TLS_POLICY_MAY && !s->plain_now &&
 		    !qsess_sts_enforce(s))
 			s->plain_next = true; /* only for `may` */
 		log_info(s->job != NULL ? s->job->msg->env.id : "-",
@@ -788,10 +800,13 @@ qsess_act(struct qsess *s)
 				return;
 			break;
 		case CLIENT_EV_READY:
-			if (!s->tls_noted && !s->dane) {
-				s->tls_noted = true; /* (noted once) */
-				qsts_tls_note(&s->sts, qsess_id(s), s->relay,
-					      NULL);
+			if (!s->tls_noted) { /* in clear: said so, once */
+				s->tls_noted = true;
+				log_info(qsess_id(s), "tls relay=%s tls=none",
+					 s->relay);
+				if (!s->dane)
+					qsts_tls_note(&s->sts, qsess_id(s),
+						      s->relay, NULL);
 			}
 			if (s->job == NULL && !s->stopping)
 				s->job = queue_take_job(s->d);
@@ -883,9 +898,10 @@ qsess_event_cb(struct bufferevent *bev, short what, void *arg)
 
 			s->handshaking = false;
 			log_info(s->job != NULL ? s->job->msg->env.id : "-",
-				 "tls relay=%s tls=%s cipher=%s verified=%s",
+				 "tls relay=%s tls=%s cipher=%s verified=%s%s",
 				 s->relay, SSL_get_version(ssl),
-				 SSL_get_cipher_name(ssl), qsess_verified(s, ssl));
+				 SSL_get_cipher_name(ssl), qsess_verified(s, ssl),
+				 s->dane_unusable ? " dane=unusable" : "");
 			s->tls_noted = true;
 			if (!s->dane)
 				qsts_tls_note(&s->sts, qsess_id(s), s->relay,

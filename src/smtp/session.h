@@ -72,7 +72,9 @@ struct session_ops {
 	   refused or failed message, the end of the session). */
 	void (*send_undo)(void *ctx, const char *account, unsigned n);
 	/* A message was refused at its end: `reason` is "size", "content",
-	   "loop", "from_not_owned" or "tempfail" (metrics). May be NULL. */
+	   "loop", "from_not_owned" or "tempfail"; or a recipient was refused
+	   by the guard's verdict: "send_limit_hour", "send_limit_day",
+	   "new_recipients_day" or "send_burst" (metrics). May be NULL. */
 	void (*refused)(void *ctx, const char *reason);
 };
 

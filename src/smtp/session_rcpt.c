@@ -268,12 +268,20 @@ session_rcpt_verdict(struct session *s, enum session_send_result r)
 	    R_RCPT_OK,	       R_RCPT_OK,	 R_SEND_LIMIT_HOUR,
 	    R_SEND_LIMIT_DAY, R_SEND_LIMIT_NEW, R_SEND_HELD,
 	    R_TEMP_FAIL};
+	/* the refused hook's reasons (metrics), in the order of ids */
+	static const char *const why[] = {
+	    NULL,	      NULL,		"send_limit_hour",
+	    "send_limit_day", "new_recipients_day", "send_burst",
+	    NULL};
 	struct session_tx *tx = &s->tx;
 	enum reply_id id;
 
 	if (s->state != SESSION_RCPT_WAIT)
 		return false;
 	id = (unsigned)r < sizeof(ids) / sizeof(ids[0]) ? ids[r] : R_TEMP_FAIL;
+	if ((unsigned)r < sizeof(why) / sizeof(why[0]) && why[r] != NULL &&
+	    s->ops->refused != NULL)
+		s->ops->refused(s->ctx, why[r]);
 	session_set_state(s, tx->n_rcpts > 0 ? SESSION_RCPT : SESSION_MAIL);
 	if (id == R_RCPT_OK) {
 		session_rcpt_add_now(s, tx->pend_addr, tx->pend_dir);

@@ -266,17 +266,18 @@ class Sink:
         self.proc = None
 
 
-class BrokenTlsServer:
-    """A receiving server on ADDR:25 (a thread) that offers STARTTLS, says
-    220 to it, waits for the client's first handshake octets and answers
-    them with plain garbage (a failed handshake); with `inject`, the
-    garbage follows the 220 at once, in the same segment (plain text that
-    a client must not take for the encrypted server's, CVE-2011-0411). A
-    client that comes back without STARTTLS may deliver. It records each
-    connection's commands and the data of each message."""
+class ScriptedServer:
+    """A receiving server on ADDR:25 (a thread) that speaks just enough
+    SMTP: EHLO offers STARTTLS, every other command gets 250, DATA is
+    collected up to the dot. It records each connection's commands (also
+    after a handshake) and the data of each message. A subclass says
+    what STARTTLS does: starttls(conn) returns the connection to go on
+    with, or None to end the session. Bounded: 200 lines a session,
+    120 s in all."""
 
-    def __init__(self, addr, port=25, inject=False):
-        self.inject = inject
+    name = b"scripted.example"
+
+    def __init__(self, addr, port=25):
         import socket
         import threading
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -298,19 +299,22 @@ class BrokenTlsServer:
                 conn, _ = self.sock.accept()
             except socket.timeout:
                 continue
-            with conn:
-                conn.settimeout(10.0)
-                try:
-                    self._session(conn)
-                except OSError:
-                    pass
+            conn.settimeout(10.0)
+            try:
+                self._session(conn)
+            except OSError:  # also ssl.SSLError: a failed handshake
+                pass
+            finally:
+                conn.close()
+
+    def starttls(self, conn):
+        raise NotImplementedError
 
     def _session(self, conn):
-        cmds = []
+        cmds, data = [], None
         self.sessions.append(cmds)
         f = conn.makefile("rb")
-        conn.sendall(b"220 broken.example ESMTP\r\n")
-        data = None
+        conn.sendall(b"220 " + self.name + b" ESMTP\r\n")
         for _ in range(200):
             line = f.readline()
             if not line:
@@ -327,15 +331,12 @@ class BrokenTlsServer:
             cmds.append(cmd)
             verb = cmd.split(" ")[0].upper()
             if verb == "EHLO":
-                conn.sendall(b"250-broken.example\r\n250 STARTTLS\r\n")
+                conn.sendall(b"250-" + self.name + b"\r\n250 STARTTLS\r\n")
             elif verb == "STARTTLS":
-                if self.inject:
-                    conn.sendall(b"220 2.0.0 go ahead\r\n250 fake\r\n")
+                conn = self.starttls(conn)
+                if conn is None:
                     return
-                conn.sendall(b"220 2.0.0 go ahead\r\n")
-                self.hello = conn.recv(5)  # a TLS record header
-                conn.sendall(b"this is not a TLS handshake\r\n")
-                return
+                f = conn.makefile("rb")
             elif verb == "DATA":
                 conn.sendall(b"354 go\r\n")
                 data = []
@@ -349,6 +350,30 @@ class BrokenTlsServer:
         self.running = False
         self.thread.join(10)
         self.sock.close()
+
+
+class BrokenTlsServer(ScriptedServer):
+    """Offers STARTTLS, says 220 to it, waits for the client's first
+    handshake octets and answers them with plain garbage (a failed
+    handshake); with `inject`, the garbage follows the 220 at once, in
+    the same segment (plain text that a client must not take for the
+    encrypted server's, CVE-2011-0411). A client that comes back without
+    STARTTLS may deliver."""
+
+    name = b"broken.example"
+
+    def __init__(self, addr, port=25, inject=False):
+        self.inject = inject
+        super().__init__(addr, port)
+
+    def starttls(self, conn):
+        if self.inject:
+            conn.sendall(b"220 2.0.0 go ahead\r\n250 fake\r\n")
+            return None
+        conn.sendall(b"220 2.0.0 go ahead\r\n")
+        self.hello = conn.recv(5)  # a TLS record header
+        conn.sendall(b"this is not a TLS handshake\r\n")
+        return None
 
 
 class SilentServer:

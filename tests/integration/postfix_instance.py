@@ -176,3 +176,17 @@ def need_postfix():
         pytest.fail("this test needs root (make test runs as root)")
     if not os.access(POSTFIX, os.X_OK):
         pytest.fail("postfix is not installed (make deps)")
+
+
+def running(pf):
+    """For a module fixture: `yield from running(Instance())` sets the
+    instance up, starts it, yields it and stops and removes it after,
+    failing the teardown if its master is still there."""
+    try:
+        pf.setup()
+        pf.start()
+        yield pf
+    finally:
+        gone = pf.stop()
+        pf.cleanup()
+        assert gone, "the Postfix master did not stop"

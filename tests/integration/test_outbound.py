@@ -152,6 +152,15 @@ def test_permanent_failure_bounces_to_sender(outbound, sinks):
     assert f["Status"].startswith("5.")
     assert f["Remote-MTA"] == "dns; mx.perm.example"
     assert f["Diagnostic-Code"].startswith("smtp; 5")
+    # RFC 3464 2.2.5 and 2.3.7: RFC 5322 dates, arrival <= last attempt
+    # <= now (the first try's 5xx is an attempt too).
+    from email.utils import parsedate_to_datetime
+    import datetime
+    arrival = parsedate_to_datetime(f["Arrival-Date"])
+    last = parsedate_to_datetime(f["Last-Attempt-Date"])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert arrival <= last <= now, (arrival, last, now)
+    assert now - arrival < datetime.timedelta(minutes=10), (arrival, now)
     headers = [p for p in notice.iter_parts()
                if p.get_content_type() == "text/rfc822-headers"][0]
     assert "Subject: outbound test" in headers.get_content()
@@ -177,6 +186,32 @@ def test_temporary_failure_then_delivered(outbound, sinks, tmp_path):
     assert wait_for(lambda: log_lines(outbound, "sent", "carol@tmp.example"),
                     10)
     assert not bounces(outbound)
+
+
+def test_bounce_after_deferrals_dates_the_last_attempt(make_server, dns,
+                                                       sinks):
+    """A 4xx, then a 5xx: the bounce's Last-Attempt-Date is the 5xx's
+    attempt, not the earlier deferral's (RFC 3464 2.3.7). Retries every
+    3 s: the 5xx attempt comes at least 3 s after the last deferral."""
+    from email.utils import parsedate_to_datetime
+    import datetime
+    srv = make_server(submission=True, outbound_delivery="yes",
+                      retry_min="3s", retry_max="3s", **dns.directives())
+    grey = sinks("127.0.0.3", "-r", "rcpt")
+    submit(srv, ["erin@tmp.example"])
+    assert wait_for(lambda: log_lines(srv, "deferred", "erin@tmp.example"),
+                    WAIT), srv.log()[-3000:]
+    grey.proc.terminate()
+    grey.proc.wait(10)
+    sinks("127.0.0.3", "-f", "rcpt")
+    assert wait_for(lambda: bounces(srv), WAIT), srv.log()[-3000:]
+    last = parsedate_to_datetime(report_fields(bounces(srv)[0])
+                                 ["Last-Attempt-Date"])
+    stamp = log_lines(srv, "deferred", "erin@tmp.example")[-1].split(" ")[0]
+    deferred = datetime.datetime.strptime(
+        stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc)
+    assert last >= deferred + datetime.timedelta(seconds=2), (last, stamp)
 
 
 def test_first_mx_down_second_takes_it(outbound, sinks):

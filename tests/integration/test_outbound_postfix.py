@@ -18,7 +18,8 @@ import pytest
 from conftest import ALICE, ALICE_PW
 from helpers import wait_for
 from outbound_fixtures import DnsServer
-from postfix_instance import PostfixInstance, need_postfix, self_signed
+from postfix_instance import (PostfixInstance, need_postfix, running,
+                              self_signed)
 from test_outbound import LINE_RE, bounces, log_lines, report_fields
 
 WAIT = 30.0
@@ -106,15 +107,7 @@ class ReceivingPostfix(PostfixInstance):
 @pytest.fixture(scope="module")
 def postfix():
     need_postfix()
-    pf = ReceivingPostfix()
-    try:
-        pf.setup()
-        pf.start()
-        yield pf
-    finally:
-        gone = pf.stop()
-        pf.cleanup()
-        assert gone, "the Postfix master did not stop"
+    yield from running(ReceivingPostfix())
 
 
 @pytest.fixture(scope="module")

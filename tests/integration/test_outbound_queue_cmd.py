@@ -5,6 +5,7 @@ it, flush it, hold and release it (held survives a restart), delete it.
 """
 
 import re
+import time
 
 from conftest import ALICE, ALICE_PW
 from helpers import wait_for
@@ -52,12 +53,17 @@ def test_queue_commands(make_server):
     rc, out = queue(srv, "show", xid)
     assert rc == 0
     assert "id %s\n" % xid in out and "auth alice@local.test\n" in out
+    # The arrival as an ISO 8601 UTC date, that of the envelope.
+    env_time = int(srv.queue_entry(xid)[0]["time"])
+    assert "\narrival %s\n" % time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(env_time)) in out, out
     assert re.search(r"rcpt <x@a\.example> state=waiting attempts=1 "
                      r"next=\d+s last=\d+s dsn=4\.\d+\.\d+ relay=none \(",
                      out), out
     # hold: flush does nothing; release tries again at once.
     assert queue(srv, "hold", xid)[0] == 0
-    assert "held yes" in queue(srv, "show", xid)[1]
+    assert "\nheld admin\n" in queue(srv, "show", xid)[1]
+    assert " held=admin\n" in queue(srv, "list")[1]
     rc, out = queue(srv, "flush", xid)
     assert rc == 0 and out.startswith("flushed recipients=0"), out
     assert queue(srv, "release", xid)[0] == 0
@@ -79,7 +85,7 @@ def test_queue_commands(make_server):
     srv.stop()
     srv.start()
     assert wait_for(lambda: queue(srv, "show", xid)[0] == 0, 10)
-    assert "held yes" in queue(srv, "show", xid)[1]
+    assert "\nheld admin\n" in queue(srv, "show", xid)[1]
     rc, out = queue(srv)
     assert out.startswith("messages=1 recipients=1 destinations=1"), out
 

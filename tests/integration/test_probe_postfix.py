@@ -23,7 +23,8 @@ import os
 import pytest
 
 from helpers import free_port
-from postfix_instance import PostfixInstance, need_postfix, self_signed
+from postfix_instance import (PostfixInstance, need_postfix, running,
+                              self_signed)
 from test_probe import checks, role, run_json, run_probe
 
 HOST = "bad.local.test"
@@ -103,15 +104,7 @@ class BadPostfix(PostfixInstance):
 @pytest.fixture(scope="module")
 def bad_postfix():
     need_postfix()
-    pf = BadPostfix()
-    try:
-        pf.setup()
-        pf.start()
-        yield pf
-    finally:
-        gone = pf.stop()
-        pf.cleanup()
-        assert gone, "the Postfix master did not stop"
+    yield from running(BadPostfix())
 
 
 # What the bad configuration must make the probe report, per port.

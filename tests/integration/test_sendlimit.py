@@ -276,6 +276,80 @@ def test_burst_holds_notifies_and_release_delivers(make_server, sink):
     assert "in-effect=no" in guard_control(srv, "ALARMS")
 
 
+def queue_id_of(srv, rcpt):
+    """The queue entry whose recipients include `rcpt`, once the queue
+    process has it (it picks new entries up on its own)."""
+    ids = []
+
+    def found():
+        ids[:] = [i for i in srv.queue_ids()
+                  if rcpt in srv.cli("queue", "show", i).stdout]
+        return len(ids) == 1
+    assert wait_for(found, WAIT), (rcpt, ids)
+    return ids[0]
+
+
+def held_marks(srv):
+    """{queue id: "held=alarm" | "held=admin" | ""} from `queue list`."""
+    out = srv.cli("queue", "list").stdout.splitlines()[:-1]
+    return {l.split()[0]: (l.split()[-1] if "held=" in l else "")
+            for l in out}
+
+
+def test_account_release_and_delete_only_the_alarms(make_server, sink):
+    """Issue 10 review 2-3: a message an admin held by hand (`queue hold
+    ID`) is neither released nor deleted by `--account`; the alarm's
+    held ones are, and the count printed matches."""
+    srv, sk = burst_server(make_server, sink)
+    # alice's message to a destination that cannot be reached (the
+    # test resolver): it waits;
+    # the admin holds it by hand.
+    assert send(srv, (ALICE, ALICE_PW), ["x@a.example"]) == {}
+    assert srv.wait_log(lambda t: "to=<x@a.example> relay=none" in t,
+                        WAIT), srv.log()[-3000:]
+    admin = queue_id_of(srv, "x@a.example")
+    assert srv.cli("queue", "hold", admin).returncode == 0
+    # Then a burst: the alarm holds it and the next one.
+    assert send(srv, (ALICE, ALICE_PW), remote(60, 100)) == {}
+    assert srv.wait_log(lambda t: "alarm kind=send-burst" in t, WAIT)
+    assert send(srv, (ALICE, ALICE_PW), remote(1, 500)) == {}
+    alarm = {queue_id_of(srv, "r100@remote.test"),
+             queue_id_of(srv, "r500@remote.test")}
+    assert held_marks(srv) == {admin: "held=admin",
+                               **{i: "held=alarm" for i in alarm}}, \
+        srv.cli("queue", "list").stdout
+    show = srv.cli("queue", "show", admin).stdout
+    assert "\nheld admin\n" in show, show
+    assert re.search(r"\narrival \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n", show), \
+        show
+    assert "\nheld alarm\n" in srv.cli("queue", "show", min(alarm)).stdout
+    # delete --account: the alarm's two, not the admin's one.
+    p = srv.cli("queue", "delete", "--account", ALICE.upper())
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "deleted messages=2\n" in p.stdout, p.stdout
+    assert 'discarded "ALICE@LOCAL.TEST"' in p.stdout, p.stdout
+    assert srv.wait_log(lambda t: "alarm-discarded kind=send-burst "
+                        "account=\"ALICE@LOCAL.TEST\"" in t)
+    assert wait_for(lambda: srv.queue_ids() == [admin], WAIT), \
+        srv.queue_ids()
+    assert srv.wait_log(lambda t: "queue delete-account "
+                        "account=\"ALICE@LOCAL.TEST\" messages=2" in t)
+    assert held_marks(srv) == {admin: "held=admin"}
+    # The alarm is still in effect: new mail is held; release --account
+    # lets that one go and leaves the admin's.
+    assert send(srv, (ALICE, ALICE_PW), remote(1, 700)) == {}
+    assert held_marks(srv)[queue_id_of(srv, "r700@remote.test")] == \
+        "held=alarm"
+    p = srv.cli("queue", "release", "--account", ALICE)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "released messages=1\n" in p.stdout, p.stdout
+    assert wait_for(lambda: sent_to(srv) == {"r700@remote.test"}, WAIT), \
+        srv.log()[-3000:]
+    assert held_marks(srv) == {admin: "held=admin"}
+    # None of the deleted spam ever left.
+    assert len(sk.messages()) == 1
+
+
 def test_burst_refuse(make_server, sink):
     srv, sk = burst_server(make_server, sink, "refuse")
     got = rcpts_codes(srv, (ALICE, ALICE_PW), remote(55))

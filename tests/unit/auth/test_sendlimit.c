@@ -238,40 +238,158 @@ feed_hours(struct sendlimit *sl, const char *acct, unsigned per_hour,
 		       &v);
 }
 
-/* The baseline: EWMA with weight 1/336 per hour. 10 an hour for 14 days
-   gives 10 * (1 - (335/336)^336) = 6.33; the factor check at exactly 10
-   times it. */
+/* The baseline: the mean of the active hours. 10 an hour for 14 days is
+   10.00; idle hours (a quiet month) leave it alone; the factor check at
+   exactly 10 times it. */
 static void
-test_baseline_ewma(void **state)
+test_baseline_active_hours(void **state)
 {
 	struct sendlimit_config c = cfg_of(0, 0, 0, 50, 10, SENDLIMIT_LOG);
 	struct sendlimit *sl = sendlimit_new(&c, key);
 	struct sendlimit_status st;
 	struct sendlimit_verdict v;
-	uint32_t limit;
 
 	(void)state;
 	feed_hours(sl, "busy@x", 10, 14 * 24, T0);
 	assert_int_equal(sendlimit_status(sl, "busy@x", T0 + 14 * DAY, &st),
 			 0);
-	assert_true(st.baseline_micro > 6300000 &&
-		    st.baseline_micro < 6360000);
-	/* After 60 days: 10 * (1 - (335/336)^1440) = 9.86. */
-	feed_hours(sl, "busy@x", 10, 46 * 24, T0 + 14 * DAY);
+	assert_int_equal(st.baseline_micro, 10000000);
+	/* Half the hours at 20: the mean of 336 hours then weight 1/336. */
+	feed_hours(sl, "busy@x", 20, 1, T0 + 14 * DAY);
 	sendlimit_status(sl, "busy@x", T0 + 60 * DAY, &st);
-	assert_true(st.baseline_micro > 9800000 &&
-		    st.baseline_micro <= 10000000);
-	/* The factor, exactly: count * 1e6 > 10 * baseline. */
-	limit = (uint32_t)(10 * st.baseline_micro / 1000000);
-	assert_int_equal(send_n(sl, "busy@x", NULL, 0, limit, T0 + 60 * DAY,
+	assert_true(st.baseline_micro > 10020000 &&
+		    st.baseline_micro < 10040000);
+	/* A month idle changes nothing. */
+	sendlimit_status(sl, "busy@x", T0 + 90 * DAY, &st);
+	assert_true(st.baseline_micro > 10020000 &&
+		    st.baseline_micro < 10040000);
+	/* The factor, exactly: count * 1e6 > 10 * baseline (100.29). */
+	assert_int_equal(send_n(sl, "busy@x", NULL, 0, 100, T0 + 90 * DAY,
 				&v),
 			 SENDLIMIT_OK);
 	assert_false(v.alarm_raised);
-	sendlimit_rcpt(sl, "busy@x", NULL, "one-more@y", T0 + 60 * DAY, &v);
+	sendlimit_rcpt(sl, "busy@x", NULL, "one-more@y", T0 + 90 * DAY, &v);
 	assert_true(v.alarm_raised);
-	/* An account that went quiet decays to 0: after 20 x 14 days. */
-	sendlimit_status(sl, "busy@x", T0 + 60 * DAY + 281 * 14 * DAY, &st);
-	assert_int_equal(st.baseline_micro, 0);
+	sendlimit_free(&sl);
+}
+
+/* Days of `batch` recipients in one minute at 09:00 from `start`; the
+   postmaster releases each alarm at 10:00. Returns the alarms raised. */
+static uint64_t
+daily_batches(struct sendlimit *sl, const char *acct, unsigned batch,
+	      unsigned days, time_t start)
+{
+	struct sendlimit_verdict v;
+	uint64_t before = sendlimit_alarms_raised(sl);
+
+	for (unsigned d = 0; d < days; d++) {
+		time_t t = start + (time_t)d * DAY + 9 * HOUR;
+
+		send_n(sl, acct, NULL, d * batch, batch, t, &v);
+		(void)sendlimit_release(sl, acct, t + HOUR);
+	}
+	return sendlimit_alarms_raised(sl) - before;
+}
+
+/* Issue 10 review: a daily batch of 60 in one hour is learned. A brand
+   new account alarms once, the first day (held until released); one
+   with a quiet history (2 an hour in working hours for 30 days) once
+   too; an old all-hours EWMA alarmed all 120 days. */
+static void
+test_daily_batch_learned(void **state)
+{
+	struct sendlimit_config c = cfg_of(0, 0, 0, 50, 10, SENDLIMIT_HOLD);
+	struct sendlimit *sl = sendlimit_new(&c, key);
+	struct sendlimit_status st;
+
+	(void)state;
+	assert_int_equal(daily_batches(sl, "news@x", 60, 120, T0), 1);
+	for (unsigned d = 0; d < 30; d++)
+		feed_hours(sl, "quiet@x", 2, 8, T0 + (time_t)d * DAY + 9 * HOUR);
+	assert_int_equal(daily_batches(sl, "quiet@x", 60, 120, T0 + 30 * DAY),
+			 1);
+	sendlimit_status(sl, "quiet@x", T0 + 150 * DAY, &st);
+	assert_false(st.alarmed);
+	/* Under `refuse` the 51st is refused and raises the alarm; the
+	   release teaches the peak that 51. */
+	c = cfg_of(0, 0, 0, 50, 10, SENDLIMIT_REFUSE);
+	sendlimit_set_config(sl, &c);
+	assert_int_equal(daily_batches(sl, "refuse@x", 60, 120, T0), 1);
+	/* Under `log` the alarm ends by itself and the peak learns too. */
+	c = cfg_of(0, 0, 0, 50, 10, SENDLIMIT_LOG);
+	sendlimit_set_config(sl, &c);
+	assert_int_equal(daily_batches(sl, "log@x", 60, 120, T0), 1);
+	sendlimit_free(&sl);
+}
+
+/* A hijacked account: 5 an hour in 8 working hours for 120 days, then
+   300 in an hour: the alarm at the 51st. After a daily batch of 60 (an
+   average of 60 an active hour), a hijacker's 1000 alarm at the 601st;
+   the spam hour, discarded, teaches nothing. */
+static void
+test_hijack_alarms(void **state)
+{
+	struct sendlimit_config c = cfg_of(0, 0, 0, 50, 10, SENDLIMIT_HOLD);
+	struct sendlimit *sl = sendlimit_new(&c, key);
+	struct sendlimit_verdict v;
+	struct sendlimit_status st;
+	time_t t = T0 + 120 * DAY + 9 * HOUR;
+
+	(void)state;
+	for (unsigned d = 0; d < 120; d++)
+		feed_hours(sl, "work@x", 5, 8, T0 + (time_t)d * DAY + 9 * HOUR);
+	assert_int_equal(sendlimit_alarms_raised(sl), 0);
+	assert_int_equal(send_n(sl, "work@x", NULL, 1000, 300, t, &v),
+			 SENDLIMIT_OK_HOLD);
+	sendlimit_status(sl, "work@x", t, &st);
+	assert_true(st.alarmed);
+	assert_int_equal(st.alarm_count, 51);
+	assert_int_equal(st.alarm_baseline_micro, 5000000);
+
+	assert_int_equal(daily_batches(sl, "news@x", 60, 120, T0), 1);
+	assert_int_equal(send_n(sl, "news@x", NULL, 9000, 1000, t, &v),
+			 SENDLIMIT_OK_HOLD);
+	sendlimit_status(sl, "news@x", t, &st);
+	assert_true(st.alarmed);
+	assert_int_equal(st.alarm_count, 601);
+	assert_int_equal(st.alarm_baseline_micro, 60000000);
+	assert_int_equal(sendlimit_alarms_raised(sl), 3);
+	/* The postmaster deletes the spam (sendlimit_discard) and releases
+	   the account: the spam hour taught nothing, the next day's 700
+	   alarm again. */
+	assert_int_equal(sendlimit_discard(sl, "news@x", t + 60), 0);
+	assert_int_equal(sendlimit_release(sl, "news@x", t + 120), 0);
+	assert_int_equal(sendlimit_discard(sl, "news@x", t + 180), -1);
+	assert_int_equal(send_n(sl, "news@x", NULL, 20000, 700, t + DAY, &v),
+			 SENDLIMIT_OK_HOLD);
+	assert_int_equal(sendlimit_alarms_raised(sl), 4);
+	/* Released without a discard: the alarm's largest hour (700) was
+	   legitimate; the next day's 700 pass. */
+	assert_int_equal(sendlimit_release(sl, "news@x", t + DAY + 120), 0);
+	assert_int_equal(send_n(sl, "news@x", NULL, 30000, 700, t + 2 * DAY,
+				&v),
+			 SENDLIMIT_OK);
+	assert_int_equal(sendlimit_alarms_raised(sl), 4);
+	sendlimit_free(&sl);
+}
+
+/* A brand-new account (no history) sending 60 at once: the alarm at the
+   51st (the issue's own case). */
+static void
+test_new_account_alarms(void **state)
+{
+	struct sendlimit_config c = cfg_of(0, 0, 0, 50, 10, SENDLIMIT_HOLD);
+	struct sendlimit *sl = sendlimit_new(&c, key);
+	struct sendlimit_verdict v;
+	struct sendlimit_status st;
+
+	(void)state;
+	assert_int_equal(send_n(sl, "fresh@x", NULL, 0, 60, T0 + 30, &v),
+			 SENDLIMIT_OK_HOLD);
+	sendlimit_status(sl, "fresh@x", T0 + 60, &st);
+	assert_true(st.alarmed);
+	assert_int_equal(st.alarm_count, 51);
+	assert_int_equal(st.alarm_baseline_micro, 0);
 	sendlimit_free(&sl);
 }
 
@@ -298,7 +416,8 @@ test_burst_vs_baseline(void **state)
 	sendlimit_free(&sl);
 }
 
-/* log: only says so; the alarm ends when the hour calms down. */
+/* log: only says so; the alarm ends when the hour calms down, and the
+   peak learns its largest hour. */
 static void
 test_log_action(void **state)
 {
@@ -314,7 +433,12 @@ test_log_action(void **state)
 	assert_true(st.alarmed);
 	sendlimit_status(sl, "a@x", T0 + HOUR + 1, &st);
 	assert_false(st.alarmed);
-	assert_int_equal(send_n(sl, "a@x", NULL, 0, 10, T0 + HOUR + 2, &v),
+	/* It ended by itself: the peak learned its 10; 20 are not over
+	   twice that, 21 are. */
+	assert_int_equal(send_n(sl, "a@x", NULL, 0, 20, T0 + HOUR + 2, &v),
+			 SENDLIMIT_OK);
+	assert_int_equal(sendlimit_alarms_raised(sl), 1);
+	assert_int_equal(send_n(sl, "a@x", NULL, 20, 1, T0 + HOUR + 2, &v),
 			 SENDLIMIT_OK);
 	assert_int_equal(sendlimit_alarms_raised(sl), 2);
 	sendlimit_free(&sl);
@@ -397,7 +521,9 @@ test_export_import(void **state)
 	/* Bad records: length, version, alarm octet, a time out of range. */
 	assert_int_equal(sendlimit_import(sl2, "c@x", rec, sizeof(rec) - 1),
 			 -1);
-	rec[0] = 2;
+	rec[0] = 3;
+	assert_int_equal(sendlimit_import(sl2, "c@x", rec, sizeof(rec)), -1);
+	rec[0] = 1; /* version 1 is 210 octets */
 	assert_int_equal(sendlimit_import(sl2, "c@x", rec, sizeof(rec)), -1);
 	rec[0] = SENDLIMIT_REC_VERSION;
 	rec[1] = 7;
@@ -406,6 +532,36 @@ test_export_import(void **state)
 	memset(rec + 2, 0xff, 8);
 	assert_int_equal(sendlimit_import(sl2, "c@x", rec, sizeof(rec)), -1);
 	assert_int_equal(sendlimit_status(sl2, "c@x", T0, &a), -1);
+	sendlimit_free(&sl);
+	sendlimit_free(&sl2);
+}
+
+/* A version 1 record (210 octets, before the active-hour count) is
+   still read: its baseline counts as one active hour, no peak. */
+static void
+test_import_v1(void **state)
+{
+	struct sendlimit_config c = cfg_of(0, 0, 0, 50, 10, SENDLIMIT_HOLD);
+	struct sendlimit *sl = sendlimit_new(&c, key), *sl2;
+	unsigned char rec[SENDLIMIT_REC_LEN];
+	struct sendlimit_status st;
+	struct sendlimit_verdict v;
+
+	(void)state;
+	feed_hours(sl, "a@x", 4, 3, T0);
+	sendlimit_status(sl, "a@x", T0 + 3 * HOUR, &st); /* fold the third */
+	assert_int_equal(sendlimit_export(sl, "a@x", rec), 0);
+	rec[0] = 1;
+	sl2 = sendlimit_new(&c, key);
+	assert_int_equal(sendlimit_import(sl2, "a@x", rec, SENDLIMIT_REC_V1_LEN),
+			 0);
+	sendlimit_status(sl2, "a@x", T0 + 3 * HOUR, &st);
+	assert_int_equal(st.baseline_micro, 4000000);
+	assert_int_equal(st.count_day, 12);
+	/* One active hour of 8 more: the mean of 4 and 8. */
+	send_n(sl2, "a@x", NULL, 0, 8, T0 + 4 * HOUR, &v);
+	sendlimit_status(sl2, "a@x", T0 + 5 * HOUR, &st);
+	assert_int_equal(st.baseline_micro, 6000000);
 	sendlimit_free(&sl);
 	sendlimit_free(&sl2);
 }
@@ -446,7 +602,11 @@ main(void)
 	    cmocka_unit_test(test_new_recipients),
 	    cmocka_unit_test(test_per_user_limits),
 	    cmocka_unit_test(test_burst_floor_exact),
-	    cmocka_unit_test(test_baseline_ewma),
+	    cmocka_unit_test(test_baseline_active_hours),
+	    cmocka_unit_test(test_daily_batch_learned),
+	    cmocka_unit_test(test_hijack_alarms),
+	    cmocka_unit_test(test_new_account_alarms),
+	    cmocka_unit_test(test_import_v1),
 	    cmocka_unit_test(test_burst_vs_baseline),
 	    cmocka_unit_test(test_log_action),
 	    cmocka_unit_test(test_undo),

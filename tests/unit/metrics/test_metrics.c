@@ -53,6 +53,9 @@ test_slots_are_summed(void **state)
 	metrics_login(99); /* out of range: tempfail */
 	metrics_refused(NULL, "size");
 	metrics_refused(NULL, "whatever"); /* unknown: tempfail */
+	metrics_refused(NULL, "send_limit_day");
+	metrics_refused(NULL, "send_burst");
+	metrics_refused(NULL, "send_burst");
 	assert_int_equal(metrics_open(tmp_path(), &ro, &err), 0);
 	metrics_read(ro, (int64_t)time(NULL), &snap);
 	assert_int_equal(snap.cell[MC_RESTARTS], 3);
@@ -62,6 +65,10 @@ test_slots_are_summed(void **state)
 	assert_int_equal(snap.cell[MC_LOGIN_TEMP], 1);
 	assert_int_equal(snap.cell[MC_REFUSED_SIZE], 1);
 	assert_int_equal(snap.cell[MC_REFUSED_TEMP], 1);
+	assert_int_equal(snap.cell[MC_RREFUSED_HOUR], 0);
+	assert_int_equal(snap.cell[MC_RREFUSED_DAY], 1);
+	assert_int_equal(snap.cell[MC_RREFUSED_NEW], 0);
+	assert_int_equal(snap.cell[MC_RREFUSED_BURST], 2);
 	/* A dead worker's sessions go, its counters stay. */
 	metrics_slot_reset_gauges(map, 5);
 	metrics_read(ro, (int64_t)time(NULL), &snap);

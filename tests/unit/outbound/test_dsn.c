@@ -65,7 +65,8 @@ static const char golden[] =
     "The reasons follow; the headers of your message are attached.\r\n"
     "\r\n"
     "<bob@example.net>: host mx.example.net said: 550 5.1.1 "
-    "<bob@example.net>: no such user (in reply to RCPT TO command)\r\n"
+    "<bob@example.net>: no\r\n"
+    "such user (in reply to RCPT TO command)\r\n"
     "\r\n"
     "<carol@example.net>: domain example.net has a null MX\r\n"
     "\r\n"
@@ -204,6 +205,64 @@ test_hostile_fields(void **state)
 	free(buf);
 }
 
+/* The longest line of buf (CRLF not counted); *human_r: the longest
+   line with a space in it of the human-readable part. */
+static size_t
+longest_line(const char *buf, size_t *human_r)
+{
+	const char *part = strstr(buf, "Content-Description: Notification");
+	const char *end = strstr(buf, "Content-Description: Delivery report");
+	size_t max = 0;
+
+	*human_r = 0;
+	for (const char *p = buf; *p != '\0';) {
+		const char *eol = strstr(p, "\r\n");
+		size_t n = eol != NULL ? (size_t)(eol - p) : strlen(p);
+
+		if (n > max)
+			max = n;
+		if (p > part && p < end && memchr(p, ' ', n) != NULL &&
+		    n > *human_r)
+			*human_r = n;
+		p += n + (eol != NULL ? 2 : 0);
+	}
+	return max;
+}
+
+/* RFC 5322 2.1.1: a 600-octet address and a 900-octet diagnostic; no
+   line over 998 octets; the human part folded at spaces within 78. */
+static void
+test_long_lines(void **state)
+{
+	static char addr[601], words[901], solid[901];
+	struct dsn_rcpt d[2] = {
+	    {addr, DSN_FAILED, "5.0.0", "mx.example.net", words, true,
+	     "DATA", T0, 0},
+	    {addr, DSN_FAILED, "5.0.0", "mx.example.net", solid, true,
+	     "DATA", T0, 0}};
+	struct dsn_report r = report(d, 2);
+	const char *err = NULL;
+	char *buf;
+	size_t len, human;
+
+	memset(addr, 'a', 600);
+	memcpy(addr + 588, "@example.net", 12);
+	for (size_t i = 0; i < 900; i++)
+		words[i] = i % 7 == 6 ? ' ' : 'w';
+	memcpy(words, "550 ", 4);
+	memset(solid, 's', 900);
+	memcpy(solid, "550 ", 4);
+	assert_int_equal(dsn_write(&r, &buf, &len, &err), 0);
+	assert_true(longest_line(buf, &human) <= 998);
+	assert_true(human <= 78);
+	/* The address stays whole, on a line of its own. */
+	assert_non_null(strstr(buf, "\r\n<aaaa"));
+	assert_non_null(strstr(buf, "@example.net>:\r\nhost mx.example.net"));
+	/* Nothing lost in the folding: the words, then the cut mark. */
+	assert_non_null(strstr(buf, "sss\r\n(in reply to DATA command)\r\n"));
+	free(buf);
+}
+
 /* Original headers holding our boundary: refused, another is chosen. */
 static void
 test_boundary_in_content(void **state)
@@ -281,6 +340,7 @@ main(void)
 		cmocka_unit_test(test_delayed),
 		cmocka_unit_test(test_null_sender),
 		cmocka_unit_test(test_hostile_fields),
+		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_boundary_in_content),
 		cmocka_unit_test(test_8bit_headers),
 		cmocka_unit_test(test_header_len),

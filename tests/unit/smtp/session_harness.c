@@ -145,6 +145,16 @@ h_send_undo(void *ctx, const char *account, unsigned n)
 	h->undone += n;
 }
 
+/* The refused hook: the reason of the last call, a call count. */
+static void
+h_refused(void *ctx, const char *reason)
+{
+	struct harness *h = ctx;
+
+	snprintf(h->refused, sizeof(h->refused), "%s", reason);
+	h->n_refused++;
+}
+
 static const struct session_ops h_ops_limited = {
 	.has_space = h_has_space,
 	.msg_begin = h_begin,
@@ -155,6 +165,7 @@ static const struct session_ops h_ops_limited = {
 	.is_user = h_is_user,
 	.send_check = h_send_check,
 	.send_undo = h_send_undo,
+	.refused = h_refused,
 };
 
 void

@@ -42,6 +42,8 @@ struct harness {
 	char send_rcpt[300];
 	unsigned undone; /* recipients given back by ops->send_undo */
 	bool env_hold;	 /* the last envelope's hold */
+	char refused[64]; /* the reason ops->refused got last (limited) */
+	int n_refused;
 };
 
 /* Start a session on the test configuration (or `config_text`). */

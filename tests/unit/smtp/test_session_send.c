@@ -55,15 +55,20 @@ test_verdicts(void **state)
 	static const struct {
 		enum session_send_result r;
 		const char *line;
+		const char *refused; /* the metrics' reason, "": none */
 	} cases[] = {
-	    {SESSION_SEND_OK, "250 2.1.5 Recipient ok\r\n"},
+	    {SESSION_SEND_OK, "250 2.1.5 Recipient ok\r\n", ""},
 	    {SESSION_SEND_OVER_HOUR,
 	     "451 4.7.1 Hourly recipient limit of this account reached, try "
-	     "later\r\n"},
-	    {SESSION_SEND_OVER_DAY, "451 4.7.1 Daily recipient limit"},
-	    {SESSION_SEND_OVER_NEW, "451 4.7.1 Daily limit of new recipients"},
-	    {SESSION_SEND_HELD, "451 4.7.1 Unusual sending volume"},
-	    {SESSION_SEND_TEMPFAIL, "451 4.3.0 "},
+	     "later\r\n",
+	     "send_limit_hour"},
+	    {SESSION_SEND_OVER_DAY, "451 4.7.1 Daily recipient limit",
+	     "send_limit_day"},
+	    {SESSION_SEND_OVER_NEW, "451 4.7.1 Daily limit of new recipients",
+	     "new_recipients_day"},
+	    {SESSION_SEND_HELD, "451 4.7.1 Unusual sending volume",
+	     "send_burst"},
+	    {SESSION_SEND_TEMPFAIL, "451 4.3.0 ", ""},
 	};
 	struct harness h;
 
@@ -79,6 +84,8 @@ test_verdicts(void **state)
 		assert_string_equal(h.send_rcpt, "Bob@remote.example");
 		h_send_done(&h, cases[i].r);
 		assert_non_null(strstr(h.out, cases[i].line));
+		assert_string_equal(h.refused, cases[i].refused);
+		assert_int_equal(h.n_refused, cases[i].refused[0] != '\0');
 		assert_false(session_is_parked(h.s));
 		h_stop(&h);
 	}
