@@ -148,6 +148,17 @@ find(const struct lockout *lo, const struct lo_key *k)
 	return NULL;
 }
 
+void
+lockout_gone_free(struct lo_gone **list)
+{
+	while (*list != NULL) {
+		struct lo_gone *g = *list;
+
+		*list = g->next;
+		free(g);
+	}
+}
+
 /* Remove `e`; its record is deleted at the next export when it had one
    (unless the whole table goes: `is_final`). */
 static void
@@ -338,12 +349,8 @@ lockout_free(struct lockout **lop)
 		return;
 	while (lo->oldest != NULL)
 		remove_entry(lo, lo->oldest, true);
-	while (lo->gone != NULL) {
-		struct lo_gone *g = lo->gone;
-
-		lo->gone = g->next;
-		free(g);
-	}
+	lockout_gone_free(&lo->gone);
+	lockout_gone_free(&lo->gone_sent);
 	lockout_known_free(&lo->known);
 	free(lo->buckets);
 	sodium_memzero(lo->secret, sizeof(lo->secret));

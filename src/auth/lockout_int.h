@@ -56,6 +56,9 @@ struct lockout {
 	struct lo_entry *newest, *oldest;
 	struct lo_entry *dirty;
 	struct lo_gone *gone;
+	/* Deletions handed to the last export: freed by the next one (that
+	   flush committed), or put back by lockout_mark_all (it failed). */
+	struct lo_gone *gone_sent;
 	struct lockout_known *known;
 };
 
@@ -70,6 +73,7 @@ struct lo_key {
 struct lo_entry *lockout_entry_get(struct lockout *lo, const struct lo_key *k,
 				   time_t now);
 void lockout_entry_dirty(struct lockout *lo, struct lo_entry *e);
+void lockout_gone_free(struct lo_gone **list);
 void lockout_entry_clean(struct lockout *lo, struct lo_entry *e);
 unsigned lockout_prefix_of(int family, enum lockout_kind kind);
 

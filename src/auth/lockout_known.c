@@ -57,6 +57,7 @@ struct lockout_known {
 	size_t n_buckets, count, max;
 	struct kn_acct *newest, *oldest, *dirty;
 	struct kn_gone *gone;
+	struct kn_gone *gone_sent; /* as lockout's: until the next export */
 };
 
 struct lockout_known *
@@ -107,6 +108,17 @@ kn_lru_push(struct lockout_known *kn, struct kn_acct *a)
 }
 
 static void
+kn_gone_free(struct kn_gone **list)
+{
+	while (*list != NULL) {
+		struct kn_gone *g = *list;
+
+		*list = g->next;
+		free(g);
+	}
+}
+
+static void
 kn_remove(struct lockout_known *kn, struct kn_acct *a, bool is_final)
 {
 	struct kn_acct **pp = &kn->buckets[a->hash & (kn->n_buckets - 1)];
@@ -142,12 +154,8 @@ lockout_known_free(struct lockout_known **knp)
 		return;
 	while (kn->oldest != NULL)
 		kn_remove(kn, kn->oldest, true);
-	while (kn->gone != NULL) {
-		struct kn_gone *g = kn->gone;
-
-		kn->gone = g->next;
-		free(g);
-	}
+	kn_gone_free(&kn->gone);
+	kn_gone_free(&kn->gone_sent);
 	free(kn->buckets);
 	sodium_memzero(kn->secret, sizeof(kn->secret));
 	free(kn);
@@ -417,12 +425,14 @@ lockout_known_export(struct lockout_known *kn, time_t now, time_t wall_now,
 	unsigned char rec[2 + LOCKOUT_KNOWN_NETS * KN_REC_ENTRY];
 	size_t n = 0;
 
+	kn_gone_free(&kn->gone_sent); /* the last flush committed */
 	while (kn->gone != NULL) {
 		struct kn_gone *g = kn->gone;
 
 		kn->gone = g->next;
 		cb(LOCKOUT_TABLE_KNOWN, g->key, g->key_len, NULL, 0, arg);
-		free(g);
+		g->next = kn->gone_sent;
+		kn->gone_sent = g;
 		n++;
 	}
 	while (kn->dirty != NULL) {
@@ -446,9 +456,17 @@ lockout_known_export(struct lockout_known *kn, time_t now, time_t wall_now,
 void
 lockout_known_mark_all(struct lockout_known *kn)
 {
-	for (struct kn_acct *a = kn->newest; a != NULL; a = a->older)
-		if (a->n_known > 0)
-			kn_dirty(kn, a);
+	for (struct kn_acct *a = kn->newest; a != NULL; a = a->older) {
+		a->is_stored = true; /* not known: a deletion is harmless */
+		kn_dirty(kn, a);
+	}
+	while (kn->gone_sent != NULL) {
+		struct kn_gone *g = kn->gone_sent;
+
+		kn->gone_sent = g->next;
+		g->next = kn->gone;
+		kn->gone = g;
+	}
 }
 
 int

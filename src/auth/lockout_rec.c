@@ -113,12 +113,14 @@ lockout_export(struct lockout *lo, time_t now, time_t wall_now,
 	static unsigned char rec[REC_MAX];
 	size_t n = 0;
 
+	lockout_gone_free(&lo->gone_sent); /* the last flush committed */
 	while (lo->gone != NULL) {
 		struct lo_gone *g = lo->gone;
 
 		lo->gone = g->next;
 		cb(LOCKOUT_TABLE_KEYS, g->key, g->key_len, NULL, 0, arg);
-		free(g);
+		g->next = lo->gone_sent;
+		lo->gone_sent = g;
 		n++;
 	}
 	while (lo->dirty != NULL) {
@@ -139,12 +141,24 @@ lockout_export(struct lockout *lo, time_t now, time_t wall_now,
 	return n + lockout_known_export(lo->known, now, wall_now, cb, arg);
 }
 
+/* The last flush failed: what it held may be lost. Every entry is
+   written again, and one whose record may still be in the store (a
+   deletion the failed batch dropped: an unlocked key) is deleted again;
+   the deletions of removed keys are handed again too. */
 void
 lockout_mark_all(struct lockout *lo)
 {
-	for (struct lo_entry *e = lo->newest; e != NULL; e = e->older)
-		if (e->is_stored || rec_worth(lo, e, e->last))
-			lockout_entry_dirty(lo, e);
+	for (struct lo_entry *e = lo->newest; e != NULL; e = e->older) {
+		e->is_stored = true; /* not known: a deletion is harmless */
+		lockout_entry_dirty(lo, e);
+	}
+	while (lo->gone_sent != NULL) {
+		struct lo_gone *g = lo->gone_sent;
+
+		lo->gone_sent = g->next;
+		g->next = lo->gone;
+		lo->gone = g;
+	}
 	lockout_known_mark_all(lo->known);
 }
 

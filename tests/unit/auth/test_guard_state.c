@@ -5,7 +5,8 @@
  * commit ("store full", a small map through guard_state_start_size())
  * drops lockout records already handed over; every lockout record is then
  * written again by the next flush that succeeds, and the failure is
- * logged once a minute, not once a flush.
+ * logged once a minute, not once a flush. A deletion the failed batch
+ * dropped (an unlock) is made again by the next flush.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -227,11 +228,49 @@ test_refused_write_rewritten(void **state)
 	gstore_close(&st);
 }
 
+/* An unlock deletes records; a flush whose batch fails drops a
+   deletion with it. The next flush deletes it again: the unlocked
+   account and address do not come back locked from the store. */
+static void
+test_refused_delete_repeated(void **state)
+{
+	struct fixture *f = *state;
+	struct gstore *st;
+	size_t keys = 3 * N_CLIENTS;
+	char *log;
+
+	assert_int_equal(guard_state_start_size(f->base, &f->cfg, f->lo,
+						 MAP_SMALL),
+			 0);
+	st = guard_state_store();
+	make_records(f->lo);
+	guard_state_flush();
+	check_all_written(f, keys);
+	/* The account, the address and its /24: three records to delete. */
+	assert_int_equal(lockout_unlock(f->lo, "user0", guard_now()), 1);
+	assert_int_equal(lockout_unlock(f->lo, "198.51.0.7", guard_now()), 2);
+	fill_batch(st, 1); /* the first deletion fills the batch: lost */
+	log = logged(f, guard_state_flush);
+	assert_int_equal(count_in(log, "gstore-write-failed "), 1);
+	free(log);
+	assert_true(gstore_count(st, GSTORE_LOCKOUT) > keys - 3);
+	guard_state_flush();
+	check_all_written(f, keys - 3);
+	guard_state_stop();
+	assert_int_equal(gstore_open_size(f->dir, MAP_SMALL, &st,
+					  &(const char *){NULL}),
+			 0);
+	assert_int_equal(gstore_count(st, GSTORE_LOCKOUT), keys - 3);
+	gstore_close(&st);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_refused_write_rewritten,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refused_delete_repeated,
 					    setup, teardown),
 	};
 
