@@ -691,7 +691,10 @@ def make_self_signed(cert, key, cn, days=2):
 
 
 def guard_control(srv, command):
-    """One command on the guard's control socket; the whole answer."""
+    """One command on the guard's control socket; the whole answer. The
+    guard makes the socket after the server's listeners are up: a
+    bounded wait for it first."""
+    wait_for(lambda: os.path.exists(srv.options["control-socket"]), 30)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(10)
     s.connect(srv.options["control-socket"])

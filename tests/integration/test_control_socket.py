@@ -50,6 +50,10 @@ def ctl_server():
         os.rmdir(srv.spool)  # the master makes it, nobody's
         if start:
             srv.start()
+            # The guard makes the socket after the master's listeners are
+            # up (what start() waits for): wait for it too, bounded.
+            assert wait_for(lambda: os.path.exists(opts["control_socket"]),
+                            30), srv.log()[-3000:]
         return srv
 
     yield make
