@@ -383,39 +383,29 @@ gs_limits_cmd(const char *account, const struct config *cfg,
 			    gs_action_names[S.action]);
 }
 
+/* RELEASE and DISCARD: the end of an account's alarm, by the
+   postmaster's release (the mail goes), or with its mail deleted as spam
+   (`postern queue delete --account`: a later release teaches the
+   baseline nothing of it, docs/sendlimit.md). */
 static void
-gs_release_cmd(const char *account, struct evbuffer *out)
+gs_alarm_end_cmd(const char *account, bool discard, struct evbuffer *out)
 {
 	char esc[GUARD_USER_MAX * 4 + 8];
+	int rc;
 
 	log_escape(esc, sizeof(esc), account, strlen(account), 128);
-	if (sendlimit_release(S.sl, account, time(NULL)) < 0) {
+	rc = discard ? sendlimit_discard(S.sl, account, time(NULL))
+		     : sendlimit_release(S.sl, account, time(NULL));
+	if (rc < 0) {
 		evbuffer_add_printf(out, "ERR no alarm in effect for %s\n",
 				    esc);
 		return;
 	}
 	gs_store(account);
-	log_notice(SID, "alarm-released kind=send-burst account=%s", esc);
-	evbuffer_add_printf(out, "OK released %s\n", esc);
-}
-
-/* DISCARD: the mail under the account's alarm was deleted as spam
-   (`postern queue delete --account`): a later release teaches the
-   baseline nothing of it (docs/sendlimit.md). */
-static void
-gs_discard_cmd(const char *account, struct evbuffer *out)
-{
-	char esc[GUARD_USER_MAX * 4 + 8];
-
-	log_escape(esc, sizeof(esc), account, strlen(account), 128);
-	if (sendlimit_discard(S.sl, account, time(NULL)) < 0) {
-		evbuffer_add_printf(out, "ERR no alarm in effect for %s\n",
-				    esc);
-		return;
-	}
-	gs_store(account);
-	log_notice(SID, "alarm-discarded kind=send-burst account=%s", esc);
-	evbuffer_add_printf(out, "OK discarded %s\n", esc);
+	log_notice(SID, "alarm-%s kind=send-burst account=%s",
+		   discard ? "discarded" : "released", esc);
+	evbuffer_add_printf(out, "OK %s %s\n",
+			    discard ? "discarded" : "released", esc);
 }
 
 static void
@@ -492,9 +482,9 @@ guard_send_control(const char *line, struct evbuffer *out)
 	if (strncmp(line, "LIMITS ", 7) == 0 && line[7] != '\0')
 		gs_limits_cmd(line + 7, S.cfg, out);
 	else if (strncmp(line, "RELEASE ", 8) == 0 && line[8] != '\0')
-		gs_release_cmd(line + 8, out);
+		gs_alarm_end_cmd(line + 8, false, out);
 	else if (strncmp(line, "DISCARD ", 8) == 0 && line[8] != '\0')
-		gs_discard_cmd(line + 8, out);
+		gs_alarm_end_cmd(line + 8, true, out);
 	else if (strcmp(line, "TOP") == 0)
 		gs_top_cmd(out);
 	else if (strcmp(line, "ALARMS") == 0)

@@ -77,7 +77,8 @@ session_rcpt_add(struct session *s, const char *addr, const char *dir)
 {
 	struct session_tx *tx = &s->tx;
 
-	tx->pend_known = session_rcpt_known(tx, addr, dir);
+	tx->pend_known = session_rcpt_limited(s) &&
+			 session_rcpt_known(tx, addr, dir);
 	if (!session_rcpt_limited(s) || tx->pend_known) {
 		session_rcpt_add_now(s, addr, dir);
 		return;
