@@ -46,11 +46,7 @@ log_lock(const struct lockout_event *ev)
 {
 	char key[LOCKOUT_KEY_TEXT_MAX * 4 + 8], until[32];
 
-	if (ev->kind == LOCKOUT_ACCOUNT)
-		log_escape(key, sizeof(key), ev->key, strlen(ev->key),
-			   LOCKOUT_KEY_TEXT_MAX);
-	else
-		snprintf(key, sizeof(key), "%s", ev->key);
+	guard_lock_key_text(key, sizeof(key), ev);
 	guard_until_text(until, sizeof(until), ev->until);
 	log_notice(SID, "lock kind=%s key=%s until=%s seconds=%u failures=%u",
 		   guard_kind_names[ev->kind], key, until, ev->seconds,

@@ -71,11 +71,7 @@ guard_control_list_cb(const struct lockout_event *ev, void *arg)
 	struct guard_control_list *cl = arg;
 	char key[LOCKOUT_KEY_TEXT_MAX * 4 + 8], until[32];
 
-	if (ev->kind == LOCKOUT_ACCOUNT)
-		log_escape(key, sizeof(key), ev->key, strlen(ev->key),
-			   LOCKOUT_KEY_TEXT_MAX);
-	else
-		snprintf(key, sizeof(key), "%s", ev->key);
+	guard_lock_key_text(key, sizeof(key), ev);
 	guard_until_text(until, sizeof(until), ev->until);
 	evbuffer_add_printf(cl->out, "%-8s %-40s until=%s failures=%u\n",
 			    guard_kind_names[ev->kind], key, until,

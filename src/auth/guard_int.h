@@ -106,10 +106,12 @@ struct guard_job {
 	struct event *timer;
 };
 
-/* guard_util.c: seconds of the monotonic clock; a lock's end as UTC text; the
+/* guard_util.c: seconds of the monotonic clock; a lock's end and key as text; the
    names of enum lockout_kind. */
 time_t guard_now(void);
 void guard_until_text(char *buf, size_t size, time_t until);
+void guard_lock_key_text(char *buf, size_t size,
+			 const struct lockout_event *ev);
 extern const char *const guard_kind_names[];
 
 /* guard_pool.c: `done` runs in the loop's thread for each finished job. */
